@@ -1,0 +1,47 @@
+"""One error root for BrightRun. Every message says what to do next."""
+
+from __future__ import annotations
+
+
+class BrightRunError(Exception):
+    """Base of every error BrightRun raises on purpose.
+
+    The message names what went wrong, where (file, key, record) and the fix.
+    """
+
+
+class ScaffoldingError(BrightRunError):
+    """The scaffolding library (YAML) is invalid."""
+
+
+class TemplateError(BrightRunError):
+    """A prompt template is invalid or cannot be rendered."""
+
+
+class WorkspaceError(BrightRunError):
+    """The workspace folder, a table or a document cannot be used."""
+
+
+class JobError(BrightRunError):
+    """A batch job cannot be created, run or resumed as asked."""
+
+
+class ProviderError(BrightRunError):
+    """A model provider failed or answered with something unusable."""
+
+    def __init__(self, message: str, *, error_type: str = "provider_error", raw: str | None = None,
+                 transient: bool = False) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.raw = raw
+        self.transient = transient
+
+
+class RecordError(BrightRunError):
+    """One record is malformed; the records around it are unaffected."""
+
+    def __init__(self, record_id: str, reason: str, fix: str) -> None:
+        super().__init__(f"record {record_id!r}: {reason}. Fix: {fix}")
+        self.record_id = record_id
+        self.reason = reason
+        self.fix = fix

@@ -1,0 +1,137 @@
+"""Batch jobs: planning the cells, creating a job with its items, and reading its state."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import uuid
+from dataclasses import dataclass
+
+import orjson
+
+from brightrun.errors import JobError
+from brightrun.models import BatchItem, BatchJob, Cell, PromptTemplate
+from brightrun.scaffolding import Scaffolding
+from brightrun.scaffolding_frames import template_rows
+from brightrun.workspace import Workspace, utcnow
+
+_JOB_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    cell: Cell
+    count: int
+
+
+def plan_uniform(cells: list[Cell], count: int) -> list[PlannedCell]:
+    """`count` conversations in every cell."""
+    if count < 1:
+        raise JobError(f"count per cell is {count}. Fix: ask for at least 1 conversation per cell.")
+    return [PlannedCell(c, count) for c in cells]
+
+
+def plan_spread(cells: list[Cell], total: int, seed: int, scaffolding: Scaffolding) -> list[PlannedCell]:
+    """Exactly `total` conversations spread unevenly over `cells`: some cells deep, some thin or
+    empty, edge-case arcs thinner, the way real datasets grow. Deterministic for `seed`."""
+    if total < 1:
+        raise JobError(f"asked for {total} conversations. Fix: ask for at least 1.")
+    rng = random.Random(seed)
+    weights = []
+    for cell in cells:
+        w = rng.lognormvariate(0, 0.9)
+        if scaffolding.arcs[cell.arc_key].tier == "edge_case":
+            w *= 0.45
+        if rng.random() < 0.12:
+            w *= 0.05  # a deliberately thin cell
+        weights.append(w)
+    scale = total / sum(weights)
+    raw = [w * scale for w in weights]
+    counts = [math.floor(r) for r in raw]
+    order = sorted(range(len(cells)), key=lambda i: raw[i] - counts[i], reverse=True)
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return [PlannedCell(c, n) for c, n in zip(cells, counts, strict=True) if n > 0]
+
+
+def new_job_id() -> str:
+    return f"job-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+
+
+def item_seed(job_seed: int, item_index: int) -> int:
+    return (job_seed * 1_000_003 + item_index * 7_919) % (2**31 - 1)
+
+
+def load_job(ws: Workspace, job_id: str) -> BatchJob | None:
+    frame = ws.sql("SELECT * FROM batch_jobs WHERE job_id = ?", [job_id])
+    return BatchJob.model_validate(frame.row(0, named=True)) if frame.height else None
+
+
+def create_job(
+    ws: Workspace,
+    plan: list[PlannedCell],
+    *,
+    provider: str,
+    model: str,
+    seed: int = 0,
+    job_id: str | None = None,
+    note: str = "",
+) -> BatchJob:
+    """Write a queued job and one pending item per conversation to generate."""
+    scaffolding = ws.scaffolding
+    job_id = job_id or new_job_id()
+    if not _JOB_ID.match(job_id):
+        raise JobError(f"job id {job_id!r} is not allowed. Fix: use lowercase letters, digits, '-' and '_'.")
+    total = sum(p.count for p in plan)
+    if total == 0:
+        raise JobError("the plan has no conversations to generate. Fix: choose at least one cell and count.")
+    now = utcnow()
+    with ws.lock("jobs"):
+        if load_job(ws, job_id) is not None:
+            raise JobError(f"job {job_id!r} already exists. Fix: resume it with "
+                           f"`brightrun generate --resume {job_id}` or choose another id.")
+        _record_template_versions(ws, scaffolding, {p.cell.template_key for p in plan})
+        items, index = [], 0
+        for planned in plan:
+            for _ in range(planned.count):
+                items.append(BatchItem(
+                    item_id=f"{job_id}-{index:06d}", job_id=job_id, item_index=index,
+                    **planned.cell.model_dump(), template_version=scaffolding.versions[planned.cell.template_key],
+                    updated_at=now,
+                ))
+                index += 1
+        tiers = {scaffolding.templates[p.cell.template_key].tier for p in plan}
+        job = BatchJob(
+            job_id=job_id, status="queued", tier=tiers.pop() if len(tiers) == 1 else "mixed",
+            provider=provider, model=model, seed=seed, total=total, created_at=now, updated_at=now, note=note,
+        )
+        ws.append_models("batch_items", items)  # items first: the job row is the commit point
+        ws.append_models("batch_jobs", [job])
+    return job
+
+
+def _record_template_versions(ws: Workspace, scaffolding: Scaffolding, keys: set[str]) -> None:
+    """Keep every template version a job uses, so it can be read and rerun after the YAML changes."""
+    known = ws.sql("SELECT template_key, version FROM _t_template_versions")
+    have = set(zip(known["template_key"].to_list(), known["version"].to_list(), strict=True))
+    rows = [
+        {**row, "first_used_at": utcnow()}
+        for row in template_rows(scaffolding)
+        if row["template_key"] in keys and (row["template_key"], row["version"]) not in have
+    ]
+    if rows:
+        ws.append("template_versions", rows)
+
+
+def template_at_version(ws: Workspace, key: str, version: str) -> PromptTemplate:
+    """The exact template version an item was planned with."""
+    scaffolding = ws.scaffolding
+    if key in scaffolding.templates and scaffolding.versions[key] == version:
+        return scaffolding.templates[key]
+    frame = ws.sql("SELECT definition FROM _t_template_versions WHERE template_key = ? AND version = ?",
+                   [key, version])
+    if not frame.height:
+        raise JobError(f"template {key!r} version {version} is not recorded in this workspace. "
+                       f"Fix: restore the template's YAML as it was, or create a new job.")
+    return PromptTemplate.model_validate(orjson.loads(frame.item(0, 0)))

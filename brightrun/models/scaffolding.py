@@ -1,0 +1,104 @@
+"""Scaffolding: the human-edited YAML library that generation draws on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+"""A stable identifier: lowercase letters, digits and underscores, starting with a letter."""
+
+ArcTier = Literal["template", "edge_case"]
+TemplateTier = Literal["template", "scenario", "edge_case"]
+Complexity = Literal["basic", "intermediate", "advanced"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsultantProfile(_Strict):
+    """The static advisor persona of the vertical."""
+
+    key: Key
+    name: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    vertical: str = Field(min_length=1)
+    expertise: list[str] = Field(min_length=1)
+    communication_style: str = Field(min_length=1)
+    principles: list[str] = Field(min_length=1)
+
+
+class Persona(_Strict):
+    """A client the advisor talks to."""
+
+    key: Key
+    name: str = Field(min_length=1, description='e.g. "David Chen - The Pragmatic Optimist"')
+    archetype: Key
+    background: str = Field(min_length=1)
+    traits: list[str] = Field(min_length=1)
+    communication_style: str = Field(min_length=1)
+    concerns: list[str] = Field(min_length=1)
+
+
+class ArcStage(_Strict):
+    """One step of an emotional arc."""
+
+    emotion: str = Field(min_length=1)
+    valence: float = Field(ge=-1.0, le=1.0, description="negative to positive feeling")
+    intensity: float = Field(ge=0.0, le=1.0)
+    description: str = Field(min_length=1)
+
+
+class EmotionalArc(_Strict):
+    """The emotional trajectory a client follows through a conversation."""
+
+    key: Key
+    name: str = Field(min_length=1, description='e.g. "Confusion -> Clarity"')
+    tier: ArcTier
+    start_emotion: str = Field(min_length=1)
+    end_emotion: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    stages: list[ArcStage] = Field(min_length=2)
+
+
+class TrainingTopic(_Strict):
+    """A financial-planning subject a conversation is about."""
+
+    key: Key
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    complexity: Complexity
+    key_points: list[str] = Field(min_length=3, description="advice an expert would give")
+    client_questions: list[str] = Field(min_length=3, description="questions a client would ask")
+
+
+class ModelSettings(_Strict):
+    model: str = "claude-sonnet-4-5"
+    temperature: float = Field(default=0.8, ge=0.0, le=1.0)
+    max_tokens: int = Field(default=4096, ge=256, le=64000)
+
+
+class TurnRange(_Strict):
+    min: int = Field(default=6, ge=2, le=40)
+    max: int = Field(default=12, ge=2, le=40)
+
+
+class PromptTemplate(_Strict):
+    """A prompt with {{placeholder}} fields; its version is a hash of its content."""
+
+    key: Key
+    name: str = Field(min_length=1)
+    tier: TemplateTier
+    arc_type: Key = Field(description="the emotional arc key this template is written for")
+    description: str = Field(min_length=1)
+    system_prompt: str = Field(min_length=1)
+    body: str = Field(min_length=1)
+    variables: dict[Key, str | None] = Field(
+        default_factory=dict,
+        description="extra placeholders this template declares, with a default (null: must be given)",
+    )
+    turns: TurnRange = TurnRange()
+    model_settings: ModelSettings = ModelSettings()
+    output_schema: Literal["conversation"] = "conversation"

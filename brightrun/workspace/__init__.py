@@ -1,0 +1,5 @@
+"""The storage layer: it alone owns paths, files and DuckDB."""
+
+from brightrun.workspace.workspace import ENV_VAR, Workspace, open_workspace, resolve_path, utcnow
+
+__all__ = ["ENV_VAR", "Workspace", "open_workspace", "resolve_path", "utcnow"]

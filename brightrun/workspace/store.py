@@ -1,0 +1,278 @@
+"""Tables as folders of immutable Parquet parts: append, list, compact, quarantine.
+
+Layout of one table folder::
+
+    tables/<name>/part-<ns>-<pid>-<rand>.parquet   appended rows (deltas)
+    tables/<name>/base-<gen>-<rand>.parquet        compacted rows, one row per key
+    tables/<name>/_base.json                       the manifest naming the base and what it absorbed
+
+A reader uses the base of the manifest plus every part the manifest did not absorb. Compaction
+writes the new base, then renames the manifest into place (the commit point), then deletes what it
+replaced; a crash at any moment leaves either the old or the new state, never a doubled row.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+from brightrun.errors import WorkspaceError
+from brightrun.workspace.files import atomic_write_bytes, fsync_dir, read_json, write_json
+from brightrun.workspace.tables import SEQ, TABLES, TableSpec
+
+MANIFEST = "_base.json"
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """What a reader should read for one table, right now."""
+
+    base: tuple[Path, ...]
+    deltas: tuple[Path, ...]
+    bad: tuple[tuple[Path, str], ...]
+
+    @property
+    def signature(self) -> tuple:
+        return (self.base, self.deltas)
+
+
+class _Clock:
+    """A per-process monotonic nanosecond stamp, so two appends never share a _seq."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return self._last
+
+
+_CLOCK = _Clock()
+
+
+class TableStore:
+    """Owns the `tables/` folder of a workspace."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tables_dir = root / "tables"
+        self.locks_dir = root / "locks"
+        self.quarantine_dir = root / "quarantine"
+        self._checked: dict[str, str | None] = {}
+
+    def spec(self, table: str) -> TableSpec:
+        try:
+            return TABLES[table]
+        except KeyError:
+            raise WorkspaceError(f"unknown table {table!r}. Fix: use one of {', '.join(TABLES)}.") from None
+
+    def folder(self, table: str) -> Path:
+        return self.tables_dir / self.spec(table).name
+
+    def lock(self, name: str, timeout: float = 60.0) -> FileLock:
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.locks_dir / f"{name}.lock"), timeout=timeout)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def conform(self, table: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """Cast `frame` to the table's declared columns; a missing or unknown column is an error."""
+        spec = self.spec(table)
+        missing = [c for c in spec.schema if c not in frame.columns]
+        extra = [c for c in frame.columns if c not in spec.schema and c != SEQ]
+        if missing or extra:
+            raise WorkspaceError(
+                f"rows for table {table!r} do not match its columns (missing: {missing or 'none'}; "
+                f"unknown: {extra or 'none'}). Fix: build the rows from the table's model."
+            )
+        return frame.select([pl.col(c).cast(t, strict=True) for c, t in spec.schema.items()])
+
+    def append(self, table: str, rows: pl.DataFrame | list[dict]) -> Path | None:
+        """Write rows as one new immutable part; returns its path (None when there are no rows)."""
+        frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows, schema=self.spec(table).schema)
+        if frame.height == 0:
+            return None
+        frame = self.conform(table, frame)
+        key = list(self.spec(table).key)
+        frame = frame.unique(subset=key, keep="last", maintain_order=True)
+        frame = frame.with_columns(pl.lit(_CLOCK.next(), dtype=pl.Int64).alias(SEQ))
+        path = self.folder(table) / f"part-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{path.name}"
+        try:
+            frame.write_parquet(tmp, compression="zstd", statistics=True)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
+        self._checked[str(path)] = None
+        return path
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _problem(self, path: Path) -> str | None:
+        """None when the part is a readable Parquet file, else the reason (checked once per file)."""
+        cached = self._checked.get(str(path), "unchecked")
+        if cached != "unchecked":
+            return cached
+        try:
+            pq.read_metadata(path)
+            problem = None
+        except FileNotFoundError:
+            return "vanished"
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
+            problem = f"unreadable Parquet file ({type(exc).__name__}: {exc})"
+        self._checked[str(path)] = problem
+        return problem
+
+    def manifest(self, table: str) -> dict:
+        path = self.folder(table) / MANIFEST
+        if not path.exists():
+            return {"generation": 0, "base": [], "absorbed": []}
+        return read_json(path)
+
+    def files(self, table: str) -> TableFiles:
+        folder = self.folder(table)
+        if not folder.is_dir():
+            return TableFiles((), (), ())
+        manifest = self.manifest(table)
+        absorbed = set(manifest["absorbed"])
+        base = tuple(folder / name for name in manifest["base"])
+        deltas: list[Path] = []
+        bad: list[tuple[Path, str]] = []
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if not (entry.name.startswith("part-") and entry.name.endswith(".parquet")):
+                continue
+            if entry.name in absorbed:
+                continue
+            path = Path(entry.path)
+            problem = self._problem(path)
+            if problem == "vanished":
+                continue
+            if problem:
+                bad.append((path, problem))
+            else:
+                deltas.append(path)
+        return TableFiles(base, tuple(deltas), tuple(bad))
+
+    def read(self, table: str) -> pl.DataFrame:
+        """The current rows of a table (latest per key), without the _seq column."""
+        con = duckdb.connect()
+        sql = self.select_sql(table, self.files(table))
+        return con.sql(sql).pl()
+
+    def select_sql(self, table: str, files: TableFiles) -> str:
+        """SQL for the latest row per key of `table`, read from exactly `files`."""
+        spec = self.spec(table)
+        key = ", ".join(spec.key)
+        cols = ", ".join(spec.schema)
+
+        def read(paths: tuple[Path, ...]) -> str:
+            listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+            return f"read_parquet([{listing}], union_by_name = true)"
+
+        if not files.base and not files.deltas:
+            typed = ", ".join(f"CAST(NULL AS {_duck_type(t)}) AS {c}" for c, t in spec.schema.items())
+            return f"SELECT {typed} WHERE false"
+        delta = (
+            f"SELECT {cols} FROM {read(files.deltas)} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {SEQ} DESC) = 1"
+        )
+        if not files.base:
+            return delta
+        base = f"SELECT {cols} FROM {read(files.base)}"
+        if not files.deltas:
+            return base
+        return (
+            f"SELECT * FROM ({base}) b WHERE NOT EXISTS (SELECT 1 FROM ({delta}) d WHERE "
+            + " AND ".join(f"d.{k} = b.{k}" for k in spec.key)
+            + f") UNION ALL BY NAME {delta}"
+        )
+
+    # -- compaction --------------------------------------------------------------------------
+
+    def compact(self, table: str, *, min_parts: int = 2, memory_limit: str = "1GB") -> int:
+        """Merge the parts of `table` into a new base; returns how many parts were absorbed."""
+        spec = self.spec(table)
+        with self.lock(f"compact-{table}", timeout=600):
+            files = self.files(table)
+            self._quarantine(table, files.bad)
+            if len(files.deltas) < min_parts and not (files.deltas and files.base):
+                return 0
+            folder = self.folder(table)
+            old = self.manifest(table)
+            generation = old["generation"] + 1
+            new_base = folder / f"base-{generation:06d}-{uuid.uuid4().hex[:8]}.parquet"
+            tmp = folder / f".tmp-{new_base.name}"
+            key = ", ".join(spec.key)
+            # Base rows carry their _seq so that later deltas still win over them.
+            parts = files.base + files.deltas
+            listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+            con = duckdb.connect()
+            con.execute(f"SET memory_limit = '{memory_limit}'")
+            con.execute("SET preserve_insertion_order = false")
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet([{listing}], union_by_name = true) "
+                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {SEQ} DESC) = 1) "
+                f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+            con.close()
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, new_base)
+            leftovers = [n for n in old["absorbed"] if (folder / n).exists()]
+            absorbed = sorted({p.name for p in files.deltas} | set(leftovers))
+            write_json(folder / MANIFEST, {"generation": generation, "base": [new_base.name],
+                                           "absorbed": absorbed})
+            for name in [*absorbed, *old["base"]]:
+                (folder / name).unlink(missing_ok=True)
+            write_json(folder / MANIFEST, {"generation": generation, "base": [new_base.name], "absorbed": []})
+            for stray in folder.glob(".tmp-*"):
+                if time.time() - stray.stat().st_mtime > 3600:
+                    stray.unlink(missing_ok=True)
+            return len(files.deltas)
+
+    def _quarantine(self, table: str, bad: tuple[tuple[Path, str], ...]) -> None:
+        for path, reason in bad:
+            target = self.quarantine_dir / table / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), target)
+            atomic_write_bytes(target.with_suffix(".reason.txt"), reason.encode())
+
+    def compact_all(self, progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+        done = {}
+        for table in TABLES:
+            done[table] = self.compact(table)
+            if progress:
+                progress(table, done[table])
+        return done
+
+
+def _duck_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.List):
+        return f"{_duck_type(dtype.inner)}[]"
+    if isinstance(dtype, pl.Struct):
+        return "STRUCT(" + ", ".join(f"{f.name} {_duck_type(f.dtype)}" for f in dtype.fields) + ")"
+    simple = {pl.String: "VARCHAR", pl.Int64: "BIGINT", pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN"}
+    for kind, name in simple.items():
+        if isinstance(dtype, kind):
+            return name
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ"
+    raise TypeError(f"no DuckDB type for {dtype}")

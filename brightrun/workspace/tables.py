@@ -1,0 +1,92 @@
+"""The declared tables of a workspace: their keys and column types."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+from pydantic import BaseModel
+
+from brightrun.models import (
+    BatchItem,
+    BatchJob,
+    Conversation,
+    EnrichmentError,
+    FailedGeneration,
+    LLMCall,
+    TurnRecord,
+)
+
+SEQ = "_seq"
+"""The write order of a row: the latest per key wins."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: tuple[str, ...]
+    schema: dict[str, pl.DataType]
+
+
+def _dtype(annotation: typing.Any) -> pl.DataType:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _dtype(args[0])
+    if origin is typing.Literal:
+        return pl.String()
+    if origin is list:
+        return pl.List(_dtype(typing.get_args(annotation)[0]))
+    mapping: dict[typing.Any, pl.DataType] = {
+        str: pl.String(), int: pl.Int64(), float: pl.Float64(), bool: pl.Boolean(),
+        datetime: pl.Datetime("us", "UTC"),
+    }
+    if annotation in mapping:
+        return mapping[annotation]
+    raise TypeError(f"no column type for {annotation!r}")
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, pl.DataType]:
+    return {name: _dtype(field.annotation) for name, field in model.model_fields.items()}
+
+
+_S, _I, _F, _B = pl.String(), pl.Int64(), pl.Float64(), pl.Boolean()
+_TS = pl.Datetime("us", "UTC")
+_HISTORY = pl.List(pl.Struct({"role": _S, "content": _S}))
+
+TRAINING_PAIR_SCHEMA: dict[str, pl.DataType] = {
+    "pair_id": _S, "conversation_id": _S, "turn_number": _I,
+    "persona_key": _S, "arc_key": _S, "topic_key": _S, "template_key": _S, "template_version": _S,
+    "tier": _S, "provider": _S, "model": _S, "is_scripted": _B,
+    "system_prompt": _S, "conversation_history": _HISTORY, "current_user_input": _S, "target_response": _S,
+    "detected_emotions": pl.List(_S), "primary_emotion": _S, "valence": _F, "intensity": _F,
+    "expected_stage_emotion": _S, "response_word_count": _I, "user_input_word_count": _I,
+    "history_turns": _I, "enrichment_version": _S, "created_at": _TS,
+}
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
+        TableSpec("batch_jobs", ("job_id",), schema_of(BatchJob)),
+        TableSpec("batch_items", ("item_id",), schema_of(BatchItem)),
+        TableSpec("conversations", ("conversation_id",), schema_of(Conversation)),
+        TableSpec("turns", ("conversation_id", "turn_number"), schema_of(TurnRecord)),
+        TableSpec("llm_calls", ("call_id",), schema_of(LLMCall)),
+        TableSpec("failed_generations", ("failure_id",), schema_of(FailedGeneration)),
+        TableSpec(
+            "conversation_status", ("conversation_id",),
+            {"conversation_id": _S, "status": _S, "enrichment_version": _S, "updated_at": _TS},
+        ),
+        TableSpec("training_pairs", ("pair_id",), TRAINING_PAIR_SCHEMA),
+        TableSpec("enrichment_errors", ("conversation_id",), schema_of(EnrichmentError)),
+        TableSpec(
+            "template_versions", ("template_key", "version"),
+            {"template_key": _S, "version": _S, "name": _S, "tier": _S, "arc_type": _S, "description": _S,
+             "system_prompt": _S, "body": _S, "model": _S, "temperature": _F, "max_tokens": _I,
+             "turns_min": _I, "turns_max": _I, "definition": _S, "first_used_at": _TS},
+        ),
+    ]
+}

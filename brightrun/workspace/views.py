@@ -1,0 +1,60 @@
+"""The public SQL surface: view names and definitions over the latest rows of each table."""
+
+from __future__ import annotations
+
+# Public views over one table each: name -> table.
+TABLE_VIEWS = {
+    "batch_jobs": "batch_jobs",
+    "batch_items": "batch_items",
+    "turns": "turns",
+    "llm_calls": "llm_calls",
+    "failed_generations": "failed_generations",
+    "training_pairs": "training_pairs",
+    "enrichment_errors": "enrichment_errors",
+}
+
+# Views that combine tables; they refer to the `_t_<table>` relations.
+DERIVED_VIEWS = {
+    "conversations": """
+        SELECT c.*,
+               coalesce(s.status, 'not_started') AS enrichment_status,
+               s.enrichment_version,
+               s.updated_at AS enrichment_updated_at
+        FROM _t_conversations c
+        LEFT JOIN _t_conversation_status s USING (conversation_id)
+    """,
+    "prompt_templates": """
+        SELECT t.*, (t.version = cur.version) AS is_current
+        FROM (
+            SELECT template_key, version, name, tier, arc_type, description, system_prompt, body, model,
+                   temperature, max_tokens, turns_min, turns_max, first_used_at
+            FROM _t_template_versions
+            UNION ALL BY NAME
+            SELECT template_key, version, name, tier, arc_type, description, system_prompt, body, model,
+                   temperature, max_tokens, turns_min, turns_max, NULL AS first_used_at
+            FROM _scaffold_templates s
+            WHERE NOT EXISTS (SELECT 1 FROM _t_template_versions v
+                              WHERE v.template_key = s.template_key AND v.version = s.version)
+        ) t
+        LEFT JOIN _scaffold_templates cur USING (template_key)
+    """,
+    "personas": "SELECT * FROM _scaffold_personas",
+    "emotional_arcs": "SELECT * FROM _scaffold_arcs",
+    "training_topics": "SELECT * FROM _scaffold_topics",
+}
+
+VIEW_DOCS = {
+    "conversations": "one row per conversation: scaffold keys, template version, provider, model, "
+                     "enrichment_status",
+    "turns": "one row per turn: conversation_id, turn_number, role (user/assistant), content",
+    "training_pairs": "one row per advisor turn, in the enriched structure (history, input, target)",
+    "batch_jobs": "one row per generation job with its status, counts, tokens and cost",
+    "batch_items": "one row per scaffold cell to generate, with status and attempts",
+    "failed_generations": "items that failed, with error type, message and raw response",
+    "llm_calls": "every model call: action type, provider, model, tokens, cost, latency, request, response",
+    "enrichment_errors": "conversations that enrichment quarantined, with the reason and the fix",
+    "personas": "the scaffolding's personas",
+    "emotional_arcs": "the scaffolding's emotional arcs, with tier",
+    "training_topics": "the scaffolding's training topics",
+    "prompt_templates": "every template version ever used or current, with tier and is_current",
+}

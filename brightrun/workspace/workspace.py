@@ -1,0 +1,179 @@
+"""The workspace: one folder, one storage layer, one in-memory DuckDB per process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from brightrun.errors import BrightRunError, WorkspaceError
+from brightrun.scaffolding import Scaffolding, default_library, load_scaffolding
+from brightrun.workspace.store import TableFiles, TableStore
+from brightrun.workspace.tables import TABLES
+from brightrun.workspace.views import DERIVED_VIEWS, TABLE_VIEWS
+
+ENV_VAR = "BRIGHTRUN_WORKSPACE"
+DEFAULT_PATH = Path("data")
+
+
+def resolve_path(path: str | os.PathLike | None = None) -> Path:
+    """The workspace folder: the argument, else $BRIGHTRUN_WORKSPACE, else ./data."""
+    if path:
+        return Path(path)
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else DEFAULT_PATH
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Workspace:
+    """A BrightRun workspace. Safe for the app, the CLI and notebooks to use at the same time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = TableStore(root)
+        self._con = duckdb.connect()
+        self._con.execute("SET threads = 2")
+        self._lock = threading.RLock()
+        self._signatures: dict[str, tuple] = {}
+        self._scaffolding: Scaffolding | None = None
+        self._scaffold_stamp: tuple | None = None
+        self.problems: list[str] = []
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> Workspace:
+        """Open (and by default create) the workspace at `path`."""
+        root = resolve_path(path).resolve()
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root} is a file, not a folder. Fix: point --workspace at a folder.")
+        if not root.exists():
+            if not create:
+                raise WorkspaceError(f"no workspace at {root}. Fix: run `brightrun demo --workspace {root}`.")
+            root.mkdir(parents=True)
+        scaffolding = root / "scaffolding"
+        if not scaffolding.exists() and create:
+            shutil.copytree(default_library(), scaffolding)
+        for sub in ("tables", "documents", "locks"):
+            (root / sub).mkdir(exist_ok=True)
+        return cls(root)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def scaffolding_dir(self) -> Path:
+        return self.root / "scaffolding"
+
+    @property
+    def scaffolding(self) -> Scaffolding:
+        """The validated scaffolding library, reloaded when a YAML file changes."""
+        stamp = tuple(
+            (str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(self.scaffolding_dir.rglob("*.yaml"))
+        )
+        if self._scaffolding is None or stamp != self._scaffold_stamp:
+            self._scaffolding = load_scaffolding(self.scaffolding_dir)
+            self._scaffold_stamp = stamp
+            self._register_scaffolding(self._scaffolding)
+        return self._scaffolding
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, table: str, rows: pl.DataFrame | list[dict]) -> None:
+        self.store.append(table, rows)
+
+    def append_models(self, table: str, records: list[Any]) -> None:
+        if records:
+            self.store.append(table, [r.model_dump() for r in records])
+
+    def lock(self, name: str, timeout: float = 60.0):
+        """A cross-process lock for a read-then-write operation of a few milliseconds."""
+        return self.store.lock(name, timeout)
+
+    def compact(self, progress=None) -> dict[str, int]:
+        result = self.store.compact_all(progress)
+        self._signatures.clear()
+        return result
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def sql(self, query: str, params: list | dict | None = None) -> pl.DataFrame:
+        """Run SQL over the workspace views; parameters are bound, never pasted."""
+        with self._lock:
+            for attempt in range(3):
+                self.refresh()
+                try:
+                    return self._con.sql(query, params=params).pl()
+                except duckdb.IOException as exc:
+                    # A part vanished under us (compaction by another process): list again.
+                    self._signatures.clear()
+                    if attempt == 2:
+                        raise WorkspaceError(
+                            f"the workspace changed while reading ({exc}). Fix: retry the query."
+                        ) from exc
+                except duckdb.Error as exc:
+                    raise WorkspaceError(f"query failed: {exc}".strip()) from exc
+        raise AssertionError("unreachable")
+
+    def scalar(self, query: str, params: list | dict | None = None) -> Any:
+        frame = self.sql(query, params)
+        return frame.item(0, 0) if frame.height else None
+
+    def table_files(self, table: str) -> TableFiles:
+        return self.store.files(table)
+
+    def refresh(self) -> None:
+        """Point the views at the current files; cheap when nothing changed."""
+        with self._lock:
+            _ = self.scaffolding
+            problems: list[str] = []
+            changed = False
+            for table in TABLES:
+                files = self.store.files(table)
+                problems += [f"tables/{table}/{p.name}: {why}. It is left out of every view; "
+                             f"`brightrun compact` moves it to quarantine/." for p, why in files.bad]
+                if self._signatures.get(table) != files.signature:
+                    self._con.execute(f"CREATE OR REPLACE VIEW _t_{table} AS {self.store.select_sql(table, files)}")
+                    self._signatures[table] = files.signature
+                    changed = True
+            self.problems = problems
+            if changed or not self._views_ready:
+                for name, table in TABLE_VIEWS.items():
+                    self._con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _t_{table}")
+                for name, body in DERIVED_VIEWS.items():
+                    self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+                self._views_ready = True
+
+    _views_ready = False
+
+    def _register_scaffolding(self, scaffolding: Scaffolding) -> None:
+        from brightrun.scaffolding_frames import scaffolding_frames
+
+        for name, frame in scaffolding_frames(scaffolding).items():
+            self._con.register(f"_scaffold_{name}", frame.to_arrow())
+
+    def views(self) -> list[str]:
+        """The public view names."""
+        return sorted([*TABLE_VIEWS, *DERIVED_VIEWS])
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def open_workspace(path: str | os.PathLike | None = None) -> Workspace:
+    """Open a workspace for a notebook: `ws = open_workspace()`; `ws.sql("select ...")`."""
+    try:
+        return Workspace.open(path)
+    except BrightRunError:
+        raise
+    except OSError as exc:
+        raise WorkspaceError(f"cannot open workspace {path}: {exc}. Fix: check the folder's permissions.") from exc
