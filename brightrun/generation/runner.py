@@ -114,7 +114,7 @@ class JobRunner:
                 pending.append(item)
         self.ws.append_models("batch_items", repaired)
         totals = ws.sql(
-            "SELECT coalesce(sum(input_tokens), 0) AS i, coalesce(sum(output_tokens), 0) AS o, "
+            "SELECT coalesce(sum(input_tokens), 0)::BIGINT AS i, coalesce(sum(output_tokens), 0)::BIGINT AS o, "
             "coalesce(sum(cost_usd), 0) AS c FROM llm_calls WHERE job_id = ?", [job_id]).row(0)
         failed = int(items.filter(items["status"] == "failed").height)
         self.progress = JobProgress(job_id, self.job.total, len(made_by_item), failed, int(totals[0]),

@@ -141,17 +141,20 @@ def compose(spec: ScaffoldSpec, seed: int) -> dict:
 
 
 class ScriptedProvider(Provider):
-    """Deterministic offline provider. `failure_rate` makes that share of calls answer malformed
-    JSON, to exercise retries and failure records."""
+    """Deterministic offline provider. `failure_rate` makes that share of first attempts answer
+    malformed, truncated JSON (a retry recovers); `permanent_failure_rate` makes that share of items
+    fail on every attempt. Both exercise retries and failure records."""
 
     name = "scripted"
     default_model = "scripted-1"
     is_scripted = True
 
-    def __init__(self, failure_rate: float = 0.0, seed: int = 0) -> None:
-        if not 0.0 <= failure_rate <= 1.0:
-            raise ProviderError("failure_rate must be between 0 and 1. Fix: pass a share such as 0.05.")
+    def __init__(self, failure_rate: float = 0.0, permanent_failure_rate: float = 0.0, seed: int = 0) -> None:
+        for name, rate in (("failure_rate", failure_rate), ("permanent_failure_rate", permanent_failure_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise ProviderError(f"{name} must be between 0 and 1. Fix: pass a share such as 0.05.")
         self.failure_rate = failure_rate
+        self.permanent_failure_rate = permanent_failure_rate
         self.seed = seed
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
@@ -161,15 +164,16 @@ class ScriptedProvider(Provider):
                 "brightrun.generation.build_request.", error_type="bad_request",
             )
         started = time.perf_counter()
-        rng = random.Random(f"{self.seed}:{request.seed}:{request.attempt}:fail")
-        if rng.random() < self.failure_rate:
+        fails_always = random.Random(f"{self.seed}:{request.seed}:permanent").random() < self.permanent_failure_rate
+        fails_now = request.attempt == 1 and random.Random(f"{self.seed}:{request.seed}:first").random() < self.failure_rate
+        if fails_always or fails_now:
             text = '{"title": "cut short", "turns": [{"role": "user", "content": "Hi'
             stop = "max_tokens"
         else:
             text = orjson.dumps(compose(request.scaffold, request.seed)).decode()
             stop = "end_turn"
         return ProviderResponse(
-            text=text, model=request.model or self.default_model,
+            text=text, model=self.default_model,
             input_tokens=(len(request.system) + len(request.prompt)) // 4,
             output_tokens=len(text) // 4, stop_reason=stop,
             latency_ms=(time.perf_counter() - started) * 1000,

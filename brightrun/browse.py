@@ -1,0 +1,122 @@
+"""What the Conversations page shows: filter options, the filtered list, one conversation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+import polars as pl
+from pydantic import BaseModel, Field
+
+from brightrun.errors import BrightRunError
+from brightrun.workspace import Workspace
+
+ENRICHMENT_STATUSES = ["not_started", "enrichment_in_progress", "completed", "failed"]
+
+
+class ConversationFilter(BaseModel):
+    """Every field narrows the list; an empty list means 'any'."""
+
+    personas: list[str] = Field(default_factory=list)
+    arcs: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)
+    tiers: list[str] = Field(default_factory=list)
+    statuses: list[str] = Field(default_factory=list)
+    text: str = ""
+    limit: int = Field(default=500, ge=1, le=100_000)
+
+
+_COLUMNS = {"personas": "persona_key", "arcs": "arc_key", "topics": "topic_key",
+            "templates": "template_key", "tiers": "tier", "statuses": "enrichment_status"}
+
+
+def filter_options(ws: Workspace) -> dict[str, dict[str, str]]:
+    """For each filter, value -> label, in scaffolding order."""
+    s = ws.scaffolding
+    return {
+        "personas": {k: v.name for k, v in s.personas.items()},
+        "arcs": {k: f"{v.name} ({v.tier.replace('_', ' ')})" for k, v in s.arcs.items()},
+        "topics": {k: v.name for k, v in s.topics.items()},
+        "templates": {k: v.name for k, v in s.templates.items()},
+        "tiers": {"template": "template", "scenario": "scenario", "edge_case": "edge case"},
+        "statuses": {v: v.replace("_", " ") for v in ENRICHMENT_STATUSES},
+    }
+
+
+def _where(f: ConversationFilter) -> tuple[str, list]:
+    clauses, params = [], []
+    for field, column in _COLUMNS.items():
+        values = getattr(f, field)
+        if values:
+            clauses.append(f"c.{column} IN (SELECT unnest(?))")
+            params.append(values)
+    if f.text.strip():
+        clauses.append("(c.title ILIKE ? OR EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = "
+                       "c.conversation_id AND t.content ILIKE ?))")
+        needle = "%" + f.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        params += [needle, needle]
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def count_conversations(ws: Workspace, f: ConversationFilter) -> int:
+    where, params = _where(f)
+    return int(ws.scalar(f"SELECT count(*) FROM conversations c{where}", params))
+
+
+def list_conversations(ws: Workspace, f: ConversationFilter) -> pl.DataFrame:
+    """The conversations matching `f`, newest first, with readable scaffold names."""
+    where, params = _where(f)
+    frame = ws.sql(f"""
+        SELECT c.conversation_id, c.title, c.persona_key, c.arc_key, c.topic_key, c.template_key,
+               c.template_version, c.tier, c.turn_count, c.enrichment_status, c.provider, c.model,
+               c.created_at
+        FROM conversations c{where}
+        ORDER BY c.created_at DESC, c.conversation_id LIMIT ?""", [*params, f.limit])
+    options = filter_options(ws)
+    return frame.with_columns(
+        pl.col("persona_key").replace_strict(options["personas"], default=pl.col("persona_key")).alias("persona"),
+        pl.col("arc_key").replace_strict(
+            {k: ws.scaffolding.arcs[k].name for k in ws.scaffolding.arcs}, default=pl.col("arc_key")).alias("arc"),
+        pl.col("topic_key").replace_strict(options["topics"], default=pl.col("topic_key")).alias("topic"),
+    )
+
+
+@dataclass(frozen=True)
+class ConversationDetail:
+    conversation: dict
+    turns: list[dict]
+    call: dict | None
+    request: dict | None
+    persona: str
+    arc: str
+    topic: str
+    template: str
+    pairs: int
+    enrichment_error: str | None
+
+
+def conversation_detail(ws: Workspace, conversation_id: str) -> ConversationDetail:
+    frame = ws.sql("SELECT * FROM conversations WHERE conversation_id = ?", [conversation_id])
+    if not frame.height:
+        raise BrightRunError(f"no conversation {conversation_id!r} in this workspace. Fix: pick one from the list.")
+    conversation = frame.row(0, named=True)
+    turns = ws.sql("SELECT turn_number, role, content FROM turns WHERE conversation_id = ? ORDER BY turn_number",
+                   [conversation_id]).to_dicts()
+    calls = ws.sql("SELECT * FROM llm_calls WHERE call_id = ?", [conversation["call_id"]])
+    call = calls.row(0, named=True) if calls.height else None
+    error = ws.sql("SELECT reason, fix FROM enrichment_errors WHERE conversation_id = ?", [conversation_id])
+    s = ws.scaffolding
+
+    def name(collection: dict, key: str) -> str:
+        return collection[key].name if key in collection else f"{key} (no longer in the scaffolding)"
+
+    return ConversationDetail(
+        conversation=conversation, turns=turns, call=call,
+        request=orjson.loads(call["request"]) if call else None,
+        persona=name(s.personas, conversation["persona_key"]), arc=name(s.arcs, conversation["arc_key"]),
+        topic=name(s.topics, conversation["topic_key"]), template=name(s.templates, conversation["template_key"]),
+        pairs=int(ws.scalar("SELECT count(*) FROM training_pairs WHERE conversation_id = ?", [conversation_id])),
+        enrichment_error=(f"{error['reason'][0]}. Fix: {error['fix'][0]}" if error.height and
+                          conversation["enrichment_status"] == "failed" else None),
+    )

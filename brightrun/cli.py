@@ -1,0 +1,234 @@
+"""The `brightrun` command: the app's operations for scripts and scale."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from brightrun.errors import BrightRunError
+
+app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-tuning data.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+out = Console()
+
+WorkspaceOpt = Annotated[Path | None, typer.Option(
+    "--workspace", "-w", help="The workspace folder (default: $BRIGHTRUN_WORKSPACE, else ./data).",
+    envvar="BRIGHTRUN_WORKSPACE", show_envvar=True)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _open(workspace: Path | None):
+    from brightrun.workspace import Workspace
+
+    return Workspace.open(workspace)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[extra]}"), TimeRemainingColumn(), console=console,
+                    disable=not console.is_terminal and not _force_progress())
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("BRIGHTRUN_PROGRESS") == "1"
+
+
+def _job_progress(progress: Progress, task):
+    def update(p) -> None:
+        progress.update(task, completed=p.finished, total=p.total,
+                        extra=f"{p.done} done, {p.failed} failed, {p.input_tokens + p.output_tokens:,} tokens")
+    return update
+
+
+def _print_frame(frame, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(frame.to_dicts(), default=str).decode() + "\n")
+        return
+    table = Table(show_lines=False)
+    for column in frame.columns:
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+    out.print(f"{frame.height} row(s)")
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOpt = None,
+    conversations: Annotated[int, typer.Option(help="Exactly how many conversations to make.", min=1)] = 600,
+    seed: Annotated[int, typer.Option(help="The seed of the scripted data.")] = 42,
+) -> None:
+    """Build a demo workspace: scripted conversations over the whole grid, enriched."""
+    from brightrun.demo import build_demo
+
+    ws = _open(workspace)
+    with _progress() as progress:
+        task = progress.add_task("generating", total=conversations, extra="")
+        etask = progress.add_task("enriching", total=None, extra="", visible=False)
+
+        def on_enrich(done: int, total: int) -> None:
+            progress.update(etask, completed=done, total=total, visible=True)
+
+        result = build_demo(ws, conversations, seed=seed, progress=_job_progress(progress, task),
+                            enrich_progress=on_enrich)
+    made = sum(j.done for j in result.jobs)
+    console.print(f"[green]Demo ready[/] in {ws.root}: {made} conversations in {len(result.jobs)} jobs, "
+                  f"{result.enrichment.pairs} training pairs. Start the app with `make run`.")
+
+
+@app.command()
+def generate(
+    workspace: WorkspaceOpt = None,
+    persona: Annotated[list[str] | None, typer.Option(help="Persona key (repeat; default all).")] = None,
+    arc: Annotated[list[str] | None, typer.Option(help="Emotional arc key (repeat; default all).")] = None,
+    topic: Annotated[list[str] | None, typer.Option(help="Training topic key (repeat; default all).")] = None,
+    count: Annotated[int, typer.Option(help="Conversations per cell.", min=1)] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the scripted provider.")] = 0,
+    job_id: Annotated[str | None, typer.Option(help="Name the job (resumes it if it exists).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume this job instead of starting one.")] = None,
+    provider: Annotated[str, typer.Option(help="Model provider.")] = "scripted",
+    concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1, max=512)] = 8,
+    failure_rate: Annotated[float, typer.Option(help="Scripted only: share of first attempts that fail.")] = 0.0,
+    enrich_after: Annotated[bool, typer.Option("--enrich/--no-enrich", help="Enrich when done.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate conversations for scaffold cells (persona x arc x topic), or resume a job."""
+    from brightrun.generation import create_job, load_job, plan_uniform, run_job
+    from brightrun.providers import get_provider
+
+    ws = _open(workspace)
+    options = {"failure_rate": failure_rate, "seed": seed} if provider == "scripted" else {}
+    chosen = get_provider(provider, **options)
+    target = resume or job_id
+    job = load_job(ws, target) if target else None
+    if resume and job is None:
+        raise BrightRunError(f"no job {resume!r} to resume. Fix: list jobs with `brightrun status`.")
+    if job is None:
+        cells = ws.scaffolding.cells(persona, arc, topic)
+        job = create_job(ws, plan_uniform(cells, count), provider=chosen.name, model=chosen.default_model,
+                         seed=seed, job_id=job_id)
+        console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(cells)} cell(s).")
+    else:
+        console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
+    with _progress() as progress:
+        task = progress.add_task("generating", total=job.total, completed=job.done + job.failed, extra="")
+        job = run_job(ws, job.job_id, chosen, concurrency=concurrency, progress=_job_progress(progress, task))
+    if enrich_after:
+        from brightrun.enrichment import enrich as run_enrich
+
+        run_enrich(ws)
+    if json_out:
+        sys.stdout.write(job.model_dump_json() + "\n")
+    else:
+        console.print(f"Job {job.job_id} {job.status}: {job.done} done, {job.failed} failed of {job.total}.")
+
+
+@app.command()
+def enrich(
+    workspace: WorkspaceOpt = None,
+    force: Annotated[bool, typer.Option(help="Enrich every conversation again.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Turn new conversations into training pairs; bad records are reported and skipped."""
+    from brightrun.enrichment import enrich as run_enrich
+
+    ws = _open(workspace)
+    with _progress() as progress:
+        task = progress.add_task("enriching", total=None, extra="")
+        result = run_enrich(ws, force=force,
+                            progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if json_out:
+        sys.stdout.write(orjson.dumps({"enriched": result.enriched, "failed": result.failed,
+                                       "pairs": result.pairs, "errors": result.errors}, default=str).decode() + "\n")
+        return
+    console.print(f"Enriched {result.enriched} conversation(s) into {result.pairs} training pair(s); "
+                  f"{result.failed} failed.")
+    for error in result.errors[:20]:
+        console.print(f"  [red]{error['conversation_id']}[/]: {error['reason']}. Fix: {error['fix']}.")
+    if len(result.errors) > 20:
+        console.print(f"  ... and {len(result.errors) - 20} more: `brightrun sql \"select * from enrichment_errors\"`")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over the workspace views.")],
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run SQL over the workspace views and print the rows."""
+    _print_frame(_open(workspace).sql(query), json_out)
+
+
+@app.command()
+def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """What the workspace holds, and its jobs."""
+    from dataclasses import asdict
+
+    from brightrun.generation import job_is_running
+    from brightrun.overview import recent_jobs, totals
+
+    ws = _open(workspace)
+    t = totals(ws)
+    jobs = recent_jobs(ws, 20)
+    notes = {}
+    for row in jobs.iter_rows(named=True):
+        if row["status"] in ("queued", "processing") and not job_is_running(ws, row["job_id"]):
+            notes[row["job_id"]] = f"interrupted: resume with `brightrun generate --resume {row['job_id']}`"
+    if json_out:
+        sys.stdout.write(orjson.dumps({"workspace": str(ws.root), "totals": asdict(t), "jobs": jobs.to_dicts(),
+                                       "notes": notes, "problems": ws.problems}, default=str).decode() + "\n")
+        return
+    out.print(f"[bold]Workspace[/] {ws.root}")
+    out.print(f"  conversations {t.conversations:,} ({t.enriched:,} enriched, {t.enrichment_failed:,} failed "
+              f"enrichment), training pairs {t.training_pairs:,}")
+    out.print(f"  LLM calls {t.llm_calls:,} ({t.failed_calls:,} failed), tokens {t.input_tokens + t.output_tokens:,}, "
+              f"cost ${t.cost_usd:,.2f}, failed generations {t.failed_generations:,}")
+    if jobs.height:
+        _print_frame(jobs.select("job_id", "status", "tier", "provider", "total", "done", "failed", "created_at"),
+                     False)
+    for job_id, note in notes.items():
+        out.print(f"  [yellow]{job_id}[/]: {note}")
+    for problem in ws.problems:
+        out.print(f"  [red]problem[/]: {problem}")
+
+
+@app.command()
+def compact(workspace: WorkspaceOpt = None) -> None:
+    """Merge small table parts; safe while other processes read and write."""
+    ws = _open(workspace)
+    result = ws.compact()
+    merged = {k: v for k, v in result.items() if v}
+    console.print(f"Compacted {sum(merged.values())} part(s) in {len(merged)} table(s)." if merged
+                  else "Nothing to compact.")
+
+
+@app.command()
+def schema(entity: Annotated[str | None, typer.Argument(help="One entity (default: list them).")] = None) -> None:
+    """Print the JSON schema of a domain entity."""
+    from brightrun.models import ENTITIES, json_schemas
+
+    if entity is None:
+        out.print("\n".join(ENTITIES))
+        return
+    if entity not in ENTITIES:
+        raise BrightRunError(f"unknown entity {entity!r}. Fix: use one of {', '.join(ENTITIES)}.")
+    sys.stdout.write(orjson.dumps(json_schemas()[entity], option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except BrightRunError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None

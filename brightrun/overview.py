@@ -1,0 +1,113 @@
+"""What the Overview page and `brightrun status` show: counts, spend, coverage, recent jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from brightrun.errors import BrightRunError
+from brightrun.workspace import Workspace
+
+# Dimension name -> (column in `conversations`, scaffolding collection for labels and full axes).
+DIMENSIONS = {
+    "persona": "persona_key",
+    "arc": "arc_key",
+    "topic": "topic_key",
+    "template": "template_key",
+    "tier": "tier",
+}
+
+
+@dataclass(frozen=True)
+class Totals:
+    conversations: int
+    enriched: int
+    enrichment_failed: int
+    training_pairs: int
+    jobs: int
+    jobs_running: int
+    llm_calls: int
+    failed_calls: int
+    failed_generations: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    scripted_share: float
+
+
+def totals(ws: Workspace) -> Totals:
+    row = ws.sql("""
+        SELECT
+          (SELECT count(*) FROM conversations) AS conversations,
+          (SELECT count(*) FROM conversations WHERE enrichment_status = 'completed') AS enriched,
+          (SELECT count(*) FROM conversations WHERE enrichment_status = 'failed') AS enrichment_failed,
+          (SELECT count(*) FROM training_pairs) AS training_pairs,
+          (SELECT count(*) FROM batch_jobs) AS jobs,
+          (SELECT count(*) FROM batch_jobs WHERE status IN ('queued', 'processing')) AS jobs_running,
+          (SELECT count(*) FROM llm_calls) AS llm_calls,
+          (SELECT count(*) FROM llm_calls WHERE status = 'error') AS failed_calls,
+          (SELECT count(*) FROM failed_generations) AS failed_generations,
+          (SELECT coalesce(sum(input_tokens), 0)::BIGINT FROM llm_calls) AS input_tokens,
+          (SELECT coalesce(sum(output_tokens), 0)::BIGINT FROM llm_calls) AS output_tokens,
+          (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls) AS cost_usd,
+          (SELECT coalesce(avg(is_scripted::INT), 0) FROM conversations) AS scripted_share
+    """).row(0, named=True)
+    return Totals(**row)
+
+
+def _labels(ws: Workspace, dimension: str) -> dict[str, str]:
+    s = ws.scaffolding
+    if dimension == "persona":
+        return {k: v.name.split(" - ")[0] for k, v in s.personas.items()}
+    if dimension == "arc":
+        return {k: v.name for k, v in s.arcs.items()}
+    if dimension == "topic":
+        return {k: v.name for k, v in s.topics.items()}
+    if dimension == "template":
+        return {k: v.name for k, v in s.templates.items()}
+    return {"template": "template", "scenario": "scenario", "edge_case": "edge case"}
+
+
+def coverage(ws: Workspace, rows: str = "persona", columns: str = "arc",
+             enriched_only: bool = False) -> pl.DataFrame:
+    """A rows x columns count matrix over every scaffold value (empty cells are 0). The first column
+    is the row label; the other columns are the column labels in scaffolding order."""
+    for dim in (rows, columns):
+        if dim not in DIMENSIONS:
+            raise BrightRunError(f"unknown dimension {dim!r}. Fix: use one of {', '.join(DIMENSIONS)}.")
+    if rows == columns:
+        raise BrightRunError("rows and columns are the same dimension. Fix: choose two different ones.")
+    r, c = DIMENSIONS[rows], DIMENSIONS[columns]
+    where = "WHERE enrichment_status = 'completed'" if enriched_only else ""
+    counts = ws.sql(f"SELECT {r} AS r, {c} AS c, count(*) AS n FROM conversations {where} GROUP BY 1, 2")
+    row_labels, col_labels = _labels(ws, rows), _labels(ws, columns)
+    found = {(a, b): n for a, b, n in counts.iter_rows()}
+    extra_rows = sorted({a for a, _ in found} - set(row_labels))
+    extra_cols = sorted({b for _, b in found} - set(col_labels))
+    row_keys, col_keys = [*row_labels, *extra_rows], [*col_labels, *extra_cols]
+    data = {rows: [row_labels.get(k, k) for k in row_keys]}
+    for ck in col_keys:
+        data[col_labels.get(ck, ck)] = [found.get((rk, ck), 0) for rk in row_keys]
+    return pl.DataFrame(data)
+
+
+def recent_jobs(ws: Workspace, limit: int = 10) -> pl.DataFrame:
+    return ws.sql("""
+        SELECT job_id, status, tier, provider, model, total, done, failed,
+               input_tokens + output_tokens AS tokens, cost_usd, created_at, finished_at, note
+        FROM batch_jobs ORDER BY created_at DESC LIMIT ?""", [limit])
+
+
+def by_dimension(ws: Workspace, dimension: str) -> pl.DataFrame:
+    """Conversations, training pairs, mean turns and tokens per value of one dimension."""
+    if dimension not in DIMENSIONS:
+        raise BrightRunError(f"unknown dimension {dimension!r}. Fix: use one of {', '.join(DIMENSIONS)}.")
+    col = DIMENSIONS[dimension]
+    frame = ws.sql(f"""
+        SELECT c.{col} AS key, count(*) AS conversations, avg(c.turn_count) AS mean_turns,
+               sum(l.input_tokens + l.output_tokens)::BIGINT AS tokens, sum(l.cost_usd) AS cost_usd
+        FROM conversations c LEFT JOIN llm_calls l ON l.call_id = c.call_id
+        GROUP BY 1 ORDER BY 2 DESC""")
+    labels = _labels(ws, dimension)
+    return frame.with_columns(pl.col("key").replace_strict(labels, default=pl.col("key")).alias(dimension))

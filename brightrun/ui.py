@@ -1,0 +1,39 @@
+"""Small helpers the Streamlit pages share: the cached workspace and error display."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from brightrun.errors import BrightRunError
+from brightrun.workspace import Workspace, resolve_path
+
+
+@st.cache_resource(show_spinner=False)
+def _open(path: str) -> Workspace:
+    return Workspace.open(path)
+
+
+def workspace() -> Workspace:
+    """The workspace named by $BRIGHTRUN_WORKSPACE (else ./data), one per app process."""
+    return _open(str(resolve_path().resolve()))
+
+
+@contextmanager
+def guard() -> Iterator[None]:
+    """Show a BrightRunError as an error box with its fix, and stop the page there."""
+    try:
+        yield
+    except BrightRunError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def fmt_int(value: int | float) -> str:
+    return f"{int(value):,}"
+
+
+def fmt_usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:,.4f}"
