@@ -37,11 +37,11 @@ def utcnow() -> datetime:
 class Workspace:
     """A BrightRun workspace. Safe for the app, the CLI and notebooks to use at the same time."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, threads: int = 2) -> None:
         self.root = root
         self.store = TableStore(root)
         self._con = duckdb.connect()
-        self._con.execute("SET threads = 2")
+        self._con.execute(f"SET threads = {int(threads)}")
         self._lock = threading.RLock()
         self._signatures: dict[str, tuple] = {}
         self._scaffolding: Scaffolding | None = None
@@ -51,8 +51,8 @@ class Workspace:
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> Workspace:
-        """Open (and by default create) the workspace at `path`."""
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True, threads: int = 2) -> Workspace:
+        """Open (and by default create) the workspace at `path`; `threads` bounds DuckDB's threads."""
         root = resolve_path(path).resolve()
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"{root} is a file, not a folder. Fix: point --workspace at a folder.")
@@ -65,7 +65,7 @@ class Workspace:
             shutil.copytree(default_library(), scaffolding)
         for sub in ("tables", "documents", "locks"):
             (root / sub).mkdir(exist_ok=True)
-        return cls(root)
+        return cls(root, threads=threads)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
