@@ -102,7 +102,19 @@ class TableStore:
 
     def append(self, table: str, rows: pl.DataFrame | list[dict]) -> Path | None:
         """Write rows as one new immutable part; returns its path (None when there are no rows)."""
-        frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows, schema=self.spec(table).schema)
+        if isinstance(rows, pl.DataFrame):
+            frame = rows
+        else:
+            spec = self.spec(table)
+            keys = set().union(*(row.keys() for row in rows)) if rows else set(spec.schema)
+            if keys != set(spec.schema) or any(len(row) != len(spec.schema) for row in rows):
+                missing = sorted(set(spec.schema) - keys) or sorted(
+                    c for c in spec.schema if any(c not in row for row in rows))
+                raise WorkspaceError(
+                    f"rows for table {table!r} do not match its columns (missing: {missing or 'none'}; "
+                    f"unknown: {sorted(keys - set(spec.schema)) or 'none'}). Fix: build the rows from the "
+                    f"table's model.")
+            frame = pl.DataFrame(rows, schema=spec.schema)
         if frame.height == 0:
             return None
         frame = self.conform(table, frame)
@@ -211,6 +223,7 @@ class TableStore:
         """Merge the parts of `table` into a new base; returns how many parts were absorbed."""
         spec = self.spec(table)
         with self.lock(f"compact-{table}", timeout=600):
+            self._drop_absorbed(table)
             files = self.files(table)
             self._quarantine(table, files.bad)
             if len(files.deltas) < min_parts and not (files.deltas and files.base):
@@ -247,6 +260,14 @@ class TableStore:
                 if time.time() - stray.stat().st_mtime > 3600:
                     stray.unlink(missing_ok=True)
             return len(files.deltas)
+
+    def _drop_absorbed(self, table: str) -> None:
+        """Delete parts a committed base already holds (left by a crash after the commit)."""
+        folder, manifest = self.folder(table), self.manifest(table)
+        if manifest["absorbed"]:
+            for name in manifest["absorbed"]:
+                (folder / name).unlink(missing_ok=True)
+            write_json(folder / MANIFEST, {**manifest, "absorbed": []})
 
     def _quarantine(self, table: str, bad: tuple[tuple[Path, str], ...]) -> None:
         for path, reason in bad:

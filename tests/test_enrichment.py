@@ -1,0 +1,110 @@
+"""Enrichment: training pairs in the enriched structure; bad records are reported and skipped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from brightrun.enrichment import ENRICHMENT_VERSION, enrich, enriched_conversation
+from brightrun.errors import WorkspaceError
+from brightrun.models import EnrichedConversation
+from brightrun.workspace import Workspace
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def plant(ws: Workspace, cid: str, turns: list[tuple[str, str]], persona: str = "david_chen",
+          turn_count: int | None = None, numbers: list[int] | None = None) -> None:
+    """Write a raw conversation straight into the tables, bypassing every check."""
+    ws.append("conversations", [{
+        "conversation_id": cid, "job_id": "planted", "item_id": cid, "persona_key": persona,
+        "arc_key": "confusion_to_clarity", "topic_key": "emergency_fund", "template_key": "tpl_confusion_to_clarity",
+        "template_version": "x", "tier": "template", "provider": "import", "model": "m", "is_scripted": False,
+        "title": cid, "turn_count": len(turns) if turn_count is None else turn_count, "call_id": "none",
+        "created_at": NOW,
+    }])
+    numbers = numbers or list(range(1, len(turns) + 1))
+    ws.append("turns", [{"conversation_id": cid, "turn_number": n, "role": r, "content": c}
+                        for n, (r, c) in zip(numbers, turns, strict=True)])
+
+
+GOOD = [("user", "I'm confused about my budget."), ("assistant", "Let's look at it together. What worries you?"),
+        ("user", "I'm curious how much to save."), ("assistant", "Aim for a starter cushion first."),
+        ("user", "That's clear now, thanks."), ("assistant", "Glad it helps. Next step: automate it.")]
+
+
+def test_pairs_follow_the_enriched_structure(ws: Workspace) -> None:
+    plant(ws, "good", GOOD)
+    result = enrich(ws)
+    assert (result.enriched, result.failed, result.pairs) == (1, 0, 3)
+    pairs = ws.sql("SELECT * FROM training_pairs ORDER BY turn_number").to_dicts()
+    assert [p["pair_id"] for p in pairs] == ["good_turn2", "good_turn4", "good_turn6"]
+    third = pairs[2]
+    assert third["current_user_input"] == GOOD[4][1] and third["target_response"] == GOOD[5][1]
+    assert third["conversation_history"] == [{"role": r, "content": c} for r, c in GOOD[:4]]
+    assert pairs[0]["conversation_history"] == []
+    assert third["primary_emotion"] == "clear" and third["expected_stage_emotion"] == "clear"
+    assert pairs[0]["primary_emotion"] == "confused" and pairs[0]["valence"] < 0 < third["valence"]
+    assert "Elena Marquez" in third["system_prompt"]
+    status = ws.sql("SELECT enrichment_status, enrichment_version FROM conversations").row(0)
+    assert status == ("completed", ENRICHMENT_VERSION)
+    doc = enriched_conversation(ws, "good")
+    EnrichedConversation.model_validate(doc)
+    assert doc["dataset_metadata"]["dataset_name"] == "fp_conversation_good"
+    assert doc["dataset_metadata"]["total_turns"] == 6
+    meta = doc["training_pairs"][0]["conversation_metadata"]
+    assert meta["client_persona"] == "David Chen - The Pragmatic Optimist"
+    assert meta["emotional_arc"] == "Confusion -> Clarity" and meta["training_topic_key"] == "emergency_fund"
+
+
+BAD = {
+    "empty_turn": ([("user", "Hi"), ("assistant", "   ")], {}, "turn 2 is empty"),
+    "not_alternating": ([("user", "Hi"), ("user", "Hello?"), ("assistant", "Yes")], {}, "roles must alternate"),
+    "advisor_first": ([("assistant", "Hello"), ("user", "Hi")], {}, "turn 1 is 'assistant'"),
+    "gap": ([("user", "Hi"), ("assistant", "Yes")], {"numbers": [1, 3]}, "not 1..2 without gaps"),
+    "bad_role": ([("user", "Hi"), ("system", "x")], {}, "turn 2 has role 'system'"),
+    "unknown_persona": (GOOD, {"persona": "ghost"}, "persona_key 'ghost' is not in the scaffolding"),
+    "count_mismatch": (GOOD, {"turn_count": 9}, "says 9 turns but has 6"),
+    "no_advisor": ([("user", "Hi")], {}, "no advisor turn"),
+    "huge": ([("user", "x" * 30_000), ("assistant", "ok")], {}, "over 20000"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_each_kind_of_bad_record_is_reported_and_the_good_ones_go_on(ws: Workspace, case: str) -> None:
+    turns, options, reason = BAD[case]
+    plant(ws, "good_before", GOOD)
+    plant(ws, case, turns, **options)
+    plant(ws, "good_after", GOOD)
+    result = enrich(ws)
+    assert (result.enriched, result.failed) == (2, 1)
+    assert result.errors[0]["conversation_id"] == case and reason in result.errors[0]["reason"]
+    assert result.errors[0]["fix"]
+    status = dict(ws.sql("SELECT conversation_id, enrichment_status FROM conversations").iter_rows())
+    assert status == {"good_before": "completed", case: "failed", "good_after": "completed"}
+    assert ws.sql("SELECT count(DISTINCT conversation_id) FROM training_pairs").item() == 2
+    assert ws.sql("SELECT reason FROM enrichment_errors").item() == result.errors[0]["reason"]
+    with pytest.raises(WorkspaceError, match="no training pairs"):
+        enriched_conversation(ws, case)
+
+
+def test_enrichment_is_incremental_and_force_redoes_all(ws: Workspace) -> None:
+    plant(ws, "a", GOOD)
+    assert enrich(ws).enriched == 1
+    plant(ws, "b", GOOD)
+    assert enrich(ws).enriched == 1
+    assert enrich(ws).enriched == 0
+    again = enrich(ws, force=True)
+    assert again.enriched == 2
+    assert ws.sql("SELECT count(*) FROM training_pairs").item() == 6  # replaced, not doubled
+
+
+def test_demo_enriches_every_conversation(demo_ws: Workspace) -> None:
+    counts = demo_ws.sql("SELECT enrichment_status, count(*) AS n FROM conversations GROUP BY 1").to_dicts()
+    assert counts == [{"enrichment_status": "completed", "n": 160}]
+    pairs = demo_ws.sql("SELECT count(*) FROM training_pairs").item()
+    advisor_turns = demo_ws.sql("SELECT count(*) FROM turns WHERE role = 'assistant'").item()
+    assert pairs == advisor_turns > 160
+    match = demo_ws.sql("SELECT avg((primary_emotion = expected_stage_emotion)::INT) FROM training_pairs").item()
+    assert match > 0.8

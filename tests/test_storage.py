@@ -1,0 +1,141 @@
+"""The storage layer: atomic parts, latest row per key, crash-safe compaction, corrupt files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from brightrun.errors import WorkspaceError
+from brightrun.workspace import Workspace
+from brightrun.workspace.files import safe_name, write_json
+from brightrun.workspace.store import MANIFEST
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def status_rows(ids, status):
+    return [{"conversation_id": c, "status": status, "enrichment_version": "1", "updated_at": NOW} for c in ids]
+
+
+def test_latest_row_per_key_wins_and_empty_tables_have_typed_views(ws: Workspace) -> None:
+    assert ws.sql("SELECT * FROM training_pairs").height == 0
+    assert "conversation_history" in ws.sql("SELECT * FROM training_pairs").columns
+    ws.append("conversation_status", status_rows(["a", "b"], "enrichment_in_progress"))
+    ws.append("conversation_status", status_rows(["a"], "completed"))
+    rows = dict(ws.sql("SELECT conversation_id, status FROM _t_conversation_status").iter_rows())
+    assert rows == {"a": "completed", "b": "enrichment_in_progress"}
+
+
+def test_rows_must_match_the_table_columns(ws: Workspace) -> None:
+    with pytest.raises(WorkspaceError, match="missing.*updated_at"):
+        ws.append("conversation_status", [{"conversation_id": "a", "status": "x", "enrichment_version": "1"}])
+    with pytest.raises(WorkspaceError, match="unknown table"):
+        ws.append("nope", [{"a": 1}])
+
+
+def test_writes_leave_no_temporary_files(ws: Workspace) -> None:
+    for i in range(3):
+        ws.append("conversation_status", status_rows([f"c{i}"], "completed"))
+    names = [p.name for p in (ws.root / "tables" / "conversation_status").iterdir()]
+    assert len(names) == 3 and all(n.startswith("part-") for n in names)
+
+
+def test_compaction_keeps_every_key_once_with_its_latest_row(ws: Workspace) -> None:
+    for i in range(10):
+        ws.append("conversation_status", status_rows([f"c{j}" for j in range(i, i + 5)], f"s{i}"))
+    before = ws.sql("SELECT * FROM _t_conversation_status ORDER BY conversation_id")
+    absorbed = ws.store.compact("conversation_status")
+    assert absorbed == 10
+    files = ws.table_files("conversation_status")
+    assert len(files.base) == 1 and files.deltas == ()
+    after = ws.sql("SELECT * FROM _t_conversation_status ORDER BY conversation_id")
+    assert after.equals(before) and after.height == 14
+    # Later appends still win over the compacted base.
+    ws.append("conversation_status", status_rows(["c0", "new"], "later"))
+    rows = dict(ws.sql("SELECT conversation_id, status FROM _t_conversation_status").iter_rows())
+    assert rows["c0"] == "later" and rows["new"] == "later" and len(rows) == 15
+    ws.store.compact("conversation_status")
+    assert dict(ws.sql("SELECT conversation_id, status FROM _t_conversation_status").iter_rows()) == rows
+
+
+def test_crash_after_the_manifest_commit_doubles_nothing(ws: Workspace) -> None:
+    ws.append("conversation_status", status_rows(["a", "b"], "one"))
+    ws.append("conversation_status", status_rows(["b", "c"], "two"))
+    folder = ws.root / "tables" / "conversation_status"
+    parts = sorted(p.name for p in folder.glob("part-*"))
+    saved = {name: (folder / name).read_bytes() for name in parts}
+    ws.store.compact("conversation_status")
+    base = ws.table_files("conversation_status").base[0].name
+    # Simulate a crash between the manifest rename and the deletes: the absorbed parts are back.
+    for name, data in saved.items():
+        (folder / name).write_bytes(data)
+    write_json(folder / MANIFEST, {"generation": 1, "base": [base], "absorbed": parts})
+    assert ws.sql("SELECT count(*) FROM _t_conversation_status").item() == 3
+    ws.store.compact("conversation_status", min_parts=1)
+    assert sorted(p.name for p in folder.glob("part-*")) == []
+    assert ws.sql("SELECT count(*) FROM _t_conversation_status").item() == 3
+
+
+def test_a_crash_before_the_manifest_commit_leaves_the_old_state(ws: Workspace) -> None:
+    ws.append("conversation_status", status_rows(["a"], "one"))
+    folder = ws.root / "tables" / "conversation_status"
+    (folder / "base-000009-deadbeef.parquet").write_bytes(b"half written")  # orphan of a crashed compaction
+    (folder / ".tmp-part-123.parquet").write_bytes(b"PAR1")  # a writer that crashed mid-write
+    assert ws.sql("SELECT status FROM _t_conversation_status").item() == "one"
+    assert ws.problems == []
+
+
+def test_corrupt_part_is_reported_left_out_and_quarantined(ws: Workspace) -> None:
+    ws.append("conversation_status", status_rows(["good"], "completed"))
+    folder = ws.root / "tables" / "conversation_status"
+    (folder / "part-1-1-bad.parquet").write_bytes(b"this is not parquet")
+    assert ws.sql("SELECT conversation_id FROM _t_conversation_status")["conversation_id"].to_list() == ["good"]
+    assert len(ws.problems) == 1 and "part-1-1-bad.parquet" in ws.problems[0] and "quarantine" in ws.problems[0]
+    ws.compact()
+    assert (ws.root / "quarantine" / "conversation_status" / "part-1-1-bad.parquet").exists()
+    assert (ws.root / "quarantine" / "conversation_status" / "part-1-1-bad.reason.txt").exists()
+    assert ws.sql("SELECT count(*) FROM _t_conversation_status").item() == 1
+    assert ws.problems == []
+
+
+def test_query_errors_are_translated_and_parameters_are_bound(ws: Workspace) -> None:
+    with pytest.raises(WorkspaceError, match="query failed"):
+        ws.sql("SELECT * FROM no_such_view")
+    ws.append("conversation_status", status_rows(["x'; DROP VIEW turns; --"], "completed"))
+    found = ws.sql("SELECT count(*) FROM _t_conversation_status WHERE conversation_id = ?", ["x'; DROP VIEW turns; --"])
+    assert found.item() == 1
+    assert ws.sql("SELECT count(*) FROM turns").item() == 0
+
+
+def test_views_exist_with_documented_names(ws: Workspace) -> None:
+    for view in ["conversations", "turns", "training_pairs", "batch_jobs", "batch_items", "failed_generations",
+                 "llm_calls", "personas", "emotional_arcs", "training_topics", "prompt_templates"]:
+        assert view in ws.views()
+        ws.sql(f"SELECT * FROM {view} LIMIT 1")
+    arcs = ws.sql("SELECT tier, count(*) AS n FROM emotional_arcs GROUP BY 1 ORDER BY 1").to_dicts()
+    assert arcs == [{"tier": "edge_case", "n": 3}, {"tier": "template", "n": 7}]
+    templates = ws.sql("SELECT tier, is_current FROM prompt_templates")
+    assert templates.height == 10 and templates["is_current"].all()
+    columns = ws.sql("SELECT * FROM conversations").columns
+    for column in ["persona_key", "arc_key", "topic_key", "template_key", "template_version", "provider", "model",
+                   "enrichment_status", "tier"]:
+        assert column in columns
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "", " lead", "x" * 121, "nul\x00", "dot.name", "/abs"])
+def test_unsafe_names_are_refused(name: str) -> None:
+    with pytest.raises(WorkspaceError, match="not allowed"):
+        safe_name(name)
+
+
+def test_safe_names_pass() -> None:
+    assert safe_name("Q4 advisor set_v2-final") == "Q4 advisor set_v2-final"
+
+
+def test_workspace_path_must_be_a_folder(tmp_path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(WorkspaceError, match="is a file"):
+        Workspace.open(tmp_path / "file")
+    with pytest.raises(WorkspaceError, match="no workspace"):
+        Workspace.open(tmp_path / "missing", create=False)
