@@ -70,7 +70,7 @@ def _scaffold_problem(row: dict, scaffolding: Scaffolding) -> tuple[str, str] | 
                           ("topic_key", scaffolding.topics)):
         if row[column] not in known:
             return (f"{column} {row[column]!r} is not in the scaffolding",
-                    f"restore it in data/scaffolding or regenerate the conversation")
+                    "restore it in data/scaffolding or regenerate the conversation")
     return None
 
 

@@ -75,5 +75,5 @@ class Provider(ABC):
         """What the call cost; providers with a price table override this."""
         return 0.0
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections; the default has none."""

@@ -1,0 +1,5 @@
+"""`python -m brightrun` is the `brightrun` command."""
+
+from brightrun.cli import main
+
+main()

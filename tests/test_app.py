@@ -1,0 +1,98 @@
+"""AppTest of the app shell and both pages on a demo workspace."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app(demo_ws_path: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(demo_ws_path))
+    monkeypatch.chdir(ROOT)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+
+def heatmap_axes(at: AppTest) -> dict:
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("coverage_heatmap"))
+    trace = json.loads(chart.proto.spec)["data"][0]
+    z = trace["z"]
+    if isinstance(z, dict):  # plotly encodes arrays as base64 typed arrays
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape([int(n) for n in str(z["shape"]).split(",")]).tolist()
+    return {"x": trace["x"], "y": trace["y"], "z": z}
+
+
+def caption_count(at: AppTest) -> int:
+    text = next(c.value for c in at.caption if "match" in c.value)
+    return int(text.split()[0].replace(",", ""))
+
+
+def test_overview_shows_counts_heatmap_and_jobs(app: AppTest, demo_ws_path: Path) -> None:
+    at = app.run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Conversations"] == "160" and metrics["Enriched"] == "100%"
+    assert int(metrics["Training pairs"].replace(",", "")) > 160
+    assert metrics["Cost"] == "$0.00"
+    heatmap = heatmap_axes(at)
+    assert "David Chen" in heatmap["y"] and "Confusion -> Clarity" in heatmap["x"]
+    assert sum(sum(row) for row in heatmap["z"]) == 160
+    jobs = at.dataframe(key="recent_jobs").value
+    assert set(jobs["job_id"]) == {"demo-template", "demo-edge-case"}
+    assert at.sidebar.code[0].value == str(demo_ws_path.resolve())  # the workspace indicator
+    at.segmented_control(key="coverage_view").set_value("Arc × Topic").run()
+    heatmap = heatmap_axes(at)
+    assert "Accelerated Mortgage Payoff" in heatmap["x"] and "Grief -> Planning" in heatmap["y"]
+
+
+def test_overview_on_an_empty_workspace_says_how_to_start(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(tmp_path / "empty"))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("brightrun demo" in i.value for i in at.info)
+
+
+def test_conversation_filters_change_the_table(app: AppTest) -> None:
+    at = app.run()
+    at.switch_page("pages/conversations.py").run()
+    assert not at.exception
+    table = at.dataframe(key="conversation_table").value
+    assert len(table) == caption_count(at) == 160
+    at.multiselect(key="f_personas").set_value(["david_chen"]).run()
+    narrowed = at.dataframe(key="conversation_table").value
+    assert 0 < len(narrowed) < 160 and set(narrowed["persona"]) == {"David Chen - The Pragmatic Optimist"}
+    at.multiselect(key="f_tiers").set_value(["edge_case"]).run()
+    edge = at.dataframe(key="conversation_table").value
+    assert 0 < len(edge) < len(narrowed) and set(edge["tier"]) == {"edge_case"}
+    at.text_input(key="f_text").set_value("zzz-not-anywhere").run()
+    assert len(at.dataframe(key="conversation_table").value) == 0 and caption_count(at) == 0
+
+
+def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> None:
+    at = app.run()
+    at.switch_page("pages/conversations.py").run()
+    at.multiselect(key="f_arcs").set_value(["grief_to_planning"]).run()
+    options = at.selectbox(key="open_conversation").options
+    assert options
+    cid = at.dataframe(key="conversation_table").value["conversation_id"].iloc[0]
+    at.selectbox(key="open_conversation").set_value(cid).run()
+    assert not at.exception
+    turns = demo_ws.sql("SELECT role, content FROM turns WHERE conversation_id = ? ORDER BY turn_number", [cid])
+    assert len(at.chat_message) == turns.height
+    assert at.chat_message[0].name == "user" and at.chat_message[1].name == "assistant"
+    shown = [el.value for msg in at.chat_message for el in msg.children.values() if el.type == "text"]
+    assert shown == turns["content"].to_list()
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "Grief -> Planning" in markdown and "Persona" in markdown
+    version = demo_ws.sql("SELECT template_version FROM conversations WHERE conversation_id = ?", [cid]).item()
+    assert version in markdown
+    code = [c.value for c in at.code]
+    assert any("Elena Marquez" in c or "advisor" in c.lower() for c in code)  # the call's prompt is shown

@@ -1,0 +1,83 @@
+"""The brightrun command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from brightrun.cli import app
+from brightrun.workspace import Workspace
+
+runner = CliRunner()
+
+
+def test_demo_makes_exactly_n_conversations_and_enriches_them(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    result = runner.invoke(app, ["demo", "--workspace", str(path), "--conversations", "37"])
+    assert result.exit_code == 0, result.output
+    ws = Workspace.open(path)
+    assert ws.sql("SELECT count(*) FROM conversations").item() == 37
+    assert ws.sql("SELECT count(*) FROM conversations WHERE enrichment_status = 'completed'").item() == 37
+    assert (path / "scaffolding" / "personas.yaml").exists()
+    again = runner.invoke(app, ["demo", "--workspace", str(path)])
+    assert again.exit_code != 0 and "already holds conversations" in str(again.exception)
+
+
+def test_generate_enrich_sql_and_status(tmp_path: Path) -> None:
+    path = str(tmp_path / "ws")
+    result = runner.invoke(app, ["generate", "-w", path, "--persona", "marcus_chen", "--arc", "fear_to_security",
+                                 "--topic", "emergency_fund", "--topic", "estate_planning_basics", "--count", "3",
+                                 "--job-id", "cli-job", "--json"])
+    assert result.exit_code == 0, result.output
+    job = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert (job["job_id"], job["status"], job["done"], job["total"]) == ("cli-job", "completed", 6, 6)
+    result = runner.invoke(app, ["enrich", "-w", path, "--json"])
+    assert orjson.loads(result.stdout)["enriched"] == 6
+    result = runner.invoke(app, ["sql", "SELECT topic_key, count(*) AS n FROM conversations GROUP BY 1 ORDER BY 1",
+                                 "-w", path, "--json"])
+    assert orjson.loads(result.stdout) == [{"topic_key": "emergency_fund", "n": 3},
+                                           {"topic_key": "estate_planning_basics", "n": 3}]
+    table = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM training_pairs", "-w", path])
+    assert "1 row(s)" in table.stdout
+    status = orjson.loads(runner.invoke(app, ["status", "-w", path, "--json"]).stdout)
+    assert status["totals"]["conversations"] == 6 and status["jobs"][0]["job_id"] == "cli-job"
+    rerun = runner.invoke(app, ["generate", "-w", path, "--job-id", "cli-job", "--json"])
+    assert orjson.loads(rerun.stdout.strip().splitlines()[-1])["done"] == 6  # finished job: nothing more
+    assert Workspace.open(path).sql("SELECT count(*) FROM conversations").item() == 6
+
+
+def test_workspace_env_var_is_honoured(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(tmp_path / "envws"))
+    result = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM personas", "--json"])
+    assert orjson.loads(result.stdout) == [{"n": 4}]
+    assert (tmp_path / "envws" / "scaffolding").is_dir()
+
+
+def test_errors_exit_2_with_the_fix(tmp_path: Path, cli_env: dict) -> None:
+    command = [sys.executable, "-m", "brightrun", "generate", "-w", str(tmp_path / "ws"), "--arc", "nope"]
+    done = subprocess.run(command, capture_output=True, text=True, env=cli_env, timeout=60)
+    assert done.returncode == 2
+    assert "unknown arc key(s) nope" in done.stderr and "Fix" in done.stderr and "Traceback" not in done.stderr
+    bad_sql = [sys.executable, "-m", "brightrun", "sql", "SELECT * FROM nowhere", "-w", str(tmp_path / "ws")]
+    done = subprocess.run(bad_sql, capture_output=True, text=True, env=cli_env, timeout=60)
+    assert done.returncode == 2 and "query failed" in done.stderr
+
+
+def test_schema_lists_and_prints_entities() -> None:
+    listing = runner.invoke(app, ["schema"])
+    assert "training_pair" in listing.stdout and "llm_call" in listing.stdout
+    schema = orjson.loads(runner.invoke(app, ["schema", "conversation"]).stdout)
+    assert {"conversation_id", "template_version", "provider"} <= set(schema["properties"])
+
+
+def test_compact_merges_parts(tmp_path: Path) -> None:
+    path = str(tmp_path / "ws")
+    runner.invoke(app, ["demo", "-w", path, "--conversations", "20"])
+    result = runner.invoke(app, ["compact", "-w", path])
+    assert result.exit_code == 0 and "Compacted" in result.output
+    ws = Workspace.open(path)
+    assert ws.table_files("conversations").deltas == () and ws.sql("SELECT count(*) FROM conversations").item() == 20
