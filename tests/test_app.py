@@ -44,7 +44,7 @@ def test_overview_shows_counts_heatmap_and_jobs(app: AppTest, demo_ws_path: Path
     heatmap = heatmap_axes(at)
     assert "David Chen" in heatmap["y"] and "Confusion -> Clarity" in heatmap["x"]
     assert sum(sum(row) for row in heatmap["z"]) == 160
-    jobs = at.dataframe(key="recent_jobs").value
+    jobs = next(d.value for d in at.dataframe if "job_id" in d.value.columns)
     assert set(jobs["job_id"]) == {"demo-template", "demo-edge-case"}
     assert at.sidebar.code[0].value == str(demo_ws_path.resolve())  # the workspace indicator
     at.segmented_control(key="coverage_view").set_value("Arc × Topic").run()
