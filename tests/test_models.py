@@ -29,3 +29,19 @@ def test_every_entity_has_a_json_schema() -> None:
 def test_generated_conversation_schema_rejects_bad_output(turns, message) -> None:
     with pytest.raises(ValidationError, match=message):
         GeneratedConversation.model_validate({"title": "t", "turns": turns})
+
+
+def test_default_model_is_current_in_the_sdk_and_not_deprecated() -> None:
+    import typing
+
+    from anthropic.resources.messages.messages import DEPRECATED_MODELS
+    from anthropic.types import Model
+
+    from brightrun.models import ModelSettings
+    from brightrun.scaffolding import default_library, load_scaffolding
+
+    known = set(typing.get_args(typing.get_args(Model)[0]))
+    models = {ModelSettings().model} | {t.model_settings.model for t in load_scaffolding(default_library()).templates.values()}
+    for model in models:
+        assert model in known, model
+        assert model not in DEPRECATED_MODELS, model

@@ -75,7 +75,7 @@ class TrainingTopic(_Strict):
 
 
 class ModelSettings(_Strict):
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"
     temperature: float = Field(default=0.8, ge=0.0, le=1.0)
     max_tokens: int = Field(default=4096, ge=256, le=64000)
 
