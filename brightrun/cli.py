@@ -46,7 +46,8 @@ def _force_progress() -> bool:
 def _job_progress(progress: Progress, task):
     def update(p) -> None:
         progress.update(task, completed=p.finished, total=p.total,
-                        extra=f"{p.done} done, {p.failed} failed, {p.input_tokens + p.output_tokens:,} tokens")
+                        extra=f"{p.done} done, {p.failed} failed, {p.input_tokens + p.output_tokens:,} tokens, "
+                              f"${p.cost_usd:,.4f}")
     return update
 
 
@@ -87,6 +88,18 @@ def demo(
                   f"{result.enrichment.pairs} training pairs. Start the app with `make run`.")
 
 
+def _provider_options(provider: str, base_url: str | None, timeout: float | None, failure_rate: float,
+                      seed: int) -> dict:
+    if provider == "scripted":
+        return {"failure_rate": failure_rate, "seed": seed}
+    options: dict = {}
+    if base_url:
+        options["base_url"] = base_url
+    if timeout:
+        options["timeout"] = timeout
+    return options
+
+
 @app.command()
 def generate(
     workspace: WorkspaceOpt = None,
@@ -94,44 +107,75 @@ def generate(
     arc: Annotated[list[str] | None, typer.Option(help="Emotional arc key (repeat; default all).")] = None,
     topic: Annotated[list[str] | None, typer.Option(help="Training topic key (repeat; default all).")] = None,
     count: Annotated[int, typer.Option(help="Conversations per cell.", min=1)] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the scripted provider.")] = 0,
+    quota: Annotated[int | None, typer.Option(help="Instead of --count: fill every chosen cell up to this many "
+                                                   "approved-or-pending conversations.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the job (default: a new random one).")] = None,
     job_id: Annotated[str | None, typer.Option(help="Name the job (resumes it if it exists).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume this job instead of starting one.")] = None,
-    provider: Annotated[str, typer.Option(help="Model provider.")] = "scripted",
+    provider: Annotated[str, typer.Option(help="scripted, anthropic or openai-compatible.")] = "scripted",
+    model: Annotated[str | None, typer.Option(help="Model (default: each template's model setting).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="The provider's base URL (local or proxy servers).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before a call times out.")] = None,
     concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1, max=512)] = 8,
+    batch_api: Annotated[bool, typer.Option("--batch-api", help="Use the provider's batch API (cheaper, slower).")] = False,
+    max_attempts: Annotated[int, typer.Option(help="Attempts per item before it is recorded as failed.",
+                                              min=1, max=20)] = 3,
     failure_rate: Annotated[float, typer.Option(help="Scripted only: share of first attempts that fail.")] = 0.0,
+    estimate_only: Annotated[bool, typer.Option("--estimate", help="Print the estimate and stop.")] = False,
     enrich_after: Annotated[bool, typer.Option("--enrich/--no-enrich", help="Enrich when done.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate conversations for scaffold cells (persona x arc x topic), or resume a job."""
-    from brightrun.generation import create_job, load_job, plan_uniform, run_job
-    from brightrun.providers import get_provider
+    import random
+
+    from brightrun.generation import create_job, load_job, plan_quota, plan_uniform, resume_job
+    from brightrun.generation.estimate import estimate_plan
 
     ws = _open(workspace)
-    options = {"failure_rate": failure_rate, "seed": seed} if provider == "scripted" else {}
-    chosen = get_provider(provider, **options)
     target = resume or job_id
     job = load_job(ws, target) if target else None
     if resume and job is None:
-        raise BrightRunError(f"no job {resume!r} to resume. Fix: list jobs with `brightrun status`.")
+        raise BrightRunError(f"no job {resume!r} to resume. Fix: list jobs with `brightrun jobs list`.")
     if job is None:
+        seed = seed if seed is not None else random.randrange(2**31)
         cells = ws.scaffolding.cells(persona, arc, topic)
-        job = create_job(ws, plan_uniform(cells, count), provider=chosen.name, model=chosen.default_model,
-                         seed=seed, job_id=job_id)
-        console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(cells)} cell(s).")
+        plan = plan_quota(ws, cells, quota) if quota else plan_uniform(cells, count)
+        if not plan:
+            console.print(f"Every chosen cell already has {quota} conversation(s): nothing to generate.")
+            return
+        chosen_model = model or ("scripted-1" if provider == "scripted" else None)
+        estimate = estimate_plan(ws, plan, provider=provider, model=chosen_model, batch=batch_api, seed=seed)
+        console.print(f"Estimate: {estimate.summary}.")
+        if estimate_only:
+            if json_out:
+                sys.stdout.write(orjson.dumps(estimate.__dict__).decode() + "\n")
+            return
+        job = create_job(ws, plan, provider=provider, model=chosen_model or "", seed=seed, job_id=job_id,
+                         provider_options=_provider_options(provider, base_url, timeout, failure_rate, seed),
+                         concurrency=concurrency, batch_api=batch_api, max_attempts=max_attempts)
+        console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(plan)} cell(s).")
     else:
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
-    with _progress() as progress:
-        task = progress.add_task("generating", total=job.total, completed=job.done + job.failed, extra="")
-        job = run_job(ws, job.job_id, chosen, concurrency=concurrency, progress=_job_progress(progress, task))
+    job = _run_with_progress(ws, job, resume_job)
     if enrich_after:
         from brightrun.enrichment import enrich as run_enrich
 
         run_enrich(ws)
+    _report_job(job, json_out)
+
+
+def _run_with_progress(ws, job, run):
+    with _progress() as progress:
+        task = progress.add_task("generating", total=job.total, completed=job.done + job.failed, extra="")
+        return run(ws, job.job_id, progress=_job_progress(progress, task))
+
+
+def _report_job(job, json_out: bool) -> None:
     if json_out:
         sys.stdout.write(job.model_dump_json() + "\n")
     else:
-        console.print(f"Job {job.job_id} {job.status}: {job.done} done, {job.failed} failed of {job.total}.")
+        console.print(f"Job {job.job_id} {job.status}: {job.done} done, {job.failed} failed of {job.total}; "
+                      f"{job.input_tokens + job.output_tokens:,} tokens, ${job.cost_usd:,.4f}.")
 
 
 @app.command()
@@ -184,7 +228,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     notes = {}
     for row in jobs.iter_rows(named=True):
         if row["status"] in ("queued", "processing") and not job_is_running(ws, row["job_id"]):
-            notes[row["job_id"]] = f"interrupted: resume with `brightrun generate --resume {row['job_id']}`"
+            notes[row["job_id"]] = f"interrupted: resume with `brightrun jobs resume {row['job_id']}`"
     if json_out:
         sys.stdout.write(orjson.dumps({"workspace": str(ws.root), "totals": asdict(t), "jobs": jobs.to_dicts(),
                                        "notes": notes, "problems": ws.problems}, default=str).decode() + "\n")
@@ -224,6 +268,11 @@ def schema(entity: Annotated[str | None, typer.Argument(help="One entity (defaul
     if entity not in ENTITIES:
         raise BrightRunError(f"unknown entity {entity!r}. Fix: use one of {', '.join(ENTITIES)}.")
     sys.stdout.write(orjson.dumps(json_schemas()[entity], option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+from brightrun.cli_jobs import jobs_app  # noqa: E402 - registered after the shared helpers exist
+
+app.add_typer(jobs_app, name="jobs")
 
 
 def main() -> None:

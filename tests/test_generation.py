@@ -7,7 +7,7 @@ import pytest
 
 from brightrun.errors import JobError, ProviderError
 from brightrun.generation import create_job, load_job, plan_spread, plan_uniform, run_job
-from brightrun.generation.runner import job_is_running
+from brightrun.generation import job_is_running
 from brightrun.providers import ScriptedProvider, get_provider
 from brightrun.workspace import Workspace
 

@@ -1,13 +1,25 @@
 """Generation: batch jobs over scaffold cells, run by any provider."""
 
+from brightrun.generation.control import (
+    job_is_running,
+    launch_background,
+    provider_for_job,
+    resume_job,
+    retry_failed,
+    run_job,
+)
 from brightrun.generation.jobs import (
     PlannedCell,
+    cancel_requested,
     create_job,
     load_job,
+    plan_quota,
     plan_spread,
     plan_uniform,
+    request_cancel,
 )
-from brightrun.generation.runner import JobProgress, build_request, job_is_running, run_job
+from brightrun.generation.runner import JobProgress, RunSettings, build_request
 
-__all__ = ["JobProgress", "PlannedCell", "build_request", "create_job", "job_is_running", "load_job",
-           "plan_spread", "plan_uniform", "run_job"]
+__all__ = ["JobProgress", "PlannedCell", "RunSettings", "build_request", "cancel_requested", "create_job",
+           "job_is_running", "launch_background", "load_job", "plan_quota", "plan_spread", "plan_uniform",
+           "provider_for_job", "request_cancel", "resume_job", "retry_failed", "run_job"]

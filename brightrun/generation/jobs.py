@@ -23,6 +23,8 @@ _JOB_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 class PlannedCell:
     cell: Cell
     count: int
+    start_index: int = 0
+    """The sample index of the cell's first new item: new samples never repeat earlier ones."""
 
 
 def plan_uniform(cells: list[Cell], count: int) -> list[PlannedCell]:
@@ -55,6 +57,29 @@ def plan_spread(cells: list[Cell], total: int, seed: int, scaffolding: Scaffoldi
     return [PlannedCell(c, n) for c, n in zip(cells, counts, strict=True) if n > 0]
 
 
+def plan_quota(ws: Workspace, cells: list[Cell], target: int) -> list[PlannedCell]:
+    """What is missing for every cell to hold `target` conversations that are approved or pending:
+    conversations already made, plus items still pending in jobs that are not cancelled or failed."""
+    if target < 1:
+        raise JobError(f"quota {target} per cell. Fix: ask for at least 1 conversation per cell.")
+    have = ws.sql("""
+        SELECT persona_key, arc_key, topic_key, count(*) AS n, max(sample_index) AS top FROM (
+            SELECT c.persona_key, c.arc_key, c.topic_key, coalesce(i.sample_index, 0) AS sample_index
+            FROM conversations c LEFT JOIN batch_items i USING (item_id)
+            UNION ALL
+            SELECT i.persona_key, i.arc_key, i.topic_key, i.sample_index FROM batch_items i
+            JOIN batch_jobs j USING (job_id)
+            WHERE i.status = 'pending' AND j.status IN ('queued', 'processing')
+        ) GROUP BY ALL""")
+    counts = {(r["persona_key"], r["arc_key"], r["topic_key"]): (r["n"], r["top"]) for r in have.iter_rows(named=True)}
+    plan = []
+    for cell in cells:
+        n, top = counts.get((cell.persona_key, cell.arc_key, cell.topic_key), (0, -1))
+        if n < target:
+            plan.append(PlannedCell(cell, target - n, start_index=(top or 0) + 1 if n else 0))
+    return plan
+
+
 def new_job_id() -> str:
     return f"job-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
@@ -77,8 +102,13 @@ def create_job(
     seed: int = 0,
     job_id: str | None = None,
     note: str = "",
+    provider_options: dict | None = None,
+    concurrency: int = 8,
+    batch_api: bool = False,
+    max_attempts: int = 3,
 ) -> BatchJob:
-    """Write a queued job and one pending item per conversation to generate."""
+    """Write a queued job and one pending item per conversation to generate. `provider_options` are
+    the provider's settings (base URL, timeout...), stored so the job can be resumed; never a key."""
     scaffolding = ws.scaffolding
     job_id = job_id or new_job_id()
     if not _JOB_ID.match(job_id):
@@ -94,9 +124,10 @@ def create_job(
         _record_template_versions(ws, scaffolding, {p.cell.template_key for p in plan})
         items, index = [], 0
         for planned in plan:
-            for _ in range(planned.count):
+            for k in range(planned.count):
                 items.append(BatchItem(
                     item_id=f"{job_id}-{index:06d}", job_id=job_id, item_index=index,
+                    sample_index=planned.start_index + k,
                     **planned.cell.model_dump(), template_version=scaffolding.versions[planned.cell.template_key],
                     updated_at=now,
                 ))
@@ -105,6 +136,8 @@ def create_job(
         job = BatchJob(
             job_id=job_id, status="queued", tier=tiers.pop() if len(tiers) == 1 else "mixed",
             provider=provider, model=model, seed=seed, total=total, created_at=now, updated_at=now, note=note,
+            provider_options=orjson.dumps(provider_options or {}).decode(), concurrency=concurrency,
+            batch_api=batch_api, max_attempts=max_attempts,
         )
         ws.append_models("batch_items", items)  # items first: the job row is the commit point
         ws.append_models("batch_jobs", [job])
@@ -122,6 +155,27 @@ def _record_template_versions(ws: Workspace, scaffolding: Scaffolding, keys: set
     ]
     if rows:
         ws.append("template_versions", rows)
+
+
+def _cancel_flag(ws: Workspace, job_id: str):
+    return ws.root / "documents" / "cancel" / job_id
+
+
+def request_cancel(ws: Workspace, job_id: str) -> None:
+    """Ask the process running `job_id` to stop: no new calls, in-flight ones land."""
+    from brightrun.workspace.files import atomic_write_bytes
+
+    if load_job(ws, job_id) is None:
+        raise JobError(f"no job {job_id!r}. Fix: list jobs with `brightrun jobs list`.")
+    atomic_write_bytes(_cancel_flag(ws, job_id), utcnow().isoformat().encode())
+
+
+def cancel_requested(ws: Workspace, job_id: str) -> bool:
+    return _cancel_flag(ws, job_id).exists()
+
+
+def clear_cancel(ws: Workspace, job_id: str) -> None:
+    _cancel_flag(ws, job_id).unlink(missing_ok=True)
 
 
 def template_at_version(ws: Workspace, key: str, version: str) -> PromptTemplate:

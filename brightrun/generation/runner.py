@@ -1,9 +1,11 @@
-"""The job runner: bounded concurrency, retries, batched crash-safe writes, resume.
+"""The job runner: bounded adaptive concurrency, retries, the response cache, batched crash-safe
+writes, cancellation and resume.
 
 Ids are derived from the item (conversation `conv-<item>`, call `call-<item>-a<attempt>`), and a
 conversation row is written after its turns and its call: the conversation row is the commit point
-of an item. On resume, an item whose conversation exists is done, whatever its item row says, so a
-crash at any moment neither loses an acknowledged conversation nor makes one twice.
+of an item. On resume, an item whose conversation exists is done, whatever its item row says, and an
+answer that was received but not yet written is taken from the journal (see cache.py), so a crash at
+any moment neither loses an acknowledged conversation, nor makes one twice, nor pays twice.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import orjson
 from pydantic import ValidationError
 
 from brightrun.errors import JobError, ProviderError
-from brightrun.generation.jobs import item_seed, load_job, template_at_version
+from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_journals
+from brightrun.generation.jobs import cancel_requested, item_seed, template_at_version
+from brightrun.generation.limiter import AdaptiveLimiter, backoff
 from brightrun.models import (
     BatchItem,
     BatchJob,
@@ -27,12 +31,25 @@ from brightrun.models import (
     GeneratedConversation,
     LLMCall,
 )
-from brightrun.providers.base import Provider, ProviderRequest, ScaffoldSpec
+from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse, ScaffoldSpec
+from brightrun.providers.errors import RateLimited
 from brightrun.templates import render_template, scaffold_context
 from brightrun.workspace import Workspace, utcnow
 
 ProgressFn = Callable[["JobProgress"], None]
 OUTPUT_SCHEMA = GeneratedConversation.model_json_schema()
+
+
+@dataclass
+class RunSettings:
+    concurrency: int = 8
+    max_attempts: int = 3
+    flush_items: int = 200
+    flush_seconds: float = 1.0
+    backoff_base: float = 0.5
+    max_rate_limit_waits: int = 200
+    poll_seconds: float = 30.0
+    batch_size: int = 2000
 
 
 @dataclass
@@ -44,6 +61,9 @@ class JobProgress:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    requests: int = 0
+    cache_hits: int = 0
+    rate_limits: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -63,43 +83,69 @@ class _Buffer:
         return len(self.items)
 
 
-def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None) -> ProviderRequest:
+def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None,
+                  feedback: list[dict] | None = None) -> ProviderRequest:
     """The provider request for one item: the template version rendered for its scaffold cell."""
     scaffolding = ws.scaffolding
     template = template_at_version(ws, item.template_key, item.template_version)
-    persona = scaffolding.personas[item.persona_key]
-    arc = scaffolding.arcs[item.arc_key]
-    topic = scaffolding.topics[item.topic_key]
-    low, high = template.turns.min // 2, template.turns.max // 2
-    turn_count = 2 * random.Random(seed).randint(low, high)
-    context = scaffold_context(scaffolding.consultant, persona, arc, topic, turn_count)
-    system, prompt = render_template(template, context)
+    persona, arc, topic = (scaffolding.personas[item.persona_key], scaffolding.arcs[item.arc_key],
+                           scaffolding.topics[item.topic_key])
+    turn_count = 2 * random.Random(seed).randint(template.turns.min // 2, template.turns.max // 2)
+    system, prompt = render_template(template, scaffold_context(scaffolding.consultant, persona, arc, topic,
+                                                                turn_count))
     return ProviderRequest(
         system=system, prompt=prompt, model=model or template.model_settings.model,
         temperature=template.model_settings.temperature, max_tokens=template.model_settings.max_tokens,
-        output_schema=OUTPUT_SCHEMA, seed=seed, attempt=attempt,
+        output_schema=OUTPUT_SCHEMA, seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
+        sample=f"{item.persona_key}/{item.arc_key}/{item.topic_key}/{item.template_key}@{item.template_version}"
+               f"#{item.sample_index}",
         scaffold=ScaffoldSpec(consultant=scaffolding.consultant, persona=persona, arc=arc, topic=topic,
-                              template=template, template_version=item.template_version,
-                              turn_count=turn_count),
+                              template=template, template_version=item.template_version, turn_count=turn_count),
     )
 
 
+def check_answer(response: ProviderResponse) -> GeneratedConversation:
+    """The conversation in an answer, or ValueError saying what is wrong with it."""
+    if response.stop_reason == "max_tokens":
+        raise ValueError("the answer was cut off at max_tokens")
+    try:
+        return GeneratedConversation.model_validate_json(response.text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(answer)"
+        raise ValueError(f"the answer does not match the conversation schema at {where}: {first['msg']}") from None
+
+
+def correction(response: ProviderResponse, problem: str) -> list[dict]:
+    """The feedback that asks for a corrected answer."""
+    return [{"role": "assistant", "content": response.text or "(empty)"},
+            {"role": "user", "content": f"That answer could not be used: {problem}. Reply again with only the "
+                                        f"JSON object that matches the schema, complete and shorter if needed."}]
+
+
 class JobRunner:
-    def __init__(self, ws: Workspace, job: BatchJob, provider: Provider, *, concurrency: int,
-                 max_attempts: int, flush_items: int, flush_seconds: float,
-                 progress: ProgressFn | None) -> None:
-        self.ws, self.job, self.provider = ws, job, provider
-        self.concurrency, self.max_attempts = concurrency, max_attempts
-        self.flush_items, self.flush_seconds = flush_items, flush_seconds
+    def __init__(self, ws: Workspace, job: BatchJob, provider: Provider, settings: RunSettings,
+                 progress: ProgressFn | None = None) -> None:
+        self.ws, self.job, self.provider, self.settings = ws, job, provider, settings
         self.progress_fn = progress
         self.buffer = _Buffer()
         self.last_flush = time.monotonic()
-        self.model = job.model if job.model != provider.default_model else None
+        # An empty job model means: each template's own model setting.
+        self.model = None if provider.is_scripted else (job.model or None)
+        self.journal = Journal(ws, job.job_id)
+        self.limiter = AdaptiveLimiter(settings.concurrency, base_backoff=settings.backoff_base)
+        self.abort: str | None = None
+        self._cancel_checked = 0.0
+        self._cancelled = False
+        self.cache: ResponseCache | None = None
 
     # -- state ------------------------------------------------------------------------------
 
-    def pending_items(self) -> list[BatchItem]:
+    def prepare(self) -> list[BatchItem]:
+        """The items still to do; repairs item rows after a crash and loads the cache."""
         ws, job_id = self.ws, self.job.job_id
+        if self.provider.cacheable:
+            fold_journals(ws, job_id)
         items = ws.sql("SELECT * FROM batch_items WHERE job_id = ? ORDER BY item_index", [job_id])
         made = ws.sql("SELECT item_id, conversation_id FROM conversations WHERE job_id = ?", [job_id])
         made_by_item = dict(zip(made["item_id"].to_list(), made["conversation_id"].to_list(), strict=True))
@@ -112,83 +158,101 @@ class JobRunner:
                         "status": "completed", "conversation_id": made_by_item[item.item_id], "updated_at": now}))
             elif item.status == "pending":
                 pending.append(item)
-        self.ws.append_models("batch_items", repaired)
+        ws.append_models("batch_items", repaired)
         totals = ws.sql(
-            "SELECT coalesce(sum(input_tokens), 0)::BIGINT AS i, coalesce(sum(output_tokens), 0)::BIGINT AS o, "
-            "coalesce(sum(cost_usd), 0) AS c FROM llm_calls WHERE job_id = ?", [job_id]).row(0)
+            "SELECT coalesce(sum(input_tokens), 0)::BIGINT, coalesce(sum(output_tokens), 0)::BIGINT, "
+            "coalesce(sum(cost_usd), 0) FROM llm_calls WHERE job_id = ?", [job_id]).row(0)
         failed = int(items.filter(items["status"] == "failed").height)
         self.progress = JobProgress(job_id, self.job.total, len(made_by_item), failed, int(totals[0]),
                                     int(totals[1]), float(totals[2]))
+        if self.provider.cacheable:
+            keys = [self.request_for(i, i.attempts + 1).cache_key(self.provider.name) for i in pending]
+            self.cache = ResponseCache(ws, job_id, keys)
         return pending
 
-    # -- work -------------------------------------------------------------------------------
+    def request_for(self, item: BatchItem, attempt: int, feedback: list[dict] | None = None) -> ProviderRequest:
+        return build_request(self.ws, item, item_seed(self.job.seed, item.item_index), attempt, self.model, feedback)
 
-    async def _generate(self, item: BatchItem) -> None:
-        seed = item_seed(self.job.seed, item.item_index)
-        last_error, last_type, last_raw = "", "unknown", None
-        first = item.attempts + 1
-        for attempt in range(first, first + self.max_attempts):
-            request = build_request(self.ws, item, seed, attempt, self.model)
-            started = time.perf_counter()
-            call_id = f"call-{item.item_id}-a{attempt}"
-            try:
-                response = await self.provider.complete(request)
-            except ProviderError as exc:
-                last_error, last_type, last_raw = str(exc), exc.error_type, exc.raw
-                self._record_call(call_id, request, None, item, attempt, started, error=last_error)
-                if exc.transient:
-                    continue
-                break
-            try:
-                if response.stop_reason == "max_tokens":
-                    raise ValueError("the response was cut off at max_tokens")
-                generated = GeneratedConversation.model_validate_json(response.text)
-            except (ValidationError, ValueError) as exc:
-                last_error = _short(exc)
-                last_type, last_raw = "malformed_output", response.text
-                self._record_call(call_id, request, response, item, attempt, started, error=last_error)
-                continue
-            self._record_call(call_id, request, response, item, attempt, started)
-            self._record_conversation(item, generated, call_id, response.model, attempt)
+    @property
+    def cancelled(self) -> bool:
+        if self.abort:
+            return True
+        now = time.monotonic()
+        if not self._cancelled and now - self._cancel_checked > 0.25:
+            self._cancel_checked = now
+            self._cancelled = cancel_requested(self.ws, self.job.job_id)
+        return self._cancelled
+
+    # -- one answer -------------------------------------------------------------------------
+
+    def cached_answer(self, request: ProviderRequest, call_id: str) -> ProviderResponse | None:
+        if self.cache is None:
+            return None
+        row = self.cache.get(request.cache_key(self.provider.name))
+        if row is None:
+            return None
+        self.progress.cache_hits += 1
+        return ResponseCache.response(row, replay=row["paid_by_call"] == call_id)
+
+    def keep_answer(self, request: ProviderRequest, response: ProviderResponse, call_id: str) -> None:
+        """Journal a fresh answer at once, so it is never paid for again."""
+        if self.cache is None:
             return
-        now = utcnow()
-        self.buffer.failures.append(FailedGeneration(
-            failure_id=f"fail-{item.item_id}-a{attempt}", job_id=item.job_id, item_id=item.item_id,
-            error_type=last_type, message=last_error, raw_response=last_raw, attempt=attempt, created_at=now))
-        self.buffer.items.append(item.model_copy(update={"status": "failed", "attempts": attempt, "updated_at": now}))
-        self.progress.failed += 1
+        cost = self.provider.cost_usd(response.model, response.input_tokens, response.output_tokens, response.batch)
+        row = cache_row(request.cache_key(self.provider.name), self.provider.name, response, cost, call_id,
+                        self.job.job_id)
+        self.journal.write({"cache": {**row, "created_at": row["created_at"].isoformat()}})
+        self.cache.put(row)
 
-    def _record_call(self, call_id, request, response, item, attempt, started, error=None) -> None:
+    def take_answer(self, item: BatchItem, request: ProviderRequest, response: ProviderResponse, attempt: int,
+                    call_id: str) -> str | None:
+        """Record the call; store the conversation if the answer is good. Returns the problem, if any."""
+        try:
+            generated = check_answer(response)
+        except ValueError as exc:
+            self.record_call(call_id, request, response, item, attempt, error=str(exc))
+            return str(exc)
+        self.record_call(call_id, request, response, item, attempt)
+        self.record_conversation(item, generated, call_id, response.model, attempt)
+        return None
+
+    # -- records ----------------------------------------------------------------------------
+
+    def record_call(self, call_id: str, request: ProviderRequest, response: ProviderResponse | None,
+                    item: BatchItem, attempt: int, *, error: str | None = None, latency_ms: float = 0.0) -> None:
         tokens_in = response.input_tokens if response else 0
         tokens_out = response.output_tokens if response else 0
-        cost = self.provider.cost_usd(request.model, tokens_in, tokens_out)
+        paid = response is not None and not response.cache_hit
+        cost = self.provider.cost_usd(response.model, tokens_in, tokens_out, response.batch) if paid else 0.0
         self.buffer.calls.append(LLMCall(
             call_id=call_id, action_type=request.action_type, provider=self.provider.name,
             model=response.model if response else request.model,
             request=orjson.dumps(request.for_log()).decode(), response=response.text if response else "",
             input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost,
-            latency_ms=response.latency_ms if response else (time.perf_counter() - started) * 1000,
+            latency_ms=response.latency_ms if response else latency_ms,
             cache_hit=response.cache_hit if response else False, template_key=item.template_key,
             template_version=item.template_version, job_id=item.job_id, item_id=item.item_id, attempt=attempt,
             status="error" if error else "ok", error=error, created_at=utcnow(),
         ))
-        self.progress.input_tokens += tokens_in
-        self.progress.output_tokens += tokens_out
-        self.progress.cost_usd += cost
+        if paid:
+            self.progress.input_tokens += tokens_in
+            self.progress.output_tokens += tokens_out
+            self.progress.cost_usd += cost
 
-    def _record_conversation(self, item, generated: GeneratedConversation, call_id, model, attempt) -> None:
+    def record_conversation(self, item: BatchItem, generated: GeneratedConversation, call_id: str, model: str,
+                            attempt: int) -> None:
         conversation_id = f"conv-{item.item_id}"
         now = utcnow()
         self.buffer.turns += [
             {"conversation_id": conversation_id, "turn_number": n, "role": t.role, "content": t.content}
             for n, t in enumerate(generated.turns, start=1)
         ]
+        templates = self.ws.scaffolding.templates
         self.buffer.conversations.append(Conversation(
             conversation_id=conversation_id, job_id=item.job_id, item_id=item.item_id,
             persona_key=item.persona_key, arc_key=item.arc_key, topic_key=item.topic_key,
             template_key=item.template_key, template_version=item.template_version,
-            tier=self.ws.scaffolding.templates[item.template_key].tier
-            if item.template_key in self.ws.scaffolding.templates else "unknown",
+            tier=templates[item.template_key].tier if item.template_key in templates else "unknown",
             provider=self.provider.name, model=model, is_scripted=self.provider.is_scripted,
             title=generated.title, turn_count=len(generated.turns), call_id=call_id, created_at=now,
         ))
@@ -196,11 +260,89 @@ class JobRunner:
             "status": "completed", "attempts": attempt, "conversation_id": conversation_id, "updated_at": now}))
         self.progress.done += 1
 
+    def record_failure(self, item: BatchItem, attempt: int, error_type: str, message: str, raw: str | None) -> None:
+        now = utcnow()
+        self.buffer.failures.append(FailedGeneration(
+            failure_id=f"fail-{item.item_id}-a{attempt}", job_id=item.job_id, item_id=item.item_id,
+            error_type=error_type, message=message, raw_response=raw, attempt=attempt, created_at=now))
+        self.buffer.items.append(item.model_copy(update={"status": "failed", "attempts": attempt, "updated_at": now}))
+        self.progress.failed += 1
+
+    # -- messages mode ----------------------------------------------------------------------
+
+    async def generate(self, item: BatchItem) -> None:
+        """Generate one item to success, to failure, or until the run is cancelled."""
+        attempt, last_attempt = item.attempts + 1, item.attempts + self.settings.max_attempts
+        feedback: list[dict] = []
+        waits = 0
+        while not self.cancelled:
+            request = self.request_for(item, attempt, feedback)
+            call_id = f"call-{item.item_id}-a{attempt}"
+            response = self.cached_answer(request, call_id)
+            if response is None:
+                started = time.perf_counter()
+                await self.limiter.acquire()
+                try:
+                    self.progress.requests += 1
+                    response = await self.provider.complete(request)
+                except RateLimited as exc:
+                    waits += 1
+                    self.progress.rate_limits += 1
+                    self.record_call(f"{call_id}-wait{waits}", request, None, item, attempt, error=str(exc),
+                                     latency_ms=(time.perf_counter() - started) * 1000)
+                    await self.limiter.rate_limited(exc.retry_after)
+                    if waits > self.settings.max_rate_limit_waits:
+                        self.record_failure(item, attempt, exc.error_type, str(exc), exc.raw)
+                        return
+                    continue
+                except ProviderError as exc:
+                    self.record_call(call_id, request, None, item, attempt, error=str(exc),
+                                     latency_ms=(time.perf_counter() - started) * 1000)
+                    if exc.error_type == "authentication":
+                        self.abort = str(exc)
+                        return
+                    if not exc.transient or attempt >= last_attempt:
+                        self.record_failure(item, attempt, exc.error_type, str(exc), exc.raw)
+                        return
+                    attempt += 1
+                    await asyncio.sleep(backoff(attempt - 1, self.settings.backoff_base))
+                    continue
+                finally:
+                    await self.limiter.release()
+                await self.limiter.succeeded()
+                self.keep_answer(request, response, call_id)
+            problem = self.take_answer(item, request, response, attempt, call_id)
+            if problem is None:
+                return
+            if attempt >= last_attempt:
+                self.record_failure(item, attempt, "malformed_output", problem, response.text)
+                return
+            feedback = [*feedback, *correction(response, problem)][-4:]
+            attempt += 1
+
+    async def run_messages(self, pending: list[BatchItem]) -> None:
+        queue: asyncio.Queue[BatchItem] = asyncio.Queue()
+        for item in pending:
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            while not self.cancelled:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await self.generate(item)
+                self.flush()
+
+        workers = max(1, min(self.settings.concurrency, len(pending) or 1))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
     # -- writing ----------------------------------------------------------------------------
 
     def flush(self, status: str = "processing", force: bool = False) -> None:
-        due = len(self.buffer) >= self.flush_items or time.monotonic() - self.last_flush >= self.flush_seconds
-        if not (force or (due and len(self.buffer))):
+        due = (len(self.buffer) >= self.settings.flush_items
+               or time.monotonic() - self.last_flush >= self.settings.flush_seconds)
+        if not (force or (due and (len(self.buffer) or self.buffer.calls))):
             return
         buf, self.buffer = self.buffer, _Buffer()
         ws = self.ws
@@ -210,89 +352,36 @@ class JobRunner:
             ws.append("turns", buf.turns)
         ws.append_models("conversations", buf.conversations)  # the commit point of each item
         ws.append_models("batch_items", buf.items)
-        self._write_job(status)
+        self.write_job(status)
         self.last_flush = time.monotonic()
         if self.progress_fn:
             self.progress_fn(self.progress)
 
-    def _write_job(self, status: str) -> None:
+    def write_job(self, status: str, note: str | None = None) -> None:
         p, now = self.progress, utcnow()
         finished = status in ("completed", "failed", "cancelled")
-        self.job = self.job.model_copy(update={
-            "status": status, "done": p.done, "failed": p.failed, "input_tokens": p.input_tokens,
-            "output_tokens": p.output_tokens, "cost_usd": round(p.cost_usd, 6), "updated_at": now,
-            "started_at": self.job.started_at or now, "finished_at": now if finished else None,
-        })
+        update = {"status": status, "done": p.done, "failed": p.failed, "input_tokens": p.input_tokens,
+                  "output_tokens": p.output_tokens, "cost_usd": round(p.cost_usd, 6), "updated_at": now,
+                  "started_at": self.job.started_at or now, "finished_at": now if finished else None}
+        if note is not None:
+            update["note"] = note
+        self.job = self.job.model_copy(update=update)
         self.ws.append_models("batch_jobs", [self.job])
 
-    async def run(self) -> BatchJob:
-        pending = self.pending_items()
-        self._write_job("processing")
-        queue: asyncio.Queue[BatchItem] = asyncio.Queue()
-        for item in pending:
-            queue.put_nowait(item)
+    def start(self) -> None:
+        self.job = self.job.model_copy(update={"run_started_at": utcnow(),
+                                               "run_start_finished": self.progress.finished})
+        self.write_job("processing")
 
-        async def worker() -> None:
-            while True:
-                try:
-                    item = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                await self._generate(item)
-                self.flush()
-
-        await asyncio.gather(*(worker() for _ in range(max(1, min(self.concurrency, len(pending) or 1)))))
-        final = "completed" if self.progress.done > 0 or self.job.total == 0 else "failed"
-        self.flush(final, force=True)
-        await self.provider.aclose()
+    def finish(self) -> BatchJob:
+        self.journal.close()
+        if self.abort:
+            self.flush("failed", force=True)
+            self.write_job("failed", note=f"stopped: {self.abort}")
+            raise JobError(f"job {self.job.job_id} stopped: {self.abort}")
+        if self.cancelled:
+            status = "cancelled"
+        else:
+            status = "completed" if self.progress.done > 0 or self.job.total == 0 else "failed"
+        self.flush(status, force=True)
         return self.job
-
-
-def _short(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(response)"
-        return f"output does not match the conversation schema at {where}: {first['msg']}"
-    return str(exc)
-
-
-def run_job(
-    ws: Workspace,
-    job_id: str,
-    provider: Provider,
-    *,
-    concurrency: int = 8,
-    max_attempts: int = 3,
-    flush_items: int = 200,
-    flush_seconds: float = 1.0,
-    progress: ProgressFn | None = None,
-) -> BatchJob:
-    """Run (or resume) a job to the end. Only one process runs a given job at a time."""
-    job = load_job(ws, job_id)
-    if job is None:
-        raise JobError(f"no job {job_id!r} in {ws.root}. Fix: list jobs with `brightrun status`.")
-    if job.status in ("completed", "cancelled") and job.done + job.failed >= job.total:
-        return job
-    lock = ws.lock(f"job-{job_id}", timeout=0.5)
-    try:
-        lock.acquire()
-    except TimeoutError:
-        raise JobError(f"job {job_id!r} is being run by another process. Fix: wait for it to finish, "
-                       f"or stop that process and resume.") from None
-    try:
-        runner = JobRunner(ws, job, provider, concurrency=concurrency, max_attempts=max_attempts,
-                           flush_items=flush_items, flush_seconds=flush_seconds, progress=progress)
-        return asyncio.run(runner.run())
-    finally:
-        lock.release()
-
-
-def job_is_running(ws: Workspace, job_id: str) -> bool:
-    """True when a live process holds the job's lock."""
-    lock = ws.lock(f"job-{job_id}", timeout=0)
-    try:
-        lock.acquire()
-    except TimeoutError:
-        return True
-    lock.release()
-    return False

@@ -44,12 +44,19 @@ class BatchJob(_Record):
     finished_at: datetime | None = None
     updated_at: datetime
     note: str = ""
+    provider_options: str = Field(default="{}", description="JSON of the provider's settings (never a key)")
+    concurrency: int = Field(default=8, ge=1, le=512)
+    batch_api: bool = False
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    run_started_at: datetime | None = None
+    run_start_finished: int = 0
 
 
 class BatchItem(_Record):
     item_id: str
     job_id: str
     item_index: int = Field(ge=0)
+    sample_index: int = Field(default=0, ge=0, description="which variation of its cell this item is")
     persona_key: str
     arc_key: str
     topic_key: str

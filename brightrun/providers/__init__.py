@@ -6,7 +6,20 @@ from brightrun.errors import BrightRunError
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse, ScaffoldSpec
 from brightrun.providers.scripted import ScriptedProvider
 
-PROVIDERS = {"scripted": ScriptedProvider}
+
+def _claude(**options) -> Provider:
+    from brightrun.providers.claude import ClaudeProvider
+
+    return ClaudeProvider(**options)
+
+
+def _openai(**options) -> Provider:
+    from brightrun.providers.openai_compat import OpenAICompatibleProvider
+
+    return OpenAICompatibleProvider(**options)
+
+
+PROVIDERS = {"scripted": ScriptedProvider, "anthropic": _claude, "openai-compatible": _openai}
 
 
 def get_provider(name: str, **options) -> Provider:

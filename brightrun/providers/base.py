@@ -42,11 +42,29 @@ class ProviderRequest(BaseModel):
     output_schema: dict | None = None
     seed: int = 0
     attempt: int = 1
+    sample: str = Field(default="", description="which variation of a cell this is: part of the cache key")
+    tag: str | None = Field(default=None, description="the item id, sent as trace metadata")
+    feedback: list[dict] = Field(default_factory=list,
+                                 description="earlier answers and corrections, sent after the prompt")
     scaffold: ScaffoldSpec | None = Field(default=None, exclude=True)
 
     def for_log(self) -> dict:
         """The request as stored in `llm_calls` (no secrets ever live on a request)."""
         return self.model_dump(mode="json", exclude={"output_schema"})
+
+    def messages(self) -> list[dict]:
+        """The conversation sent to a chat API: the prompt, then any corrections."""
+        return [{"role": "user", "content": self.prompt}, *self.feedback]
+
+    def cache_key(self, provider: str) -> str:
+        """A hash of everything that shapes the answer: equal keys need not be paid for twice."""
+        import hashlib
+
+        import orjson
+
+        shaped = self.model_dump(mode="json", exclude={"tag", "scaffold", "attempt", "action_type"})
+        shaped["provider"] = provider
+        return hashlib.sha256(orjson.dumps(shaped, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class ProviderResponse(BaseModel):
@@ -57,6 +75,7 @@ class ProviderResponse(BaseModel):
     stop_reason: str = "end_turn"
     latency_ms: float = 0.0
     cache_hit: bool = False
+    batch: bool = False
 
 
 class Provider(ABC):
@@ -66,14 +85,18 @@ class Provider(ABC):
     name: str
     default_model: str
     is_scripted: bool = False
+    supports_batches: bool = False
+    cacheable: bool = True
 
     @abstractmethod
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         """Return the model's answer, or raise ProviderError (transient=True if worth retrying)."""
 
-    def cost_usd(self, model: str, input_tokens: int, output_tokens: int) -> float:
-        """What the call cost; providers with a price table override this."""
-        return 0.0
+    def cost_usd(self, model: str, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
+        """What the call cost, from the price table."""
+        from brightrun.pricing import price_table
+
+        return price_table().cost(model, input_tokens, output_tokens, batch=batch)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections; the default has none."""

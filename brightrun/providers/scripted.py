@@ -148,6 +148,7 @@ class ScriptedProvider(Provider):
     name = "scripted"
     default_model = "scripted-1"
     is_scripted = True
+    cacheable = False  # free and deterministic: nothing to save by caching
 
     def __init__(self, failure_rate: float = 0.0, permanent_failure_rate: float = 0.0, seed: int = 0) -> None:
         for name, rate in (("failure_rate", failure_rate), ("permanent_failure_rate", permanent_failure_rate)):

@@ -83,6 +83,16 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("training_pairs", ("pair_id",), TRAINING_PAIR_SCHEMA),
         TableSpec("enrichment_errors", ("conversation_id",), schema_of(EnrichmentError)),
         TableSpec(
+            "response_cache", ("cache_key",),
+            {"cache_key": _S, "provider": _S, "model": _S, "text": _S, "input_tokens": _I, "output_tokens": _I,
+             "stop_reason": _S, "batch": _B, "cost_usd": _F, "paid_by_call": _S, "job_id": _S, "created_at": _TS},
+        ),
+        TableSpec(
+            "provider_batches", ("batch_id",),
+            {"batch_id": _S, "job_id": _S, "provider": _S, "custom_ids": pl.List(_S), "item_ids": pl.List(_S),
+             "attempts": pl.List(_I), "status": _S, "submitted_at": _TS, "updated_at": _TS},
+        ),
+        TableSpec(
             "template_versions", ("template_key", "version"),
             {"template_key": _S, "version": _S, "name": _S, "tier": _S, "arc_type": _S, "description": _S,
              "system_prompt": _S, "body": _S, "model": _S, "temperature": _F, "max_tokens": _I,

@@ -11,6 +11,8 @@ TABLE_VIEWS = {
     "failed_generations": "failed_generations",
     "training_pairs": "training_pairs",
     "enrichment_errors": "enrichment_errors",
+    "response_cache": "response_cache",
+    "provider_batches": "provider_batches",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
@@ -53,6 +55,8 @@ VIEW_DOCS = {
     "failed_generations": "items that failed, with error type, message and raw response",
     "llm_calls": "every model call: action type, provider, model, tokens, cost, latency, request, response",
     "enrichment_errors": "conversations that enrichment quarantined, with the reason and the fix",
+    "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
+    "provider_batches": "provider batch ids (Message Batches) with their items, so a restart resumes polling",
     "personas": "the scaffolding's personas",
     "emotional_arcs": "the scaffolding's emotional arcs, with tier",
     "training_topics": "the scaffolding's training topics",

@@ -1,0 +1,92 @@
+"""Never pay twice: a journal of every answer received, and the response cache it feeds.
+
+Every provider answer that came with a body is appended to `journal/<job>/<pid>-<ns>.jsonl` the
+moment it arrives (one unbuffered write, so it survives SIGKILL of the process). When a run starts,
+the journals of its job are folded into the `response_cache` table and deleted. A request whose
+cache key (a hash of the full request) is in the cache is answered from it without a call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import orjson
+
+from brightrun.providers.base import ProviderResponse
+from brightrun.workspace import Workspace, utcnow
+
+
+class Journal:
+    def __init__(self, ws: Workspace, job_id: str) -> None:
+        self.folder = ws.root / "journal" / job_id
+        self.path: Path | None = None
+        self._fd: int | None = None
+
+    def write(self, entry: dict) -> None:
+        if self._fd is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.path = self.folder / f"{os.getpid()}-{time.time_ns()}.jsonl"
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self._fd, orjson.dumps(entry) + b"\n")
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def pending_files(self) -> list[Path]:
+        return sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
+
+
+def read_journal(path: Path) -> list[dict]:
+    """The complete lines of a journal file (a line torn by a crash is skipped)."""
+    entries = []
+    for line in path.read_bytes().splitlines():
+        try:
+            entries.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    return entries
+
+
+def cache_row(key: str, provider: str, response: ProviderResponse, cost: float, call_id: str, job_id: str) -> dict:
+    return {"cache_key": key, "provider": provider, "model": response.model, "text": response.text,
+            "input_tokens": response.input_tokens, "output_tokens": response.output_tokens,
+            "stop_reason": response.stop_reason, "batch": response.batch, "cost_usd": cost,
+            "paid_by_call": call_id, "job_id": job_id, "created_at": utcnow()}
+
+
+def fold_journals(ws: Workspace, job_id: str) -> int:
+    """Move every journaled answer of `job_id` into the response cache; returns how many."""
+    journal = Journal(ws, job_id)
+    files = journal.pending_files()
+    rows = [entry["cache"] for path in files for entry in read_journal(path)]
+    if rows:
+        ws.append("response_cache", [{**r, "created_at": utcnow()} for r in rows])
+    for path in files:
+        path.unlink(missing_ok=True)
+    return len(rows)
+
+
+class ResponseCache:
+    """The cache entries a run may use, held in memory."""
+
+    def __init__(self, ws: Workspace, job_id: str, keys: list[str]) -> None:
+        frame = ws.sql("SELECT * FROM response_cache WHERE job_id = ? OR cache_key IN (SELECT unnest(?))",
+                       [job_id, keys])
+        self.entries: dict[str, dict] = {row["cache_key"]: row for row in frame.iter_rows(named=True)}
+
+    def get(self, key: str) -> dict | None:
+        return self.entries.get(key)
+
+    def put(self, row: dict) -> None:
+        self.entries[row["cache_key"]] = row
+
+    @staticmethod
+    def response(row: dict, *, replay: bool) -> ProviderResponse:
+        """The cached answer; `replay` means it is this very call's own answer, recovered after a crash."""
+        return ProviderResponse(text=row["text"], model=row["model"], input_tokens=row["input_tokens"],
+                                output_tokens=row["output_tokens"], stop_reason=row["stop_reason"],
+                                batch=row["batch"], cache_hit=not replay)

@@ -1,0 +1,123 @@
+"""Running, resuming, cancelling and retrying jobs, in this process or a background one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from brightrun.errors import JobError
+from brightrun.generation.jobs import clear_cancel, load_job
+from brightrun.generation.runner import JobRunner, ProgressFn, RunSettings
+from brightrun.models import BatchItem, BatchJob
+from brightrun.providers import Provider, get_provider
+from brightrun.workspace import Workspace, utcnow
+
+
+def provider_for_job(job: BatchJob, **overrides) -> Provider:
+    """The provider a job was created with, from its stored settings (keys come from the environment)."""
+    options = {**orjson.loads(job.provider_options or "{}"), **overrides}
+    if job.provider != "scripted":
+        options.setdefault("concurrency", job.concurrency)
+    return get_provider(job.provider, **options)
+
+
+async def _run(runner: JobRunner, batch_api: bool) -> BatchJob:
+    try:
+        pending = runner.prepare()
+        runner.start()
+        if batch_api:
+            from brightrun.generation.batches import run_batches
+
+            await run_batches(runner, pending)
+        else:
+            await runner.run_messages(pending)
+        return runner.finish()
+    finally:
+        await runner.provider.aclose()
+
+
+def run_job(ws: Workspace, job_id: str, provider: Provider | None = None, *, settings: RunSettings | None = None,
+            progress: ProgressFn | None = None, **legacy) -> BatchJob:
+    """Run (or resume) a job to the end. Only one process runs a given job at a time."""
+    job = load_job(ws, job_id)
+    if job is None:
+        raise JobError(f"no job {job_id!r} in {ws.root}. Fix: list jobs with `brightrun jobs list`.")
+    if job.status in ("completed", "cancelled") and job.done + job.failed >= job.total:
+        return job
+    settings = settings or RunSettings(concurrency=job.concurrency, max_attempts=job.max_attempts)
+    for name, value in legacy.items():
+        setattr(settings, name, value)
+    if job.batch_api and not (provider or provider_for_job(job)).supports_batches:
+        raise JobError(f"provider {job.provider!r} has no batch API. Fix: run the job without --batch-api.")
+    lock = ws.lock(f"job-{job_id}", timeout=0.5)
+    try:
+        lock.acquire()
+    except TimeoutError:
+        raise JobError(f"job {job_id!r} is being run by another process. Fix: wait for it to finish, "
+                       f"or cancel it with `brightrun jobs cancel {job_id}`.") from None
+    try:
+        provider = provider or provider_for_job(job)
+        runner = JobRunner(ws, job, provider, settings, progress)
+        return asyncio.run(_run(runner, job.batch_api))
+    finally:
+        lock.release()
+
+
+def job_is_running(ws: Workspace, job_id: str) -> bool:
+    """True when a live process holds the job's lock."""
+    lock = ws.lock(f"job-{job_id}", timeout=0)
+    try:
+        lock.acquire()
+    except TimeoutError:
+        return True
+    lock.release()
+    return False
+
+
+def resume_job(ws: Workspace, job_id: str, **kwargs) -> BatchJob:
+    """Resume an interrupted or cancelled job: what is finished is never done again."""
+    clear_cancel(ws, job_id)
+    job = load_job(ws, job_id)
+    if job is not None and job.status == "cancelled":
+        ws.append_models("batch_jobs", [job.model_copy(update={"status": "processing", "finished_at": None,
+                                                                "updated_at": utcnow()})])
+    return run_job(ws, job_id, **kwargs)
+
+
+def retry_failed(ws: Workspace, job_id: str) -> int:
+    """Put the job's failed items back to pending (their failures stay on record); returns how many."""
+    job = load_job(ws, job_id)
+    if job is None:
+        raise JobError(f"no job {job_id!r}. Fix: list jobs with `brightrun jobs list`.")
+    if job_is_running(ws, job_id):
+        raise JobError(f"job {job_id!r} is running. Fix: wait for it to finish, then retry its failures.")
+    failed = ws.sql("SELECT * FROM batch_items WHERE job_id = ? AND status = 'failed'", [job_id])
+    now = utcnow()
+    items = [BatchItem.model_validate(r).model_copy(update={"status": "pending", "updated_at": now})
+             for r in failed.iter_rows(named=True)]
+    ws.append_models("batch_items", items)
+    if items:
+        ws.append_models("batch_jobs", [job.model_copy(update={
+            "status": "queued", "failed": job.failed - len(items), "finished_at": None, "updated_at": now})])
+    return len(items)
+
+
+def launch_background(ws: Workspace, job_id: str) -> int:
+    """Run `brightrun jobs resume JOB` in a detached process (it outlives the app's page); returns its pid.
+    Its output goes to `logs/<job>.log` in the workspace."""
+    log_dir = ws.root / "logs"
+    log_dir.mkdir(exist_ok=True)
+    log = open(log_dir / f"{job_id}.log", "ab")  # noqa: SIM115 - handed to the child process
+    env = {k: v for k, v in os.environ.items() if k != "BRIGHTRUN_WORKSPACE"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "brightrun", "jobs", "resume", job_id, "--workspace", str(ws.root)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        cwd=str(Path(__file__).resolve().parents[2]), start_new_session=True,
+    )
+    log.close()
+    return process.pid

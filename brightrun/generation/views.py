@@ -1,0 +1,66 @@
+"""What the Generate page and `brightrun jobs` show about jobs: state, rate, ETA, spend, failures."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from brightrun.errors import JobError
+from brightrun.generation.control import job_is_running
+from brightrun.generation.jobs import cancel_requested, load_job
+from brightrun.workspace import Workspace, utcnow
+
+
+def job_table(ws: Workspace, limit: int = 50) -> pl.DataFrame:
+    """Jobs newest first; a job marked processing with no live runner shows as interrupted."""
+    frame = ws.sql("""
+        SELECT job_id, status, provider, model, batch_api, total, done, failed,
+               input_tokens + output_tokens AS tokens, cost_usd, created_at, finished_at, note
+        FROM batch_jobs ORDER BY created_at DESC LIMIT ?""", [limit])
+    states = []
+    for job_id, status in zip(frame["job_id"].to_list(), frame["status"].to_list(), strict=True):
+        if status in ("queued", "processing") and not job_is_running(ws, job_id):
+            states.append("interrupted" if status == "processing" else "queued")
+        else:
+            states.append(status)
+    return frame.with_columns(pl.Series("state", states, dtype=pl.String))
+
+
+def job_state(ws: Workspace, job_id: str) -> dict:
+    """Progress of one job: counts, rate and ETA of the current run, tokens and spend."""
+    job = load_job(ws, job_id)
+    if job is None:
+        raise JobError(f"no job {job_id!r}. Fix: list jobs with `brightrun jobs list`.")
+    running = job_is_running(ws, job_id)
+    finished = job.done + job.failed
+    rate = eta = None
+    if job.run_started_at is not None:
+        end = utcnow() if running else job.updated_at
+        seconds = max((end - job.run_started_at).total_seconds(), 1e-9)
+        made = finished - job.run_start_finished
+        rate = made / seconds if made > 0 else 0.0
+        if running and rate:
+            eta = (job.total - finished) / rate
+    state = job.status
+    if job.status in ("queued", "processing") and not running:
+        state = "interrupted" if job.status == "processing" else "queued"
+    return {
+        "job_id": job.job_id, "state": state, "running": running, "cancel_requested": cancel_requested(ws, job_id),
+        "provider": job.provider, "model": job.model or "(each template's model)", "batch_api": job.batch_api,
+        "total": job.total, "done": job.done, "failed": job.failed, "remaining": job.total - finished,
+        "progress": finished / job.total if job.total else 1.0,
+        "rate_per_minute": round(rate * 60, 1) if rate is not None else None,
+        "eta_seconds": round(eta) if eta is not None else None,
+        "input_tokens": job.input_tokens, "output_tokens": job.output_tokens, "cost_usd": job.cost_usd,
+        "created_at": job.created_at, "updated_at": job.updated_at, "note": job.note,
+    }
+
+
+def job_failures(ws: Workspace, job_id: str) -> pl.DataFrame:
+    """The job's failed items (latest failure of each), with the error type, message and raw answer."""
+    return ws.sql("""
+        SELECT f.item_id, i.persona_key, i.arc_key, i.topic_key, f.error_type, f.message, f.attempt,
+               f.raw_response, f.created_at
+        FROM failed_generations f JOIN batch_items i USING (item_id)
+        WHERE f.job_id = ? AND i.status = 'failed'
+        QUALIFY row_number() OVER (PARTITION BY f.item_id ORDER BY f.created_at DESC) = 1
+        ORDER BY f.created_at DESC""", [job_id])

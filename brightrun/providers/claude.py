@@ -1,0 +1,150 @@
+"""Claude through the official anthropic SDK: Messages with structured output, and Message Batches."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+
+import anthropic
+import httpx2
+
+from brightrun.errors import ProviderError
+from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
+from brightrun.providers.errors import from_exception, scrub
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+_NO_SAMPLING = re.compile(r"^claude-(?:(?:opus|sonnet|haiku)-(?:[5-9]|\d\d)|fable|mythos)")
+
+
+def api_key_from_environment() -> str | None:
+    """ANTHROPIC_API_KEY, else Streamlit secrets when running in the app."""
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    if key:
+        return key
+    try:
+        import streamlit as st
+
+        if st.runtime.exists():
+            return st.secrets.get("ANTHROPIC_API_KEY")
+    except Exception:  # noqa: BLE001 - no secrets file is not an error here
+        return None
+    return None
+
+
+def accepts_temperature(model: str) -> bool:
+    """Claude 5-series models refuse non-default sampling parameters."""
+    return not _NO_SAMPLING.match(model)
+
+
+def inline_refs(schema: dict) -> dict:
+    """The schema with its $defs inlined, for APIs that accept only self-contained schemas."""
+    defs = schema.get("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].split("/")[-1]])
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+class ClaudeProvider(Provider):
+    name = "anthropic"
+    default_model = DEFAULT_MODEL
+    supports_batches = True
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout: float = 120.0,
+                 concurrency: int = 16) -> None:
+        self._key = api_key or api_key_from_environment()
+        if not self._key:
+            raise ProviderError(
+                "no Anthropic API key. Fix: set ANTHROPIC_API_KEY in the environment (or in "
+                ".streamlit/secrets.toml for the app), or use --provider scripted.", error_type="authentication")
+        self.base_url = base_url
+        self.timeout = timeout
+        http = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(timeout, connect=10.0),
+            limits=httpx2.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8),
+        )
+        self.client = anthropic.AsyncAnthropic(api_key=self._key, base_url=base_url, max_retries=0,
+                                               http_client=http, timeout=timeout)
+
+    def _params(self, request: ProviderRequest) -> dict:
+        params: dict = {
+            "model": request.model, "max_tokens": request.max_tokens, "system": request.system,
+            "messages": request.messages(),
+        }
+        if accepts_temperature(request.model):
+            params["temperature"] = request.temperature
+        if request.output_schema:
+            params["output_config"] = {"format": {"type": "json_schema", "schema": inline_refs(request.output_schema)}}
+        if request.tag:
+            params["metadata"] = {"user_id": request.tag}
+        return params
+
+    def _response(self, message, model: str, started: float, batch: bool = False) -> ProviderResponse:
+        text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
+        usage = message.usage
+        return ProviderResponse(
+            text=text, model=message.model or model, input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, stop_reason=message.stop_reason or "end_turn",
+            latency_ms=(time.perf_counter() - started) * 1000, batch=batch,
+        )
+
+    def _error(self, exc: Exception) -> ProviderError:
+        return from_exception(exc, provider=self.name, secrets=[self._key])
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        started = time.perf_counter()
+        try:
+            message = await self.client.messages.create(**self._params(request))
+        except anthropic.AnthropicError as exc:
+            raise self._error(exc) from None
+        return self._response(message, request.model, started)
+
+    # -- Message Batches ------------------------------------------------------------------------
+
+    async def submit_batch(self, requests: list[tuple[str, ProviderRequest]]) -> str:
+        """Submit requests as one Message Batch; returns its id."""
+        try:
+            batch = await self.client.messages.batches.create(
+                requests=[{"custom_id": cid, "params": self._params(r)} for cid, r in requests])
+        except anthropic.AnthropicError as exc:
+            raise self._error(exc) from None
+        return batch.id
+
+    async def batch_ended(self, batch_id: str) -> bool:
+        try:
+            batch = await self.client.messages.batches.retrieve(batch_id)
+        except anthropic.AnthropicError as exc:
+            raise self._error(exc) from None
+        return batch.processing_status == "ended"
+
+    async def batch_results(self, batch_id: str, models: dict[str, str]) -> AsyncIterator[
+            tuple[str, ProviderResponse | ProviderError]]:
+        """Each custom id with its response, or the error it got."""
+        started = time.perf_counter()
+        try:
+            results = await self.client.messages.batches.results(batch_id)
+            async for entry in results:
+                result = entry.result
+                if result.type == "succeeded":
+                    yield entry.custom_id, self._response(result.message, models.get(entry.custom_id, ""),
+                                                          started, batch=True)
+                else:
+                    detail = getattr(getattr(getattr(result, "error", None), "error", None), "message", result.type)
+                    kind = getattr(getattr(getattr(result, "error", None), "error", None), "type", result.type)
+                    transient = kind not in ("invalid_request_error", "authentication_error", "permission_error")
+                    yield entry.custom_id, ProviderError(scrub(f"batch result {result.type}: {detail}", [self._key]),
+                                                         error_type=str(kind), transient=transient)
+        except anthropic.AnthropicError as exc:
+            raise self._error(exc) from None
+
+    async def aclose(self) -> None:
+        await self.client.close()
