@@ -10,6 +10,7 @@ st.set_page_config(page_title="BrightRun", page_icon=":material/stacked_line_cha
 pages = st.navigation([
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("pages/conversations.py", title="Conversations", icon=":material/forum:"),
+    st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
 ])
 
 with st.sidebar, ui.guard():

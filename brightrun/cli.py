@@ -128,8 +128,9 @@ def generate(
     """Generate conversations for scaffold cells (persona x arc x topic), or resume a job."""
     import random
 
-    from brightrun.generation import create_job, load_job, plan_quota, plan_uniform, resume_job
+    from brightrun.generation import create_job, load_job, resume_job
     from brightrun.generation.estimate import estimate_plan
+    from brightrun.generation.jobs import make_plan
 
     ws = _open(workspace)
     target = resume or job_id
@@ -138,8 +139,7 @@ def generate(
         raise BrightRunError(f"no job {resume!r} to resume. Fix: list jobs with `brightrun jobs list`.")
     if job is None:
         seed = seed if seed is not None else random.randrange(2**31)
-        cells = ws.scaffolding.cells(persona, arc, topic)
-        plan = plan_quota(ws, cells, quota) if quota else plan_uniform(cells, count)
+        plan = make_plan(ws, persona, arc, topic, count=count, quota=quota)
         if not plan:
             console.print(f"Every chosen cell already has {quota} conversation(s): nothing to generate.")
             return

@@ -6,8 +6,7 @@ import polars as pl
 import pytest
 
 from brightrun.errors import JobError, ProviderError
-from brightrun.generation import create_job, load_job, plan_spread, plan_uniform, run_job
-from brightrun.generation import job_is_running
+from brightrun.generation import create_job, job_is_running, load_job, plan_spread, plan_uniform, run_job
 from brightrun.providers import ScriptedProvider, get_provider
 from brightrun.workspace import Workspace
 

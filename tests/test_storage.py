@@ -139,3 +139,26 @@ def test_workspace_path_must_be_a_folder(tmp_path) -> None:
         Workspace.open(tmp_path / "file")
     with pytest.raises(WorkspaceError, match="no workspace"):
         Workspace.open(tmp_path / "missing", create=False)
+
+
+def test_files_written_before_a_column_existed_read_with_its_default(ws: Workspace) -> None:
+    import polars as pl
+
+    from brightrun.generation import load_job
+    from brightrun.workspace.store import _CLOCK
+
+    folder = ws.root / "tables" / "batch_jobs"
+    folder.mkdir(parents=True)
+    old = {"job_id": "old", "status": "completed", "tier": "template", "provider": "scripted", "model": "m",
+           "seed": 1, "total": 1, "done": 1, "failed": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+           "created_at": NOW, "started_at": None, "finished_at": None, "updated_at": NOW, "note": "",
+           "_seq": _CLOCK.next()}
+    pl.DataFrame([old]).write_parquet(folder / "part-1-1-old.parquet")  # before provider_options existed
+    row = ws.sql("SELECT provider_options, concurrency, batch_api, max_attempts FROM batch_jobs").row(0)
+    assert row == ("{}", 8, False, 3)
+    job = load_job(ws, "old")
+    ws.append_models("batch_jobs", [job.model_copy(update={"job_id": "new", "concurrency": 32})])
+    rows = dict(ws.sql("SELECT job_id, concurrency FROM batch_jobs").iter_rows())
+    assert rows == {"old": 8, "new": 32}
+    ws.compact()
+    assert dict(ws.sql("SELECT job_id, concurrency FROM batch_jobs").iter_rows()) == rows

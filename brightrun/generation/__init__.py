@@ -13,6 +13,7 @@ from brightrun.generation.jobs import (
     cancel_requested,
     create_job,
     load_job,
+    make_plan,
     plan_quota,
     plan_spread,
     plan_uniform,
@@ -21,5 +22,5 @@ from brightrun.generation.jobs import (
 from brightrun.generation.runner import JobProgress, RunSettings, build_request
 
 __all__ = ["JobProgress", "PlannedCell", "RunSettings", "build_request", "cancel_requested", "create_job",
-           "job_is_running", "launch_background", "load_job", "plan_quota", "plan_spread", "plan_uniform",
+           "job_is_running", "launch_background", "load_job", "make_plan", "plan_quota", "plan_spread", "plan_uniform",
            "provider_for_job", "request_cancel", "resume_job", "retry_failed", "run_job"]

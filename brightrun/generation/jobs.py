@@ -189,3 +189,13 @@ def template_at_version(ws: Workspace, key: str, version: str) -> PromptTemplate
         raise JobError(f"template {key!r} version {version} is not recorded in this workspace. "
                        f"Fix: restore the template's YAML as it was, or create a new job.")
     return PromptTemplate.model_validate(orjson.loads(frame.item(0, 0)))
+
+
+def make_plan(ws: Workspace, personas: list[str] | None = None, arcs: list[str] | None = None,
+              topics: list[str] | None = None, *, count: int | None = None,
+              quota: int | None = None) -> list[PlannedCell]:
+    """The plan for the chosen cells (empty choice: all): `count` per cell, or fill each to `quota`."""
+    cells = ws.scaffolding.cells(personas, arcs, topics)
+    if quota is not None:
+        return plan_quota(ws, cells, quota)
+    return plan_uniform(cells, count if count is not None else 1)

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -41,6 +41,8 @@ class TableFiles:
     base: tuple[Path, ...]
     deltas: tuple[Path, ...]
     bad: tuple[tuple[Path, str], ...]
+    columns: dict[str, int] = field(default_factory=dict, compare=False)
+    """How many of the readable files hold each column (files written before a column existed lack it)."""
 
     @property
     def signature(self) -> tuple:
@@ -71,7 +73,7 @@ class TableStore:
         self.tables_dir = root / "tables"
         self.locks_dir = root / "locks"
         self.quarantine_dir = root / "quarantine"
-        self._checked: dict[str, str | None] = {}
+        self._checked: dict[str, tuple[str | None, tuple[str, ...]]] = {}
 
     def spec(self, table: str) -> TableSpec:
         try:
@@ -133,25 +135,27 @@ class TableStore:
             tmp.unlink(missing_ok=True)
             raise
         fsync_dir(path.parent)
-        self._checked[str(path)] = None
+        self._checked[str(path)] = (None, tuple(frame.columns))
         return path
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _problem(self, path: Path) -> str | None:
-        """None when the part is a readable Parquet file, else the reason (checked once per file)."""
-        cached = self._checked.get(str(path), "unchecked")
-        if cached != "unchecked":
+    def _inspect(self, path: Path) -> tuple[str | None, tuple[str, ...]]:
+        """(None, columns) when the file is readable Parquet, else (the reason, ()); once per file."""
+        cached = self._checked.get(str(path))
+        if cached is not None:
             return cached
         try:
-            pq.read_metadata(path)
-            problem = None
+            result: tuple[str | None, tuple[str, ...]] = (None, tuple(pq.read_metadata(path).schema.names))
         except FileNotFoundError:
-            return "vanished"
+            return ("vanished", ())
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
-            problem = f"unreadable Parquet file ({type(exc).__name__}: {exc})"
-        self._checked[str(path)] = problem
-        return problem
+            result = (f"unreadable Parquet file ({type(exc).__name__}: {exc})", ())
+        self._checked[str(path)] = result
+        return result
+
+    def _problem(self, path: Path) -> str | None:
+        return self._inspect(path)[0]
 
     def manifest(self, table: str) -> dict:
         path = self.folder(table) / MANIFEST
@@ -181,7 +185,11 @@ class TableStore:
                 bad.append((path, problem))
             else:
                 deltas.append(path)
-        return TableFiles(base, tuple(deltas), tuple(bad))
+        columns: dict[str, int] = {}
+        for path in (*base, *deltas):
+            for name in self._inspect(path)[1]:
+                columns[name] = columns.get(name, 0) + 1
+        return TableFiles(base, tuple(deltas), tuple(bad), columns)
 
     def read(self, table: str) -> pl.DataFrame:
         """The current rows of a table (latest per key), without the _seq column."""
@@ -193,7 +201,7 @@ class TableStore:
         """SQL for the latest row per key of `table`, read from exactly `files`."""
         spec = self.spec(table)
         key = ", ".join(spec.key)
-        cols = ", ".join(spec.schema)
+        cols = self._columns_sql(spec, files)
 
         def read(paths: tuple[Path, ...]) -> str:
             listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
@@ -216,6 +224,22 @@ class TableStore:
             + " AND ".join(f"d.{k} = b.{k}" for k in spec.key)
             + f") UNION ALL BY NAME {delta}"
         )
+
+    @staticmethod
+    def _columns_sql(spec: TableSpec, files: TableFiles) -> str:
+        """The declared columns, with a default for files written before a column existed."""
+        everywhere = len(files.base) + len(files.deltas)
+        exprs = []
+        for c, t in spec.schema.items():
+            held = files.columns.get(c, 0)
+            default = _literal(spec.defaults.get(c))
+            if held == 0:
+                exprs.append(f"CAST({default} AS {_duck_type(t)}) AS {c}")
+            elif held < everywhere and c in spec.defaults:
+                exprs.append(f"coalesce({c}, {default}) AS {c}")
+            else:
+                exprs.append(c)
+        return ", ".join(exprs)
 
     # -- compaction --------------------------------------------------------------------------
 
@@ -241,7 +265,8 @@ class TableStore:
             con.execute(f"SET memory_limit = '{memory_limit}'")
             con.execute("SET preserve_insertion_order = false")
             con.execute(
-                f"COPY (SELECT * FROM read_parquet([{listing}], union_by_name = true) "
+                f"COPY (SELECT {self._columns_sql(spec, files)}, {SEQ} FROM read_parquet([{listing}], "
+                f"union_by_name = true) "
                 f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {SEQ} DESC) = 1) "
                 f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
             )
@@ -283,6 +308,16 @@ class TableStore:
             if progress:
                 progress(table, done[table])
         return done
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _duck_type(dtype: pl.DataType) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
@@ -29,6 +29,8 @@ class TableSpec:
     name: str
     key: tuple[str, ...]
     schema: dict[str, pl.DataType]
+    defaults: dict[str, object] = field(default_factory=dict)
+    """What older files that lack a column read as (columns added later need a default)."""
 
 
 def _dtype(annotation: typing.Any) -> pl.DataType:
@@ -50,7 +52,12 @@ def _dtype(annotation: typing.Any) -> pl.DataType:
 
 
 def schema_of(model: type[BaseModel]) -> dict[str, pl.DataType]:
-    return {name: _dtype(field.annotation) for name, field in model.model_fields.items()}
+    return {name: _dtype(f.annotation) for name, f in model.model_fields.items()}
+
+
+def defaults_of(model: type[BaseModel]) -> dict[str, object]:
+    return {name: f.default for name, f in model.model_fields.items()
+            if isinstance(f.default, str | int | float | bool) and f.default is not None}
 
 
 _S, _I, _F, _B = pl.String(), pl.Int64(), pl.Float64(), pl.Boolean()
@@ -70,11 +77,11 @@ TRAINING_PAIR_SCHEMA: dict[str, pl.DataType] = {
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in [
-        TableSpec("batch_jobs", ("job_id",), schema_of(BatchJob)),
-        TableSpec("batch_items", ("item_id",), schema_of(BatchItem)),
+        TableSpec("batch_jobs", ("job_id",), schema_of(BatchJob), defaults_of(BatchJob)),
+        TableSpec("batch_items", ("item_id",), schema_of(BatchItem), defaults_of(BatchItem)),
         TableSpec("conversations", ("conversation_id",), schema_of(Conversation)),
         TableSpec("turns", ("conversation_id", "turn_number"), schema_of(TurnRecord)),
-        TableSpec("llm_calls", ("call_id",), schema_of(LLMCall)),
+        TableSpec("llm_calls", ("call_id",), schema_of(LLMCall), defaults_of(LLMCall)),
         TableSpec("failed_generations", ("failure_id",), schema_of(FailedGeneration)),
         TableSpec(
             "conversation_status", ("conversation_id",),

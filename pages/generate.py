@@ -1,0 +1,117 @@
+"""Generate: plan cells (or fill to a quota), see the estimate, launch, watch, cancel, retry failures."""
+
+import streamlit as st
+
+from brightrun import ui
+from brightrun.browse import filter_options
+from brightrun.generation import create_job, launch_background, make_plan, request_cancel, retry_failed
+from brightrun.generation.estimate import estimate_plan
+from brightrun.generation.views import job_failures, job_state, job_table
+from brightrun.providers.claude import DEFAULT_MODEL, api_key_from_environment
+
+st.title("Generate")
+PROVIDERS = {"scripted": "Scripted (offline, free)", "anthropic": "Claude (Anthropic API)",
+             "openai-compatible": "OpenAI-compatible endpoint"}
+
+with ui.guard():
+    ws = ui.workspace()
+    options = filter_options(ws)
+
+    st.subheader("Plan")
+    cols = st.columns(3)
+    personas = cols[0].multiselect("Personas", list(options["personas"]), format_func=options["personas"].get,
+                                   key="g_personas", placeholder="All")
+    arcs = cols[1].multiselect("Emotional arcs", list(options["arcs"]), format_func=options["arcs"].get,
+                               key="g_arcs", placeholder="All")
+    topics = cols[2].multiselect("Topics", list(options["topics"]), format_func=options["topics"].get,
+                                 key="g_topics", placeholder="All")
+    left, right = st.columns(2)
+    mode = left.radio("How many", ["Per cell", "Fill to quota"], horizontal=True, key="g_mode",
+                      help="Fill to quota generates only what each cell lacks to reach the number.")
+    number = right.number_input("Conversations per cell" if mode == "Per cell" else "Quota per cell",
+                                min_value=1, max_value=1000, value=1, key="g_number")
+
+    st.subheader("Provider")
+    cols = st.columns(4)
+    provider = cols[0].selectbox("Provider", list(PROVIDERS), format_func=PROVIDERS.get, key="g_provider")
+    default_model = {"scripted": "scripted-1", "anthropic": DEFAULT_MODEL, "openai-compatible": ""}[provider]
+    model = cols[1].text_input("Model", value=default_model, key=f"g_model_{provider}",
+                               help="Empty: each template's own model setting.")
+    concurrency = cols[2].number_input("Concurrency", min_value=1, max_value=256, value=8, key="g_concurrency")
+    max_attempts = cols[3].number_input("Attempts per item", min_value=1, max_value=10, value=3, key="g_attempts")
+    base_url, batch_api, failure_rate = None, False, 0.0
+    if provider == "scripted":
+        failure_rate = st.slider("Simulated fault rate (first attempts)", 0.0, 0.5, 0.0, 0.05, key="g_faults")
+    else:
+        base_url = st.text_input("Base URL", key=f"g_base_url_{provider}",
+                                 placeholder="default" if provider == "anthropic" else "http://localhost:8000/v1")
+        if provider == "anthropic":
+            batch_api = st.toggle("Message Batches API (half price, results within 24 hours)", key="g_batch")
+            if not api_key_from_environment():
+                st.warning("ANTHROPIC_API_KEY is not set. Set it in the environment or in "
+                           ".streamlit/secrets.toml before launching.")
+
+    plan = make_plan(ws, personas, arcs, topics, count=number if mode == "Per cell" else None,
+                     quota=number if mode == "Fill to quota" else None)
+    if not plan:
+        st.success("Every chosen cell already reaches the quota: nothing to generate.")
+    else:
+        estimate = estimate_plan(ws, plan, provider=provider, model=model or None, batch=batch_api)
+        st.info(f"**Estimate**: {estimate.summary}.")
+        if st.button("Launch job", type="primary", key="g_launch"):
+            options_ = ({"failure_rate": failure_rate} if provider == "scripted"
+                        else ({"base_url": base_url} if base_url else {}))
+            job = create_job(ws, plan, provider=provider, model=model or "", seed=ui.new_seed(),
+                             provider_options=options_, concurrency=int(concurrency), batch_api=batch_api,
+                             max_attempts=int(max_attempts))
+            launch_background(ws, job.job_id)
+            st.session_state["g_watch_select"] = job.job_id
+            st.query_params["job"] = job.job_id
+
+    st.subheader("Jobs")
+    jobs = job_table(ws)
+    if jobs.height == 0:
+        st.caption("No jobs yet.")
+        st.stop()
+    ids = jobs["job_id"].to_list()
+    if st.session_state.get("g_watch_select") not in ids:  # first visit or after a reload: the URL's job
+        st.session_state["g_watch_select"] = st.query_params.get("job") if st.query_params.get("job") in ids \
+            else ids[0]
+    watched = st.selectbox("Watch job", ids, key="g_watch_select")
+    st.query_params["job"] = watched
+
+
+@st.fragment(run_every=1.0)
+def live(job_id: str) -> None:
+    with ui.guard():
+        state = job_state(ws, job_id)
+        st.progress(state["progress"], text=f"{state['job_id']}: {state['state']}"
+                    + (" (cancel requested)" if state["cancel_requested"] and state["running"] else ""))
+        cols = st.columns(6)
+        cols[0].metric("Done", f"{state['done']:,} / {state['total']:,}")
+        cols[1].metric("Failed", f"{state['failed']:,}")
+        cols[2].metric("Rate", f"{state['rate_per_minute']:,.0f}/min" if state["rate_per_minute"] else "–")
+        cols[3].metric("ETA", ui.fmt_duration(state["eta_seconds"]))
+        cols[4].metric("Tokens", ui.fmt_int(state["input_tokens"] + state["output_tokens"]))
+        cols[5].metric("Spend", ui.fmt_usd(state["cost_usd"]))
+        if state["note"]:
+            st.caption(state["note"])
+        if state["running"] and st.button("Cancel job", key="g_cancel"):
+            request_cancel(ws, job_id)
+            st.toast("Cancel requested: no new calls start; calls in flight land.")
+        failures = job_failures(ws, job_id)
+        st.markdown(f"**Failures** ({failures.height})")
+        if failures.height:
+            st.dataframe(failures.drop("raw_response"), hide_index=True, key="g_failures")
+            if not state["running"] and st.button("Retry failed items", key="g_retry"):
+                retry_failed(ws, job_id)
+                launch_background(ws, job_id)
+                st.toast(f"Retrying {failures.height} item(s).")
+        else:
+            st.caption("No failures.")
+
+
+live(watched)
+st.subheader("Job history")
+st.dataframe(job_table(ws), hide_index=True, key="g_history",
+             column_config={"cost_usd": st.column_config.NumberColumn("cost", format="$%.4f")})
