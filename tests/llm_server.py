@@ -37,12 +37,17 @@ Fault kinds (``FaultPlan.kinds`` draws uniformly among them for a share ``rate``
     truncated       200, ``stop_reason: "max_tokens"`` / ``finish_reason: "length"``, text cut in half
     bad_request     400, invalid_request_error (not retryable)
 
+``latency`` seconds are added to every request, errors included (a hang waits latency + hang_seconds).
+The default ``kinds`` are all of ``TRANSIENT_KINDS``, "hang" (30 s) included: pass ``kinds=`` to narrow them.
+
 The draw for the n-th request (n = 1, 2, ...) of an item at this server uses
 ``random.Random(f"{seed}:{item_key}:{n}")``: deterministic, and a retry gets a fresh draw. During a storm
 (``server.storm(seconds)``) every API request gets a 429. Inside a batch, each request is one request of
 its item; its fault becomes an ``errored`` result with the fault's error type (rate_limit_error, api_error,
 overloaded_error, timeout_error for hang, invalid_request_error for bad_request), while schema_invalid and
 truncated give ``succeeded`` results with bad messages.
+
+Not supported: streaming (``stream: true`` gets a 400), tools, images.
 
 Authentication: Anthropic paths need ``x-api-key`` or ``Authorization: Bearer ...`` (the anthropic 2.x SDK
 sends its api_key as a Bearer token); the OpenAI path needs ``Authorization: Bearer ...``. Otherwise 401.
@@ -99,7 +104,7 @@ __all__ = [
 TRANSIENT_KINDS: tuple[str, ...] = (
     "rate_limit", "server_error", "overloaded", "hang", "drop", "malformed_json", "schema_invalid", "truncated",
 )
-ALL_KINDS: tuple[str, ...] = (*TRANSIENT_KINDS, "bad_request")
+ALL_KINDS: tuple[str, ...] = (*TRANSIENT_KINDS, "bad_request", "authentication")
 
 # kind -> (HTTP status, Anthropic error type, OpenAI error type, OpenAI error code, message)
 _HTTP_ERRORS: dict[str, tuple[int, str, str, str | None, str]] = {
@@ -109,12 +114,14 @@ _HTTP_ERRORS: dict[str, tuple[int, str, str, str | None, str]] = {
     "overloaded": (529, "overloaded_error", "server_error", "overloaded", "Overloaded (fake server)."),
     "bad_request": (400, "invalid_request_error", "invalid_request_error", "invalid_value",
                     "messages: this request is invalid and will stay invalid (fake server)."),
+    "authentication": (401, "authentication_error", "invalid_request_error", "invalid_api_key",
+                       "invalid x-api-key (fake server)."),
 }
 # kind -> error type of an "errored" result inside a message batch
 _BATCH_ERROR_TYPES = {
     "rate_limit": "rate_limit_error", "server_error": "api_error", "overloaded": "overloaded_error",
     "hang": "timeout_error", "drop": "api_error", "malformed_json": "api_error",
-    "bad_request": "invalid_request_error",
+    "bad_request": "invalid_request_error", "authentication": "authentication_error",
 }
 _REASONS = {529: "Overloaded"}
 
@@ -333,6 +340,8 @@ def _validate_message_params(params: Any) -> str | None:
     messages = params.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
+    if params.get("stream"):
+        return "stream: the fake server does not stream; call without stream=True"
     return None
 
 
@@ -607,6 +616,8 @@ class ChatHandler(_ItemHandler):
             return "you must provide a model parameter"
         if not isinstance(body.get("messages"), list) or not body["messages"]:
             return "messages: at least one message is required"
+        if body.get("stream"):
+            return "stream: the fake server does not stream; call without stream=True"
         return None
 
     def success(self, body: dict, item_key: str, kind: str | None) -> bytes:

@@ -33,14 +33,20 @@ def raw_rows(ws: Workspace, table: str) -> int:
 
 
 def check_complete(ws: Workspace, total: int) -> None:
-    counts = ws.sql("SELECT count(*) AS n, count(DISTINCT conversation_id) AS d FROM conversations").row(0)
-    assert counts == (total, total)
-    assert ws.sql("SELECT count(*) FROM batch_items WHERE status = 'completed'").item() == total
+    check_complete_job(ws, "big", total)
     assert ws.sql("SELECT count(*) FROM llm_calls WHERE status = 'ok'").item() == total
+
+
+def check_complete_job(ws: Workspace, job_id: str, total: int) -> None:
+    counts = ws.sql("SELECT count(*) AS n, count(DISTINCT conversation_id) AS d FROM conversations "
+                    "WHERE job_id = ?", [job_id]).row(0)
+    assert counts == (total, total)
+    assert ws.sql("SELECT count(*) FROM batch_items WHERE job_id = ? AND status = 'completed'",
+                  [job_id]).item() == total
     orphans = ws.sql("SELECT count(*) FROM conversations c WHERE NOT EXISTS "
                      "(SELECT 1 FROM turns t WHERE t.conversation_id = c.conversation_id)").item()
     assert orphans == 0
-    job = ws.sql("SELECT status, done, failed FROM batch_jobs WHERE job_id = 'big'").row(0)
+    job = ws.sql("SELECT status, done, failed FROM batch_jobs WHERE job_id = ?", [job_id]).row(0)
     assert job == ("completed", total, 0)
     assert ws.problems == []
 

@@ -523,7 +523,9 @@ def test_unknown_path_and_invalid_request(server, client):
     assert raw.status_code == 404 and raw.json()["error"]["type"] == "not_found_error"
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(model="m", max_tokens=10, messages=[], metadata={"user_id": "e"})
-    assert server.counts()["invalid"] == 1
+    with pytest.raises(anthropic.BadRequestError, match="stream"):
+        client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}], stream=True)
+    assert server.counts()["invalid"] == 2
 
 
 def test_fault_plan_validation():

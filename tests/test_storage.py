@@ -162,3 +162,13 @@ def test_files_written_before_a_column_existed_read_with_its_default(ws: Workspa
     assert rows == {"old": 8, "new": 32}
     ws.compact()
     assert dict(ws.sql("SELECT job_id, concurrency FROM batch_jobs").iter_rows()) == rows
+
+
+def test_list_and_struct_columns_read_back_in_another_process(ws: Workspace) -> None:
+    """Column names come from the Arrow schema, not Parquet leaf names (list.element)."""
+    ws.append("provider_batches", [{"batch_id": "b", "job_id": "j", "provider": "p", "custom_ids": ["c1", "c2"],
+                                    "item_ids": ["i1", "i2"], "attempts": [1, 2], "status": "submitted",
+                                    "submitted_at": NOW, "updated_at": NOW}])
+    fresh = Workspace.open(ws.root)  # a new reader knows the files only from disk
+    row = fresh.sql("SELECT custom_ids, item_ids, attempts FROM provider_batches").row(0)
+    assert row == (["c1", "c2"], ["i1", "i2"], [1, 2])

@@ -1,9 +1,12 @@
 """Never pay twice: a journal of every answer received, and the response cache it feeds.
 
 Every provider answer that came with a body is appended to `journal/<job>/<pid>-<ns>.jsonl` the
-moment it arrives (one unbuffered write, so it survives SIGKILL of the process). When a run starts,
-the journals of its job are folded into the `response_cache` table and deleted. A request whose
-cache key (a hash of the full request) is in the cache is answered from it without a call.
+moment it arrives (one unbuffered write, so it survives SIGKILL of the process). Each flush of the
+runner writes those answers to the `response_cache` table and starts a new journal file; when a run
+starts, journals its job left behind (a crash) are folded into the table first. A request whose
+cache key (a hash of the full request) is in the cache with a usable answer is answered from it
+without a call. Unusable answers (that failed the schema) are kept on record but never served, so a
+retry asks the model again.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ class Journal:
             os.close(self._fd)
             self._fd = None
 
+    def rotate(self) -> None:
+        """After its answers are in the tables: drop the current file; the next answer starts a new one."""
+        path = self.path
+        self.close()
+        if path is not None:
+            path.unlink(missing_ok=True)
+        self.path = None
+
     def pending_files(self) -> list[Path]:
         return sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
 
@@ -51,11 +62,12 @@ def read_journal(path: Path) -> list[dict]:
     return entries
 
 
-def cache_row(key: str, provider: str, response: ProviderResponse, cost: float, call_id: str, job_id: str) -> dict:
+def cache_row(key: str, provider: str, response: ProviderResponse, cost: float, call_id: str, job_id: str,
+              usable: bool) -> dict:
     return {"cache_key": key, "provider": provider, "model": response.model, "text": response.text,
             "input_tokens": response.input_tokens, "output_tokens": response.output_tokens,
             "stop_reason": response.stop_reason, "batch": response.batch, "cost_usd": cost,
-            "paid_by_call": call_id, "job_id": job_id, "created_at": utcnow()}
+            "paid_by_call": call_id, "job_id": job_id, "usable": usable, "created_at": utcnow()}
 
 
 def fold_journals(ws: Workspace, job_id: str) -> int:
@@ -74,7 +86,7 @@ class ResponseCache:
     """The cache entries a run may use, held in memory."""
 
     def __init__(self, ws: Workspace, job_id: str, keys: list[str]) -> None:
-        frame = ws.sql("SELECT * FROM response_cache WHERE job_id = ? OR cache_key IN (SELECT unnest(?))",
+        frame = ws.sql("SELECT * FROM response_cache WHERE usable AND (job_id = ? OR cache_key IN (SELECT unnest(?)))",
                        [job_id, keys])
         self.entries: dict[str, dict] = {row["cache_key"]: row for row in frame.iter_rows(named=True)}
 
@@ -82,7 +94,8 @@ class ResponseCache:
         return self.entries.get(key)
 
     def put(self, row: dict) -> None:
-        self.entries[row["cache_key"]] = row
+        if row["usable"]:
+            self.entries[row["cache_key"]] = row
 
     @staticmethod
     def response(row: dict, *, replay: bool) -> ProviderResponse:

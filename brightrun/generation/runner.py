@@ -78,6 +78,7 @@ class _Buffer:
     turns: list[dict] = field(default_factory=list)
     conversations: list[Conversation] = field(default_factory=list)
     items: list[BatchItem] = field(default_factory=list)
+    cache_rows: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -199,10 +200,16 @@ class JobRunner:
         if self.cache is None:
             return
         cost = self.provider.cost_usd(response.model, response.input_tokens, response.output_tokens, response.batch)
+        try:
+            check_answer(response)
+            usable = True
+        except ValueError:
+            usable = False
         row = cache_row(request.cache_key(self.provider.name), self.provider.name, response, cost, call_id,
-                        self.job.job_id)
+                        self.job.job_id, usable)
         self.journal.write({"cache": {**row, "created_at": row["created_at"].isoformat()}})
         self.cache.put(row)
+        self.buffer.cache_rows.append(row)
 
     def take_answer(self, item: BatchItem, request: ProviderRequest, response: ProviderResponse, attempt: int,
                     call_id: str) -> str | None:
@@ -346,6 +353,8 @@ class JobRunner:
             return
         buf, self.buffer = self.buffer, _Buffer()
         ws = self.ws
+        if buf.cache_rows:
+            ws.append("response_cache", buf.cache_rows)
         ws.append_models("llm_calls", buf.calls)
         ws.append_models("failed_generations", buf.failures)
         if buf.turns:
@@ -353,6 +362,8 @@ class JobRunner:
         ws.append_models("conversations", buf.conversations)  # the commit point of each item
         ws.append_models("batch_items", buf.items)
         self.write_job(status)
+        if buf.cache_rows:
+            self.journal.rotate()  # its answers are in the tables now
         self.last_flush = time.monotonic()
         if self.progress_fn:
             self.progress_fn(self.progress)

@@ -18,6 +18,16 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 _NO_SAMPLING = re.compile(r"^claude-(?:(?:opus|sonnet|haiku)-(?:[5-9]|\d\d)|fable|mythos)")
 
 
+# The SDK raises its own errors, and a plain ValueError (JSONDecodeError) for a body that is not JSON.
+_SDK_ERRORS = (anthropic.AnthropicError, ValueError)
+
+
+def _plain(params: dict) -> dict:
+    """Batch request params are raw JSON: fold extra_body into them."""
+    extra = params.pop("extra_body", {})
+    return {**params, **extra}
+
+
 def api_key_from_environment() -> str | None:
     """ANTHROPIC_API_KEY, else Streamlit secrets when running in the app."""
     key = os.environ.get("ANTHROPIC_API_KEY")
@@ -81,7 +91,8 @@ class ClaudeProvider(Provider):
             "messages": request.messages(),
         }
         if accepts_temperature(request.model):
-            params["temperature"] = request.temperature
+            # The 2.x SDK has no temperature argument (5-series models refuse it); older models take it raw.
+            params["extra_body"] = {"temperature": request.temperature}
         if request.output_schema:
             params["output_config"] = {"format": {"type": "json_schema", "schema": inline_refs(request.output_schema)}}
         if request.tag:
@@ -104,7 +115,7 @@ class ClaudeProvider(Provider):
         started = time.perf_counter()
         try:
             message = await self.client.messages.create(**self._params(request))
-        except anthropic.AnthropicError as exc:
+        except _SDK_ERRORS as exc:
             raise self._error(exc) from None
         return self._response(message, request.model, started)
 
@@ -114,15 +125,15 @@ class ClaudeProvider(Provider):
         """Submit requests as one Message Batch; returns its id."""
         try:
             batch = await self.client.messages.batches.create(
-                requests=[{"custom_id": cid, "params": self._params(r)} for cid, r in requests])
-        except anthropic.AnthropicError as exc:
+                requests=[{"custom_id": cid, "params": _plain(self._params(r))} for cid, r in requests])
+        except _SDK_ERRORS as exc:
             raise self._error(exc) from None
         return batch.id
 
     async def batch_ended(self, batch_id: str) -> bool:
         try:
             batch = await self.client.messages.batches.retrieve(batch_id)
-        except anthropic.AnthropicError as exc:
+        except _SDK_ERRORS as exc:
             raise self._error(exc) from None
         return batch.processing_status == "ended"
 
@@ -143,7 +154,7 @@ class ClaudeProvider(Provider):
                     transient = kind not in ("invalid_request_error", "authentication_error", "permission_error")
                     yield entry.custom_id, ProviderError(scrub(f"batch result {result.type}: {detail}", [self._key]),
                                                          error_type=str(kind), transient=transient)
-        except anthropic.AnthropicError as exc:
+        except _SDK_ERRORS as exc:
             raise self._error(exc) from None
 
     async def aclose(self) -> None:

@@ -80,7 +80,7 @@ def from_exception(exc: Exception, *, provider: str, secrets: list) -> ProviderE
         kind = "timeout"
     elif "Connection" in name:
         kind = "connection_error"
-    elif "ResponseValidation" in name or isinstance(exc, ValueError):
+    elif "ResponseValidation" in name or isinstance(exc, ValueError | TypeError):
         kind = "malformed_response"
     else:
         kind = "connection_error"

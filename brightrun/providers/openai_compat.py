@@ -45,7 +45,7 @@ class OpenAICompatibleProvider(Provider):
             params["response_format"] = {"type": "json_object"}
         try:
             completion = await self.client.chat.completions.create(**params)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError) as exc:
             raise from_exception(exc, provider=self.name, secrets=[self._key]) from None
         choice = completion.choices[0]
         usage = completion.usage

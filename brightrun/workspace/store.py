@@ -146,7 +146,7 @@ class TableStore:
         if cached is not None:
             return cached
         try:
-            result: tuple[str | None, tuple[str, ...]] = (None, tuple(pq.read_metadata(path).schema.names))
+            result: tuple[str | None, tuple[str, ...]] = (None, tuple(pq.read_schema(path).names))
         except FileNotFoundError:
             return ("vanished", ())
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
