@@ -178,6 +178,8 @@ def enrich(ws: Workspace, *, force: bool = False, chunk_size: int = 5000,
             _enrich_chunk(ws, ids, scaffolding, result)
             if progress:
                 progress(min(start + chunk_size, len(todo)), len(todo))
+    if todo:
+        ws.compact(tables=["training_pairs", "conversation_status", "enrichment_errors"], min_parts=8)
     return result
 
 

@@ -37,21 +37,21 @@ class Totals:
 
 
 def totals(ws: Workspace) -> Totals:
+    """Counts, tokens and spend; each view is scanned once."""
     row = ws.sql("""
-        SELECT
-          (SELECT count(*) FROM conversations) AS conversations,
-          (SELECT count(*) FROM conversations WHERE enrichment_status = 'completed') AS enriched,
-          (SELECT count(*) FROM conversations WHERE enrichment_status = 'failed') AS enrichment_failed,
-          (SELECT count(*) FROM training_pairs) AS training_pairs,
-          (SELECT count(*) FROM batch_jobs) AS jobs,
-          (SELECT count(*) FROM batch_jobs WHERE status IN ('queued', 'processing')) AS jobs_running,
-          (SELECT count(*) FROM llm_calls) AS llm_calls,
-          (SELECT count(*) FROM llm_calls WHERE status = 'error') AS failed_calls,
-          (SELECT count(*) FROM failed_generations) AS failed_generations,
-          (SELECT coalesce(sum(input_tokens), 0)::BIGINT FROM llm_calls) AS input_tokens,
-          (SELECT coalesce(sum(output_tokens), 0)::BIGINT FROM llm_calls) AS output_tokens,
-          (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls) AS cost_usd,
-          (SELECT coalesce(avg(is_scripted::INT), 0) FROM conversations) AS scripted_share
+        SELECT c.*, p.*, j.*, l.*, f.*
+        FROM (SELECT count(*) AS conversations,
+                     count_if(enrichment_status = 'completed') AS enriched,
+                     count_if(enrichment_status = 'failed') AS enrichment_failed,
+                     coalesce(avg(is_scripted::INT), 0) AS scripted_share FROM conversations) c,
+             (SELECT count(*) AS training_pairs FROM training_pairs) p,
+             (SELECT count(*) AS jobs, count_if(status IN ('queued', 'processing')) AS jobs_running
+              FROM batch_jobs) j,
+             (SELECT count(*) AS llm_calls, count_if(status = 'error') AS failed_calls,
+                     coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
+                     coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
+                     coalesce(sum(cost_usd), 0) AS cost_usd FROM llm_calls) l,
+             (SELECT count(*) AS failed_generations FROM failed_generations) f
     """).row(0, named=True)
     return Totals(**row)
 

@@ -130,7 +130,7 @@ def test_template_versions_are_recorded_and_survive_yaml_edits(ws: Workspace) ->
     version = ws.scaffolding.versions["tpl_confusion_to_clarity"]
     path = ws.scaffolding_dir / "templates" / "tpl_confusion_to_clarity.yaml"
     path.write_text(path.read_text().replace("description:", "description: Edited.", 1))
-    assert ws.scaffolding.versions["tpl_confusion_to_clarity"] != version
+    assert ws.reload_scaffolding().versions["tpl_confusion_to_clarity"] != version
     job = run_job(ws, "j", ScriptedProvider())  # runs with the recorded version, not the edited one
     assert job.done == 4
     used = ws.sql("SELECT DISTINCT template_version FROM conversations WHERE template_key = 'tpl_confusion_to_clarity'")

@@ -172,3 +172,37 @@ def test_list_and_struct_columns_read_back_in_another_process(ws: Workspace) -> 
     fresh = Workspace.open(ws.root)  # a new reader knows the files only from disk
     row = fresh.sql("SELECT custom_ids, item_ids, attempts FROM provider_batches").row(0)
     assert row == (["c1", "c2"], ["i1", "i2"], [1, 2])
+
+
+def test_appends_of_new_keys_compact_into_an_extra_base_file(ws: Workspace) -> None:
+    ws.append("conversation_status", status_rows(["a", "b"], "one"))
+    ws.append("conversation_status", status_rows(["c"], "one"))
+    ws.store.compact("conversation_status")
+    first = ws.table_files("conversation_status").base
+    assert len(first) == 1
+    ws.append("conversation_status", status_rows(["d"], "one"))
+    ws.append("conversation_status", status_rows(["e"], "one"))
+    ws.store.compact("conversation_status")
+    tiered = ws.table_files("conversation_status").base
+    assert len(tiered) == 2 and tiered[0] == first[0]  # the old base was not rewritten
+    assert ws.sql("SELECT count(*) FROM _t_conversation_status").item() == 5
+    # An update of a key in the base forces a rewrite into one file, latest row winning.
+    ws.append("conversation_status", status_rows(["a"], "two"))
+    ws.store.compact("conversation_status", min_parts=1)
+    rewritten = ws.table_files("conversation_status").base
+    assert len(rewritten) == 1 and rewritten[0] not in tiered
+    rows = dict(ws.sql("SELECT conversation_id, status FROM _t_conversation_status").iter_rows())
+    assert rows == {"a": "two", "b": "one", "c": "one", "d": "one", "e": "one"}
+    assert sorted(p.name for p in (ws.root / "tables" / "conversation_status").glob("*.parquet")) == \
+        sorted(p.name for p in rewritten)
+
+
+def test_compaction_keeps_memory_to_the_keys_on_wide_rows(ws: Workspace) -> None:
+    """Rows far wider than the compaction memory limit still compact (rows stream through a join)."""
+    ws.store.compaction_memory = "128MB"
+    big = "x" * 10_000  # 20,000 rows of 10 kB: 200 MB of text, like the prompts and answers of llm_calls
+    for i in range(4):
+        ws.append("enrichment_errors", [{"conversation_id": f"c{i}-{j}", "reason": big + str(j), "fix": "f",
+                                         "enrichment_version": "1", "created_at": NOW} for j in range(5000)])
+    ws.compact(tables=["enrichment_errors"])
+    assert ws.sql("SELECT count(*), min(length(reason)) FROM enrichment_errors").row(0) == (20_000, 10_001)

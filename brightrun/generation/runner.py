@@ -38,6 +38,9 @@ from brightrun.workspace import Workspace, utcnow
 
 ProgressFn = Callable[["JobProgress"], None]
 OUTPUT_SCHEMA = GeneratedConversation.model_json_schema()
+JOB_TABLES = ["llm_calls", "turns", "conversations", "batch_items", "batch_jobs", "failed_generations",
+              "response_cache", "provider_batches"]
+COMPACT_EVERY_SECONDS = 30.0
 
 
 @dataclass
@@ -342,7 +345,17 @@ class JobRunner:
                 self.flush()
 
         workers = max(1, min(self.settings.concurrency, len(pending) or 1))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        compactor = asyncio.create_task(self.compact_periodically())
+        try:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            compactor.cancel()
+
+    async def compact_periodically(self) -> None:
+        """Keep the dashboard fast during a long job: merge small parts in a thread every half minute."""
+        while True:
+            await asyncio.sleep(COMPACT_EVERY_SECONDS)
+            await asyncio.to_thread(self.ws.store.compact_all, tables=JOB_TABLES, min_parts=16)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -395,4 +408,5 @@ class JobRunner:
         else:
             status = "completed" if self.progress.done > 0 or self.job.total == 0 else "failed"
         self.flush(status, force=True)
+        self.ws.compact(tables=JOB_TABLES, min_parts=8)
         return self.job

@@ -32,6 +32,8 @@ from brightrun.workspace.files import atomic_write_bytes, fsync_dir, read_json, 
 from brightrun.workspace.tables import SEQ, TABLES, TableSpec
 
 MANIFEST = "_base.json"
+MAX_BASE_FILES = 16
+"""Past this many base files, compaction rewrites the base into one."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,9 @@ _CLOCK = _Clock()
 class TableStore:
     """Owns the `tables/` folder of a workspace."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, compaction_memory: str = "1500MB") -> None:
         self.root = root
+        self.compaction_memory = compaction_memory
         self.tables_dir = root / "tables"
         self.locks_dir = root / "locks"
         self.quarantine_dir = root / "quarantine"
@@ -243,48 +246,91 @@ class TableStore:
 
     # -- compaction --------------------------------------------------------------------------
 
-    def compact(self, table: str, *, min_parts: int = 2, memory_limit: str = "1GB") -> int:
-        """Merge the parts of `table` into a new base; returns how many parts were absorbed."""
+    def compact(self, table: str, *, min_parts: int = 2) -> int:
+        """Merge the parts of `table` into the base; returns how many parts were absorbed.
+
+        When no appended key already lives in the base (the usual case: new conversations, calls,
+        turns), the parts become one more base file and the base is not rewritten; otherwise (rows
+        updated in place, or too many base files) base and parts are rewritten into one file. Either
+        way only keys and _seq are windowed, and whole rows stream through a join, so memory stays
+        bounded by the keys, not by the text."""
         spec = self.spec(table)
         with self.lock(f"compact-{table}", timeout=600):
             self._drop_absorbed(table)
             files = self.files(table)
             self._quarantine(table, files.bad)
-            if len(files.deltas) < min_parts and not (files.deltas and files.base):
+            if not files.deltas or (len(files.deltas) < min_parts and len(files.base) <= 1):
                 return 0
             folder = self.folder(table)
             old = self.manifest(table)
             generation = old["generation"] + 1
             new_base = folder / f"base-{generation:06d}-{uuid.uuid4().hex[:8]}.parquet"
             tmp = folder / f".tmp-{new_base.name}"
-            key = ", ".join(spec.key)
-            # Base rows carry their _seq so that later deltas still win over them.
-            parts = files.base + files.deltas
-            listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-            con = duckdb.connect()
-            con.execute(f"SET memory_limit = '{memory_limit}'")
-            con.execute("SET preserve_insertion_order = false")
-            con.execute(
-                f"COPY (SELECT {self._columns_sql(spec, files)}, {SEQ} FROM read_parquet([{listing}], "
-                f"union_by_name = true) "
-                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {SEQ} DESC) = 1) "
-                f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"
-            )
-            con.close()
+            con = self._compaction_connection()
+            try:
+                tiered = (bool(files.base) and len(files.base) < MAX_BASE_FILES
+                          and not self._updates_base(con, spec, files))
+                sources = files.deltas if tiered else files.base + files.deltas
+                self._write_latest(con, spec, sources, tmp)
+            finally:
+                con.close()
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, new_base)
+            bases = [*old["base"], new_base.name] if tiered else [new_base.name]
             leftovers = [n for n in old["absorbed"] if (folder / n).exists()]
             absorbed = sorted({p.name for p in files.deltas} | set(leftovers))
-            write_json(folder / MANIFEST, {"generation": generation, "base": [new_base.name],
-                                           "absorbed": absorbed})
-            for name in [*absorbed, *old["base"]]:
+            write_json(folder / MANIFEST, {"generation": generation, "base": bases, "absorbed": absorbed})
+            for name in [*absorbed, *([] if tiered else old["base"])]:
                 (folder / name).unlink(missing_ok=True)
-            write_json(folder / MANIFEST, {"generation": generation, "base": [new_base.name], "absorbed": []})
+            write_json(folder / MANIFEST, {"generation": generation, "base": bases, "absorbed": []})
             for stray in folder.glob(".tmp-*"):
                 if time.time() - stray.stat().st_mtime > 3600:
                     stray.unlink(missing_ok=True)
             return len(files.deltas)
+
+    def _compaction_connection(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        spill = self.locks_dir / "duckdb-spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{spill}'")
+        con.execute(f"SET memory_limit = '{self.compaction_memory}'")
+        con.execute("SET threads = 1")  # a streaming rewrite: one thread keeps one row group in memory
+        con.execute("SET preserve_insertion_order = false")
+        return con
+
+    @staticmethod
+    def _listing(paths: tuple[Path, ...]) -> str:
+        return ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+
+    def _updates_base(self, con: duckdb.DuckDBPyConnection, spec: TableSpec, files: TableFiles) -> bool:
+        """Whether any appended key already has a row in the base."""
+        keys = ", ".join(spec.key)
+        on = " AND ".join(f"d.{k} = b.{k}" for k in spec.key)
+        hit = con.sql(
+            f"SELECT 1 FROM (SELECT {keys} FROM read_parquet([{self._listing(files.deltas)}])) d "
+            f"SEMI JOIN (SELECT {keys} FROM read_parquet([{self._listing(files.base)}])) b ON {on} LIMIT 1"
+        ).fetchall()
+        return bool(hit)
+
+    def _write_latest(self, con: duckdb.DuckDBPyConnection, spec: TableSpec, sources: tuple[Path, ...],
+                      target: Path) -> None:
+        """Write the latest row per key of `sources` to `target`, keeping _seq."""
+        columns: dict[str, int] = {}
+        for path in sources:
+            for name in self._inspect(path)[1]:
+                columns[name] = columns.get(name, 0) + 1
+        subset = TableFiles((), sources, (), columns)
+        listing = self._listing(sources)
+        keys = ", ".join(spec.key)
+        on = " AND ".join(f"t.{k} = l.{k}" for k in spec.key)
+        con.execute(
+            f"COPY (SELECT t.* FROM (SELECT {self._columns_sql(spec, subset)}, {SEQ} "
+            f"FROM read_parquet([{listing}], union_by_name = true)) t "
+            f"SEMI JOIN (SELECT {keys}, max({SEQ}) AS {SEQ} FROM read_parquet([{listing}], union_by_name = true) "
+            f"GROUP BY ALL) l ON {on} AND t.{SEQ} = l.{SEQ}) "
+            f"TO '{target}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '16MB')"
+        )
 
     def _drop_absorbed(self, table: str) -> None:
         """Delete parts a committed base already holds (left by a crash after the commit)."""
@@ -301,10 +347,11 @@ class TableStore:
             shutil.move(str(path), target)
             atomic_write_bytes(target.with_suffix(".reason.txt"), reason.encode())
 
-    def compact_all(self, progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    def compact_all(self, progress: Callable[[str, int], None] | None = None, *, tables: list[str] | None = None,
+                    min_parts: int = 2) -> dict[str, int]:
         done = {}
-        for table in TABLES:
-            done[table] = self.compact(table)
+        for table in tables or list(TABLES):
+            done[table] = self.compact(table, min_parts=min_parts)
             if progress:
                 progress(table, done[table])
         return done

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class Workspace:
         self._signatures: dict[str, tuple] = {}
         self._scaffolding: Scaffolding | None = None
         self._scaffold_stamp: tuple | None = None
+        self._scaffold_checked = 0.0
         self.problems: list[str] = []
 
     # -- opening -----------------------------------------------------------------------------
@@ -77,6 +79,10 @@ class Workspace:
     @property
     def scaffolding(self) -> Scaffolding:
         """The validated scaffolding library, reloaded when a YAML file changes."""
+        now = time.monotonic()
+        if self._scaffolding is not None and now - self._scaffold_checked < 1.0:
+            return self._scaffolding
+        self._scaffold_checked = now
         stamp = tuple(
             (str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(self.scaffolding_dir.rglob("*.yaml"))
         )
@@ -85,6 +91,11 @@ class Workspace:
             self._scaffold_stamp = stamp
             self._register_scaffolding(self._scaffolding)
         return self._scaffolding
+
+    def reload_scaffolding(self) -> Scaffolding:
+        """Read the YAML again now (it is otherwise re-checked at most once a second)."""
+        self._scaffold_checked = 0.0
+        return self.scaffolding
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -99,8 +110,9 @@ class Workspace:
         """A cross-process lock for a read-then-write operation of a few milliseconds."""
         return self.store.lock(name, timeout)
 
-    def compact(self, progress=None) -> dict[str, int]:
-        result = self.store.compact_all(progress)
+    def compact(self, progress=None, *, tables: list[str] | None = None, min_parts: int = 2) -> dict[str, int]:
+        """Merge small parts (all tables, or `tables`) into the bases; safe while others read and write."""
+        result = self.store.compact_all(progress, tables=tables, min_parts=min_parts)
         self._signatures.clear()
         return result
 
