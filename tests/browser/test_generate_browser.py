@@ -1,0 +1,65 @@
+"""The Generate page in a real browser: a job against the local API server, watched to its end,
+with its failures listed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from conftest import AppServer, choose, wait_idle
+from llm_server import FakeLLMServer, FaultPlan
+
+
+@pytest.fixture(scope="module")
+def api_server():
+    with FakeLLMServer(seed=3, latency=0.05) as server:
+        # Half the items are refused (400, not retryable): they land in the failures table.
+        server.faults = FaultPlan(rate=0.5, kinds=["bad_request"])
+        yield server
+
+
+@pytest.fixture(scope="module")
+def generate_app(demo_ws_path, tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("gen") / "ws"
+    shutil.copytree(demo_ws_path, workspace)
+    server = AppServer(workspace, tmp_path_factory.mktemp("logs") / "streamlit.log",
+                       env={"ANTHROPIC_API_KEY": "sk-ant-browser-test-key"})
+    yield server
+    server.stop()
+
+
+def test_launch_a_claude_job_watch_it_finish_and_see_failures(browser, generate_app, api_server, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(generate_app.url + "/generate")
+    page.get_by_role("heading", name="Generate").wait_for()
+    wait_idle(page)
+    choose(page, "Provider", "Claude (Anthropic API)")
+    page.get_by_text("Message Batches API").wait_for()
+    url = page.get_by_label("Base URL")
+    url.fill(api_server.base_url)
+    url.press("Enter")
+    wait_idle(page)
+    choose(page, "Personas", "David Chen - The Pragmatic Optimist")
+    choose(page, "Emotional arcs", "Fear -> Security (template)")
+    number = page.get_by_label("Conversations per cell")
+    number.fill("2")
+    number.press("Enter")
+    estimate = page.locator('[data-testid="stAlert"]').filter(has_text=re.compile(r"16 conversation\(s\)"))
+    estimate.wait_for()
+    assert re.search(r"estimated cost \$\d", estimate.inner_text())
+
+    page.get_by_role("button", name="Launch job").click()
+    # The live panel updates itself every second until the job is completed.
+    page.get_by_text(re.compile(r"job-[0-9-a-f]+: completed")).wait_for(timeout=90_000)
+    failures = page.get_by_text(re.compile(r"Failures \((\d+)\)"))
+    failures.wait_for()
+    failed = int(re.search(r"\((\d+)\)", failures.inner_text()).group(1))
+    assert 0 < failed < 16
+    # The failures table (its cells are in the grid's accessible table) names the error type.
+    page.locator("td", has_text="bad_request").first.wait_for(state="attached")
+    page.get_by_role("button", name="Retry failed items").wait_for()
+    page.get_by_text("No failures.").wait_for(state="detached")  # no stale caption beside the table
+    assert api_server.counts()["messages"] >= 16
+    page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
+    page.close()
