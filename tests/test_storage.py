@@ -206,3 +206,13 @@ def test_compaction_keeps_memory_to_the_keys_on_wide_rows(ws: Workspace) -> None
                                          "enrichment_version": "1", "created_at": NOW} for j in range(5000)])
     ws.compact(tables=["enrichment_errors"])
     assert ws.sql("SELECT count(*), min(length(reason)) FROM enrichment_errors").row(0) == (20_000, 10_001)
+
+
+def test_a_reader_survives_another_process_compacting_under_it(ws: Workspace) -> None:
+    for i in range(3):
+        ws.append("conversation_status", status_rows([f"c{i}"], "one"))
+    assert ws.sql("SELECT count(*) FROM _t_conversation_status").item() == 3  # views now name the parts
+    other = Workspace.open(ws.root)  # stands for another process
+    other.compact()
+    assert not list((ws.root / "tables" / "conversation_status").glob("part-*"))
+    assert ws.sql("SELECT count(*) FROM _t_conversation_status").item() == 3  # re-lists and retries

@@ -121,17 +121,18 @@ class Workspace:
     def sql(self, query: str, params: list | dict | None = None) -> pl.DataFrame:
         """Run SQL over the workspace views; parameters are bound, never pasted."""
         with self._lock:
-            for attempt in range(3):
-                self.refresh()
+            for attempt in range(5):
                 try:
+                    self.refresh()
                     return self._con.sql(query, params=params).pl()
                 except duckdb.IOException as exc:
-                    # A part vanished under us (compaction by another process): list again.
+                    # A file vanished under us (another process compacted the table): list again.
                     self._signatures.clear()
-                    if attempt == 2:
+                    if attempt == 4:
                         raise WorkspaceError(
                             f"the workspace changed while reading ({exc}). Fix: retry the query."
                         ) from exc
+                    time.sleep(0.05 * (attempt + 1))
                 except duckdb.Error as exc:
                     raise WorkspaceError(f"query failed: {exc}".strip()) from exc
         raise AssertionError("unreachable")
