@@ -114,6 +114,9 @@ def generate(
     resume: Annotated[str | None, typer.Option(help="Resume this job instead of starting one.")] = None,
     provider: Annotated[str, typer.Option(help="scripted, anthropic or openai-compatible.")] = "scripted",
     model: Annotated[str | None, typer.Option(help="Model (default: each template's model setting).")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Override the templates' temperature.", min=0,
+                                                      max=1)] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Override the templates' max tokens.", min=256)] = None,
     base_url: Annotated[str | None, typer.Option(help="The provider's base URL (local or proxy servers).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds before a call times out.")] = None,
     concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1, max=512)] = 8,
@@ -152,7 +155,8 @@ def generate(
             return
         job = create_job(ws, plan, provider=provider, model=chosen_model or "", seed=seed, job_id=job_id,
                          provider_options=_provider_options(provider, base_url, timeout, failure_rate, seed),
-                         concurrency=concurrency, batch_api=batch_api, max_attempts=max_attempts)
+                         concurrency=concurrency, batch_api=batch_api, max_attempts=max_attempts,
+                         temperature=temperature, max_tokens=max_tokens)
         console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(plan)} cell(s).")
     else:
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")

@@ -39,6 +39,13 @@ with ui.guard():
                                help="Empty: each template's own model setting.")
     concurrency = cols[2].number_input("Concurrency", min_value=1, max_value=256, value=8, key="g_concurrency")
     max_attempts = cols[3].number_input("Attempts per item", min_value=1, max_value=10, value=3, key="g_attempts")
+    with st.expander("Model settings (default: each template's own)"):
+        override = st.toggle("Override the templates' temperature and max tokens", key="g_override")
+        cols = st.columns(2)
+        temperature = cols[0].slider("Temperature", 0.0, 1.0, 0.8, 0.05, key="g_temperature", disabled=not override,
+                                     help="Claude 5-series models ignore it: they refuse sampling parameters.")
+        max_tokens = cols[1].number_input("Max tokens", 256, 128_000, 4096, 256, key="g_max_tokens",
+                                          disabled=not override)
     base_url, batch_api, failure_rate = None, False, 0.0
     if provider == "scripted":
         failure_rate = st.slider("Simulated fault rate (first attempts)", 0.0, 0.5, 0.0, 0.05, key="g_faults")
@@ -63,7 +70,8 @@ with ui.guard():
                         else ({"base_url": base_url} if base_url else {}))
             job = create_job(ws, plan, provider=provider, model=model or "", seed=ui.new_seed(),
                              provider_options=options_, concurrency=int(concurrency), batch_api=batch_api,
-                             max_attempts=int(max_attempts))
+                             max_attempts=int(max_attempts), temperature=temperature if override else None,
+                             max_tokens=int(max_tokens) if override else None)
             launch_background(ws, job.job_id)
             st.session_state["g_watch_select"] = job.job_id
             st.query_params["job"] = job.job_id

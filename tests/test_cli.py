@@ -81,3 +81,36 @@ def test_compact_merges_parts(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "Compacted" in result.output
     ws = Workspace.open(path)
     assert ws.table_files("conversations").deltas == () and ws.sql("SELECT count(*) FROM conversations").item() == 20
+
+
+def test_jobs_commands(tmp_path: Path) -> None:
+    from brightrun.generation import load_job
+    from brightrun.providers import ScriptedProvider
+
+    path = str(tmp_path / "ws")
+    ws = Workspace.open(path)
+    from brightrun.generation import create_job, make_plan, run_job
+
+    job = create_job(ws, make_plan(ws, ["jennifer_walsh"], ["grief_to_planning"], None, count=1), provider="scripted",
+                     model="scripted-1", job_id="flaky", provider_options={"permanent_failure_rate": 0.5, "seed": 1},
+                     temperature=0.3, max_tokens=1000)
+    run_job(ws, job.job_id, ScriptedProvider(permanent_failure_rate=0.5, seed=1), max_attempts=1)
+    failed = load_job(ws, "flaky").failed
+    assert failed > 0
+    listing = orjson.loads(runner.invoke(app, ["jobs", "list", "-w", path, "--json"]).stdout)
+    assert listing[0]["job_id"] == "flaky" and listing[0]["state"] == "completed"
+    shown = orjson.loads(runner.invoke(app, ["jobs", "show", "flaky", "-w", path, "--json"]).stdout)
+    assert shown["job"]["failed"] == failed and len(shown["failures"]) == failed
+    assert {f["error_type"] for f in shown["failures"]} == {"malformed_output"}
+    request = orjson.loads(ws.sql("SELECT request FROM llm_calls LIMIT 1").item())
+    assert (request["temperature"], request["max_tokens"]) == (0.3, 1000)  # the job's overrides
+    retried = runner.invoke(app, ["jobs", "retry-failed", "flaky", "-w", path, "--no-run"])
+    assert f"{failed} failed item(s) of flaky queued again" in retried.output
+    assert ws.sql("SELECT count(*) FROM batch_items WHERE status = 'pending'").item() == failed
+    cancel = runner.invoke(app, ["jobs", "cancel", "flaky", "-w", path])
+    assert cancel.exit_code == 0 and "Cancel requested" in cancel.output
+    resumed = runner.invoke(app, ["jobs", "resume", "flaky", "-w", path, "--json"])  # resume clears the cancel
+    assert resumed.exit_code == 0, resumed.output
+    assert ws.sql("SELECT count(*) FROM batch_items WHERE status = 'pending'").item() == 0
+    missing = runner.invoke(app, ["jobs", "show", "nope", "-w", path])
+    assert missing.exit_code != 0 and "no job 'nope'" in str(missing.exception)

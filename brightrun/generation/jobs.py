@@ -106,6 +106,8 @@ def create_job(
     concurrency: int = 8,
     batch_api: bool = False,
     max_attempts: int = 3,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
 ) -> BatchJob:
     """Write a queued job and one pending item per conversation to generate. `provider_options` are
     the provider's settings (base URL, timeout...), stored so the job can be resumed; never a key."""
@@ -137,7 +139,7 @@ def create_job(
             job_id=job_id, status="queued", tier=tiers.pop() if len(tiers) == 1 else "mixed",
             provider=provider, model=model, seed=seed, total=total, created_at=now, updated_at=now, note=note,
             provider_options=orjson.dumps(provider_options or {}).decode(), concurrency=concurrency,
-            batch_api=batch_api, max_attempts=max_attempts,
+            batch_api=batch_api, max_attempts=max_attempts, temperature=temperature, max_tokens=max_tokens,
         )
         ws.append_models("batch_items", items)  # items first: the job row is the commit point
         ws.append_models("batch_jobs", [job])

@@ -88,8 +88,10 @@ class _Buffer:
 
 
 def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None,
-                  feedback: list[dict] | None = None) -> ProviderRequest:
-    """The provider request for one item: the template version rendered for its scaffold cell."""
+                  feedback: list[dict] | None = None, *, temperature: float | None = None,
+                  max_tokens: int | None = None) -> ProviderRequest:
+    """The provider request for one item: the template version rendered for its scaffold cell, with
+    the template's model settings unless the job overrides them."""
     scaffolding = ws.scaffolding
     template = template_at_version(ws, item.template_key, item.template_version)
     persona, arc, topic = (scaffolding.personas[item.persona_key], scaffolding.arcs[item.arc_key],
@@ -99,7 +101,8 @@ def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model
                                                                 turn_count))
     return ProviderRequest(
         system=system, prompt=prompt, model=model or template.model_settings.model,
-        temperature=template.model_settings.temperature, max_tokens=template.model_settings.max_tokens,
+        temperature=template.model_settings.temperature if temperature is None else temperature,
+        max_tokens=max_tokens or template.model_settings.max_tokens,
         output_schema=OUTPUT_SCHEMA, seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
         sample=f"{item.persona_key}/{item.arc_key}/{item.topic_key}/{item.template_key}@{item.template_version}"
                f"#{item.sample_index}",
@@ -175,7 +178,8 @@ class JobRunner:
         return pending
 
     def request_for(self, item: BatchItem, attempt: int, feedback: list[dict] | None = None) -> ProviderRequest:
-        return build_request(self.ws, item, item_seed(self.job.seed, item.item_index), attempt, self.model, feedback)
+        return build_request(self.ws, item, item_seed(self.job.seed, item.item_index), attempt, self.model, feedback,
+                             temperature=self.job.temperature, max_tokens=self.job.max_tokens)
 
     @property
     def cancelled(self) -> bool:

@@ -48,6 +48,8 @@ class BatchJob(_Record):
     concurrency: int = Field(default=8, ge=1, le=512)
     batch_api: bool = False
     max_attempts: int = Field(default=3, ge=1, le=20)
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0, description="overrides the templates'")
+    max_tokens: int | None = Field(default=None, ge=256, le=128000, description="overrides the templates'")
     run_started_at: datetime | None = None
     run_start_finished: int = 0
 

@@ -1,4 +1,18 @@
-"""Browser tests: the real app served by Streamlit, driven by Playwright in Debian's headless Chromium."""
+"""Browser tests: the app as a real Streamlit server, driven in headless Chromium with Playwright.
+
+Chromium is the system one (`chromium` on PATH, else /usr/bin/chromium); `playwright install` is never
+needed. Without Chromium (or Playwright) the browser tests are skipped, except when $CI is set (CI=true):
+CI installs Chromium, so a skip there would hide a broken setup, and the tests fail instead.
+
+Synchronisation never relies on sleeps. Streamlit 1.67 exposes the script state on the app root:
+`[data-testid="stApp"][data-test-script-state]` is "initial" before the first run, then "running" /
+"rerunRequested" / "stopRequested" while the script runs and "notRunning" (or "compilationError") when it
+is done. `wait_idle` waits for a finished state; `rerun_after` watches that attribute with a
+MutationObserver so a rerun is seen even when it starts and ends between two polls.
+
+Helpers for test modules (import them with `from conftest import ...`): AppServer, wait_idle, rerun_after,
+choose.
+"""
 
 from __future__ import annotations
 
@@ -8,104 +22,244 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+STARTUP_TIMEOUT_S = 60.0
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE_STATES = ("notRunning", "compilationError")
 
 
-def pytest_collection_modifyitems(items) -> None:
+# ---------------------------------------------------------------------------------------------- marking
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test in this folder drives a browser: mark it, so `-m "not browser"` leaves it out."""
     for item in items:
-        if "tests/browser" in str(item.fspath):
+        if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.browser)
 
 
-def chromium_path() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("Chromium is missing in CI: .ci/run should have installed Debian's chromium package.")
-    pytest.skip("Chromium is not installed (Debian: apt-get install chromium); browser tests skipped.")
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
+def unavailable(reason: str) -> None:
+    """Skip locally; fail under CI, where the browser setup is supposed to be complete."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def find_chromium() -> str | None:
+    for candidate in (shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+# ------------------------------------------------------------------------------------------- the server
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "<no log>"
+    return "\n".join(text.splitlines()[-lines:]) or "<empty>"
+
+
 class AppServer:
-    """`streamlit run app.py` on a workspace, on a free loopback port."""
+    """`streamlit run app.py` from the repo root over `workspace`, on a free port of 127.0.0.1.
 
-    def __init__(self, workspace: Path, log: Path, env: dict | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        full_env = {**os.environ, "BRIGHTRUN_WORKSPACE": str(workspace), **(env or {})}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=full_env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"streamlit exited early:\n{self.tail()}")
+    The constructor returns once /_stcore/health answers ok (bounded by `timeout`); stderr goes to
+    `log_path`, stdout next to it. Call `stop()` when done (terminate, then kill if it does not stop).
+    """
+
+    def __init__(self, workspace: Path, log_path: Path, *, env: Mapping[str, str] | None = None,
+                 timeout: float = STARTUP_TIMEOUT_S) -> None:
+        self.workspace = Path(workspace)
+        self.stderr_path = Path(log_path)
+        self.stdout_path = self.stderr_path.with_name(self.stderr_path.stem + ".stdout.log")
+        self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ, **(env or {}), BRIGHTRUN_WORKSPACE=str(self.workspace),
+                        PYTHONUNBUFFERED="1")
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+        # Another process may take the free port between probing and binding: retry with a new one.
+        for attempt in range(3):
             try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=1) as answer:
-                    if answer.read() == b"ok":
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"streamlit did not answer within 60 s:\n{self.tail()}")
+                self._start(timeout)
+                return
+            except _ExitedEarly:
+                if attempt == 2:
+                    raise RuntimeError(f"Streamlit exited with code {self.process.returncode} before it was "
+                                       f"healthy.\n{self.logs()}") from None
 
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+    def _start(self, timeout: float) -> None:
+        port = _free_port()
+        command = [sys.executable, "-m", "streamlit", "run", "app.py",
+                   "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+                   "--browser.gatherUsageStats", "false",
+                   # Sources may be edited while the tests run: do not watch them.
+                   "--server.fileWatcherType", "none"]
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out, stderr=err,
+                                            stdin=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise _ExitedEarly
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200 and response.read().strip() == b"ok":
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Streamlit was not healthy at {self.url} within {timeout:.0f} s.\n"
+                                   f"{self.logs()}")
+            time.sleep(0.2)
+
+    def logs(self) -> str:
+        return (f"--- streamlit stderr ({self.stderr_path}), tail ---\n{_tail(self.stderr_path)}\n"
+                f"--- streamlit stdout ({self.stdout_path}), tail ---\n{_tail(self.stdout_path)}")
 
     def stop(self) -> None:
-        self.process.terminate()
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
         try:
-            self.process.wait(timeout=10)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            process.kill()
+            process.wait(timeout=10)
+
+
+class _ExitedEarly(Exception):
+    pass
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
+def demo_app(demo_ws_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app served over the session's demo workspace (read-only use)."""
+    try:
+        server = AppServer(demo_ws_path, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    executable = chromium_path()
+
+# ------------------------------------------------------------------------------------------ the browser
+
+@pytest.fixture(scope="module")
+def browser(demo_ws_path: Path) -> Iterator[Any]:
+    """Headless system Chromium (skipped when absent, failed when absent under CI).
+
+    Playwright's sync API keeps an asyncio loop marked as running on the main thread while it is open, so
+    `asyncio.run` (used by job runs, hence by `build_demo`) fails in this process until it is closed. Hence
+    module scope, and the demo workspace is built (once per session) before Chromium starts.
+    """
+    executable = find_chromium()
+    if executable is None:
+        unavailable("Chromium not found (looked for `chromium` on PATH and /usr/bin/chromium); install it "
+                    "(Debian: apt-get install chromium) to run the browser tests")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
-@pytest.fixture(scope="module")
-def demo_app(demo_ws_path: Path, tmp_path_factory) -> Iterator[AppServer]:
-    server = AppServer(demo_ws_path, tmp_path_factory.mktemp("logs") / "streamlit.log")
-    yield server
-    server.stop()
+@pytest.fixture
+def demo_page(browser: Any, demo_app: AppServer) -> Iterator[Any]:
+    """A fresh page (own context: own Streamlit session) on the demo app, after its first run."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(demo_app.url)
+        wait_idle(page, timeout=60_000)
+        yield page
+    finally:
+        context.close()
 
 
-def wait_idle(page, timeout: float = 30_000) -> None:
-    """Wait until Streamlit has finished running the script."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+# ------------------------------------------------------------------------------------- synchronisation
+
+_IDLE_JS = """states => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return !!app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+        && states.includes(app.getAttribute('data-test-script-state'));
+}"""
+
+_WATCH_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (window.__brightrunWatch) window.__brightrunWatch.disconnect();
+    window.__brightrunRuns = 0;
+    window.__brightrunWatch = new MutationObserver(() => {
+        const state = app.getAttribute('data-test-script-state');
+        if (state === 'running' || state === 'rerunRequested') window.__brightrunRuns += 1;
+    });
+    window.__brightrunWatch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+_RERAN_JS = """states => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return window.__brightrunRuns > 0 && !!app && states.includes(app.getAttribute('data-test-script-state'));
+}"""
 
 
-def choose(page, widget_label: str, option: str) -> None:
-    """Pick `option` in the multiselect or selectbox labelled `widget_label`."""
-    box = page.locator('[data-testid="stMultiSelect"], [data-testid="stSelectbox"]').filter(
-        has=page.get_by_text(widget_label, exact=True)).first
-    box.locator("input").click()
-    page.get_by_role("option", name=option, exact=True).click()
-    page.keyboard.press("Escape")
-    wait_idle(page)
+def wait_idle(page: Any, timeout: float = 30_000) -> None:
+    """Wait until the app is connected and its script has finished running (after at least one run)."""
+    page.locator('[data-testid="stApp"]').wait_for(state="attached", timeout=timeout)
+    page.wait_for_function(_IDLE_JS, arg=list(IDLE_STATES), timeout=timeout)
+
+
+def rerun_after(page: Any, action: Callable[[], object], timeout: float = 30_000) -> None:
+    """Do `action`, which must make Streamlit rerun the script, and wait until that rerun has finished."""
+    wait_idle(page, timeout)
+    page.evaluate(_WATCH_JS)
+    action()
+    page.wait_for_function(_RERAN_JS, arg=list(IDLE_STATES), timeout=timeout)
+
+
+def choose(page: Any, label: str, option: str | None = None, timeout: float = 30_000) -> None:
+    """Pick `option` (its exact text; None: the first one) in the selectbox or multiselect labelled `label`,
+    close the list, and wait for the rerun it causes. Choosing what is already chosen causes no rerun."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    listbox = page.get_by_role("listbox")
+    listbox.first.wait_for(state="visible", timeout=timeout)
+    item = listbox.get_by_role("option").first if option is None else \
+        listbox.get_by_role("option", name=option, exact=True)
+
+    def pick() -> None:
+        item.click(timeout=timeout)
+        if listbox.count():  # a multiselect keeps its list open
+            page.keyboard.press("Escape")
+
+    rerun_after(page, pick, timeout)

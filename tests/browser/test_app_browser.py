@@ -1,47 +1,81 @@
-"""The main flow in a real browser: the overview's heatmap, filtering conversations, opening one."""
+"""The main flow in a real browser over the 160-conversation demo workspace: the overview's coverage
+heatmap, the Conversations page, filtering by persona, opening one conversation as a chat."""
 
 from __future__ import annotations
 
 import re
 
-from conftest import choose, wait_idle
+import pytest
+from conftest import choose, rerun_after, wait_idle
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+SCREENSHOT = "/tmp/brightrun_browser.png"
+MATCH = re.compile(r"([\d,]+) conversation\(s\) match")
 
 
 def match_count(page) -> int:
-    text = page.get_by_text(re.compile(r"conversation\(s\) match")).first.inner_text()
-    return int(text.split()[0].replace(",", ""))
+    caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=MATCH)
+    expect(caption).to_have_count(1)
+    return int(MATCH.search(caption.inner_text()).group(1).replace(",", ""))
 
 
-def test_overview_heatmap_filter_and_open_a_conversation(browser, demo_app, tmp_path) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(demo_app.url)
-    wait_idle(page)
-    assert page.get_by_role("heading", name="Overview").is_visible()
-    heatmap = page.locator(".js-plotly-plot").first
-    heatmap.wait_for(state="visible")
-    assert "David Chen" in heatmap.inner_text() and "Confusion -> Clarity" in heatmap.inner_text()
+def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) -> None:
+    page = demo_page
+    try:
+        # Overview: the coverage heatmap is drawn by plotly and names the personas.
+        expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
+        heatmap = page.locator(".st-key-coverage_heatmap .js-plotly-plot")
+        expect(heatmap).to_be_visible()
+        expect(heatmap).to_contain_text("David Chen")
+        expect(heatmap).to_contain_text("Priya Natarajan")
+        expect(page.get_by_text(re.compile(r"empty cell\(s\) and \d+ thin cell\(s\)"))).to_be_visible()
 
-    page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Conversations").click()
-    page.get_by_role("heading", name="Conversations").wait_for()
-    wait_idle(page)
-    everything = match_count(page)
-    assert everything == 160
+        # Conversations, via the sidebar navigation.
+        link = page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Conversations")
+        rerun_after(page, link.click)
+        expect(page).to_have_url(re.compile(r"/conversations$"))
+        expect(page.get_by_role("heading", name="Conversations", exact=True)).to_be_visible()
+        everything = match_count(page)
+        assert everything == 160
 
-    choose(page, "Persona", "David Chen - The Pragmatic Optimist")
-    page.wait_for_function(
-        "() => !document.body.innerText.includes('160 conversation(s) match')", timeout=30_000)
-    narrowed = match_count(page)
-    assert 0 < narrowed < everything
+        # Filter by one persona: fewer conversations match, but some do.
+        choose(page, "Persona", "David Chen - The Pragmatic Optimist")
+        chips = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Persona").first
+        expect(chips).to_contain_text("David Chen - The Pragmatic Optimist")
+        narrowed = match_count(page)
+        assert 0 < narrowed < everything
 
-    box = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Open conversation", exact=True))
-    box.locator("input").click()
-    page.get_by_role("option").first.click()
-    wait_idle(page)
-    page.locator('[data-testid="stChatMessage"]').first.wait_for()
-    assert page.locator('[data-testid="stChatMessage"]').count() > 2
-    body = page.locator("body").inner_text()
-    assert "Client" in body and "Advisor" in body and "Persona" in body and "David Chen" in body
-    page.get_by_text("The LLM call behind it").click()
-    page.get_by_text("System prompt").wait_for()
-    page.screenshot(path=str(tmp_path / "conversation.png"), full_page=True)
-    page.close()
+        # Open the first conversation of the list: it reads as a chat, with its scaffold.
+        choose(page, "Open conversation")
+        messages = page.locator('[data-testid="stChatMessage"]')
+        expect(messages.first).to_be_visible()
+        assert messages.count() > 2
+        expect(messages.filter(has_text="Client").first).to_be_visible()
+        expect(messages.filter(has_text="Advisor").first).to_be_visible()
+        main = page.locator('[data-testid="stMain"]')
+        for field in ("Persona", "Arc", "Topic", "Template"):  # the scaffold, as bold labels above the chat
+            expect(main.locator("strong").filter(has_text=re.compile(rf"^{field}$"))).to_be_visible()
+        expect(main.locator("p").filter(has_text=re.compile(r"^David Chen - The Pragmatic Optimist$"))
+               ).to_be_visible()
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+
+        # The LLM call behind it (an expander: opening it is client-side, no rerun).
+        expander = page.locator('[data-testid="stExpander"]').filter(has_text="The LLM call behind it")
+        expander.get_by_text("The LLM call behind it").click()
+        expect(expander.get_by_text("System prompt", exact=True)).to_be_visible()
+        expect(expander.get_by_text("Raw response", exact=True)).to_be_visible()
+        wait_idle(page)
+
+        # Grow the viewport to the whole page (Streamlit scrolls inside its own container), then shoot.
+        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": 1400, "height": min(max(int(height), 1000), 8000)})
+        expect(expander.get_by_text("System prompt", exact=True)).to_be_visible()
+        page.screenshot(path=SCREENSHOT, full_page=True)
+    except Exception as exc:
+        try:
+            page.screenshot(path=SCREENSHOT, full_page=True)
+        except Exception:  # noqa: BLE001 - the original failure matters more
+            pass
+        raise AssertionError(f"{exc}\n(screenshot: {SCREENSHOT})\n{demo_app.logs()}") from exc
