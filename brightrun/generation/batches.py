@@ -123,5 +123,5 @@ async def run_batches(runner: JobRunner, pending: list[BatchItem]) -> None:
                     return
                 continue  # polling failed this time; try again next round
             done_row = _batch_row(runner, batch_id, list(in_flight.pop(batch_id).items()), "processed")
-            runner.flush(force=True)
+            await runner.flush(force=True)
             ws.append("provider_batches", [done_row])

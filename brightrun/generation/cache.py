@@ -39,13 +39,13 @@ class Journal:
             os.close(self._fd)
             self._fd = None
 
-    def rotate(self) -> None:
-        """After its answers are in the tables: drop the current file; the next answer starts a new one."""
+    def rotate(self) -> Path | None:
+        """Close the current file (the next answer starts a new one) and return it, to be deleted once
+        its answers are in the tables."""
         path = self.path
         self.close()
-        if path is not None:
-            path.unlink(missing_ok=True)
         self.path = None
+        return path
 
     def pending_files(self) -> list[Path]:
         return sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []
@@ -62,9 +62,9 @@ def read_journal(path: Path) -> list[dict]:
     return entries
 
 
-def cache_row(key: str, provider: str, response: ProviderResponse, cost: float, call_id: str, job_id: str,
-              usable: bool) -> dict:
-    return {"cache_key": key, "provider": provider, "model": response.model, "text": response.text,
+def cache_row(key: str, sample: str, provider: str, response: ProviderResponse, cost: float, call_id: str,
+              job_id: str, usable: bool) -> dict:
+    return {"cache_key": key, "sample": sample, "provider": provider, "model": response.model, "text": response.text,
             "input_tokens": response.input_tokens, "output_tokens": response.output_tokens,
             "stop_reason": response.stop_reason, "batch": response.batch, "cost_usd": cost,
             "paid_by_call": call_id, "job_id": job_id, "usable": usable, "created_at": utcnow()}
@@ -85,9 +85,9 @@ def fold_journals(ws: Workspace, job_id: str) -> int:
 class ResponseCache:
     """The cache entries a run may use, held in memory."""
 
-    def __init__(self, ws: Workspace, job_id: str, keys: list[str]) -> None:
-        frame = ws.sql("SELECT * FROM response_cache WHERE usable AND (job_id = ? OR cache_key IN (SELECT unnest(?)))",
-                       [job_id, keys])
+    def __init__(self, ws: Workspace, job_id: str, samples: list[str]) -> None:
+        frame = ws.sql("SELECT * FROM response_cache WHERE usable AND (job_id = ? OR sample IN (SELECT unnest(?)))",
+                       [job_id, samples])
         self.entries: dict[str, dict] = {row["cache_key"]: row for row in frame.iter_rows(named=True)}
 
     def get(self, key: str) -> dict | None:

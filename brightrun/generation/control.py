@@ -36,7 +36,7 @@ async def _run(runner: JobRunner, batch_api: bool) -> BatchJob:
             await run_batches(runner, pending)
         else:
             await runner.run_messages(pending)
-        return runner.finish()
+        return await runner.finish()
     finally:
         await runner.provider.aclose()
 

@@ -10,7 +10,8 @@ import time
 class AdaptiveLimiter:
     """Bounds calls in flight. On a rate limit the bound halves (to 1 at least) and every caller waits
     out the provider's retry-after (or a jittered backoff); after `limit` successes in a row the bound
-    doubles again, up to the configured maximum."""
+    doubles again, up to the configured maximum. Like TCP, one burst cuts once: a 429 answering a
+    call sent before the last cut (its epoch is old) does not cut again."""
 
     def __init__(self, maximum: int, *, base_backoff: float = 1.0) -> None:
         self.maximum = max(1, maximum)
@@ -22,14 +23,16 @@ class AdaptiveLimiter:
         self._cond = asyncio.Condition()
         self.rate_limits = 0
         self.last_rate_limit: float | None = None
+        self.epoch = 0
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int:
+        """Wait for a slot; returns the epoch the call is sent under."""
         async with self._cond:
             while True:
                 wait = self.paused_until - time.monotonic()
                 if wait <= 0 and self.in_flight < self.limit:
                     self.in_flight += 1
-                    return
+                    return self.epoch
                 try:
                     await asyncio.wait_for(self._cond.wait(), timeout=wait if wait > 0 else None)
                 except TimeoutError:
@@ -48,12 +51,14 @@ class AdaptiveLimiter:
                 self._streak = 0
                 self._cond.notify_all()
 
-    async def rate_limited(self, retry_after: float | None) -> None:
+    async def rate_limited(self, retry_after: float | None, epoch: int | None = None) -> None:
         async with self._cond:
             self.rate_limits += 1
             self.last_rate_limit = time.monotonic()
             self._streak = 0
-            self.limit = max(1, self.limit // 2)
+            if epoch is None or epoch == self.epoch:
+                self.limit = max(1, self.limit // 2)
+                self.epoch += 1
             pause = retry_after if retry_after is not None else self.base_backoff * random.uniform(0.5, 1.5)
             self.paused_until = max(self.paused_until, time.monotonic() + pause)
             self._cond.notify_all()

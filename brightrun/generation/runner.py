@@ -87,6 +87,12 @@ class _Buffer:
         return len(self.items)
 
 
+def sample_of(item: BatchItem) -> str:
+    """Which variation of which cell an item is: part of its request, so equal samples share a cache entry."""
+    return (f"{item.persona_key}/{item.arc_key}/{item.topic_key}/{item.template_key}@{item.template_version}"
+            f"#{item.sample_index}")
+
+
 def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None,
                   feedback: list[dict] | None = None, *, temperature: float | None = None,
                   max_tokens: int | None = None) -> ProviderRequest:
@@ -104,8 +110,7 @@ def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model
         temperature=template.model_settings.temperature if temperature is None else temperature,
         max_tokens=max_tokens or template.model_settings.max_tokens,
         output_schema=OUTPUT_SCHEMA, seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
-        sample=f"{item.persona_key}/{item.arc_key}/{item.topic_key}/{item.template_key}@{item.template_version}"
-               f"#{item.sample_index}",
+        sample=sample_of(item),
         scaffold=ScaffoldSpec(consultant=scaffolding.consultant, persona=persona, arc=arc, topic=topic,
                               template=template, template_version=item.template_version, turn_count=turn_count),
     )
@@ -142,6 +147,7 @@ class JobRunner:
         self.journal = Journal(ws, job.job_id)
         self.limiter = AdaptiveLimiter(settings.concurrency, base_backoff=settings.backoff_base)
         self.abort: str | None = None
+        self._flush_lock = asyncio.Lock()
         self._cancel_checked = 0.0
         self._cancelled = False
         self.cache: ResponseCache | None = None
@@ -173,8 +179,7 @@ class JobRunner:
         self.progress = JobProgress(job_id, self.job.total, len(made_by_item), failed, int(totals[0]),
                                     int(totals[1]), float(totals[2]))
         if self.provider.cacheable:
-            keys = [self.request_for(i, i.attempts + 1).cache_key(self.provider.name) for i in pending]
-            self.cache = ResponseCache(ws, job_id, keys)
+            self.cache = ResponseCache(ws, job_id, [sample_of(i) for i in pending])
         return pending
 
     def request_for(self, item: BatchItem, attempt: int, feedback: list[dict] | None = None) -> ProviderRequest:
@@ -212,8 +217,8 @@ class JobRunner:
             usable = True
         except ValueError:
             usable = False
-        row = cache_row(request.cache_key(self.provider.name), self.provider.name, response, cost, call_id,
-                        self.job.job_id, usable)
+        row = cache_row(request.cache_key(self.provider.name), request.sample, self.provider.name, response, cost,
+                        call_id, self.job.job_id, usable)
         self.journal.write({"cache": {**row, "created_at": row["created_at"].isoformat()}})
         self.cache.put(row)
         self.buffer.cache_rows.append(row)
@@ -295,7 +300,7 @@ class JobRunner:
             response = self.cached_answer(request, call_id)
             if response is None:
                 started = time.perf_counter()
-                await self.limiter.acquire()
+                epoch = await self.limiter.acquire()
                 try:
                     self.progress.requests += 1
                     response = await self.provider.complete(request)
@@ -304,7 +309,7 @@ class JobRunner:
                     self.progress.rate_limits += 1
                     self.record_call(f"{call_id}-wait{waits}", request, None, item, attempt, error=str(exc),
                                      latency_ms=(time.perf_counter() - started) * 1000)
-                    await self.limiter.rate_limited(exc.retry_after)
+                    await self.limiter.rate_limited(exc.retry_after, epoch)
                     if waits > self.settings.max_rate_limit_waits:
                         self.record_failure(item, attempt, exc.error_type, str(exc), exc.raw)
                         return
@@ -346,7 +351,7 @@ class JobRunner:
                 except asyncio.QueueEmpty:
                     return
                 await self.generate(item)
-                self.flush()
+                await self.flush()
 
         workers = max(1, min(self.settings.concurrency, len(pending) or 1))
         compactor = asyncio.create_task(self.compact_periodically())
@@ -363,12 +368,23 @@ class JobRunner:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def flush(self, status: str = "processing", force: bool = False) -> None:
+    async def flush(self, status: str = "processing", force: bool = False) -> None:
+        """Write what the buffer holds, in a thread so calls in flight are not held up."""
         due = (len(self.buffer) >= self.settings.flush_items
                or time.monotonic() - self.last_flush >= self.settings.flush_seconds)
         if not (force or (due and (len(self.buffer) or self.buffer.calls))):
             return
         buf, self.buffer = self.buffer, _Buffer()
+        journal = self.journal.rotate() if buf.cache_rows else None  # later answers go to a new file
+        self.last_flush = time.monotonic()
+        async with self._flush_lock:
+            await asyncio.to_thread(self._write, buf, status)
+        if journal is not None:
+            journal.unlink(missing_ok=True)  # its answers are in the tables now
+        if self.progress_fn:
+            self.progress_fn(self.progress)
+
+    def _write(self, buf: _Buffer, status: str) -> None:
         ws = self.ws
         if buf.cache_rows:
             ws.append("response_cache", buf.cache_rows)
@@ -379,11 +395,6 @@ class JobRunner:
         ws.append_models("conversations", buf.conversations)  # the commit point of each item
         ws.append_models("batch_items", buf.items)
         self.write_job(status)
-        if buf.cache_rows:
-            self.journal.rotate()  # its answers are in the tables now
-        self.last_flush = time.monotonic()
-        if self.progress_fn:
-            self.progress_fn(self.progress)
 
     def write_job(self, status: str, note: str | None = None) -> None:
         p, now = self.progress, utcnow()
@@ -401,16 +412,17 @@ class JobRunner:
                                                "run_start_finished": self.progress.finished})
         self.write_job("processing")
 
-    def finish(self) -> BatchJob:
-        self.journal.close()
+    async def finish(self) -> BatchJob:
         if self.abort:
-            self.flush("failed", force=True)
+            await self.flush("failed", force=True)
+            self.journal.close()
             self.write_job("failed", note=f"stopped: {self.abort}")
             raise JobError(f"job {self.job.job_id} stopped: {self.abort}")
         if self.cancelled:
             status = "cancelled"
         else:
             status = "completed" if self.progress.done > 0 or self.job.total == 0 else "failed"
-        self.flush(status, force=True)
-        self.ws.compact(tables=JOB_TABLES, min_parts=8)
+        await self.flush(status, force=True)
+        self.journal.close()
+        await asyncio.to_thread(self.ws.compact, tables=JOB_TABLES, min_parts=8)
         return self.job

@@ -91,10 +91,10 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("enrichment_errors", ("conversation_id",), schema_of(EnrichmentError)),
         TableSpec(
             "response_cache", ("cache_key",),
-            {"cache_key": _S, "provider": _S, "model": _S, "text": _S, "input_tokens": _I, "output_tokens": _I,
+            {"cache_key": _S, "sample": _S, "provider": _S, "model": _S, "text": _S, "input_tokens": _I, "output_tokens": _I,
              "stop_reason": _S, "batch": _B, "cost_usd": _F, "paid_by_call": _S, "job_id": _S, "usable": _B,
              "created_at": _TS},
-            {"usable": True},
+            {"usable": True, "sample": ""},
         ),
         TableSpec(
             "provider_batches", ("batch_id",),
