@@ -8,10 +8,8 @@ Layout, so that no process measures another's CPU:
 
   server     `tests/llm_server.py` run standalone in its own process (the exact standalone command), on a
              free port; its CPU is read with psutil and reported, never counted against the client.
-             The standalone server has no HTTP control for storms (only GET /_fake/stats), so the storm
-             phase uses a second server process started by this file (`--serve`): the same FakeLLMServer
-             class with one extra route, POST /_fake/storm?seconds=S&retry_after=R, which calls
-             FakeLLMServer.storm(). It is still a separate process, not a thread of the client.
+             The storm phase uses a fresh server process of the same command and starts the storm
+             through its POST /_fake/storm?seconds=S&retry_after=R.
   phases     each phase runs in a fresh child process of this file (`--phase NAME`), so that its CPU
              (getrusage RUSAGE_SELF) and peak RSS (ru_maxrss) are its own:
              baseline   a naive asyncio loop: one anthropic.AsyncAnthropic(max_retries=0) client and an
@@ -106,54 +104,6 @@ def uptime() -> str:
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-# -- the controllable server (--serve) ----------------------------------------------------------
-
-
-def serve(args: argparse.Namespace) -> int:
-    """FakeLLMServer from tests/llm_server.py with one extra route, POST /_fake/storm, in this process."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import tornado.web
-    from llm_server import FakeLLMServer
-
-    class StormHandler(tornado.web.RequestHandler):
-        def initialize(self, server: FakeLLMServer) -> None:
-            self.srv = server
-
-        def check_xsrf_cookie(self) -> None:
-            return None
-
-        def post(self) -> None:
-            seconds = float(self.get_argument("seconds"))
-            retry_after = float(self.get_argument("retry_after", "1"))
-            started = time.monotonic()
-            self.srv.storm(seconds, retry_after)
-            # time.monotonic() is CLOCK_MONOTONIC, shared by every process on Linux: the client can use these.
-            self.finish({"started": started, "until": self.srv.faults.storm_until, "retry_after": retry_after})
-
-    class ControlledServer(FakeLLMServer):
-        def _app(self) -> tornado.web.Application:
-            app = super()._app()
-            app.add_handlers(r".*", [(r"/_fake/storm", StormHandler, {"server": self})])
-            return app
-
-    def interrupt(signum, frame) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
-    server = ControlledServer(latency=args.latency, seed=args.seed, log_requests=False)
-    server.start(args.port)
-    print(server.base_url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
 
 
 class ServerProcess:
@@ -706,14 +656,10 @@ def main(argv: list[str] | None = None) -> int:
                              "30 functions (its figures are then inflated)")
     # internal
     parser.add_argument("--phase", choices=("baseline", "provider", "brightrun", "storm"), help=argparse.SUPPRESS)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="0", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve:
-        return serve(args)
     if args.phase:
         return run_phase_in_child(args)
 
@@ -749,12 +695,9 @@ def main(argv: list[str] | None = None) -> int:
 
     storm, storms = None, []
     if not args.no_storm:
-        storm_cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--port", "0", "--latency",
-                     str(args.latency), "--seed", str(args.seed)]
-        with ServerProcess(storm_cmd, "storm server") as server:
-            console.print(f"storm server: FakeLLMServer + POST /_fake/storm in a separate process (pid "
-                          f"{server.proc.pid}) at {server.base_url}; tests/llm_server.py standalone has no storm "
-                          f"control endpoint")
+        with ServerProcess(server_cmd, "storm server") as server:
+            console.print(f"storm server: a fresh `{' '.join(server_cmd[1:])}` (pid {server.proc.pid}) at "
+                          f"{server.base_url}, driven through its POST /_fake/storm")
             storms = [phase(args, "storm", server, f"s{k}", console) for k in range(args.storm_repeats)]
         summary["storm_runs"] = storms
 

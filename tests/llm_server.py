@@ -56,7 +56,8 @@ Run standalone (e.g. to benchmark a client in another process)::
 
     python tests/llm_server.py --port 8765 --latency 0.1 --rate 0.05
 
-``GET /_fake/stats`` returns the counters as JSON; it is not counted.
+``GET /_fake/stats`` returns the counters as JSON and ``POST /_fake/storm?seconds=S&retry_after=R``
+starts a 429 storm, so a server in another process can be watched and driven; neither is counted.
 
 No pytest dependency: importable from tests and from ``bench/``.
 """
@@ -759,6 +760,18 @@ class StatsHandler(_Base):
                              "item_successes": self.srv.item_successes(), "outcomes": self.srv.outcome_counts()})
 
 
+class StormHandler(_Base):
+    """POST /_fake/storm?seconds=S&retry_after=R: every request gets 429 for S seconds (not counted)."""
+
+    def post(self) -> None:
+        seconds = float(self.get_argument("seconds"))
+        retry_after = float(self.get_argument("retry_after", "1"))
+        started = time.monotonic()
+        self.srv.storm(seconds, retry_after)
+        # time.monotonic() is CLOCK_MONOTONIC, shared by every process on Linux: clients may compare.
+        self.send_json(200, {"started": started, "until": self.srv.faults.storm_until, "retry_after": retry_after})
+
+
 class NotFoundHandler(_Base):
     def prepare(self) -> None:
         if self.request.path.startswith("/v1/chat"):
@@ -846,6 +859,7 @@ class FakeLLMServer:
                 (r"/v1/messages/batches/([^/]+)/(cancel|results)", BatchHandler, kw),
                 (r"/v1/chat/completions", ChatHandler, kw),
                 (r"/_fake/stats", StatsHandler, kw),
+                (r"/_fake/storm", StormHandler, kw),
             ],
             default_handler_class=NotFoundHandler,
             default_handler_args=kw,
