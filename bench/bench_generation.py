@@ -355,9 +355,9 @@ def phase_brightrun(args: argparse.Namespace, storm: bool) -> dict[str, Any]:
 
     original_flush = runner_mod.JobRunner.flush
 
-    def timed_flush(self, status: str = "processing", force: bool = False) -> None:
+    async def timed_flush(self, status: str = "processing", force: bool = False) -> None:
         before, started = self.buffer, time.monotonic()
-        original_flush(self, status, force)
+        await original_flush(self, status, force)  # the write runs in a thread; this times it end to end
         if self.buffer is not before:  # it did write
             probe.flushes.append((started, time.monotonic() - started, len(before)))
 

@@ -7,8 +7,10 @@ CI installs Chromium, so a skip there would hide a broken setup, and the tests f
 Synchronisation never relies on sleeps. Streamlit 1.67 exposes the script state on the app root:
 `[data-testid="stApp"][data-test-script-state]` is "initial" before the first run, then "running" /
 "rerunRequested" / "stopRequested" while the script runs and "notRunning" (or "compilationError") when it
-is done. `wait_idle` waits for a finished state; `rerun_after` watches that attribute with a
-MutationObserver so a rerun is seen even when it starts and ends between two polls.
+is done. That attribute alone can miss a quick rerun (React may batch both states into one render), so
+pages from the `browser` fixture also count the runs the server reports finished on the app's websocket
+(RunTracker). `wait_idle` waits for a finished run and an idle page; `rerun_after` does an action and
+waits for the rerun it causes.
 
 Helpers for test modules (import them with `from conftest import ...`): AppServer, wait_idle, rerun_after,
 choose.
@@ -24,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -171,8 +174,9 @@ def demo_app(demo_ws_path: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 # ------------------------------------------------------------------------------------------ the browser
 
 @pytest.fixture(scope="module")
-def browser(demo_ws_path: Path) -> Iterator[Any]:
-    """Headless system Chromium (skipped when absent, failed when absent under CI).
+def browser(demo_ws_path: Path) -> Iterator[TrackedBrowser]:
+    """Headless system Chromium (skipped when absent, failed when absent under CI). Pages made from it
+    (`new_page`, or pages of `new_context()`) count the script runs the app finishes, see RunTracker.
 
     Playwright's sync API keeps an asyncio loop marked as running on the main thread while it is open, so
     `asyncio.run` (used by job runs, hence by `build_demo`) fails in this process until it is closed. Hence
@@ -189,14 +193,14 @@ def browser(demo_ws_path: Path) -> Iterator[Any]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
-            yield browser
+            yield TrackedBrowser(browser)
         finally:
             browser.close()
 
 
 @pytest.fixture
-def demo_page(browser: Any, demo_app: AppServer) -> Iterator[Any]:
-    """A fresh page (own context: own Streamlit session) on the demo app, after its first run."""
+def demo_page(browser: TrackedBrowser, demo_app: AppServer) -> Iterator[Any]:
+    """A fresh page (own context, so its own Streamlit session) on the demo app, after its first run."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -210,54 +214,120 @@ def demo_page(browser: Any, demo_app: AppServer) -> Iterator[Any]:
 
 # ------------------------------------------------------------------------------------- synchronisation
 
+class RunTracker:
+    """Counts the script runs the server reports finished to one page, from the app's websocket.
+
+    Streamlit ends every run with a `script_finished` ForwardMsg. Reading it from the wire (with
+    Streamlit's own protobuf classes) sees every run, however short; the DOM state attribute does not:
+    React may batch "running" and "notRunning" into one render, and a quick rerun then leaves no trace.
+    """
+
+    def __init__(self, page: Any) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        self._msg = ForwardMsg
+        self._ends = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
+                      ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
+        self.finished = 0
+        page.on("websocket", self._on_websocket)
+
+    def _on_websocket(self, ws: Any) -> None:
+        if "/_stcore/stream" in ws.url:
+            ws.on("framereceived", self._on_frame)
+
+    def _on_frame(self, payload: str | bytes) -> None:
+        if isinstance(payload, str):
+            return
+        msg = self._msg()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - not a ForwardMsg: not ours to count
+            return
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished in self._ends:
+            self.finished += 1
+
+
+_TRACKERS: weakref.WeakKeyDictionary[Any, RunTracker] = weakref.WeakKeyDictionary()
+
+
+def track(page: Any) -> RunTracker:
+    """The page's RunTracker; attach it before the page opens the app, or it misses the websocket."""
+    if page not in _TRACKERS:
+        _TRACKERS[page] = RunTracker(page)
+    return _TRACKERS[page]
+
+
+class TrackedBrowser:
+    """A Playwright Browser whose new pages get a RunTracker before they navigate anywhere."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    def new_page(self, **kwargs: Any) -> Any:
+        page = self._browser.new_page(**kwargs)
+        track(page)
+        return page
+
+    def new_context(self, **kwargs: Any) -> Any:
+        context = self._browser.new_context(**kwargs)
+        context.on("page", track)
+        return context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
+
+
 _IDLE_JS = """states => {
     const app = document.querySelector('[data-testid="stApp"]');
     return !!app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
         && states.includes(app.getAttribute('data-test-script-state'));
 }"""
+_TWO_FRAMES_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
-_WATCH_JS = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    if (window.__brightrunWatch) window.__brightrunWatch.disconnect();
-    window.__brightrunRuns = 0;
-    window.__brightrunWatch = new MutationObserver(() => {
-        const state = app.getAttribute('data-test-script-state');
-        if (state === 'running' || state === 'rerunRequested') window.__brightrunRuns += 1;
-    });
-    window.__brightrunWatch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-}"""
 
-_RERAN_JS = """states => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    return window.__brightrunRuns > 0 && !!app && states.includes(app.getAttribute('data-test-script-state'));
-}"""
+def _wait_runs(page: Any, tracker: RunTracker, at_least: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout / 1000
+    while tracker.finished < at_least:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Streamlit did not finish a script run within {timeout / 1000:.0f} s "
+                                 f"(runs finished so far: {tracker.finished}, page {page.url})")
+        page.wait_for_timeout(25)  # lets Playwright deliver websocket events; the wait is on the event
 
 
 def wait_idle(page: Any, timeout: float = 30_000) -> None:
-    """Wait until the app is connected and its script has finished running (after at least one run)."""
+    """Wait until the app has finished at least one script run, is connected, and is not running."""
+    tracker = _TRACKERS.get(page)
+    if tracker is not None:
+        _wait_runs(page, tracker, 1, timeout)
     page.locator('[data-testid="stApp"]').wait_for(state="attached", timeout=timeout)
     page.wait_for_function(_IDLE_JS, arg=list(IDLE_STATES), timeout=timeout)
+    page.evaluate(_TWO_FRAMES_JS)
 
 
 def rerun_after(page: Any, action: Callable[[], object], timeout: float = 30_000) -> None:
-    """Do `action`, which must make Streamlit rerun the script, and wait until that rerun has finished."""
+    """Do `action`, which must make Streamlit rerun the script, and wait until that rerun has finished
+    and the page is idle again. The page must come from the `browser` fixture (it tracks runs)."""
+    tracker = _TRACKERS.get(page)
+    if tracker is None:
+        raise RuntimeError("rerun_after needs a page made by the `browser` fixture (new_page/new_context)")
     wait_idle(page, timeout)
-    page.evaluate(_WATCH_JS)
+    before = tracker.finished
     action()
-    page.wait_for_function(_RERAN_JS, arg=list(IDLE_STATES), timeout=timeout)
+    _wait_runs(page, tracker, before + 1, timeout)
+    wait_idle(page, timeout)
 
 
 def choose(page: Any, label: str, option: str | None = None, timeout: float = 30_000) -> None:
     """Pick `option` (its exact text; None: the first one) in the selectbox or multiselect labelled `label`,
     close the list, and wait for the rerun it causes. Choosing what is already chosen causes no rerun."""
     box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
     listbox = page.get_by_role("listbox")
-    listbox.first.wait_for(state="visible", timeout=timeout)
-    item = listbox.get_by_role("option").first if option is None else \
-        listbox.get_by_role("option", name=option, exact=True)
 
     def pick() -> None:
+        box.click(timeout=timeout)
+        listbox.first.wait_for(state="visible", timeout=timeout)
+        item = listbox.get_by_role("option").first if option is None else \
+            listbox.get_by_role("option", name=option, exact=True)
         item.click(timeout=timeout)
         if listbox.count():  # a multiselect keeps its list open
             page.keyboard.press("Escape")

@@ -12,13 +12,34 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 SCREENSHOT = "/tmp/brightrun_browser.png"
+OVERVIEW_SCREENSHOT = "/tmp/brightrun_browser_overview.png"
 MATCH = re.compile(r"([\d,]+) conversation\(s\) match")
 
 
+def match_caption(page):
+    return page.locator('[data-testid="stCaptionContainer"]').filter(has_text=MATCH)
+
+
 def match_count(page) -> int:
-    caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=MATCH)
+    caption = match_caption(page)
     expect(caption).to_have_count(1)
     return int(MATCH.search(caption.inner_text()).group(1).replace(",", ""))
+
+
+CONTENT_HEIGHT_JS = """() => Math.max(document.documentElement.scrollHeight, ...Array.from(
+    document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], '
+                              + '[data-testid="stAppScrollToBottomContainer"]'), e => e.scrollHeight))"""
+
+
+def show_whole_page(page, width: int = 1400, limit: int = 12_000) -> None:
+    """Grow the viewport to the content: Streamlit scrolls inside its own container, so a full-page
+    screenshot alone shows only the first screen."""
+    for _ in range(5):
+        needed = min(int(page.evaluate(CONTENT_HEIGHT_JS)), limit)
+        if needed <= page.viewport_size["height"]:
+            return
+        page.set_viewport_size({"width": width, "height": needed})
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) -> None:
@@ -31,6 +52,7 @@ def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) ->
         expect(heatmap).to_contain_text("David Chen")
         expect(heatmap).to_contain_text("Priya Natarajan")
         expect(page.get_by_text(re.compile(r"empty cell\(s\) and \d+ thin cell\(s\)"))).to_be_visible()
+        page.screenshot(path=OVERVIEW_SCREENSHOT)
 
         # Conversations, via the sidebar navigation.
         link = page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Conversations")
@@ -44,6 +66,7 @@ def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) ->
         choose(page, "Persona", "David Chen - The Pragmatic Optimist")
         chips = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Persona").first
         expect(chips).to_contain_text("David Chen - The Pragmatic Optimist")
+        expect(match_caption(page)).not_to_have_text(f"{everything} conversation(s) match")
         narrowed = match_count(page)
         assert 0 < narrowed < everything
 
@@ -69,8 +92,7 @@ def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) ->
         wait_idle(page)
 
         # Grow the viewport to the whole page (Streamlit scrolls inside its own container), then shoot.
-        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-        page.set_viewport_size({"width": 1400, "height": min(max(int(height), 1000), 8000)})
+        show_whole_page(page)
         expect(expander.get_by_text("System prompt", exact=True)).to_be_visible()
         page.screenshot(path=SCREENSHOT, full_page=True)
     except Exception as exc:
