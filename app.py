@@ -1,4 +1,8 @@
-"""BrightRun: the Streamlit entry. Navigation and the shared sidebar, nothing else."""
+"""BrightRun: the Streamlit entry. Navigation and the shared sidebar, nothing else.
+
+The pages live in pages/views/, not directly in pages/: Streamlit's legacy discovery registers
+every .py file directly in pages/ as a page, and until some session has run st.navigation it routes
+a deep link (a bookmark, a reload of /generate?job=...) to that file alone, without this frame."""
 
 import streamlit as st
 
@@ -8,9 +12,9 @@ from brightrun.overview import totals
 st.set_page_config(page_title="BrightRun", page_icon=":material/stacked_line_chart:", layout="wide")
 
 pages = st.navigation([
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("pages/conversations.py", title="Conversations", icon=":material/forum:"),
-    st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:"),
+    st.Page("pages/views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/views/conversations.py", title="Conversations", icon=":material/forum:"),
+    st.Page("pages/views/generate.py", title="Generate", icon=":material/auto_awesome:"),
 ])
 
 with st.sidebar, ui.guard():

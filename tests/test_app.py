@@ -62,7 +62,7 @@ def test_overview_on_an_empty_workspace_says_how_to_start(tmp_path: Path, monkey
 
 def test_conversation_filters_change_the_table(app: AppTest) -> None:
     at = app.run()
-    at.switch_page("pages/conversations.py").run()
+    at.switch_page("pages/views/conversations.py").run()
     assert not at.exception
     table = at.dataframe(key="conversation_table").value
     assert len(table) == caption_count(at) == 160
@@ -78,7 +78,7 @@ def test_conversation_filters_change_the_table(app: AppTest) -> None:
 
 def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> None:
     at = app.run()
-    at.switch_page("pages/conversations.py").run()
+    at.switch_page("pages/views/conversations.py").run()
     at.multiselect(key="f_arcs").set_value(["grief_to_planning"]).run()
     options = at.selectbox(key="open_conversation").options
     assert options

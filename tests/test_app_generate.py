@@ -23,7 +23,7 @@ def page(demo_copy: Workspace, monkeypatch):
 
     def open_page() -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-        at.switch_page("pages/generate.py").run()
+        at.switch_page("pages/views/generate.py").run()
         assert not at.exception, at.exception
         return at
     return open_page

@@ -114,3 +114,13 @@ def test_jobs_commands(tmp_path: Path) -> None:
     assert ws.sql("SELECT count(*) FROM batch_items WHERE status = 'pending'").item() == 0
     missing = runner.invoke(app, ["jobs", "show", "nope", "-w", path])
     assert missing.exit_code != 0 and "no job 'nope'" in str(missing.exception)
+
+
+def test_status_json_has_integer_counts(tmp_path: Path) -> None:
+    path = str(tmp_path / "ws")
+    runner.invoke(app, ["demo", "-w", path, "--conversations", "12"])
+    totals = orjson.loads(runner.invoke(app, ["status", "-w", path, "--json"]).stdout)["totals"]
+    for name in ("conversations", "enriched", "enrichment_failed", "training_pairs", "jobs", "jobs_running",
+                 "llm_calls", "failed_calls", "failed_generations", "input_tokens", "output_tokens"):
+        assert isinstance(totals[name], int), name
+    assert totals["enriched"] == 12

@@ -31,9 +31,20 @@ def generate_app(demo_ws_path, tmp_path_factory):
 
 def test_launch_a_claude_job_watch_it_finish_and_see_failures(browser, generate_app, api_server, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    # A fresh server, opened on a deep link first: the page must come inside app.py's frame (its
+    # navigation and workspace panel), not as a bare legacy pages/ script.
     page.goto(generate_app.url + "/generate")
     page.get_by_role("heading", name="Generate").wait_for()
     wait_idle(page)
+    # Until some session has run app.py, Streamlit's legacy pages/ router does not know the URL and
+    # says so once (a dialog) before app.py routes to the page: close it.
+    notice = page.get_by_role("dialog").filter(has_text="Page not found")
+    if notice.count():
+        page.keyboard.press("Escape")
+        notice.wait_for(state="detached")
+    links = [t.split("\n")[-1] for t in page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()]
+    assert links == ["Overview", "Conversations", "Generate"]
+    assert page.get_by_text("Workspace", exact=True).is_visible()
     choose(page, "Provider", "Claude (Anthropic API)")
     page.get_by_text("Message Batches API").wait_for()
     url = page.get_by_label("Base URL")
