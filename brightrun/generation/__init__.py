@@ -19,7 +19,8 @@ from brightrun.generation.jobs import (
     plan_uniform,
     request_cancel,
 )
-from brightrun.generation.runner import JobProgress, RunSettings, build_request
+from brightrun.generation.requests import build_request
+from brightrun.generation.runner import JobProgress, RunSettings
 
 __all__ = ["JobProgress", "PlannedCell", "RunSettings", "build_request", "cancel_requested", "create_job",
            "job_is_running", "launch_background", "load_job", "make_plan", "plan_quota", "plan_spread", "plan_uniform",

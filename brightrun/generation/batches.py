@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from brightrun.errors import ProviderError
 from brightrun.generation.limiter import backoff
-from brightrun.generation.runner import JobRunner, correction
+from brightrun.generation.requests import correction
+from brightrun.generation.runner import JobRunner
 from brightrun.models import BatchItem
 from brightrun.workspace import utcnow
 

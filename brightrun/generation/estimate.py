@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from brightrun.generation.jobs import PlannedCell, item_seed
-from brightrun.generation.runner import OUTPUT_SCHEMA, build_request
+from brightrun.generation.requests import OUTPUT_SCHEMA, build_request
 from brightrun.models import BatchItem
 from brightrun.pricing import price_table
 from brightrun.workspace import Workspace, utcnow

@@ -11,18 +11,17 @@ any moment neither loses an acknowledged conversation, nor makes one twice, nor 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
-from pydantic import ValidationError
 
 from brightrun.errors import JobError, ProviderError
 from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_journals
-from brightrun.generation.jobs import cancel_requested, item_seed, template_at_version
+from brightrun.generation.jobs import cancel_requested, item_seed
 from brightrun.generation.limiter import AdaptiveLimiter, backoff
+from brightrun.generation.requests import build_request, check_answer, correction, sample_of
 from brightrun.models import (
     BatchItem,
     BatchJob,
@@ -31,13 +30,11 @@ from brightrun.models import (
     GeneratedConversation,
     LLMCall,
 )
-from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse, ScaffoldSpec
+from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import RateLimited
-from brightrun.templates import render_template, scaffold_context
 from brightrun.workspace import Workspace, utcnow
 
 ProgressFn = Callable[["JobProgress"], None]
-OUTPUT_SCHEMA = GeneratedConversation.model_json_schema()
 JOB_TABLES = ["llm_calls", "turns", "conversations", "batch_items", "batch_jobs", "failed_generations",
               "response_cache", "provider_batches"]
 COMPACT_EVERY_SECONDS = 30.0
@@ -85,54 +82,6 @@ class _Buffer:
 
     def __len__(self) -> int:
         return len(self.items)
-
-
-def sample_of(item: BatchItem) -> str:
-    """Which variation of which cell an item is: part of its request, so equal samples share a cache entry."""
-    return (f"{item.persona_key}/{item.arc_key}/{item.topic_key}/{item.template_key}@{item.template_version}"
-            f"#{item.sample_index}")
-
-
-def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None,
-                  feedback: list[dict] | None = None, *, temperature: float | None = None,
-                  max_tokens: int | None = None) -> ProviderRequest:
-    """The provider request for one item: the template version rendered for its scaffold cell, with
-    the template's model settings unless the job overrides them."""
-    scaffolding = ws.scaffolding
-    template = template_at_version(ws, item.template_key, item.template_version)
-    persona, arc, topic = (scaffolding.personas[item.persona_key], scaffolding.arcs[item.arc_key],
-                           scaffolding.topics[item.topic_key])
-    turn_count = 2 * random.Random(seed).randint(template.turns.min // 2, template.turns.max // 2)
-    system, prompt = render_template(template, scaffold_context(scaffolding.consultant, persona, arc, topic,
-                                                                turn_count))
-    return ProviderRequest(
-        system=system, prompt=prompt, model=model or template.model_settings.model,
-        temperature=template.model_settings.temperature if temperature is None else temperature,
-        max_tokens=max_tokens or template.model_settings.max_tokens,
-        output_schema=OUTPUT_SCHEMA, seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
-        sample=sample_of(item),
-        scaffold=ScaffoldSpec(consultant=scaffolding.consultant, persona=persona, arc=arc, topic=topic,
-                              template=template, template_version=item.template_version, turn_count=turn_count),
-    )
-
-
-def check_answer(response: ProviderResponse) -> GeneratedConversation:
-    """The conversation in an answer, or ValueError saying what is wrong with it."""
-    if response.stop_reason == "max_tokens":
-        raise ValueError("the answer was cut off at max_tokens")
-    try:
-        return GeneratedConversation.model_validate_json(response.text)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(answer)"
-        raise ValueError(f"the answer does not match the conversation schema at {where}: {first['msg']}") from None
-
-
-def correction(response: ProviderResponse, problem: str) -> list[dict]:
-    """The feedback that asks for a corrected answer."""
-    return [{"role": "assistant", "content": response.text or "(empty)"},
-            {"role": "user", "content": f"That answer could not be used: {problem}. Reply again with only the "
-                                        f"JSON object that matches the schema, complete and shorter if needed."}]
 
 
 class JobRunner:
