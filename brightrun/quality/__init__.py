@@ -1,0 +1,1 @@
+"""Quality signals over the workspace tables."""
