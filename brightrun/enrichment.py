@@ -21,10 +21,11 @@ import polars as pl
 from brightrun import emotions
 from brightrun.errors import WorkspaceError
 from brightrun.models import ConsultantProfile, EnrichedConversation
+from brightrun.quality import scoring
 from brightrun.scaffolding import Scaffolding
 from brightrun.workspace import Workspace, utcnow
 
-ENRICHMENT_VERSION = "1"
+ENRICHMENT_VERSION = "2"  # 2: heuristic quality scores and arc adherence
 MAX_TURN_CHARS = 20_000
 MAX_TURNS = 80
 _WORDS = re.compile(r"\S+")
@@ -126,12 +127,16 @@ def build_pairs(conversations: pl.DataFrame, turns: pl.DataFrame, scaffolding: S
             pl.col("content").alias("target_response"),
         )
     )
-    stage_emotion = []
+    stage_emotion, stage_valence = [], []
     for arc_key, turn_number, turn_count in zip(pairs["arc_key"].to_list(), pairs["turn_number"].to_list(),
                                                 pairs["turn_count"].to_list(), strict=True):
         stages = scaffolding.arcs[arc_key].stages
         k, i = turn_count // 2, turn_number // 2 - 1
-        stage_emotion.append(stages[round(i * (len(stages) - 1) / max(1, k - 1))].emotion)
+        stage = stages[round(i * (len(stages) - 1) / max(1, k - 1))]
+        stage_emotion.append(stage.emotion)
+        stage_valence.append(stage.valence)
+    scores = [scoring.score_response(text, is_last=n == count) for text, n, count in zip(
+        pairs["content"].to_list(), pairs["turn_number"].to_list(), pairs["turn_count"].to_list(), strict=True)]
     detected = [emotions.detect(text) for text in pairs["current_user_input"].to_list()]
     system_prompt = advisor_system_prompt(scaffolding.consultant)
     return pairs.select(
@@ -149,9 +154,35 @@ def build_pairs(conversations: pl.DataFrame, turns: pl.DataFrame, scaffolding: S
         pl.col("target_response").str.count_matches(r"\S+").cast(pl.Int64).alias("response_word_count"),
         pl.col("current_user_input").str.count_matches(r"\S+").cast(pl.Int64).alias("user_input_word_count"),
         (pl.col("turn_number") - 2).alias("history_turns"),
+        pl.Series("stage_valence", stage_valence, dtype=pl.Float64),
+        *[pl.Series(name, [s[name] for s in scores], dtype=pl.Float64) for name in [*scoring.DIMENSIONS,
+                                                                                   "quality_score"]],
         pl.lit(ENRICHMENT_VERSION).alias("enrichment_version"),
         pl.lit(created_at).cast(pl.Datetime("us", "UTC")).alias("created_at"),
     )
+
+
+def conversation_quality(pairs: pl.DataFrame, created_at: datetime) -> pl.DataFrame:
+    """Reads training_pairs rows; returns conversation_quality rows (mean and worst pair score, arc
+    adherence and emotion match rate over the client turns)."""
+    rows = []
+    for (cid,), group in pairs.sort("turn_number").group_by("conversation_id", maintain_order=True):
+        detected = [v if e else None for v, e in zip(group["valence"].to_list(),
+                                                     group["detected_emotions"].to_list(), strict=True)]
+        matches = [p == e for p, e in zip(group["primary_emotion"].to_list(),
+                                          group["expected_stage_emotion"].to_list(), strict=True)]
+        rows.append({
+            "conversation_id": cid, "quality_score": round(float(group["quality_score"].mean()), 2),
+            "min_pair_score": float(group["quality_score"].min()),
+            "arc_adherence": scoring.arc_adherence(detected, group["stage_valence"].to_list()),
+            "emotion_match_rate": round(sum(matches) / len(matches), 3), "method": scoring.VERSION,
+            "enrichment_version": ENRICHMENT_VERSION, "created_at": created_at,
+        })
+    return pl.DataFrame(rows, schema={"conversation_id": pl.String, "quality_score": pl.Float64,
+                                      "min_pair_score": pl.Float64, "arc_adherence": pl.Float64,
+                                      "emotion_match_rate": pl.Float64, "method": pl.String,
+                                      "enrichment_version": pl.String,
+                                      "created_at": pl.Datetime("us", "UTC")})
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -179,7 +210,8 @@ def enrich(ws: Workspace, *, force: bool = False, chunk_size: int = 5000,
             if progress:
                 progress(min(start + chunk_size, len(todo)), len(todo))
     if todo:
-        ws.compact(tables=["training_pairs", "conversation_status", "enrichment_errors"], min_parts=8)
+        ws.compact(tables=["training_pairs", "conversation_status", "enrichment_errors", "conversation_quality"],
+                   min_parts=8)
     return result
 
 
@@ -201,6 +233,7 @@ def _enrich_chunk(ws: Workspace, ids: list[str], scaffolding: Scaffolding, resul
                             turns.filter(pl.col("conversation_id").is_in(good)), scaffolding, now)
         ws.append("training_pairs", pairs)
         result.pairs += pairs.height
+        ws.append("conversation_quality", conversation_quality(pairs, now))
     errors = [{"conversation_id": c, "reason": r, "fix": f, "enrichment_version": ENRICHMENT_VERSION,
                "created_at": now} for c, (r, f) in bad.items()]
     ws.append("enrichment_errors", errors)
@@ -241,9 +274,13 @@ def enriched_conversation(ws: Workspace, conversation_id: str) -> dict:
                 "expected_stage_emotion": row["expected_stage_emotion"], "method": emotions.METHOD,
             },
             "target_response": row["target_response"],
-            "training_metadata": {k: row[k] for k in (
-                "enrichment_version", "template_key", "template_version", "tier", "provider", "model",
-                "is_scripted", "response_word_count", "user_input_word_count", "history_turns")},
+            "training_metadata": {
+                **{k: row[k] for k in (
+                    "enrichment_version", "template_key", "template_version", "tier", "provider", "model",
+                    "is_scripted", "response_word_count", "user_input_word_count", "history_turns",
+                    "quality_score")},
+                "quality_scores": {k: row[k] for k in scoring.DIMENSIONS},
+            },
         })
     document = {
         "dataset_metadata": {

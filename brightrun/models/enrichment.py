@@ -48,6 +48,9 @@ class TrainingMetadata(_Record):
     response_word_count: int
     user_input_word_count: int
     history_turns: int
+    quality_scores: dict[str, float | None] = Field(default_factory=dict,
+                                                    description="each heuristic dimension, 0 to 1")
+    quality_score: float | None = Field(default=None, ge=0, le=10, description="overall, 0 to 10")
 
 
 class TrainingPair(_Record):

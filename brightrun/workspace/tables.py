@@ -71,7 +71,9 @@ TRAINING_PAIR_SCHEMA: dict[str, pl.DataType] = {
     "system_prompt": _S, "conversation_history": _HISTORY, "current_user_input": _S, "target_response": _S,
     "detected_emotions": pl.List(_S), "primary_emotion": _S, "valence": _F, "intensity": _F,
     "expected_stage_emotion": _S, "response_word_count": _I, "user_input_word_count": _I,
-    "history_turns": _I, "enrichment_version": _S, "created_at": _TS,
+    "history_turns": _I, "stage_valence": _F,
+    "empathy": _F, "clarity": _F, "actionable": _F, "asks_first": _F, "length_balance": _F, "repetition": _F,
+    "quality_score": _F, "enrichment_version": _S, "created_at": _TS,
 }
 
 TABLES: dict[str, TableSpec] = {
@@ -89,6 +91,11 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec("training_pairs", ("pair_id",), TRAINING_PAIR_SCHEMA),
         TableSpec("enrichment_errors", ("conversation_id",), schema_of(EnrichmentError)),
+        TableSpec(
+            "conversation_quality", ("conversation_id",),
+            {"conversation_id": _S, "quality_score": _F, "min_pair_score": _F, "arc_adherence": _F,
+             "emotion_match_rate": _F, "method": _S, "enrichment_version": _S, "created_at": _TS},
+        ),
         TableSpec(
             "response_cache", ("cache_key",),
             {"cache_key": _S, "sample": _S, "provider": _S, "model": _S, "text": _S, "input_tokens": _I, "output_tokens": _I,

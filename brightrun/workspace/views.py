@@ -11,6 +11,7 @@ TABLE_VIEWS = {
     "failed_generations": "failed_generations",
     "training_pairs": "training_pairs",
     "enrichment_errors": "enrichment_errors",
+    "conversation_quality": "conversation_quality",
     "response_cache": "response_cache",
     "provider_batches": "provider_batches",
 }
@@ -21,9 +22,11 @@ DERIVED_VIEWS = {
         SELECT c.*,
                coalesce(s.status, 'not_started') AS enrichment_status,
                s.enrichment_version,
-               s.updated_at AS enrichment_updated_at
+               s.updated_at AS enrichment_updated_at,
+               q.quality_score, q.arc_adherence, q.emotion_match_rate
         FROM _t_conversations c
         LEFT JOIN _t_conversation_status s USING (conversation_id)
+        LEFT JOIN _t_conversation_quality q USING (conversation_id)
     """,
     "prompt_templates": """
         SELECT t.*, (t.version = cur.version) AS is_current
@@ -47,7 +50,7 @@ DERIVED_VIEWS = {
 
 VIEW_DOCS = {
     "conversations": "one row per conversation: scaffold keys, template version, provider, model, "
-                     "enrichment_status",
+                     "enrichment_status, quality_score, arc_adherence",
     "turns": "one row per turn: conversation_id, turn_number, role (user/assistant), content",
     "training_pairs": "one row per advisor turn, in the enriched structure (history, input, target)",
     "batch_jobs": "one row per generation job with its status, counts, tokens and cost",
@@ -55,6 +58,7 @@ VIEW_DOCS = {
     "failed_generations": "items that failed, with error type, message and raw response",
     "llm_calls": "every model call: action type, provider, model, tokens, cost, latency, request, response",
     "enrichment_errors": "conversations that enrichment quarantined, with the reason and the fix",
+    "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate",
     "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
     "provider_batches": "provider batch ids (Message Batches) with their items, so a restart resumes polling",
     "personas": "the scaffolding's personas",
