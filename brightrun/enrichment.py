@@ -1,6 +1,9 @@
 """Enrichment: raw conversations -> validated training pairs in the enriched structure.
 
 Stages (each a function over tables):
+  normalize    reads and returns turns: role aliases, unicode (NFC, no zero-width or control characters),
+               whitespace, 0-based turn numbers shifted to 1-based. It runs before validate, so that a
+               record that is only differently spelled ("client", "Advisor") is not rejected
   validate     reads conversations + turns; writes nothing; returns the bad ids with reasons
   build_pairs  reads conversations + turns of the good ids; writes training_pairs rows
   record       writes conversation_status (the commit point) and enrichment_errors
@@ -44,6 +47,32 @@ def advisor_system_prompt(consultant: ConsultantProfile) -> str:
     return (
         f"You are {consultant.name}, {consultant.title}. {consultant.communication_style} "
         f"Your principles: {'; '.join(p.rstrip('.') for p in consultant.principles)}."
+    )
+
+
+# -- normalize ---------------------------------------------------------------------------------
+
+ROLE_ALIASES = {"client": "user", "human": "user", "customer": "user", "advisor": "assistant",
+                "ai": "assistant", "bot": "assistant", "consultant": "assistant", "model": "assistant"}
+
+
+def normalize_turns(turns: pl.DataFrame) -> pl.DataFrame:
+    """Reads and returns turns(conversation_id, turn_number, role, content), normalized."""
+    role = pl.col("role").str.strip_chars().str.to_lowercase()
+    content = (
+        pl.col("content").str.normalize("NFC")
+        .str.replace_all("[\u200b\u200c\u200d\u2060\ufeff]", "")
+        .str.replace_all("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]", "")
+        .str.replace_all("[\u00a0\u2007\u202f\t ]+", " ")
+        .str.replace_all(" *\n *", "\n")
+        .str.replace_all("\n{3,}", "\n\n")
+        .str.strip_chars()
+    )
+    first = pl.col("turn_number").min().over("conversation_id")
+    return turns.with_columns(
+        role.replace(ROLE_ALIASES).alias("role"),
+        content.alias("content"),
+        pl.when(first == 0).then(pl.col("turn_number") + 1).otherwise(pl.col("turn_number")).alias("turn_number"),
     )
 
 
@@ -224,8 +253,8 @@ def _enrich_chunk(ws: Workspace, ids: list[str], scaffolding: Scaffolding, resul
     now = utcnow()
     ws.append("conversation_status", _status_rows(ids, "enrichment_in_progress", now))
     conversations = ws.sql("SELECT * FROM conversations WHERE conversation_id IN (SELECT unnest(?))", [ids])
-    turns = ws.sql("SELECT conversation_id, turn_number, role, content FROM turns "
-                   "WHERE conversation_id IN (SELECT unnest(?))", [ids])
+    turns = normalize_turns(ws.sql("SELECT conversation_id, turn_number, role, content FROM turns "
+                                   "WHERE conversation_id IN (SELECT unnest(?))", [ids]))
     bad = validate(conversations, turns, scaffolding)
     good = [c for c in ids if c not in bad]
     if good:

@@ -108,3 +108,21 @@ def test_demo_enriches_every_conversation(demo_ws: Workspace) -> None:
     assert pairs == advisor_turns > 160
     match = demo_ws.sql("SELECT avg((primary_emotion = expected_stage_emotion)::INT) FROM training_pairs").item()
     assert match > 0.8
+
+
+def test_normalize_fixes_spelling_not_substance(ws: Workspace) -> None:
+    messy = [("Client", "  I'm\u00a0confused\u200b about   my budget.\n\n\n\nReally. "),
+             (" ADVISOR ", "Let's look at it.\tWhat worries you?"),
+             ("human", "e\u0301 is fine\x07"), ("AI", "Good.")]
+    plant(ws, "messy", messy, numbers=[0, 1, 2, 3])
+    result = enrich(ws)
+    assert (result.enriched, result.failed) == (1, 0)
+    pairs = ws.sql("SELECT turn_number, current_user_input, target_response, conversation_history "
+                   "FROM training_pairs ORDER BY turn_number").to_dicts()
+    assert [p["turn_number"] for p in pairs] == [2, 4]
+    assert pairs[0]["current_user_input"] == "I'm confused about my budget.\n\nReally."
+    assert pairs[0]["target_response"] == "Let's look at it. What worries you?"
+    assert pairs[1]["current_user_input"] == "\u00e9 is fine"  # NFC, control character gone
+    assert [t["role"] for t in pairs[1]["conversation_history"]] == ["user", "assistant"]
+    raw = ws.sql("SELECT role FROM turns WHERE conversation_id = 'messy' ORDER BY turn_number")["role"].to_list()
+    assert raw == ["Client", " ADVISOR ", "human", "AI"]  # the raw record is kept as it was
