@@ -96,3 +96,20 @@ def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> N
     assert version in markdown
     code = [c.value for c in at.code]
     assert any("Elena Marquez" in c or "advisor" in c.lower() for c in code)  # the call's prompt is shown
+
+
+def test_the_match_count_is_the_true_count_beyond_the_table_limit(app: AppTest, monkeypatch) -> None:
+    import brightrun.browse as browse
+
+    original = browse.ConversationFilter
+
+    def capped(**kw):  # a table limit below the demo's size, to see the count go past it
+        return original(**{**kw, "limit": 50})
+
+    monkeypatch.setattr(browse, "ConversationFilter", capped)
+    at = app.run()
+    at.switch_page("pages/views/conversations.py").run()
+    assert not at.exception
+    assert len(at.dataframe(key="conversation_table").value) == 50
+    caption = next(c.value for c in at.caption if "match" in c.value)
+    assert caption.startswith("160 conversation(s) match") and "showing the newest 50" in caption

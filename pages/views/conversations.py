@@ -3,7 +3,13 @@
 import streamlit as st
 
 from brightrun import ui
-from brightrun.browse import ConversationFilter, conversation_detail, filter_options, list_conversations
+from brightrun.browse import (
+    ConversationFilter,
+    conversation_detail,
+    count_conversations,
+    filter_options,
+    list_conversations,
+)
 
 st.title("Conversations")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
@@ -23,8 +29,9 @@ with ui.guard():
     text = st.text_input("Search titles and turns", key="f_text", placeholder="e.g. mortgage")
     query = ConversationFilter(**chosen, text=text, limit=2000)
     table = list_conversations(ws, query)
-    st.caption(f"{table.height:,} conversation(s) match" + (" (showing the newest 2,000)" if table.height == 2000
-                                                           else ""))
+    matching = count_conversations(ws, query)
+    st.caption(f"{matching:,} conversation(s) match"
+               + (f" (showing the newest {table.height:,})" if matching > table.height else ""))
 
     ids = table["conversation_id"].to_list()
     titles = dict(zip(ids, table["title"].to_list(), strict=True))
