@@ -3,67 +3,29 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from brightrun.cli_common import (
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    job_progress,
+    open_workspace,
+    out,
+    print_frame,
+    progress_bar,
+    report_job,
+    run_with_progress,
+)
+from brightrun.cli_jobs import jobs_app
 from brightrun.errors import BrightRunError
 
 app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-tuning data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-console = Console(stderr=True)
-out = Console()
-
-WorkspaceOpt = Annotated[Path | None, typer.Option(
-    "--workspace", "-w", help="The workspace folder (default: $BRIGHTRUN_WORKSPACE, else ./data).",
-    envvar="BRIGHTRUN_WORKSPACE", show_envvar=True)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _open(workspace: Path | None):
-    from brightrun.workspace import Workspace
-
-    return Workspace.open(workspace)
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[extra]}"), TimeRemainingColumn(), console=console,
-                    disable=not console.is_terminal and not _force_progress())
-
-
-def _force_progress() -> bool:
-    import os
-
-    return os.environ.get("BRIGHTRUN_PROGRESS") == "1"
-
-
-def _job_progress(progress: Progress, task):
-    def update(p) -> None:
-        progress.update(task, completed=p.finished, total=p.total,
-                        extra=f"{p.done} done, {p.failed} failed, {p.input_tokens + p.output_tokens:,} tokens, "
-                              f"${p.cost_usd:,.4f}")
-    return update
-
-
-def _print_frame(frame, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(orjson.dumps(frame.to_dicts(), default=str).decode() + "\n")
-        return
-    table = Table(show_lines=False)
-    for column in frame.columns:
-        table.add_column(column, overflow="fold")
-    for row in frame.iter_rows():
-        table.add_row(*["" if v is None else str(v) for v in row])
-    out.print(table)
-    out.print(f"{frame.height} row(s)")
-
-
+app.add_typer(jobs_app, name="jobs")
 @app.command()
 def demo(
     workspace: WorkspaceOpt = None,
@@ -73,15 +35,15 @@ def demo(
     """Build a demo workspace: scripted conversations over the whole grid, enriched."""
     from brightrun.demo import build_demo
 
-    ws = _open(workspace)
-    with _progress() as progress:
+    ws = open_workspace(workspace)
+    with progress_bar() as progress:
         task = progress.add_task("generating", total=conversations, extra="")
         etask = progress.add_task("enriching", total=None, extra="", visible=False)
 
         def on_enrich(done: int, total: int) -> None:
             progress.update(etask, completed=done, total=total, visible=True)
 
-        result = build_demo(ws, conversations, seed=seed, progress=_job_progress(progress, task),
+        result = build_demo(ws, conversations, seed=seed, progress=job_progress(progress, task),
                             enrich_progress=on_enrich)
     made = sum(j.done for j in result.jobs)
     console.print(f"[green]Demo ready[/] in {ws.root}: {made} conversations in {len(result.jobs)} jobs, "
@@ -135,7 +97,7 @@ def generate(
     from brightrun.generation.estimate import estimate_plan
     from brightrun.generation.jobs import make_plan
 
-    ws = _open(workspace)
+    ws = open_workspace(workspace)
     target = resume or job_id
     job = load_job(ws, target) if target else None
     if resume and job is None:
@@ -160,26 +122,12 @@ def generate(
         console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(plan)} cell(s).")
     else:
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
-    job = _run_with_progress(ws, job, resume_job)
+    job = run_with_progress(ws, job, resume_job)
     if enrich_after:
         from brightrun.enrichment import enrich as run_enrich
 
         run_enrich(ws)
-    _report_job(job, json_out)
-
-
-def _run_with_progress(ws, job, run):
-    with _progress() as progress:
-        task = progress.add_task("generating", total=job.total, completed=job.done + job.failed, extra="")
-        return run(ws, job.job_id, progress=_job_progress(progress, task))
-
-
-def _report_job(job, json_out: bool) -> None:
-    if json_out:
-        sys.stdout.write(job.model_dump_json() + "\n")
-    else:
-        console.print(f"Job {job.job_id} {job.status}: {job.done} done, {job.failed} failed of {job.total}; "
-                      f"{job.input_tokens + job.output_tokens:,} tokens, ${job.cost_usd:,.4f}.")
+    report_job(job, json_out)
 
 
 @app.command()
@@ -191,8 +139,8 @@ def enrich(
     """Turn new conversations into training pairs; bad records are reported and skipped."""
     from brightrun.enrichment import enrich as run_enrich
 
-    ws = _open(workspace)
-    with _progress() as progress:
+    ws = open_workspace(workspace)
+    with progress_bar() as progress:
         task = progress.add_task("enriching", total=None, extra="")
         result = run_enrich(ws, force=force,
                             progress=lambda done, total: progress.update(task, completed=done, total=total))
@@ -215,7 +163,7 @@ def sql(
     json_out: JsonOpt = False,
 ) -> None:
     """Run SQL over the workspace views and print the rows."""
-    _print_frame(_open(workspace).sql(query), json_out)
+    print_frame(open_workspace(workspace).sql(query), json_out)
 
 
 @app.command()
@@ -226,7 +174,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     from brightrun.generation import job_is_running
     from brightrun.overview import recent_jobs, totals
 
-    ws = _open(workspace)
+    ws = open_workspace(workspace)
     t = totals(ws)
     jobs = recent_jobs(ws, 20)
     notes = {}
@@ -243,7 +191,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     out.print(f"  LLM calls {t.llm_calls:,} ({t.failed_calls:,} failed), tokens {t.input_tokens + t.output_tokens:,}, "
               f"cost ${t.cost_usd:,.2f}, failed generations {t.failed_generations:,}")
     if jobs.height:
-        _print_frame(jobs.select("job_id", "status", "tier", "provider", "total", "done", "failed", "created_at"),
+        print_frame(jobs.select("job_id", "status", "tier", "provider", "total", "done", "failed", "created_at"),
                      False)
     for job_id, note in notes.items():
         out.print(f"  [yellow]{job_id}[/]: {note}")
@@ -254,7 +202,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
 @app.command()
 def compact(workspace: WorkspaceOpt = None) -> None:
     """Merge small table parts; safe while other processes read and write."""
-    ws = _open(workspace)
+    ws = open_workspace(workspace)
     result = ws.compact()
     merged = {k: v for k, v in result.items() if v}
     console.print(f"Compacted {sum(merged.values())} part(s) in {len(merged)} table(s)." if merged
@@ -274,9 +222,6 @@ def schema(entity: Annotated[str | None, typer.Argument(help="One entity (defaul
     sys.stdout.write(orjson.dumps(json_schemas()[entity], option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-from brightrun.cli_jobs import jobs_app  # noqa: E402 - registered after the shared helpers exist
-
-app.add_typer(jobs_app, name="jobs")
 
 
 def main() -> None:
