@@ -356,6 +356,8 @@ def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout: float = 3.0)
 def test_batch_lifecycle(server, client):
     server.faults = FaultPlan(permanent={"r-limited": "rate_limit", "r-bad": "schema_invalid",
                                          "r-hang": "hang"})
+    # Long enough that a loaded CI machine cannot reach the "nothing yet" check after the batch ended.
+    server.batch_delay = 2.0
     ids = ["r-1", "r-2", "r-limited", "r-bad", "r-hang"]
     batch = client.messages.batches.create(requests=[batch_request(i) for i in ids])
     assert batch.id.startswith("msgbatch_") and batch.type == "message_batch"
@@ -366,7 +368,7 @@ def test_batch_lifecycle(server, client):
     assert server.item_counts() == dict.fromkeys(ids, 1)
     assert server.item_successes() == {}  # nothing until the batch ends
 
-    ended = wait_ended(client, batch.id)
+    ended = wait_ended(client, batch.id, timeout=10.0)
     assert ended.processing_status == "ended" and ended.ended_at is not None
     assert ended.results_url == f"{server.base_url}/v1/messages/batches/{batch.id}/results"
     counts = ended.request_counts
