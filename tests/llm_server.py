@@ -47,6 +47,14 @@ its item; its fault becomes an ``errored`` result with the fault's error type (r
 overloaded_error, timeout_error for hang, invalid_request_error for bad_request), while schema_invalid and
 truncated give ``succeeded`` results with bad messages.
 
+Quality-judge requests (BrightRun's LLM judge) get a judge answer instead of a conversation: a request is
+one when its output schema (Anthropic ``output_config.format.schema``; OpenAI
+``response_format.json_schema.schema``) has the judge's properties (the six dimensions, ``overall`` and
+``rationale``), or its system prompt says "quality judge". The answer is
+``{"empathy": 1-5, "clarity": ..., "repetition": ..., "overall": 0-10, "rationale": str}``, deterministic from
+the item key (``make_judgement``); schema_invalid nests the scores under ``"scores"`` without ``overall``,
+truncated cuts it in half. Every other behaviour is the same for both kinds of request.
+
 Not supported: streaming (``stream: true`` gets a 400), tools, images.
 
 Authentication: Anthropic paths need ``x-api-key`` or ``Authorization: Bearer ...`` (the anthropic 2.x SDK
@@ -99,7 +107,9 @@ __all__ = [
     "TRANSIENT_KINDS",
     "FakeLLMServer",
     "FaultPlan",
+    "is_judge_request",
     "make_conversation",
+    "make_judgement",
 ]
 
 TRANSIENT_KINDS: tuple[str, ...] = (
@@ -268,6 +278,64 @@ def _schema_invalid_text(item_key: str) -> str:
     return _dumps({"title": conv["title"], "dialogue": conv["turns"]}).decode()
 
 
+# ------------------------------------------------------------------------------------------ judge answers
+
+JUDGE_DIMENSIONS = ("empathy", "clarity", "actionable", "asks_first", "length_balance", "repetition")
+_JUDGE_KEYS = frozenset((*JUDGE_DIMENSIONS, "overall", "rationale"))
+
+
+@lru_cache(maxsize=8192)
+def _judgement_bytes(item_key: str) -> bytes:
+    rng = random.Random(f"judge:{item_key}")
+    scores = {d: rng.choices((1, 2, 3, 4, 5), weights=(1, 2, 4, 5, 3))[0] for d in JUDGE_DIMENSIONS}
+    mean = sum(scores.values()) / len(scores)
+    overall = round(min(10.0, max(0.0, (mean - 1) / 4 * 10 + rng.uniform(-0.8, 0.8))), 1)
+    best = max(JUDGE_DIMENSIONS, key=scores.get)
+    worst = min(JUDGE_DIMENSIONS, key=scores.get)
+    rationale = (f"The response is strongest on {best.replace('_', ' ')} and weakest on "
+                 f"{worst.replace('_', ' ')}.")
+    return _dumps({**scores, "overall": overall, "rationale": rationale})
+
+
+def make_judgement(item_key: str) -> dict:
+    """The judge answer the server gives for `item_key` (what a successful judge answer's text parses to)."""
+    return _loads(_judgement_bytes(item_key))
+
+
+def _system_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(b if isinstance(b, str) else str(b.get("text", "")) for b in value
+                        if isinstance(b, str | dict))
+    return ""
+
+
+def is_judge_request(body: Any) -> bool:
+    """True when a Messages or Chat Completions body asks for a quality-judge answer."""
+    if not isinstance(body, dict):
+        return False
+    schemas: list[Any] = []
+    for name in ("output_config", "output_format"):
+        config = body.get(name)
+        if isinstance(config, dict):
+            fmt = config.get("format", config)
+            if isinstance(fmt, dict):
+                schemas.append(fmt.get("schema"))
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and isinstance(response_format.get("json_schema"), dict):
+        schemas.append(response_format["json_schema"].get("schema"))
+    for schema in schemas:
+        if isinstance(schema, dict) and isinstance(schema.get("properties"), dict) \
+                and _JUDGE_KEYS <= set(schema["properties"]):
+            return True
+    system = _system_text(body.get("system"))
+    for message in body.get("messages") or ():
+        if isinstance(message, dict) and message.get("role") in ("system", "developer"):
+            system += " " + _system_text(message.get("content"))
+    return "quality judge" in system.lower()
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 
 
@@ -346,9 +414,14 @@ def _validate_message_params(params: Any) -> str | None:
     return None
 
 
-def _message_text_for(kind: str | None, item_key: str) -> tuple[str, str]:
-    """(text, stop_reason) of a 200 answer for `kind` (None, "schema_invalid" or "truncated")."""
-    text = _conversation_bytes(item_key).decode()
+def _message_text_for(kind: str | None, item_key: str, judge: bool = False) -> tuple[str, str]:
+    """(text, stop_reason) of a 200 answer for `kind` (None, "schema_invalid" or "truncated"); a judge
+    answer instead of a conversation when `judge`."""
+    text = (_judgement_bytes if judge else _conversation_bytes)(item_key).decode()
+    if kind == "schema_invalid" and judge:
+        scores = make_judgement(item_key)
+        return _dumps({"scores": {d: scores[d] for d in JUDGE_DIMENSIONS},
+                       "rationale": scores["rationale"]}).decode(), "end_turn"
     if kind == "schema_invalid":
         return _schema_invalid_text(item_key), "end_turn"
     if kind == "truncated":
@@ -593,7 +666,7 @@ class MessagesHandler(_ItemHandler):
         return _validate_message_params(body)
 
     def success(self, body: dict, item_key: str, kind: str | None) -> bytes:
-        text, stop = _message_text_for(kind, item_key)
+        text, stop = _message_text_for(kind, item_key, is_judge_request(body))
         return _dumps(_message_obj(body["model"], text, stop, _anthropic_input_tokens(body)))
 
 
@@ -622,7 +695,7 @@ class ChatHandler(_ItemHandler):
         return None
 
     def success(self, body: dict, item_key: str, kind: str | None) -> bytes:
-        text, stop = _message_text_for(kind, item_key)
+        text, stop = _message_text_for(kind, item_key, is_judge_request(body))
         prompt_chars = sum(_text_len(m.get("content")) for m in body["messages"] if isinstance(m, dict))
         prompt, completion = prompt_chars // 4, max(1, len(text) // 4)
         return _dumps({
@@ -1004,7 +1077,7 @@ class FakeLLMServer:
                 kind_out, result = kind, {"type": "errored", "error": _anthropic_error_body(
                     _BATCH_ERROR_TYPES[kind], f"{kind} (fake server, inside a batch)")}
             else:
-                text, stop = _message_text_for(kind, custom_id)
+                text, stop = _message_text_for(kind, custom_id, is_judge_request(params))
                 message = _message_obj(params["model"], text, stop, _anthropic_input_tokens(params))
                 message["usage"]["service_tier"] = "batch"
                 kind_out, result = kind or "ok", {"type": "succeeded", "message": message}

@@ -4,6 +4,9 @@ It composes a conversation that follows the persona, the arc's emotional stages 
 Wording, length and quality vary by seed; quality also shifts a little per template version (by a
 hash of the version) and is lower for edge-case tiers, so analytics have real differences to show.
 Every record it makes carries provider "scripted" and model "scripted-1".
+
+Quality-judge requests (action type `quality_judge`) are answered from the prompt alone: the heuristic
+scores of the response being judged, with small seeded noise, in the judge's schema.
 """
 
 from __future__ import annotations
@@ -159,6 +162,8 @@ class ScriptedProvider(Provider):
         self.seed = seed
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        if request.action_type == "quality_judge":
+            return self._judge(request)
         if request.scaffold is None:
             raise ProviderError(
                 "the scripted provider needs the request's scaffold. Fix: build requests with "
@@ -178,4 +183,35 @@ class ScriptedProvider(Provider):
             input_tokens=(len(request.system) + len(request.prompt)) // 4,
             output_tokens=len(text) // 4, stop_reason=stop,
             latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _judge(self, request: ProviderRequest) -> ProviderResponse:
+        """A judge answer: the heuristic scores of the response in the prompt, with seeded noise, on the
+        rubric's 1-5 scale; the same rates of cut-off first answers and permanent failures as conversations."""
+        from brightrun.quality.judge import parse_prompt
+        from brightrun.quality.scoring import DIMENSIONS, score_response
+
+        started = time.perf_counter()
+        try:
+            response, is_last = parse_prompt(request.prompt)
+        except ValueError as exc:
+            raise ProviderError(f"scripted judge: {exc}. Fix: build the request with brightrun.quality.judge.",
+                                error_type="bad_request") from None
+        fails_always = random.Random(f"{self.seed}:{request.seed}:judge-permanent").random() < self.permanent_failure_rate
+        fails_now = request.attempt == 1 and random.Random(
+            f"{self.seed}:{request.seed}:judge-first").random() < self.failure_rate
+        if fails_always or fails_now:
+            text, stop = '{"empathy": 4, "clarity": ', "max_tokens"
+        else:
+            rng = random.Random(f"{self.seed}:{request.seed}:judge")
+            heuristic = score_response(response, is_last=is_last)
+            answer: dict = {d: 1 + round(4 * min(1.0, max(0.0, heuristic[d] + rng.gauss(0, 0.1)))) for d in DIMENSIONS}
+            answer["overall"] = round(min(10.0, max(0.0, heuristic["quality_score"] + rng.gauss(0, 0.6))), 1)
+            best, worst = max(DIMENSIONS, key=answer.get), min(DIMENSIONS, key=answer.get)
+            answer["rationale"] = (f"Scripted judge: strongest on {best.replace('_', ' ')}, weakest on "
+                                   f"{worst.replace('_', ' ')}.")
+            text, stop = orjson.dumps(answer).decode(), "end_turn"
+        return ProviderResponse(
+            text=text, model=self.default_model, input_tokens=(len(request.system) + len(request.prompt)) // 4,
+            output_tokens=len(text) // 4, stop_reason=stop, latency_ms=(time.perf_counter() - started) * 1000,
         )

@@ -97,6 +97,13 @@ TABLES: dict[str, TableSpec] = {
              "emotion_match_rate": _F, "method": _S, "enrichment_version": _S, "created_at": _TS},
         ),
         TableSpec(
+            "judge_scores", ("pair_id", "rubric_version", "model"),
+            {"pair_id": _S, "rubric_version": _S, "model": _S, "provider": _S, "conversation_id": _S, "status": _S,
+             "empathy": _F, "clarity": _F, "actionable": _F, "asks_first": _F, "length_balance": _F,
+             "repetition": _F, "overall": _F, "rationale": _S, "error": _S, "call_id": _S, "attempts": _I,
+             "created_at": _TS},
+        ),
+        TableSpec(
             "response_cache", ("cache_key",),
             {"cache_key": _S, "sample": _S, "provider": _S, "model": _S, "text": _S, "input_tokens": _I, "output_tokens": _I,
              "stop_reason": _S, "batch": _B, "cost_usd": _F, "paid_by_call": _S, "job_id": _S, "usable": _B,

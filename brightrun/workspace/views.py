@@ -14,6 +14,7 @@ TABLE_VIEWS = {
     "conversation_quality": "conversation_quality",
     "response_cache": "response_cache",
     "provider_batches": "provider_batches",
+    "judge_scores": "judge_scores",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
@@ -60,6 +61,7 @@ VIEW_DOCS = {
     "enrichment_errors": "conversations that enrichment quarantined, with the reason and the fix",
     "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate",
     "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
+    "judge_scores": "LLM judge scores per training pair, rubric version and judge model (failed ones with the reason)",
     "provider_batches": "provider batch ids (Message Batches) with their items, so a restart resumes polling",
     "personas": "the scaffolding's personas",
     "emotional_arcs": "the scaffolding's emotional arcs, with tier",
