@@ -101,10 +101,18 @@ def compose(spec: ScaffoldSpec, seed: int) -> dict:
     concerns = [_lower_first(c.rstrip(".")) for c in persona.concerns]
     client_turns = spec.turn_count // 2
     stock_opening = rng.choice(ACKNOWLEDGE)  # low quality repeats one stock opening
+    # Some clients do not follow the arc: from some turn on they stay where they were (more often when
+    # the advice is weak, and on edge-case arcs). A separate stream, so the rest of the text is unchanged.
+    drift = random.Random(seed ^ 0x5EED)
+    stuck_p = 0.45 * (1 - q) + (0.1 if arc.tier == "edge_case" else 0.0)
+    stuck_from = drift.randint(1, max(1, client_turns - 1)) if client_turns > 2 and drift.random() < stuck_p else None
     turns: list[dict] = []
     for i in range(client_turns):
         stage = arc.stages[round(i * (len(arc.stages) - 1) / max(1, client_turns - 1))]
         feeling = rng.choice(CLIENT_FEELING[_band(stage)]).format(e=stage.emotion)
+        if stuck_from is not None and i >= stuck_from:
+            stage = arc.stages[round((stuck_from - 1) * (len(arc.stages) - 1) / max(1, client_turns - 1))]
+            feeling = drift.choice(CLIENT_FEELING[_band(stage)]).format(e=stage.emotion)
         parts = []
         if i == 0:
             parts += [rng.choice(CLIENT_OPENINGS), feeling, f"My biggest worry is {concerns[0]}."]
