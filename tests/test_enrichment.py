@@ -126,3 +126,41 @@ def test_normalize_fixes_spelling_not_substance(ws: Workspace) -> None:
     assert [t["role"] for t in pairs[1]["conversation_history"]] == ["user", "assistant"]
     raw = ws.sql("SELECT role FROM turns WHERE conversation_id = 'messy' ORDER BY turn_number")["role"].to_list()
     assert raw == ["Client", " ADVISOR ", "human", "AI"]  # the raw record is kept as it was
+
+
+def test_a_workspace_with_bad_files_and_bad_records_enriches_every_good_one(ws: Workspace) -> None:
+    """Good conversations, several kinds of bad record, and two unreadable part files (one holding the
+    turns of a conversation, one in the status table): every good one is enriched, every bad one is
+    listed with its reason and fix, and the bad files are reported."""
+    good = [f"good-{i}" for i in range(5)]
+    for cid in good[:3]:
+        plant(ws, cid, GOOD)
+    for case in ("empty_turn", "not_alternating", "gap", "unknown_persona"):
+        turns, options, _ = BAD[case]
+        plant(ws, case, turns, **options)
+    for cid in good[3:]:
+        plant(ws, cid, GOOD)
+    # The turns of "lost" sit in a file that cannot be read any more.
+    plant(ws, "lost", GOOD)
+    turns_dir = ws.root / "tables" / "turns"
+    newest = max(turns_dir.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    newest.write_bytes(b"PAR1 truncated by a crash")
+    (ws.root / "tables" / "conversation_status").mkdir(parents=True, exist_ok=True)
+    (ws.root / "tables" / "conversation_status" / "part-9-9-bad.parquet").write_bytes(b"garbage")
+
+    result = enrich(ws)
+    assert result.enriched == 5 and result.failed == 5
+    reasons = {e["conversation_id"]: e["reason"] for e in result.errors}
+    assert set(reasons) == {"empty_turn", "not_alternating", "gap", "unknown_persona", "lost"}
+    for case in ("empty_turn", "not_alternating", "gap", "unknown_persona"):
+        assert BAD[case][2] in reasons[case]
+    assert "no turns" in reasons["lost"] or "says 6 turns but has 0" in reasons["lost"]
+    assert all(e["fix"] for e in result.errors)
+    status = dict(ws.sql("SELECT conversation_id, enrichment_status FROM conversations").iter_rows())
+    assert {c for c, s in status.items() if s == "completed"} == set(good)
+    assert ws.sql("SELECT count(*) FROM training_pairs").item() == 5 * 3
+    # Each bad file is either still reported, or was moved to quarantine/ by the compaction after enrichment.
+    quarantined = {p.name for p in (ws.root / "quarantine").rglob("*.parquet")}
+    problems = " ".join(ws.problems)
+    for name in (newest.name, "part-9-9-bad.parquet"):
+        assert name in problems or name in quarantined

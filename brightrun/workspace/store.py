@@ -157,6 +157,10 @@ class TableStore:
         self._checked[str(path)] = result
         return result
 
+    def recheck(self, path: Path) -> None:
+        """Forget what is known of a file, so the next listing inspects it again (it changed on disk)."""
+        self._checked.pop(str(path), None)
+
     def _problem(self, path: Path) -> str | None:
         return self._inspect(path)[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -134,8 +135,23 @@ class Workspace:
                         ) from exc
                     time.sleep(0.05 * (attempt + 1))
                 except duckdb.Error as exc:
-                    raise WorkspaceError(f"query failed: {exc}".strip()) from exc
+                    damaged = self._damaged_file(exc)
+                    if damaged is None or attempt == 4:
+                        raise WorkspaceError(f"query failed: {exc}".strip()) from exc
+                    # A file that read well before is damaged now: inspect it again, so it is reported
+                    # and left out of the views, and run the query over the rest.
+                    self.store.recheck(damaged)
+                    self._signatures.clear()
         raise AssertionError("unreachable")
+
+    def _damaged_file(self, exc: Exception) -> Path | None:
+        """The workspace Parquet file a DuckDB error says it could not read, if any."""
+        match = re.search(r"'([^']+\.parquet)'", str(exc))
+        if match is None:
+            return None
+        path = Path(match.group(1))
+        tables = (self.root / "tables").resolve()
+        return path if path.resolve().is_relative_to(tables) and path.exists() else None
 
     def scalar(self, query: str, params: list | dict | None = None) -> Any:
         frame = self.sql(query, params)
