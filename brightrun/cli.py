@@ -21,18 +21,24 @@ from brightrun.cli_common import (
     run_with_progress,
 )
 from brightrun.cli_jobs import jobs_app
+from brightrun.cli_quality import quality_app, validate
 from brightrun.errors import BrightRunError
 
 app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-tuning data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(quality_app, name="quality")
+
 @app.command()
 def demo(
     workspace: WorkspaceOpt = None,
     conversations: Annotated[int, typer.Option(help="Exactly how many conversations to make.", min=1)] = 600,
     seed: Annotated[int, typer.Option(help="The seed of the scripted data.")] = 42,
+    reports: Annotated[bool, typer.Option("--reports/--no-reports",
+                                          help="Also compute the quality report and run the data contracts.")] = True,
 ) -> None:
-    """Build a demo workspace: scripted conversations over the whole grid, enriched."""
+    """Build a demo workspace: scripted conversations over the whole grid, enriched, with its quality report
+    and data-contract results."""
     from brightrun.demo import build_demo
 
     ws = open_workspace(workspace)
@@ -46,6 +52,17 @@ def demo(
         result = build_demo(ws, conversations, seed=seed, progress=job_progress(progress, task),
                             enrich_progress=on_enrich)
     made = sum(j.done for j in result.jobs)
+    if reports:
+        from brightrun.quality.report import build_quality_report, save_quality_report
+        from brightrun.validation import run_contracts, save_report
+
+        with console.status("computing the quality report") as status:
+            save_quality_report(ws, build_quality_report(ws, progress=lambda msg: status.update(msg)))
+            status.update("running the data contracts")
+            contracts = run_contracts(ws, progress=lambda msg: status.update(msg))
+            save_report(ws, contracts)
+        console.print("Quality report saved; data contracts "
+                      + ("[green]pass[/]." if contracts.success else "[red]fail[/]: see `brightrun validate`."))
     console.print(f"[green]Demo ready[/] in {ws.root}: {made} conversations in {len(result.jobs)} jobs, "
                   f"{result.enrichment.pairs} training pairs. Start the app with `make run`.")
 
@@ -222,6 +239,7 @@ def schema(entity: Annotated[str | None, typer.Argument(help="One entity (defaul
     sys.stdout.write(orjson.dumps(json_schemas()[entity], option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+app.command()(validate)
 
 
 def main() -> None:

@@ -56,7 +56,8 @@ def totals(ws: Workspace) -> Totals:
     return Totals(**row)
 
 
-def _labels(ws: Workspace, dimension: str) -> dict[str, str]:
+def dimension_labels(ws: Workspace, dimension: str) -> dict[str, str]:
+    """Display names of a dimension's keys: short persona names, arc, topic and template names, tiers."""
     s = ws.scaffolding
     if dimension == "persona":
         return {k: v.name.split(" - ")[0] for k, v in s.personas.items()}
@@ -81,7 +82,7 @@ def coverage(ws: Workspace, rows: str = "persona", columns: str = "arc",
     r, c = DIMENSIONS[rows], DIMENSIONS[columns]
     where = "WHERE enrichment_status = 'completed'" if enriched_only else ""
     counts = ws.sql(f"SELECT {r} AS r, {c} AS c, count(*) AS n FROM conversations {where} GROUP BY 1, 2")
-    row_labels, col_labels = _labels(ws, rows), _labels(ws, columns)
+    row_labels, col_labels = dimension_labels(ws, rows), dimension_labels(ws, columns)
     found = {(a, b): n for a, b, n in counts.iter_rows()}
     extra_rows = sorted({a for a, _ in found} - set(row_labels))
     extra_cols = sorted({b for _, b in found} - set(col_labels))
@@ -109,5 +110,5 @@ def by_dimension(ws: Workspace, dimension: str) -> pl.DataFrame:
                sum(l.input_tokens + l.output_tokens)::BIGINT AS tokens, sum(l.cost_usd) AS cost_usd
         FROM conversations c LEFT JOIN llm_calls l ON l.call_id = c.call_id
         GROUP BY 1 ORDER BY 2 DESC""")
-    labels = _labels(ws, dimension)
+    labels = dimension_labels(ws, dimension)
     return frame.with_columns(pl.col("key").replace_strict(labels, default=pl.col("key")).alias(dimension))

@@ -23,6 +23,12 @@ def test_demo_makes_exactly_n_conversations_and_enriches_them(tmp_path: Path) ->
     assert ws.sql("SELECT count(*) FROM conversations").item() == 37
     assert ws.sql("SELECT count(*) FROM conversations WHERE enrichment_status = 'completed'").item() == 37
     assert (path / "scaffolding" / "personas.yaml").exists()
+    # The demo comes with its quality report and passing data contracts, so the Quality page is complete.
+    from brightrun.quality.report import latest_quality_report
+    from brightrun.validation import latest_report
+
+    assert latest_quality_report(ws).conversations == 37
+    assert latest_report(ws).success and "data contracts pass" in result.output
     again = runner.invoke(app, ["demo", "--workspace", str(path)])
     assert again.exit_code != 0 and "already holds conversations" in str(again.exception)
 
@@ -76,7 +82,7 @@ def test_schema_lists_and_prints_entities() -> None:
 
 def test_compact_merges_parts(tmp_path: Path) -> None:
     path = str(tmp_path / "ws")
-    runner.invoke(app, ["demo", "-w", path, "--conversations", "20"])
+    runner.invoke(app, ["demo", "-w", path, "--conversations", "20", "--no-reports"])
     result = runner.invoke(app, ["compact", "-w", path])
     assert result.exit_code == 0 and "Compacted" in result.output
     ws = Workspace.open(path)
@@ -118,7 +124,7 @@ def test_jobs_commands(tmp_path: Path) -> None:
 
 def test_status_json_has_integer_counts(tmp_path: Path) -> None:
     path = str(tmp_path / "ws")
-    runner.invoke(app, ["demo", "-w", path, "--conversations", "12"])
+    runner.invoke(app, ["demo", "-w", path, "--conversations", "12", "--no-reports"])
     totals = orjson.loads(runner.invoke(app, ["status", "-w", path, "--json"]).stdout)["totals"]
     for name in ("conversations", "enriched", "enrichment_failed", "training_pairs", "jobs", "jobs_running",
                  "llm_calls", "failed_calls", "failed_generations", "input_tokens", "output_tokens"):

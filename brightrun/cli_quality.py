@@ -1,0 +1,112 @@
+"""`brightrun quality report|judge` and `brightrun validate`: quality signals and the data contracts."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import orjson
+import typer
+
+from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out, progress_bar
+
+quality_app = typer.Typer(help="Quality signals: the quality report and the optional LLM judge.",
+                          no_args_is_help=True)
+
+
+@quality_app.command("report")
+def report(
+    workspace: WorkspaceOpt = None,
+    cached: Annotated[bool, typer.Option("--cached", help="Print the last saved report instead of computing.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compute duplicates (exact and near, conversations and training pairs), diversity per scaffold cell
+    and a score summary; save it for the app (reports/quality.json) and print it."""
+    from brightrun.errors import BrightRunError
+    from brightrun.quality.report import (
+        build_quality_report,
+        latest_quality_report,
+        save_quality_report,
+        staleness,
+        summarize,
+    )
+
+    ws = open_workspace(workspace)
+    if cached:
+        result = latest_quality_report(ws)
+        if result is None:
+            raise BrightRunError("no quality report saved yet. Fix: run `brightrun quality report` without --cached.")
+        stale = staleness(ws, result)
+        if stale:
+            console.print(f"[yellow]Out of date:[/] {stale}.")
+    else:
+        with console.status("computing the quality report") as status:
+            result = build_quality_report(ws, progress=lambda msg: status.update(msg))
+        path = save_quality_report(ws, result)
+        console.print(f"Saved {path}")
+    if json_out:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    else:
+        out.print(summarize(result), soft_wrap=True, markup=False)
+
+
+@quality_app.command("judge")
+def judge(
+    workspace: WorkspaceOpt = None,
+    provider: Annotated[str, typer.Option(help="scripted (offline), anthropic or openai-compatible.")] = "scripted",
+    model: Annotated[str | None, typer.Option(help="The judge model (default: the provider's default).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Judge at most this many pairs (a seeded sample).", min=1)] = 50,
+    all_pairs: Annotated[bool, typer.Option("--all", help="Judge every training pair (ignores --limit).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1, max=64)] = 4,
+    force: Annotated[bool, typer.Option(help="Judge again pairs already judged by this model and rubric.")] = False,
+    base_url: Annotated[str | None, typer.Option(help="The provider's base URL (local or proxy servers).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score training pairs with an LLM judge (rubric in docs/quality.md); every call is logged in llm_calls.
+    With a real provider this costs money: start with a small --limit."""
+    from brightrun.providers import get_provider
+    from brightrun.quality.judge import agreement, judge_pairs
+
+    ws = open_workspace(workspace)
+    options = {"base_url": base_url} if base_url and provider != "scripted" else {}
+    chosen = get_provider(provider, **options)
+    with progress_bar() as progress:
+        task = progress.add_task("judging", total=None, extra="")
+        result = judge_pairs(ws, chosen, model=model, limit=None if all_pairs else limit, sample_seed=seed,
+                             concurrency=concurrency, force=force,
+                             progress=lambda done, total: progress.update(task, completed=done, total=total))
+    stats = agreement(ws)
+    if json_out:
+        sys.stdout.write(orjson.dumps({**result.__dict__, "agreement": stats}, default=str).decode() + "\n")
+        return
+    console.print(f"Judged {result.judged} pair(s), skipped {result.skipped} already judged, {result.failed} failed; "
+                  f"${result.cost_usd:,.4f} in {result.seconds:.1f} s.")
+    if stats.get("n"):
+        rho = "n/a (too few pairs or constant scores)" if stats.get("spearman") is None else f"{stats['spearman']:.2f}"
+        console.print(f"Judge vs heuristic overall over {stats['n']} pair(s): Spearman {rho}, "
+                      f"mean absolute difference {stats['mean_abs_diff']:.2f}.")
+    for error in result.errors[:10]:
+        console.print(f"  [red]{error['pair_id']}[/]: {error['reason']}")
+
+
+def validate(
+    workspace: WorkspaceOpt = None,
+    table: Annotated[list[str] | None, typer.Option(help="Only this table's suite (repeat).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the data contracts (Great Expectations suites in expectations/) against the workspace, save the
+    report for the app (reports/validation.json) and exit 1 if any expectation fails."""
+    from brightrun.validation import run_contracts, save_report, summarize
+
+    ws = open_workspace(workspace)
+    with console.status("loading Great Expectations") as status:
+        result = run_contracts(ws, tables=table, progress=lambda msg: status.update(msg))
+    path = save_report(ws, result)
+    if json_out:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    else:
+        out.print(summarize(result), soft_wrap=True, markup=False)
+        console.print(f"Saved {path}")
+    if not result.success:
+        raise typer.Exit(1)

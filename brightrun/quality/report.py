@@ -1,0 +1,177 @@
+"""The quality report: the costly signals (duplicate clusters, diversity per cell) computed once and kept
+in the workspace (`reports/quality.json`), plus a summary of the scores. `brightrun quality report`
+and the Quality page's "Recompute" write it; the page reads it and says when it is out of date."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from brightrun.errors import WorkspaceError
+from brightrun.quality.diversity import cell_diversity
+from brightrun.quality.duplicates import (
+    conversation_texts,
+    exact_duplicates,
+    near_duplicate_clusters,
+    pair_texts,
+)
+from brightrun.workspace import Workspace
+from brightrun.workspace.files import read_json, write_json
+from brightrun.workspace.workspace import utcnow
+
+REPORT_NAME = "quality.json"
+LOW_DIVERSITY = 0.5
+MIN_CELL = 3
+"""Cells of at least MIN_CELL conversations whose distinct-bigram share is below LOW_DIVERSITY, or
+whose openings repeat in over half the conversations, are flagged as collapsing into stock text
+(two conversations sharing an opening is chance, not collapse)."""
+
+
+class DuplicateGroup(BaseModel):
+    ids: list[str]
+    similarity: float
+    """1.0 for exact duplicates; for near duplicates the lowest estimated Jaccard similarity to the first."""
+
+
+class DuplicateFindings(BaseModel):
+    exact: list[DuplicateGroup]
+    near: list[DuplicateGroup]
+
+    def redundant(self) -> set[str]:
+        """Every member but the first of each group: what a dataset should drop to be free of duplicates."""
+        return {i for g in [*self.exact, *self.near] for i in g.ids[1:]}
+
+
+class CellDiversity(BaseModel):
+    persona_key: str
+    arc_key: str
+    topic_key: str
+    conversations: int
+    distinct_2: float | None
+    repeated_openings: float | None
+    low: bool
+
+
+class ScoreSummary(BaseModel):
+    enriched: int
+    mean_quality: float | None
+    p10_quality: float | None
+    median_quality: float | None
+    mean_arc_adherence: float | None
+    below_6: int
+    """Enriched conversations with a quality score under 6."""
+
+
+class QualityReport(BaseModel):
+    computed_at: datetime
+    seconds: float
+    conversations: int
+    training_pairs: int
+    scores: ScoreSummary
+    conversation_duplicates: DuplicateFindings
+    pair_duplicates: DuplicateFindings
+    diversity: list[CellDiversity]
+
+    @property
+    def low_diversity(self) -> list[CellDiversity]:
+        return [c for c in self.diversity if c.low]
+
+
+def _findings(texts: dict[str, str]) -> DuplicateFindings:
+    exact = [DuplicateGroup(ids=list(g), similarity=1.0) for g in exact_duplicates(texts)]
+    in_exact = {i for g in exact for i in g.ids}
+    near = []
+    for cluster in near_duplicate_clusters(texts):
+        # A cluster made only of exact duplicates is already listed as exact.
+        if not set(cluster.ids) <= in_exact:
+            near.append(DuplicateGroup(ids=list(cluster.ids), similarity=cluster.similarity))
+    return DuplicateFindings(exact=exact, near=near)
+
+
+def build_quality_report(ws: Workspace, progress: Callable[[str], None] | None = None) -> QualityReport:
+    """Compute duplicates across conversations and training pairs, diversity per scaffold cell and a
+    score summary. Takes seconds on the demo and minutes at 100,000 conversations (docs/benchmarks.md)."""
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    say("summarizing scores")
+    row = ws.sql("""
+        SELECT count(*) AS conversations,
+               count_if(enrichment_status = 'completed')::BIGINT AS enriched,
+               avg(quality_score) AS mean_quality, quantile_cont(quality_score, 0.1) AS p10_quality,
+               median(quality_score) AS median_quality, avg(arc_adherence) AS mean_arc_adherence,
+               count_if(quality_score < 6)::BIGINT AS below_6
+        FROM conversations""").row(0, named=True)
+    pairs = int(ws.scalar("SELECT count(*) FROM training_pairs"))
+    say("finding duplicate conversations")
+    conv = _findings(conversation_texts(ws))
+    say("finding duplicate training pairs")
+    pair = _findings(pair_texts(ws))
+    say("measuring diversity per scaffold cell")
+    diversity = [
+        CellDiversity(**r, low=r["conversations"] >= MIN_CELL
+                      and (r["distinct_2"] < LOW_DIVERSITY or r["repeated_openings"] > 0.5))
+        for r in cell_diversity(ws).to_dicts()
+    ]
+    conversations = row.pop("conversations")
+    return QualityReport(
+        computed_at=utcnow(), seconds=round(time.perf_counter() - started, 2), conversations=conversations,
+        training_pairs=pairs, scores=ScoreSummary(**row), conversation_duplicates=conv, pair_duplicates=pair,
+        diversity=diversity)
+
+
+def report_path(ws: Workspace) -> Path:
+    return ws.root / "reports" / REPORT_NAME
+
+
+def save_quality_report(ws: Workspace, report: QualityReport) -> Path:
+    path = report_path(ws)
+    write_json(path, report.model_dump(mode="json"))
+    return path
+
+
+def latest_quality_report(ws: Workspace) -> QualityReport | None:
+    """The last saved report, or None if none was computed yet."""
+    path = report_path(ws)
+    if not path.exists():
+        return None
+    try:
+        return QualityReport.model_validate(read_json(path))
+    except (ValueError, ValidationError) as exc:
+        raise WorkspaceError(f"the quality report {path} cannot be read ({str(exc).splitlines()[0]}). "
+                             "Fix: run `brightrun quality report` to compute it again.") from exc
+
+
+def staleness(ws: Workspace, report: QualityReport) -> str | None:
+    """Why the report no longer describes the workspace, or None if it still does."""
+    now = int(ws.scalar("SELECT count(*) FROM conversations"))
+    pairs = int(ws.scalar("SELECT count(*) FROM training_pairs"))
+    if (now, pairs) != (report.conversations, report.training_pairs):
+        return (f"computed over {report.conversations:,} conversations and {report.training_pairs:,} training "
+                f"pairs; the workspace now has {now:,} and {pairs:,}")
+    return None
+
+
+def summarize(report: QualityReport) -> str:
+    s = report.scores
+    lines = [
+        f"{report.conversations:,} conversations ({s.enriched:,} enriched), {report.training_pairs:,} training pairs",
+        f"quality: mean {_f(s.mean_quality)}, 10th percentile {_f(s.p10_quality)}, median {_f(s.median_quality)}; "
+        f"{s.below_6:,} conversation(s) under 6",
+        f"arc adherence: mean {_f(s.mean_arc_adherence, 3)}",
+    ]
+    for name, found in (("conversations", report.conversation_duplicates), ("training pairs", report.pair_duplicates)):
+        lines.append(f"duplicate {name}: {len(found.exact)} exact group(s), {len(found.near)} near-duplicate "
+                     f"cluster(s), {len(found.redundant()):,} redundant record(s)")
+    low = report.low_diversity
+    lines.append(f"diversity: {len(low)} of {len(report.diversity)} scaffold cell(s) look collapsed"
+                 + (f" (e.g. {low[0].persona_key} / {low[0].arc_key} / {low[0].topic_key})" if low else ""))
+    lines.append(f"computed in {report.seconds:.1f} s at {report.computed_at:%Y-%m-%d %H:%M} UTC")
+    return "\n".join(lines)
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"

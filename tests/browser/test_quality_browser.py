@@ -1,0 +1,66 @@
+"""The Quality page in a real browser: click a bar of the score chart, get that group's records, open one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import choose, rerun_after
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+SCREENSHOT = "/tmp/brightrun_browser_quality.png"
+RECORDS = re.compile(r"([\d,]+) conversation\(s\), weakest first")
+
+
+def records_count(page) -> int:
+    caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=RECORDS)
+    expect(caption).to_have_count(1)
+    return int(RECORDS.search(caption.inner_text()).group(1).replace(",", ""))
+
+
+def test_drill_from_a_bar_to_a_record(demo_page, demo_ws) -> None:
+    page = demo_page
+    try:
+        link = page.locator('[data-testid="stSidebarNavLink"]').filter(has_text="Quality")
+        rerun_after(page, link.click)
+        expect(page).to_have_url(re.compile(r"/quality$"))
+        expect(page.get_by_role("heading", name="Quality", exact=True)).to_be_visible()
+        assert records_count(page) == 160
+
+        # The score chart has one bar per persona; the first (weakest) bar is clicked.
+        plot = page.locator(".st-key-q_chart .js-plotly-plot")
+        expect(plot).to_be_visible()
+        bars = plot.locator(".barlayer .point")
+        expect(bars).to_have_count(4)
+        weakest_label = plot.locator(".xtick text").first.text_content()
+        box = bars.first.bounding_box()
+        assert box is not None
+        rerun_after(page, lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.75))
+
+        # The records below are now that persona's conversations only.
+        expect(page.locator(".st-key-q_drill").get_by_role("combobox", name="Persona")).to_have_value(weakest_label)
+        key = demo_ws.sql("SELECT persona_key FROM conversations GROUP BY 1 ORDER BY avg(quality_score) LIMIT 1").item()
+        expected = demo_ws.scalar("SELECT count(*) FROM conversations WHERE persona_key = ?", [key])
+        expect(page.get_by_text(RECORDS)).to_contain_text(f"{expected} conversation(s)")
+        assert records_count(page) == expected < 160
+
+        # Open the weakest record of that group: its turns read as a chat with per-turn scores.
+        weakest = demo_ws.sql("""SELECT conversation_id FROM conversations WHERE persona_key = ?
+                                 ORDER BY quality_score, conversation_id LIMIT 1""", [key]).item()
+        # The selectbox is below the fold; bring it into view first, or the scroll that Playwright's click
+        # makes closes the list the click opens.
+        page.get_by_role("combobox", name="Open a record").scroll_into_view_if_needed()
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        choose(page, "Open a record", weakest)
+        messages = page.locator('[data-testid="stChatMessage"]')
+        expect(messages.first).to_be_visible()
+        first_turn = demo_ws.sql("SELECT content FROM turns WHERE conversation_id = ? ORDER BY turn_number LIMIT 1",
+                                 [weakest]).item()
+        expect(messages.first).to_contain_text(first_turn[:60])
+        expect(messages.filter(has_text=re.compile(r"Advisor · turn \d+ · score \d")).first).to_be_visible()
+        page.screenshot(path=SCREENSHOT, full_page=True)
+    except Exception:
+        page.screenshot(path=SCREENSHOT, full_page=True)
+        raise

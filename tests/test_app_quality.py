@@ -1,0 +1,180 @@
+"""AppTest of the Quality page: scores with drill-down, approved coverage, duplicates side by side, diversity,
+arc adherence, contracts and the LLM judge."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from brightrun.quality.report import build_quality_report, save_quality_report
+from brightrun.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/views/quality.py"
+
+
+def _array(value):
+    if isinstance(value, dict) and "bdata" in value:  # plotly encodes arrays as base64 typed arrays
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in str(value["shape"]).split(",")]).tolist() if "shape" in value else flat.tolist()
+    return value
+
+
+def chart(at: AppTest, key: str) -> dict:
+    element = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key))
+    trace = json.loads(element.proto.spec)["data"][0]
+    return {k: _array(v) for k, v in trace.items()}
+
+
+def frame(at: AppTest, key: str | None = None, column: str | None = None):
+    """A dataframe by its key (only selectable tables carry it) or by one of its columns."""
+    return next(d.value for d in at.dataframe
+                if (key and d.proto.id.endswith(key)) or (column and column in d.value.columns))
+
+
+def open_page(workspace: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(workspace))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def page(demo_copy: Workspace, monkeypatch) -> AppTest:
+    save_quality_report(demo_copy, build_quality_report(demo_copy))
+    return open_page(demo_copy.root, monkeypatch)
+
+
+def test_scores_by_group_drill_down_to_a_record(page: AppTest, demo_copy: Workspace) -> None:
+    at = page
+    bars = chart(at, "q_chart")
+    personas = demo_copy.sql("SELECT DISTINCT persona_key FROM conversations")["persona_key"].to_list()
+    assert sorted(k[0] for k in bars["customdata"]) == sorted(personas)
+    means = demo_copy.sql("SELECT persona_key, avg(quality_score) AS m FROM conversations GROUP BY 1")
+    expected = dict(means.iter_rows())
+    for (key,), y in zip(bars["customdata"], bars["y"], strict=True):
+        assert y == pytest.approx(expected[key])
+    assert bars["y"] == sorted(bars["y"])  # weakest first
+
+    records = frame(at, "q_records")
+    assert len(records) == 160  # every enriched conversation, weakest first
+    assert list(records["quality_score"]) == sorted(records["quality_score"])
+
+    at.selectbox(key="q_drill").set_value("marcus_chen").run()
+    records = frame(at, "q_records")
+    assert set(records["persona"]) == {"Marcus Chen"}
+    assert len(records) == demo_copy.scalar("SELECT count(*) FROM conversations WHERE persona_key = 'marcus_chen'")
+
+    weakest = records["conversation_id"].iloc[0]
+    at.selectbox(key="q_open").set_value(weakest).run()
+    assert not at.exception
+    turns = demo_copy.sql("SELECT content FROM turns WHERE conversation_id = ? ORDER BY turn_number", [weakest])
+    shown = [t.value for t in at.text]
+    assert turns["content"][0] in shown and turns["content"][-1] in shown
+    scores = frame(at, column="asks_first")
+    assert len(scores) == demo_copy.scalar("SELECT count(*) FROM training_pairs WHERE conversation_id = ?", [weakest])
+    assert any("score" in m.value for m in at.markdown)
+
+
+def test_pair_metric_and_score_range(page: AppTest, demo_copy: Workspace) -> None:
+    at = page
+    at.selectbox(key="q_metric").set_value("empathy").run()
+    at.segmented_control(key="q_group").set_value("tier").run()
+    bars = chart(at, "q_chart")
+    expected = dict(demo_copy.sql("SELECT tier, avg(empathy) FROM training_pairs GROUP BY 1").iter_rows())
+    assert {k[0]: pytest.approx(y) for (k, y) in zip(bars["customdata"], bars["y"], strict=True)} == expected
+    at.slider(key="q_range_empathy").set_value((0.0, 0.5)).run()
+    records = frame(at, "q_records")
+    assert len(records) and (records["metric"] <= 0.5).all()
+
+
+def test_approved_coverage_follows_the_threshold(page: AppTest, demo_copy: Workspace) -> None:
+    at = page
+    at.slider(key="cov_quality").set_value(0.0).run()
+    assert sum(map(sum, chart(at, "cov_heatmap")["z"])) == 160
+    at.slider(key="cov_quality").set_value(8.0).run()
+    strict = demo_copy.scalar("SELECT count(*) FROM conversations WHERE quality_score >= 8")
+    assert 0 < sum(map(sum, chart(at, "cov_heatmap")["z"])) == strict < 160
+
+
+def test_duplicates_side_by_side(page: AppTest, demo_copy: Workspace) -> None:
+    at = page
+    at.segmented_control(key="dup_scope").set_value("training pairs").run()
+    assert not at.exception
+    left, right = at.selectbox(key="dup_left_0").value, at.selectbox(key="dup_right_0").value
+    assert left != right
+    texts = [a.value for a in at.text_area]
+    pairs = dict(demo_copy.sql("SELECT pair_id, target_response FROM training_pairs WHERE pair_id IN (?, ?)",
+                               [left, right]).iter_rows())
+    assert pairs[left] in texts and pairs[right] in texts
+
+
+def test_diversity_and_arc_adherence(page: AppTest, demo_copy: Workspace) -> None:
+    at = page
+    cells = frame(at, column="repeated_openings")
+    assert len(cells) == demo_copy.scalar("SELECT count(DISTINCT (persona_key, arc_key, topic_key)) FROM conversations")
+    at.toggle(key="div_low").set_value(True).run()
+    assert frame(at, column="repeated_openings")["low"].all()
+    arcs = frame(at, column="mean_adherence")
+    assert len(arcs) == 10 and arcs["mean_adherence"].between(0, 1).all()
+    trajectory = [chart(at, "arc_trajectory")]
+    assert trajectory[0]["x"]  # the weakest conversation's turns
+
+
+def test_without_a_quality_report_the_page_offers_to_compute_it(demo_copy: Workspace, monkeypatch) -> None:
+    at = open_page(demo_copy.root, monkeypatch)
+    assert any("has not been computed" in i.value for i in at.info)
+    at.button(key="dup_compute").click().run()
+    assert not at.exception
+    assert (demo_copy.root / "reports" / "quality.json").exists()
+    assert not any("has not been computed" in i.value for i in at.info)
+    assert any("near cluster(s) of conversations" in c.value for c in at.caption)
+    at.segmented_control(key="dup_scope").set_value("training pairs").run()
+    assert len(at.selectbox(key="dup_cluster").options) > 1
+
+
+def test_llm_judge_tab_empty_then_with_scores(demo_copy: Workspace, monkeypatch) -> None:
+    from brightrun.providers import ScriptedProvider
+    from brightrun.quality.judge import judge_pairs
+
+    at = open_page(demo_copy.root, monkeypatch)
+    assert any("brightrun quality judge" in i.value for i in at.info)
+    judge_pairs(demo_copy, ScriptedProvider(), limit=25)
+    at = open_page(demo_copy.root, monkeypatch)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Pairs judged"] == "25"
+    rho = float(metrics["Spearman vs heuristic"])
+    assert 0.5 < rho <= 1.0  # the scripted judge follows the heuristics with noise
+    points = chart(at, "judge_scatter")
+    assert len(points["x"]) == 25 and all(0 <= y <= 10 for y in points["y"])
+
+
+def test_contracts_tab_runs_them_and_shows_failing_records(demo_copy: Workspace, monkeypatch) -> None:
+    at = open_page(demo_copy.root, monkeypatch)
+    assert any("brightrun validate" in i.value for i in at.info)
+    at.button(key="contracts_run").click().run()
+    assert not at.exception
+    assert any("expectations hold across 3 tables" in s.value for s in at.success)
+    assert (demo_copy.root / "reports" / "validation.json").exists()
+
+    # A planted violation: a turn with a role outside the set, in an existing conversation.
+    cid = demo_copy.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 1").item()
+    last = demo_copy.scalar("SELECT max(turn_number) FROM turns WHERE conversation_id = ?", [cid])
+    demo_copy.append("turns", [{"conversation_id": cid, "turn_number": last + 1, "role": "narrator",
+                                "content": "And then the meeting ended."}])
+    at.button(key="contracts_run").click().run()
+    assert not at.exception
+    assert any("expectations fail" in e.value for e in at.error)
+    assert frame(at, column="unexpected")["passes"].tolist()[0] is False  # failing ones first
+    at.toggle(key="contracts_failing").set_value(True).run()
+    failing = frame(at, column="unexpected")
+    assert not failing["passes"].any() and "turns" in set(failing["table"])
+    examples = [d.value for d in at.dataframe if "conversation_id" in d.value.columns and "role" in d.value.columns]
+    assert any((ex["conversation_id"] == cid).any() and "narrator" in set(ex["role"]) for ex in examples)

@@ -1,0 +1,55 @@
+"""`brightrun quality report`, `brightrun quality judge` and `brightrun validate`."""
+
+from __future__ import annotations
+
+import orjson
+from typer.testing import CliRunner
+
+from brightrun.cli import app
+from brightrun.quality.report import latest_quality_report
+from brightrun.workspace import Workspace
+
+runner = CliRunner()
+
+
+def test_quality_report_saves_and_prints(demo_copy: Workspace) -> None:
+    path = str(demo_copy.root)
+    result = runner.invoke(app, ["quality", "report", "-w", path])
+    assert result.exit_code == 0, result.output
+    saved = latest_quality_report(demo_copy)
+    assert saved is not None and saved.conversations == 160
+    assert "160 conversations (160 enriched)" in result.stdout
+    assert f"{len(saved.pair_duplicates.near)} near-duplicate cluster(s)" in result.stdout
+
+    cached = runner.invoke(app, ["quality", "report", "-w", path, "--cached", "--json"])
+    assert cached.exit_code == 0, cached.output
+    data = orjson.loads(cached.stdout)
+    assert data["training_pairs"] == saved.training_pairs and data["scores"]["enriched"] == 160
+    assert "Out of date" not in cached.output
+
+    demo_copy.append("conversation_status", [{"conversation_id": "conv-new", "status": "not_started",
+                                              "enrichment_version": None, "updated_at": saved.computed_at}])
+    demo_copy.append("conversations", demo_copy.sql("SELECT * EXCLUDE (enrichment_status, enrichment_version, "
+                                                    "enrichment_updated_at, quality_score, arc_adherence, "
+                                                    "emotion_match_rate) FROM conversations LIMIT 1")
+                     .with_columns(conversation_id=__import__("polars").lit("conv-new")))
+    stale = runner.invoke(app, ["quality", "report", "-w", path, "--cached"])
+    assert "Out of date" in stale.output and "161" in stale.output
+
+
+def test_cached_report_without_one_says_how_to_make_it(ws: Workspace) -> None:
+    result = runner.invoke(app, ["quality", "report", "-w", str(ws.root), "--cached"])
+    assert result.exit_code != 0 and "run `brightrun quality report`" in str(result.exception)
+
+
+def test_quality_judge_scripted_is_incremental(demo_copy: Workspace) -> None:
+    path = str(demo_copy.root)
+    first = runner.invoke(app, ["quality", "judge", "-w", path, "--limit", "12", "--json"])
+    assert first.exit_code == 0, first.output
+    data = orjson.loads(first.stdout)
+    assert (data["judged"], data["skipped"], data["failed"]) == (12, 0, 0)
+    assert data["agreement"]["n"] == 12
+    second = runner.invoke(app, ["quality", "judge", "-w", path, "--limit", "15"])
+    assert second.exit_code == 0, second.output
+    assert "Judged 3 pair(s), skipped 12 already judged, 0 failed" in second.output
+    assert demo_copy.scalar("SELECT count(*) FROM llm_calls WHERE action_type = 'quality_judge'") == 15
