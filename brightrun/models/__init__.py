@@ -14,6 +14,7 @@ from brightrun.models.enrichment import (
     TrainingMetadata,
     TrainingPair,
 )
+from brightrun.models.feedback import Feedback
 from brightrun.models.generation import (
     BatchItem,
     BatchJob,
@@ -52,6 +53,7 @@ ENTITIES: dict[str, type[BaseModel]] = {
     "training_pair": TrainingPair,
     "enriched_conversation": EnrichedConversation,
     "enrichment_error": EnrichmentError,
+    "feedback": Feedback,
 }
 
 
@@ -63,7 +65,7 @@ def json_schemas() -> dict[str, dict]:
 __all__ = [
     "ENTITIES", "json_schemas", "ArcStage", "BatchItem", "BatchJob", "Cell", "ConsultantProfile",
     "Conversation", "ConversationMetadata", "DatasetMetadata", "EmotionalArc", "EmotionalContext",
-    "EnrichedConversation", "EnrichmentError", "FailedGeneration", "GeneratedConversation",
+    "EnrichedConversation", "EnrichmentError", "FailedGeneration", "Feedback", "GeneratedConversation",
     "HistoryTurn", "LLMCall", "ModelSettings", "Persona", "PromptTemplate", "TrainingMetadata",
     "TrainingPair", "TrainingTopic", "Turn", "TurnRange", "TurnRecord",
 ]

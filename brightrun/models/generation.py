@@ -145,6 +145,12 @@ class LLMCall(_Record):
     status: Literal["ok", "error"] = "ok"
     error: str | None = None
     created_at: datetime
+    # Imported app logs (None for generated calls): who, which session, what category, from where.
+    user_id: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    import_id: str | None = Field(default=None, description="the import that brought this call in")
+    source_line: int | None = Field(default=None, description="the line (or row) of the imported file")
 
 
 class FailedGeneration(_Record):

@@ -16,6 +16,7 @@ from brightrun.models import (
     Conversation,
     EnrichmentError,
     FailedGeneration,
+    Feedback,
     LLMCall,
     TurnRecord,
 )
@@ -85,6 +86,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("turns", ("conversation_id", "turn_number"), schema_of(TurnRecord)),
         TableSpec("llm_calls", ("call_id",), schema_of(LLMCall), defaults_of(LLMCall)),
         TableSpec("failed_generations", ("failure_id",), schema_of(FailedGeneration)),
+        TableSpec("feedback", ("feedback_id",), schema_of(Feedback), defaults_of(Feedback)),
         TableSpec(
             "conversation_status", ("conversation_id",),
             {"conversation_id": _S, "status": _S, "enrichment_version": _S, "updated_at": _TS},

@@ -15,10 +15,16 @@ TABLE_VIEWS = {
     "response_cache": "response_cache",
     "provider_batches": "provider_batches",
     "judge_scores": "judge_scores",
+    "feedback": "feedback",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
 DERIVED_VIEWS = {
+    "feedback_latest": """
+        SELECT * FROM _t_feedback
+        QUALIFY row_number() OVER (PARTITION BY target_type, target_id, reviewer
+                                   ORDER BY created_at DESC, feedback_id DESC) = 1
+    """,
     "conversations": """
         SELECT c.*,
                coalesce(s.status, 'not_started') AS enrichment_status,
@@ -61,6 +67,8 @@ VIEW_DOCS = {
     "enrichment_errors": "conversations that enrichment quarantined, with the reason and the fix",
     "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate",
     "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
+    "feedback": "every judgement ever made (thumbs, rating, comment, edit) by reviewer and target, append-only",
+    "feedback_latest": "the latest judgement per target and reviewer: the one that counts",
     "judge_scores": "LLM judge scores per training pair, rubric version and judge model (failed ones with the reason)",
     "provider_batches": "provider batch ids (Message Batches) with their items, so a restart resumes polling",
     "personas": "the scaffolding's personas",
