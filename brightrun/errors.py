@@ -45,3 +45,11 @@ class RecordError(BrightRunError):
         self.record_id = record_id
         self.reason = reason
         self.fix = fix
+
+
+class FeedbackError(BrightRunError):
+    """A judgement could not be recorded or exported (no reviewer, unknown target, invalid values)."""
+
+
+class DatasetError(BrightRunError):
+    """A training dataset could not be built as asked."""

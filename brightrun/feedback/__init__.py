@@ -1,0 +1,14 @@
+"""Human feedback: recording judgements, the review queue, agreement between reviewers, export."""
+
+from brightrun.feedback.agreement import Agreement, agreement, disagreements
+from brightrun.feedback.queue import ReviewFilter, progress, review_queue
+from brightrun.feedback.store import (
+    export_feedback,
+    history,
+    judgements_for_conversation,
+    record_feedback,
+    reviewers,
+)
+
+__all__ = ["Agreement", "ReviewFilter", "agreement", "disagreements", "export_feedback", "history",
+           "judgements_for_conversation", "progress", "record_feedback", "review_queue", "reviewers"]
