@@ -20,6 +20,7 @@ from brightrun.cli_common import (
     report_job,
     run_with_progress,
 )
+from brightrun.cli_feedback import datasets_app, feedback_app
 from brightrun.cli_jobs import jobs_app
 from brightrun.cli_quality import quality_app, validate
 from brightrun.errors import BrightRunError
@@ -28,6 +29,8 @@ app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-t
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(quality_app, name="quality")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(datasets_app, name="datasets")
 
 @app.command()
 def demo(
