@@ -161,7 +161,7 @@ def test_contracts_tab_runs_them_and_shows_failing_records(demo_copy: Workspace,
     assert any("brightrun validate" in i.value for i in at.info)
     at.button(key="contracts_run").click().run()
     assert not at.exception
-    assert any("expectations hold across 3 tables" in s.value for s in at.success)
+    assert any("expectations hold across 5 tables" in s.value for s in at.success)
     assert (demo_copy.root / "reports" / "validation.json").exists()
 
     # A planted violation: a turn with a role outside the set, in an existing conversation.

@@ -72,13 +72,14 @@ def test_contracts_pass_on_the_demo(demo_ws: Workspace) -> None:
     report = run_contracts(demo_ws, progress=messages.append)
     assert report.success, summarize(report)
     assert report.failures() == []
-    assert [s.table for s in report.suites] == ["conversations", "turns", "training_pairs"]
-    counts = {t: demo_ws.scalar(f"SELECT count(*) FROM {t}") for t in ("conversations", "turns", "training_pairs")}
+    assert [s.table for s in report.suites] == ["conversations", "turns", "training_pairs", "feedback", "judge_scores"]
+    counts = {t: demo_ws.scalar(f"SELECT count(*) FROM {t}") for t in ("conversations", "turns", "training_pairs",
+                                                                        "feedback", "judge_scores")}
     assert counts["conversations"] == 160
     assert {s.table: s.rows for s in report.suites} == counts
     sizes = {s.table: len(s.expectations) for s in report.suites}
     assert sizes == {t: len(s.expectations) for t, s in load_suites().items()}
-    assert min(sizes.values()) >= 10
+    assert min(sizes[t] for t in ("conversations", "turns", "training_pairs")) >= 10
     for suite in report.suites:
         for result in suite.expectations:
             assert result.success and result.unexpected_count in (0, None) and result.examples == []
@@ -95,7 +96,7 @@ def test_contracts_pass_on_the_demo(demo_ws: Workspace) -> None:
 def test_an_empty_workspace_passes(ws: Workspace) -> None:
     report = run_contracts(ws)
     assert report.success
-    assert [(s.table, s.rows) for s in report.suites] == [("conversations", 0), ("turns", 0), ("training_pairs", 0)]
+    assert [(s.table, s.rows) for s in report.suites] == [(t, 0) for t in ["conversations", "turns", "training_pairs", "feedback", "judge_scores"]]
 
 
 # -- each planted violation fails its expectation -------------------------------------------------
@@ -292,7 +293,7 @@ def test_summary_names_the_failing_record(demo_copy: Workspace) -> None:
     assert not report.success
     assert [(t, e.description) for t, e in report.failures()] == [
         ("turns", "role is user or assistant"), ("turns", "roles alternate, user (client) first")]
-    assert [s.success for s in report.suites] == [True, False, True]
+    assert [s.success for s in report.suites] == [True, False, True, True, True]
     text = summarize(report)
     assert text.splitlines()[0].startswith("Data contracts FAILED")
     assert "FAIL turns: 1,582 rows, 10 expectations, 2 failed" in text
@@ -333,7 +334,7 @@ def test_suites_are_great_expectations_suites() -> None:
 
     assert suite_dir() == ROOT / "expectations"
     suites = load_suites()
-    assert list(suites) == ["conversations", "turns", "training_pairs"]
+    assert list(suites) == ["conversations", "turns", "training_pairs", "feedback", "judge_scores"]
     for name, suite in suites.items():
         assert isinstance(suite, gx.ExpectationSuite) and suite.name == name
         raw = json.loads((suite_dir() / f"{name}.json").read_text())
@@ -366,7 +367,7 @@ def test_an_installed_package_finds_its_suites(monkeypatch: pytest.MonkeyPatch, 
     shutil.copytree(ROOT / "expectations", packaged)
     monkeypatch.setattr(suites, "PACKAGED", packaged)
     assert suite_dir() == packaged
-    assert list(load_suites()) == ["conversations", "turns", "training_pairs"]
+    assert list(load_suites()) == ["conversations", "turns", "training_pairs", "feedback", "judge_scores"]
 
 
 @pytest.fixture
@@ -420,7 +421,7 @@ def test_suite_using_an_unknown_column(demo_ws: Workspace, suites_copy: Path) ->
 
 def test_unknown_table_is_refused(demo_ws: Workspace) -> None:
     with pytest.raises(ContractError, match="no suite for 'turn'. Fix: choose from conversations, "
-                                            "training_pairs, turns"):
+                                            "feedback, judge_scores, training_pairs, turns"):
         run_contracts(demo_ws, tables=["turn"])
 
 
