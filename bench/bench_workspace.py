@@ -27,7 +27,6 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
-import psutil  # noqa: E402
+from _common import MEMORY_BUDGET_KIB, SEED, disk_bytes, mib, parquet_files, peak_rss_kib, rss_now_kib  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -57,41 +56,11 @@ from brightrun.providers import ScriptedProvider  # noqa: E402
 from brightrun.workspace import Workspace  # noqa: E402
 from brightrun.workspace.tables import TABLES  # noqa: E402
 
-MEMORY_BUDGET_KIB = 4 * 1024 * 1024  # 4 GiB
 QUERY_BUDGET_MS = 200.0
-SEED = 42
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 # -- measuring ----------------------------------------------------------------------------------
-
-
-def peak_rss_kib() -> int:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def rss_now_kib() -> int:
-    return psutil.Process().memory_info().rss // 1024
-
-
-def disk_bytes(root: Path) -> int:
-    total = 0
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except FileNotFoundError:
-                pass
-    return total
-
-
-def parquet_files(root: Path) -> int:
-    return sum(1 for _ in (root / "tables").rglob("*.parquet"))
-
-
-def mib(kib_or_bytes: float, *, from_bytes: bool = False) -> float:
-    return kib_or_bytes / (1024 * 1024) if from_bytes else kib_or_bytes / 1024
 
 
 @dataclass
