@@ -41,13 +41,13 @@ def totals(ws: Workspace) -> Totals:
     row = ws.sql("""
         SELECT c.*, p.*, j.*, l.*, f.*
         FROM (SELECT count(*) AS conversations,
-                     count_if(enrichment_status = 'completed')::BIGINT AS enriched,
-                     count_if(enrichment_status = 'failed')::BIGINT AS enrichment_failed,
+                     coalesce(count_if(enrichment_status = 'completed'), 0)::BIGINT AS enriched,
+                     coalesce(count_if(enrichment_status = 'failed'), 0)::BIGINT AS enrichment_failed,
                      coalesce(avg(is_scripted::INT), 0) AS scripted_share FROM conversations) c,
              (SELECT count(*) AS training_pairs FROM training_pairs) p,
-             (SELECT count(*) AS jobs, count_if(status IN ('queued', 'processing'))::BIGINT AS jobs_running
+             (SELECT count(*) AS jobs, coalesce(count_if(status IN ('queued', 'processing')), 0)::BIGINT AS jobs_running
               FROM batch_jobs) j,
-             (SELECT count(*) AS llm_calls, count_if(status = 'error')::BIGINT AS failed_calls,
+             (SELECT count(*) AS llm_calls, coalesce(count_if(status = 'error'), 0)::BIGINT AS failed_calls,
                      coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
                      coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
                      coalesce(sum(cost_usd), 0) AS cost_usd FROM llm_calls) l,

@@ -178,3 +178,9 @@ def test_contracts_tab_runs_them_and_shows_failing_records(demo_copy: Workspace,
     assert not failing["passes"].any() and "turns" in set(failing["table"])
     examples = [d.value for d in at.dataframe if "conversation_id" in d.value.columns and "role" in d.value.columns]
     assert any((ex["conversation_id"] == cid).any() and "narrator" in set(ex["role"]) for ex in examples)
+
+
+def test_quality_page_on_an_empty_workspace_says_how_to_start(tmp_path: Path, monkeypatch) -> None:
+    at = open_page(tmp_path / "empty", monkeypatch)
+    assert any("brightrun demo" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
