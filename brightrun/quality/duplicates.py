@@ -1,30 +1,33 @@
 """Exact and near-duplicate detection.
 
 Exact duplicates share the hash of their normalized text (lowercase, punctuation removed,
-whitespace folded). Near duplicates are found with MinHash LSH (128 permutations) over word
-3-shingles: candidate pairs from the LSH buckets are kept when their estimated Jaccard similarity
-reaches the threshold (default 0.6), then joined into clusters (union-find). The defaults were
-chosen on planted paraphrases (a sentence swapped, one dropped, synonyms, typos) of scripted
-conversations: precision 0.98, recall 0.85; 2-shingles at 0.7 gave 0.93 / 0.95, and 5-shingles at
-0.8 missed nearly all (tests/test_duplicates.py prints the figures). Works for conversations (all
-turns, in order) and for training pairs (the target response), or any id -> text mapping.
+whitespace folded). Near duplicates: MinHash LSH (128 permutations) over word 3-shingles proposes
+candidate pairs (bands tuned for threshold - 0.1, so pairs at the threshold are proposed reliably);
+a candidate whose MinHash estimate is within 0.06 of the threshold gets an exact check, and the pair
+is joined when the exact Jaccard similarity of the two shingle sets reaches the threshold (default
+0.6); pairs are joined into clusters (union-find). Only the exact similarity decides, so estimation
+noise cannot chain unrelated texts into one cluster. On planted paraphrases (a sentence swapped, one
+dropped, synonyms, typos) of scripted conversations: precision 1.000, recall 1.000
+(tests/test_duplicates.py prints them); against exact all-pairs Jaccard on 2,000 scripted
+conversations: precision 1.000, recall 0.874 (bench/bench_enrichment.py). The earlier acceptance on
+the estimate alone, with bands tuned at the threshold, gave precision 0.12 and recall 0.14 there.
+Works for conversations (all turns, in order) and for training pairs (the target response), or any
+id -> text mapping.
 
-How it is computed: vectorized with numpy. 100,000 scripted conversations take 36 s on one core
-and 0.3 GiB over their texts; datasketch's MinHash objects, `MinHashLSH` and a query per key took
-268 s and 5.1 GiB (bench/bench_enrichment.py --before-duplicates measures both). The clusters are
-the same as datasketch's `MinHash.bulk` + `MinHashLSH` + per-candidate `MinHash.jaccard` gave:
+How it is computed: vectorized with numpy (docs/benchmarks.md has the figures at 100,000
+conversations; datasketch's MinHash objects, `MinHashLSH` and a query per key took 268 s and 5.1 GiB
+there). The signatures are bit-identical to datasketch's `MinHash.bulk`:
 
 - shingles are hashed as datasketch hashes them (the first 4 bytes of the SHA-1 of the shingle's
   bytes), but each distinct shingle once per call: words get integer ids and a shingle is found by
   its ids, so shingle strings are only built the first time a shingle is seen.
 - signatures use datasketch's default scheme (affine32: fmix32, then h -> a * h + b mod 2^32 with
   the permutations of `numpy.random.RandomState(seed)`), for tens of thousands of shingles at once.
-- LSH uses datasketch's bands and rows for the threshold (18 bands of 7 rows for 0.6 and 128
-  permutations). Two texts are candidates when a band of their signatures is equal (what
-  `MinHashLSH.query` returns); a candidate pair is joined when its estimated Jaccard (equal
-  signature values / num_perm) reaches the threshold. A pair already in the same cluster is not
-  compared again (it could not change the clusters), which keeps large clusters of near-identical
-  texts from costing a comparison per pair.
+- LSH chooses bands and rows as datasketch's `MinHashLSH` does, for threshold - 0.1. Two texts are
+  candidates when a band of their signatures is equal; each text's distinct shingle hashes are kept
+  (sorted uint32 arrays) for the exact check. A pair already in the same cluster is not compared
+  again (it could not change the clusters), which keeps large clusters of near-identical texts from
+  costing a comparison per pair.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ NUM_PERM = 128
 class Cluster:
     ids: tuple[str, ...]
     similarity: float
-    """The lowest estimated Jaccard similarity between a member and the cluster's first id."""
+    """The lowest exact Jaccard similarity (of shingle sets) between a member and the cluster's first id;
+    members joined through another member can be below the threshold."""
 
 
 def normalize(text: str) -> str:
@@ -193,9 +197,12 @@ def _chunk_shingles(shingler: _Shingles, ids: np.ndarray, lengths: np.ndarray,
     return (pairs >> np.uint64(32)).astype(np.int64), (pairs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
-def signatures(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, seed: int = 1) -> np.ndarray:
+def signatures(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, seed: int = 1,
+               sets: list[np.ndarray] | None = None) -> np.ndarray:
     """MinHash signatures (len(texts) x num_perm, uint32) of the texts' word shingles: the same
-    values as datasketch's `MinHash.bulk([shingles(t) or {b""} ...], num_perm=num_perm, seed=seed)`."""
+    values as datasketch's `MinHash.bulk([shingles(t) or {b""} ...], num_perm=num_perm, seed=seed)`.
+    If `sets` is a list, each text's sorted distinct shingle hashes are appended to it (for exact
+    Jaccard similarities)."""
     a, b = _permutations(num_perm, seed)
     out = np.empty((len(texts), num_perm), dtype=np.uint32)
     shingler = _Shingles(shingle)
@@ -211,6 +218,8 @@ def signatures(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, 
         ids = shingler.word_ids(chain.from_iterable(split), total)
         doc, values = _chunk_shingles(shingler, ids, lengths, split)
         bounds = np.searchsorted(doc, np.arange(len(split)))  # every text has at least one shingle
+        if sets is not None:
+            sets.extend(np.split(values, bounds[1:]))
         permuted = a[:, None] * _fmix32(values)[None, :]  # num_perm x shingles: reduce along rows
         permuted += b[:, None]
         out[first:first + len(split)] = np.minimum.reduceat(permuted, bounds, axis=1).T
@@ -268,14 +277,31 @@ class _Components:
         self.members[rx] = mx
 
 
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Jaccard similarity of two sorted arrays of distinct shingle hashes."""
+    common = np.intersect1d(a, b, assume_unique=True).size
+    return common / (a.size + b.size - common)
+
+
+ESTIMATE_MARGIN = 0.06
+"""Candidates whose MinHash estimate is within this of the threshold get an exact check (about 1.4
+standard errors of a 128-permutation estimate, so about 92% of the pairs exactly at the threshold
+are checked, and nearly all above it); only the exact similarity decides."""
+LSH_SLACK = 0.1
+"""The LSH bands are tuned for threshold - LSH_SLACK, so pairs at the threshold are proposed often
+(bands tuned at the threshold itself propose a pair exactly at it only about 40% of the time)."""
+
+
 def near_duplicate_clusters(texts: dict[str, str], *, threshold: float = 0.6, shingle: int = 3,
                             num_perm: int = NUM_PERM, seed: int = 1) -> list[Cluster]:
-    """Clusters of ids whose texts are near duplicates (estimated Jaccard >= threshold)."""
+    """Clusters of ids whose texts are near duplicates: LSH proposes candidate pairs, and a pair is joined
+    when the exact Jaccard similarity of its shingle sets reaches the threshold."""
     ids = list(texts)
     if len(ids) < 2:
         return []
-    sig = signatures([texts[i] for i in ids], shingle=shingle, num_perm=num_perm, seed=seed)
-    bands, rows = lsh_params(threshold, num_perm)
+    sets: list[np.ndarray] = []
+    sig = signatures([texts[i] for i in ids], shingle=shingle, num_perm=num_perm, seed=seed, sets=sets)
+    bands, rows = lsh_params(max(0.05, threshold - LSH_SLACK), num_perm)
     comps = _Components(len(ids))
     label = comps.label
     for band in range(bands):
@@ -288,16 +314,16 @@ def near_duplicate_clusters(texts: dict[str, str], *, threshold: float = 0.6, sh
                         break  # the rest of the bucket is one cluster already
                     continue
                 i = int(bucket[pos])
-                similar = (sig[rest] == sig[i]).sum(axis=1) / num_perm >= threshold
-                for j in rest[similar].tolist():
-                    comps.union(i, j)
+                close = (sig[rest] == sig[i]).sum(axis=1) / num_perm >= threshold - ESTIMATE_MARGIN
+                for j in rest[close].tolist():
+                    if label[j] != label[i] and jaccard(sets[i], sets[j]) >= threshold:
+                        comps.union(i, j)
     clusters = []
     for group in comps.members.values():
         names = sorted(ids[g] for g in group)
         index = {ids[g]: g for g in group}
-        head = sig[index[names[0]]]
-        others = sig[[index[name] for name in names[1:]]]
-        similarity = float(((others == head).sum(axis=1) / num_perm).min())
+        head = sets[index[names[0]]]
+        similarity = min(jaccard(head, sets[index[name]]) for name in names[1:])
         clusters.append(Cluster(tuple(names), round(similarity, 3)))
     return sorted(clusters, key=lambda c: (-len(c.ids), c.ids))
 
