@@ -14,6 +14,7 @@ st.set_page_config(page_title="BrightRun", page_icon=":material/stacked_line_cha
 pages = st.navigation([
     st.Page("pages/views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("pages/views/conversations.py", title="Conversations", icon=":material/forum:"),
+    st.Page("pages/views/review.py", title="Review", icon=":material/rate_review:"),
     st.Page("pages/views/quality.py", title="Quality", icon=":material/verified:"),
     st.Page("pages/views/generate.py", title="Generate", icon=":material/auto_awesome:"),
 ])

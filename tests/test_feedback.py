@@ -42,7 +42,7 @@ def test_latest_judgement_wins_and_history_keeps_all(demo_copy: Workspace) -> No
     past = history(demo_copy, pair)
     assert len(past) == 3 and past["current"].to_list().count(True) == 2
     assert demo_copy.sql("SELECT target_response FROM training_pairs WHERE pair_id = ?", [pair]).item() == original
-    assert demo_copy.scalar("SELECT count(*) FROM feedback_latest") == 2
+    assert demo_copy.scalar("SELECT count(*) FROM feedback_latest WHERE source = 'review'") == 2
 
 
 def test_bad_feedback_is_refused_with_a_fix(demo_copy: Workspace) -> None:
@@ -55,7 +55,7 @@ def test_bad_feedback_is_refused_with_a_fix(demo_copy: Workspace) -> None:
         record_feedback(demo_copy, "training_pair", pair, "ana", rating=6)
     with pytest.raises(FeedbackError, match="Fix"):
         record_feedback(demo_copy, "training_pair", pair, "ana")  # says nothing
-    assert demo_copy.scalar("SELECT count(*) FROM feedback") == 0
+    assert demo_copy.scalar("SELECT count(*) FROM feedback WHERE source = 'review'") == 0
 
 
 def test_queue_filters_and_progress(demo_copy: Workspace) -> None:
@@ -129,11 +129,11 @@ def test_export_writes_history_with_the_original(demo_copy: Workspace, tmp_path:
     (pair, _), = pairs_of(demo_copy, 1)
     record_feedback(demo_copy, "training_pair", pair, "ana", rating=2, edited_response="Shorter and kinder.")
     record_feedback(demo_copy, "training_pair", pair, "ana", rating=3, edited_response="Shorter and kinder.")
-    assert export_feedback(demo_copy, tmp_path / "all.jsonl") == 2
+    assert export_feedback(demo_copy, tmp_path / "all.jsonl", source="review") == 2
     rows = [orjson.loads(line) for line in (tmp_path / "all.jsonl").read_bytes().splitlines()]
     assert [r["rating"] for r in rows] == [2, 3] and rows[0]["original_response"].startswith(
         demo_copy.sql("SELECT target_response FROM training_pairs WHERE pair_id = ?", [pair]).item()[:30])
-    assert export_feedback(demo_copy, tmp_path / "latest.csv", latest_only=True) == 1
+    assert export_feedback(demo_copy, tmp_path / "latest.csv", latest_only=True, source="review") == 1
     with pytest.raises(FeedbackError, match="jsonl"):
         export_feedback(demo_copy, tmp_path / "x.txt")
 
@@ -167,9 +167,9 @@ def test_two_processes_writing_feedback_for_ten_seconds_lose_and_double_nothing(
         assert proc.returncode == 0, err.decode()
         acknowledged += out.decode().split()
     assert len(acknowledged) > 40  # both really wrote
-    stored = demo_copy.sql("SELECT feedback_id FROM feedback")["feedback_id"].to_list()
+    stored = demo_copy.sql("SELECT feedback_id FROM feedback WHERE source = 'review'")["feedback_id"].to_list()
     assert len(stored) == len(set(stored)) == len(acknowledged)
     assert set(stored) == set(acknowledged)
     demo_copy.compact()
-    assert demo_copy.scalar("SELECT count(*) FROM feedback") == len(acknowledged)
+    assert demo_copy.scalar("SELECT count(*) FROM feedback WHERE source = 'review'") == len(acknowledged)
     print(f"{len(acknowledged)} judgements written by two processes in 10 s, none lost or doubled")

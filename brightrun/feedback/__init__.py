@@ -1,7 +1,7 @@
 """Human feedback: recording judgements, the review queue, agreement between reviewers, export."""
 
 from brightrun.feedback.agreement import Agreement, agreement, disagreements
-from brightrun.feedback.queue import ReviewFilter, progress, review_queue
+from brightrun.feedback.queue import ReviewFilter, progress, review_items, review_queue
 from brightrun.feedback.store import (
     export_feedback,
     history,
@@ -11,4 +11,4 @@ from brightrun.feedback.store import (
 )
 
 __all__ = ["Agreement", "ReviewFilter", "agreement", "disagreements", "export_feedback", "history",
-           "judgements_for_conversation", "progress", "record_feedback", "review_queue", "reviewers"]
+           "judgements_for_conversation", "progress", "record_feedback", "review_items", "review_queue", "reviewers"]

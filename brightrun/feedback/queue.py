@@ -83,4 +83,12 @@ def progress(ws: Workspace, f: ReviewFilter) -> dict[str, int]:
                coalesce(sum(p.pairs), 0)::BIGINT AS turns, coalesce(sum(j.judged), 0)::BIGINT AS judged_turns
         FROM conversations c JOIN p USING (conversation_id) LEFT JOIN j USING (conversation_id)
         WHERE {where}""", [*judged_params, *params]).row(0, named=True)
-    return {k: int(v) for k, v in row.items()}
+    return {k: int(v or 0) for k, v in row.items()}  # count_if over no rows is NULL
+
+
+def review_items(ws: Workspace, conversation_id: str) -> dict[int, dict]:
+    """The reviewable advisor turns of a conversation by turn number: pair id, the original response and
+    its heuristic quality score."""
+    frame = ws.sql("""SELECT pair_id, turn_number, target_response, quality_score FROM training_pairs
+                      WHERE conversation_id = ? ORDER BY turn_number""", [conversation_id])
+    return {row["turn_number"]: row for row in frame.to_dicts()}

@@ -18,6 +18,7 @@ choose.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -158,17 +159,24 @@ class _ExitedEarly(Exception):
     pass
 
 
-@pytest.fixture(scope="module")
-def demo_app(demo_ws_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """The app served over the session's demo workspace (read-only use)."""
+@contextlib.contextmanager
+def serve(workspace: Path, log_path: Path) -> Iterator[AppServer]:
+    """The app served over `workspace` for the duration of the block (a start failure fails the test)."""
     try:
-        server = AppServer(demo_ws_path, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
+        server = AppServer(workspace, log_path)
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_app(demo_ws_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app served over the session's demo workspace (read-only use)."""
+    with serve(demo_ws_path, tmp_path_factory.mktemp("streamlit") / "streamlit.log") as server:
+        yield server
 
 
 # ------------------------------------------------------------------------------------------ the browser

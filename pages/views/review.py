@@ -1,0 +1,416 @@
+"""Review: a filtered queue of enriched conversations, each read as a chat whose advisor turns a reviewer
+judges (thumbs, rating 1-5, comment, an edit kept beside the original), with progress; and how far the
+reviewers agree, with the turns they disagree on."""
+
+import hashlib
+
+import polars as pl
+import streamlit as st
+
+from brightrun import ui
+from brightrun.browse import conversation_detail, filter_options
+from brightrun.errors import BrightRunError
+from brightrun.feedback import (
+    ReviewFilter,
+    agreement,
+    disagreements,
+    history,
+    judgements_for_conversation,
+    progress,
+    record_feedback,
+    review_items,
+    review_queue,
+    reviewers,
+)
+from brightrun.overview import totals
+from brightrun.quality.explore import labels
+from brightrun.workspace import Workspace
+
+st.title("Review")
+ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
+STATES = {"any": "Any", "no": "Not reviewed", "partly": "Partly reviewed", "yes": "Reviewed"}
+ME, ANYONE = "\x00me", "\x00anyone"
+NEXT_KEY, PREVIOUS_KEY = "j", "k"
+QUEUE_COLUMNS = ["conversation_id", "title", "persona", "arc", "topic", "tier", "template_version", "quality_score",
+                 "pairs", "judged", "state"]
+
+
+def _thumbs(helpful: bool | None) -> str:
+    return "" if helpful is None else ("up" if helpful else "down")
+
+
+# ----------------------------------------------------------------------------------------- callbacks
+# They run before the script, so what they write (and the toast they leave) shows in the same rerun.
+
+def _go(conversation_id: str | None) -> None:
+    if conversation_id is not None:
+        st.session_state["rv_open"] = conversation_id
+
+
+def _open_in_queue(conversation_id: str, title: str) -> None:
+    st.session_state["rv_open"] = st.session_state["rv_extra"] = conversation_id
+    st.session_state.setdefault("rv_titles", {})[conversation_id] = title
+    st.session_state["rv_tab"] = "Queue"
+
+
+def _save(pair: dict, prefix: str, reviewer: str, current: dict | None) -> None:
+    state = st.session_state
+    thumbs, stars = state.get(f"{prefix}_thumbs"), state.get(f"{prefix}_stars")
+    helpful = None if thumbs is None else thumbs == 1
+    rating = None if stars is None else stars + 1
+    comment = (state.get(f"{prefix}_comment") or "").strip() or None
+    text = (state.get(f"{prefix}_edit") or "").strip()
+    original = pair["target_response"]
+    edited = text if text and text != original.strip() else None
+    turn = pair["turn_number"]
+    if current is not None and (current["helpful"], current["rating"], current["comment"] or None,
+                                current["edited_response"]) == (helpful, rating, comment, edited):
+        state["rv_toast"] = (f"Turn {turn}: nothing changed, nothing saved.", ":material/info:")
+        return
+    try:
+        record_feedback(ui.workspace(), "training_pair", pair["pair_id"], reviewer, helpful=helpful, rating=rating,
+                        comment=comment, edited_response=edited)
+    except BrightRunError as exc:
+        state.setdefault("rv_errors", {})[pair["pair_id"]] = str(exc)
+        return
+    said = [w for w in ({True: "thumbs up", False: "thumbs down"}.get(helpful), rating and f"{rating}/5",
+                        comment and "a comment", edited and "an edit") if w]
+    state["rv_toast"] = (f"Saved turn {turn}: {', '.join(said)}.", ":material/check_circle:")
+
+
+# ----------------------------------------------------------------------------------------- the queue
+
+def _filters(ws: Workspace, reviewer: str) -> ReviewFilter:
+    options = filter_options(ws)
+    templates = labels(ws, "template version")
+    everyone = [r for r in reviewers(ws) if r != reviewer]
+    by_options = [ME, ANYONE, *everyone]
+    if st.session_state.get("rv_by") not in by_options:
+        st.session_state.pop("rv_by", None)
+    with st.expander("Filter the queue", icon=":material/filter_list:"):
+        cols = st.columns(3)
+        chosen = {}
+        for i, (field, source, label) in enumerate([
+                ("personas", options["personas"], "Persona"), ("arcs", options["arcs"], "Emotional arc"),
+                ("topics", options["topics"], "Topic"), ("template_versions", templates, "Template version"),
+                ("tiers", options["tiers"], "Tier")]):
+            chosen[field] = cols[i % 3].multiselect(label, list(source), format_func=source.get, key=f"rv_{field}",
+                                                    placeholder="Any")
+        low, high = cols[2].slider("Quality score", 0.0, 10.0, (0.0, 10.0), 0.5, key="rv_quality",
+                                   help="The conversation's heuristic quality score (mean of its turns, 0-10).")
+        left, right = st.columns(2)
+        state = left.segmented_control("Review state", list(STATES), format_func=STATES.get, default="any",
+                                       required=True, key="rv_state",
+                                       help="Reviewed: every advisor turn judged; partly: some; not: none.")
+        by = right.selectbox("Reviewed by", by_options, key="rv_by",
+                             format_func=lambda r: {ME: "me", ANYONE: "anyone"}.get(r, r),
+                             help="Whose judgements count for the review state and the progress.")
+    who = reviewer if by == ME else None if by == ANYONE else by
+    return ReviewFilter(**chosen, quality_min=low, quality_max=high, reviewed=state, by=who or None)
+
+
+def _queue_order(ids: list[str], states: dict[str, str], key: str) -> tuple[list[str], str | None]:
+    """The order to move through and the conversation to open. The order is taken when the filter changes
+    and then kept, so a conversation does not jump to the end of the queue (or leave it) while it is being
+    reviewed; by default the first one not fully reviewed opens."""
+    current = st.session_state.get("rv_open")
+    before = st.session_state.get("rv_order", [])
+    if current not in states and current not in before and current != st.session_state.get("rv_extra"):
+        current = None  # not a conversation this page offered
+    if st.session_state.get("rv_queue_key") != key:
+        st.session_state["rv_queue_key"] = key
+        order = list(ids)
+        if current not in states:
+            current = None
+    else:
+        kept = [c for c in before if c in states or c == current]
+        seen = set(kept)
+        order = kept + [c for c in ids if c not in seen]
+    if current is not None and current not in order:
+        order.insert(0, current)  # opened from elsewhere (the Agreement tab): keep it open
+    if current is None and order:
+        current = next((c for c in order if states.get(c) != "reviewed"), order[0])
+    st.session_state["rv_order"] = order
+    return order, current
+
+
+def _queue_tab(ws: Workspace, reviewer: str) -> None:
+    f = _filters(ws, reviewer)
+    queue = review_queue(ws, f)
+    done = progress(ws, f)
+    who = "by you" if reviewer and f.by == reviewer else f"by {f.by}" if f.by else "by anyone"
+    st.progress(done["judged_turns"] / done["turns"] if done["turns"] else 0.0)
+    st.caption(f"{ui.fmt_int(done['reviewed'])} of {ui.fmt_int(done['conversations'])} conversations reviewed · "
+               f"{ui.fmt_int(done['judged_turns'])} of {ui.fmt_int(done['turns'])} turns judged {who}"
+               + (" (over the conversations the filters match, whatever their review state)"
+                  if f.reviewed != "any" else ""))
+
+    ids = queue["conversation_id"].to_list()
+    states = dict(zip(ids, queue["state"].to_list(), strict=True))
+    # Labels must not change while a conversation is open (the browser sends the label back), so no state.
+    titles = st.session_state.setdefault("rv_titles", {})
+    titles.update(zip(ids, queue["title"].to_list(), strict=True))
+    order, current = _queue_order(ids, states, f"{f.model_dump_json()}")
+    if not order:
+        st.info("No conversation matches these filters. Widen them (persona, arc, quality range, review state) "
+                "to fill the queue.")
+        return
+
+    position = {c: i for i, c in enumerate(order)}
+    table = queue.sort(pl.col("conversation_id").replace_strict(position, return_dtype=pl.Int64))
+    table_ids = table["conversation_id"].to_list()
+
+    def _pick_row() -> None:
+        rows = st.session_state["rv_table"].selection.rows
+        if rows:
+            st.session_state["rv_open"] = table_ids[rows[0]]
+
+    st.dataframe(table.select(QUEUE_COLUMNS), hide_index=True, key="rv_table", on_select=_pick_row,
+                 selection_mode="single-row", height=250,
+                 column_config={"quality_score": st.column_config.NumberColumn("quality", format="%.1f"),
+                                "pairs": st.column_config.NumberColumn("advisor turns")})
+    st.caption(f"{ui.fmt_int(len(ids))} conversation(s) in the queue"
+               + (f" (the first {f.limit:,})" if len(ids) >= f.limit else "")
+               + ", not fully reviewed first. Select a row to open it.")
+
+    if st.session_state.get("rv_open") != current:
+        st.session_state["rv_open"] = current
+    nav = st.columns([6, 1.4, 1.4], vertical_alignment="bottom")
+    opened = nav[0].selectbox(
+        "Open", order, key="rv_open",
+        format_func=lambda c: f"{titles.get(c, c)} · {c}",
+        help="The first conversation not fully reviewed opens by default; select a row in the queue table "
+             "to jump to it.")
+    i = position[opened]
+    before_id = order[i - 1] if i > 0 else None
+    after_id = order[i + 1] if i + 1 < len(order) else None
+    nav[1].button("Previous", key="rv_previous", on_click=_go, args=(before_id,), disabled=before_id is None,
+                  shortcut=PREVIOUS_KEY, icon=":material/arrow_upward:", width="stretch")
+    nav[2].button("Next", key="rv_next", on_click=_go, args=(after_id,), disabled=after_id is None,
+                  shortcut=NEXT_KEY, icon=":material/arrow_downward:", width="stretch", type="primary")
+    st.caption(f"Conversation {i + 1} of {len(order)} · {states.get(opened, 'not in the filtered queue')} · "
+               f"keyboard: **{NEXT_KEY.upper()}** next, **{PREVIOUS_KEY.upper()}** previous (when not typing in a "
+               "field); in a turn's form **Enter** in the comment or **Ctrl+Enter** (⌘+Enter) in the edit saves it.")
+    _conversation(ws, opened, reviewer)
+
+
+def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
+    detail = conversation_detail(ws, conversation_id)
+    c = detail.conversation
+    pairs = review_items(ws, conversation_id)
+    mine = judgements_for_conversation(ws, conversation_id, reviewer) if reviewer else {}
+    st.subheader(c["title"])
+    quality = f"quality {c['quality_score']:.1f}" if c["quality_score"] is not None else "not scored"
+    st.caption(f"`{conversation_id}` · {detail.persona} · {detail.arc} ({c['tier'].replace('_', ' ')}) · "
+               f"{detail.topic} · {detail.template} `@ {c['template_version']}` · {quality} · "
+               + (f"you judged {len(mine)} of {len(pairs)} advisor turn(s)" if reviewer
+                  else f"{len(pairs)} advisor turn(s) to judge"))
+    blind = st.session_state.get("rv_blind", True)
+    for turn in detail.turns:
+        pair = pairs.get(turn["turn_number"]) if turn["role"] == "assistant" else None
+        with st.chat_message(turn["role"]):
+            if pair is None:
+                st.markdown(f"**{ROLE_LABEL.get(turn['role'], turn['role'])}** · turn {turn['turn_number']}")
+                st.text(turn["content"])
+            else:
+                with st.container(key=f"rv_turn_{pair['pair_id']}"):
+                    _review_turn(ws, pair, reviewer, mine.get(pair["pair_id"]), blind)
+
+
+def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool) -> None:
+    pair_id, original = pair["pair_id"], pair["target_response"]
+    mark = (" · :green[:material/check: judged by you]" if current else
+            " · :gray[not judged yet]" if reviewer else "")
+    score = f" · heuristic score {pair['quality_score']:.1f}" if pair["quality_score"] is not None else ""
+    st.markdown(f"**Advisor** · turn {pair['turn_number']}{score}{mark}")
+    st.text(original)
+    error = st.session_state.get("rv_errors", {}).pop(pair_id, None)
+    if error:
+        st.error(error)
+    # The widgets' keys carry the reviewer and their current judgement, so after a save (or another name)
+    # they are new widgets, pre-filled from what is stored.
+    version = hashlib.sha1(f"{reviewer}\x00{current['created_at'] if current else ''}".encode()).hexdigest()[:10]
+    prefix = f"rv_{pair_id}_{version}"
+    with st.form(f"rv_form_{pair_id}"):
+        a, b, c = st.columns([1, 2, 5], vertical_alignment="bottom")
+        with a:
+            st.caption("Helpful?")
+            st.feedback("thumbs", key=f"{prefix}_thumbs",
+                        default=None if not current or current["helpful"] is None else int(current["helpful"]))
+        with b:
+            st.caption("Rating (1 poor – 5 excellent)")
+            st.feedback("stars", key=f"{prefix}_stars",
+                        default=None if not current or current["rating"] is None else current["rating"] - 1)
+        c.text_input("Comment", value=(current or {}).get("comment") or "", key=f"{prefix}_comment",
+                     placeholder="optional: what is good or wrong here")
+        edited = (current or {}).get("edited_response")
+        st.text_area("Edit the response" + (" (your edit; the original is kept in the history)" if edited else ""),
+                     value=edited or original, key=f"{prefix}_edit", height=140,
+                     help="Write a better response if you have one. It is saved beside the original, never over "
+                          "it. Leave the text as it is (or restore it) to keep no edit.")
+        st.form_submit_button("Save", key=f"rv_save_{pair_id}", type="primary", icon=":material/save:",
+                              disabled=not reviewer, on_click=_save, args=(pair, prefix, reviewer, current),
+                              help="Saves your judgement of this turn" if reviewer else
+                                   "Enter your name at the top first: nothing is saved without it.")
+    judgements = history(ws, pair_id)
+    if blind:
+        judgements = judgements.filter(pl.col("reviewer") == reviewer)
+    with st.expander(f"History · {judgements.height} judgement(s)", icon=":material/history:"):
+        rows = [{"version": "original", "reviewer": "", "when": "", "thumbs": "", "rating": "", "comment": "",
+                 "response": original, "current": None}]
+        rows += [{"version": "edit" if r["edited_response"] else "judgement", "reviewer": r["reviewer"],
+                  "when": f"{r['created_at']:%Y-%m-%d %H:%M:%S}", "thumbs": _thumbs(r["helpful"]),
+                  "rating": "" if r["rating"] is None else str(r["rating"]), "comment": r["comment"] or "",
+                  "response": r["edited_response"] or "(original kept)", "current": r["current"]}
+                 for r in judgements.to_dicts()]
+        st.dataframe(pl.DataFrame(rows, schema={"version": pl.String, "reviewer": pl.String, "when": pl.String,
+                                                "thumbs": pl.String, "rating": pl.String, "comment": pl.String,
+                                                "response": pl.String, "current": pl.Boolean}),
+                     hide_index=True)
+        st.caption("Newest first. The original response is never changed; every judgement and edit is kept"
+                   + ("; other reviewers' are hidden while blind review is on." if blind else "."))
+
+
+# ------------------------------------------------------------------------------------- agreement
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0%}" if percent else f"{value:.2f}"
+
+
+def _agreement_tab(ws: Workspace) -> None:
+    everyone = reviewers(ws)
+    if len(everyone) < 2:
+        st.info("Agreement needs at least two reviewers who judged the same turns; "
+                + (f"so far only {everyone[0]} has reviewed." if everyone else "nobody has reviewed yet.")
+                + " Ask a colleague to review the same conversations under their own name.")
+        return
+    chosen = st.multiselect("Reviewers", everyone, default=everyone, key="ag_reviewers",
+                            help="Agreement is measured on the turns every chosen reviewer judged.")
+    if len(chosen) < 2:
+        st.info("Choose at least two reviewers to compare.")
+        return
+    a = agreement(ws, chosen)
+    two = len(chosen) == 2
+    kappa_name = "Cohen's κ" if two else "Fleiss' κ"
+    kappa = a.cohen_kappa if two else a.fleiss_kappa
+
+    st.markdown("**Thumbs**")
+    cols = st.columns(3)
+    cols[0].metric("Turns compared", ui.fmt_int(a.thumbs_items), help="Turns with a thumbs from every chosen reviewer")
+    cols[1].metric("Agreement", _fmt(a.thumbs_percent, percent=True),
+                   help="Share of those turns (of reviewer pairs on a turn, with three or more) with the same thumbs")
+    cols[2].metric(kappa_name, _fmt(kappa),
+                   help="Agreement corrected for chance: 1 perfect, 0 what chance alone gives, below 0 worse than "
+                        "chance. " + ("Cohen's kappa for two reviewers." if two else
+                                      "Fleiss' kappa for three or more reviewers."))
+    if a.thumbs_items == 0:
+        st.caption("Not available: no turn has a thumbs from every chosen reviewer yet.")
+    elif kappa is None:
+        st.caption(f"{kappa_name} is not defined here: the reviewers gave one answer throughout (chance alone "
+                   "explains it all), or there are too few turns. It needs both thumbs up and down to occur.")
+    else:
+        st.caption(f"{kappa_name}: below 0 is worse than chance; about 0.2 is slight, 0.4 moderate, 0.6 "
+                   "substantial and 0.8 near-perfect agreement beyond chance.")
+
+    st.markdown("**Ratings (1-5)**")
+    cols = st.columns(3)
+    cols[0].metric("Turns compared", ui.fmt_int(a.rating_items), help="Turns with a rating from every chosen reviewer")
+    cols[1].metric("Exact agreement", _fmt(a.rating_percent, percent=True),
+                   help="Share of those turns (of reviewer pairs on a turn) with the very same rating")
+    cols[2].metric("Weighted κ (quadratic)", _fmt(a.weighted_kappa),
+                   help="Cohen's kappa with quadratic weights: a 4 against a 5 counts as nearly agreeing, a 1 "
+                        "against a 5 as far apart" + ("" if two else "; the mean over every pair of reviewers"))
+    if a.rating_items == 0:
+        st.caption("Not available: no turn has a rating from every chosen reviewer yet.")
+    elif a.weighted_kappa is None:
+        st.caption("Weighted κ is not defined here: the ratings do not vary enough (e.g. everyone gave the same "
+                   "rating) for a chance correction.")
+
+    st.markdown("**Pairs of reviewers**")
+    pairwise = pl.DataFrame(a.pairwise, schema={"reviewer_a": pl.String, "reviewer_b": pl.String,
+                                                "thumbs_items": pl.Int64, "thumbs_agreement": pl.Float64,
+                                                "cohen_kappa": pl.Float64, "rating_items": pl.Int64,
+                                                "weighted_kappa": pl.Float64})
+    st.dataframe(pairwise, hide_index=True, key="ag_pairwise",
+                 column_config={"thumbs_agreement": st.column_config.NumberColumn(format="percent"),
+                                "cohen_kappa": st.column_config.NumberColumn(format="%.2f"),
+                                "weighted_kappa": st.column_config.NumberColumn("weighted_kappa", format="%.2f")})
+    st.caption("Each pair on the turns both judged (so counts can exceed the ones above). Empty: not available "
+               "for that pair.")
+
+    st.subheader("Disagreements")
+    gap = st.slider("Ratings at least this far apart disagree", 1, 4, 2, key="ag_gap")
+    found = disagreements(ws, chosen, rating_gap=gap)
+    st.caption(f"{ui.fmt_int(found.height)} turn(s) where the current judgements of the reviewers chosen above "
+               f"conflict: a thumbs up against a thumbs down, or ratings {gap} or more apart (choose two reviewers "
+               "to see only theirs). Select one to see it.")
+    pair_ids = found["pair_id"].to_list()
+
+    def _pick_disagreement() -> None:
+        rows = st.session_state["ag_disagreements"].selection.rows
+        if rows:
+            st.session_state["ag_open"] = pair_ids[rows[0]]
+
+    st.dataframe(found, hide_index=True, key="ag_disagreements", on_select=_pick_disagreement,
+                 selection_mode="single-row", height=240)
+    if st.session_state.get("ag_open") not in pair_ids:
+        st.session_state.pop("ag_open", None)
+    picked = st.selectbox("Look at", pair_ids, index=None, key="ag_open",
+                          placeholder="Pick a disputed turn, or select a row in the table")
+    if picked is None:
+        return
+    row = found.row(pair_ids.index(picked), named=True)
+    conversation_id = row["conversation_id"]
+    pair = next((p for p in review_items(ws, conversation_id).values() if p["pair_id"] == picked), None)
+    if pair is None:
+        st.info(f"Turn {picked} is no longer among the training pairs (the conversation was enriched again).")
+        return
+    detail = conversation_detail(ws, conversation_id)
+    turns = {t["turn_number"]: t for t in detail.turns}
+    asked = turns.get(pair["turn_number"] - 1)
+    if asked:
+        with st.chat_message("user"):
+            st.markdown(f"**Client** · turn {asked['turn_number']}")
+            st.text(asked["content"])
+    with st.chat_message("assistant"):
+        st.markdown(f"**Advisor** · turn {pair['turn_number']} · original response")
+        st.text(pair["target_response"])
+    judged = history(ws, picked).filter(pl.col("current") & pl.col("reviewer").is_in(chosen))
+    st.dataframe(judged.select(pl.col("reviewer"), pl.col("helpful").map_elements(_thumbs, return_dtype=pl.String)
+                               .alias("thumbs"), "rating", "comment", "edited_response", "created_at"),
+                 hide_index=True)
+    st.button("Open the conversation in the queue", key="ag_open_in_queue", icon=":material/rate_review:",
+              on_click=_open_in_queue, args=(conversation_id, detail.conversation["title"]))
+
+
+# ------------------------------------------------------------------------------------------ the page
+
+with ui.guard():
+    ws = ui.workspace()
+    toast = st.session_state.pop("rv_toast", None)
+    if toast:
+        st.toast(toast[0], icon=toast[1])
+    top = st.columns([3, 2], vertical_alignment="bottom")
+    reviewer = (top[0].text_input(
+        "Your name", key="reviewer", bind="query-params", placeholder="e.g. Ann Lee",
+        help="Every judgement is saved under this name. It is kept in the address (?reviewer=…), so a reload or "
+             "a bookmark keeps it.") or "").strip()
+    top[1].toggle("Blind review", value=True, key="rv_blind",
+                  help="Hide other reviewers' judgements in each turn's history, so they do not sway yours "
+                       "(agreement only means something between independent judgements). The Agreement tab "
+                       "shows everyone's.")
+    if not reviewer:
+        st.warning("Enter your name to review: nothing can be saved without it. It stays in the address, so a "
+                   "reload or a bookmark keeps it.", icon=":material/badge:")
+    if not totals(ws).enriched:  # None on an empty workspace (count_if over no rows)
+        st.info("No enriched conversations to review yet. Build the demo with `brightrun demo`, or generate "
+                "conversations and run `brightrun enrich`.")
+        st.stop()
+
+    queue_tab, agreement_tab = st.tabs(["Queue", "Agreement"], key="rv_tab", on_change="rerun")
+    with queue_tab:
+        _queue_tab(ws, reviewer)
+    with agreement_tab:
+        _agreement_tab(ws)
