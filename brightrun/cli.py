@@ -8,6 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from brightrun.cli_applogs import import_log_command
 from brightrun.cli_common import (
     JsonOpt,
     WorkspaceOpt,
@@ -243,6 +244,7 @@ def schema(entity: Annotated[str | None, typer.Argument(help="One entity (defaul
 
 
 app.command()(validate)
+app.command("import-log")(import_log_command)
 
 
 def main() -> None:

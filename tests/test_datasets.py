@@ -80,7 +80,7 @@ def test_sft_and_preference_datasets_from_reviews(demo_copy: Workspace) -> None:
     record_feedback(demo_copy, "training_pair", ids[4], "ana", rating=5)
     record_feedback(demo_copy, "training_pair", ids[4], "ana", rating=3)                    # latest wins: out
 
-    result = build_dataset(demo_copy, DatasetSpec(name="reviewed", kind="sft"))
+    result = build_dataset(demo_copy, DatasetSpec(name="reviewed", kind="sft", source="review"))
     examples = {e["source"]["id"]: e for e in read_examples(demo_copy, "reviewed")}
     assert set(examples) == {ids[0], ids[2]}
     assert examples[ids[0]]["quality_score"] == 7.0 and examples[ids[2]]["quality_score"] == 9.0
@@ -96,7 +96,7 @@ def test_sft_and_preference_datasets_from_reviews(demo_copy: Workspace) -> None:
     assert sum(result.counts["all"].values()) == 2 == result.examples
     assert examples[ids[0]]["split"] == split_of(pairs[0][1])  # grouped by conversation
 
-    pref = build_dataset(demo_copy, DatasetSpec(name="edits", kind="preference"))
+    pref = build_dataset(demo_copy, DatasetSpec(name="edits", kind="preference", source="review"))
     (edit,) = read_examples(demo_copy, "edits")
     original = demo_copy.sql("SELECT target_response FROM training_pairs WHERE pair_id = ?", [ids[3]]).item()
     assert (edit["chosen"], edit["rejected"]) == ("A kinder answer.", original)
@@ -109,19 +109,19 @@ def test_sft_and_preference_datasets_from_reviews(demo_copy: Workspace) -> None:
 def test_no_group_straddles_two_splits_and_rebuilds_are_identical(demo_copy: Workspace) -> None:
     for pair, _ in _pairs(demo_copy, 200):
         record_feedback(demo_copy, "training_pair", pair, "ana", helpful=True)
-    first = build_dataset(demo_copy, DatasetSpec(name="all-up", kind="sft"))
+    first = build_dataset(demo_copy, DatasetSpec(name="all-up", kind="sft", source="review"))
     examples = read_examples(demo_copy, "all-up")
     by_group: dict[str, set[str]] = {}
     for e in examples:
         by_group.setdefault(e["group"], set()).add(e["split"])
     assert all(len(s) == 1 for s in by_group.values()) and len(by_group) > 10
-    again = build_dataset(demo_copy, DatasetSpec(name="all-up", kind="sft"))
+    again = build_dataset(demo_copy, DatasetSpec(name="all-up", kind="sft", source="review"))
     assert again.files == first.files  # same bytes, same hashes
 
 
 def test_an_empty_dataset_is_refused_with_a_fix(demo_copy: Workspace) -> None:
     with pytest.raises(DatasetError, match="Review page"):
-        build_dataset(demo_copy, DatasetSpec(name="nothing", kind="sft"))
+        build_dataset(demo_copy, DatasetSpec(name="nothing", kind="sft", source="review"))
     assert not (demo_copy.root / "datasets" / "nothing").exists()
 
 
@@ -136,17 +136,59 @@ def test_cli_builds_lists_and_exports(demo_copy: Workspace, tmp_path) -> None:
     (pair, _), (other, _) = _pairs(demo_copy, 2)
     record_feedback(demo_copy, "training_pair", pair, "ana", helpful=True, rating=5, edited_response="Edited.")
     record_feedback(demo_copy, "training_pair", other, "ana", helpful=False, rating=5)
-    built = runner.invoke(app, ["datasets", "build", "cli-sft", "-w", path, "--json"])
+    built = runner.invoke(app, ["datasets", "build", "cli-sft", "-w", path, "--source", "review", "--json"])
     assert built.exit_code == 0, built.output
     data = orjson.loads(built.stdout)
     assert data["examples"] == 1 and data["excluded"] == {"a reviewer gave it a thumbs down": 1}
     text = runner.invoke(app, ["datasets", "build", "cli-pref", "-w", path, "--kind", "preference",
-                               "--split", "0", "0", "1"])
+                               "--source", "review", "--split", "0", "0", "1"])
     assert text.exit_code == 0, text.output
     assert "test 1" in text.stdout
     listed = runner.invoke(app, ["datasets", "list", "-w", path])
     assert "cli-sft: sft, 1 examples" in listed.stdout and "cli-pref: preference" in listed.stdout
     exported = runner.invoke(app, ["feedback", "export", str(tmp_path / "fb.jsonl"), "-w", path])
-    assert exported.exit_code == 0 and len((tmp_path / "fb.jsonl").read_bytes().splitlines()) == 2
-    empty = runner.invoke(app, ["datasets", "build", "none", "-w", path, "--source", "import"])
+    assert exported.exit_code == 0 and len((tmp_path / "fb.jsonl").read_bytes().splitlines()) > 2
+    empty = runner.invoke(app, ["datasets", "build", "none", "-w", path, "--kind", "app_steps", "--source",
+                                "import", "--action-type", "no_such_step"])
     assert empty.exit_code != 0 and "would be empty" in str(empty.exception)
+
+
+PII = {  # one planted value of each kind, and how it must not appear in a dataset
+    "email": "jane.doe@example.com", "phone": "+1 (415) 555-0132", "card": "4111 1111 1111 1111",
+    "account": "DE89 3704 0044 0532 0130 00", "ip": "192.168.1.20", "street_address": "221B Baker Street",
+}
+
+
+def _log_with_pii(path) -> None:
+    import orjson
+
+    rows = []
+    for i, (kind, value) in enumerate(PII.items()):
+        rows.append({"action_type": "ideal_state_generation", "user_id": "jane.doe@example.com",
+                     "session_id": f"s-{i}", "prompt": f"My answer: reach me at {value} about my goals ({kind}).",
+                     "response": f"Noted {value}. Your ideal state is calm mornings and a paid-off mortgage.",
+                     "helpful": True, "rating": 5})
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+
+def test_personal_data_is_found_and_absent_from_datasets_by_default(ws: Workspace, tmp_path) -> None:
+    from brightrun.applogs import import_log
+
+    log = tmp_path / "app.jsonl"
+    _log_with_pii(log)
+    result = import_log(ws, log)
+    assert result.new_calls == 6
+    for kind in PII:  # each kind found, in the prompt and in the response
+        assert result.pii["prompt"][kind] >= 1 and result.pii["response"][kind] >= 1
+    for kind in ("sft", "app_steps"):
+        built = build_dataset(ws, DatasetSpec(name=f"{kind}-safe", kind=kind, source="import"))
+        assert built.spec.redact_pii and built.examples == 6
+        text = b"".join(p.read_bytes() for p in (ws.root / "datasets" / f"{kind}-safe").rglob("*.jsonl")).decode()
+        for value in [*PII.values(), "jane.doe@example.com"]:
+            assert value not in text, (kind, value)
+        assert "[EMAIL]" in text and "[CARD]" in text and "[ADDRESS]" in text
+        assert all(built.redactions.get(k, 0) >= 2 for k in PII)
+    kept = build_dataset(ws, DatasetSpec(name="raw", kind="app_steps", redact_pii=False))
+    text = b"".join(p.read_bytes() for p in (ws.root / "datasets" / "raw").rglob("*.jsonl")).decode()
+    assert all(value in text for value in PII.values())
+    assert kept.redactions == {} and '"redact_pii": false' in (ws.root / "datasets" / "raw" / "manifest.json").read_text()

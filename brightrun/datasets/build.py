@@ -71,10 +71,16 @@ class _Redactor:
     def __call__(self, text: str) -> str:
         if not self.enabled or not text:
             return text
-        from brightrun.applogs.pii import detect, redact
+        from brightrun.applogs.pii import redact_counted
 
-        self.counts.update(detect(text))
-        return redact(text)
+        redacted, counts = redact_counted(text)
+        self.counts.update({kind: n for kind, n in counts.items() if n})
+        return redacted
+
+
+def _anon(group: str) -> str:
+    """An app user's or session's id as a dataset shows it: hashed (ids are often e-mail addresses)."""
+    return "g-" + hashlib.sha256(group.encode()).hexdigest()[:16]
 
 
 def _source_where(spec: DatasetSpec) -> str:
@@ -117,11 +123,13 @@ def _sft(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: Counter)
             text_in = redact(_prompt_of(record["input"])) if imported else record["input"]
             text_out = redact(record["output"]) if imported else record["output"]
             out.append({
-                "id": f"sft-{record['id']}", "group": record["grp"], "quality_score": score,
+                "id": f"sft-{record['id']}", "group": _anon(record["grp"]) if imported else record["grp"],
+                "quality_score": score,
                 "messages": [*_messages(record["system_prompt"], record["conversation_history"], text_in),
                              {"role": "assistant", "content": text_out}],
                 "source": {"type": target_type, "id": record["id"], "feedback_ids": row["feedback_ids"],
-                           "reviewers": row["reviewers"], **({"action_type": record["action_type"]} if imported else {})},
+                           "reviewers": [redact(r) for r in row["reviewers"]] if imported else row["reviewers"],
+                           **({"action_type": record["action_type"]} if imported else {})},
             })
     return out
 
@@ -147,12 +155,13 @@ def _preference(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: C
             continue
         imported = e["target_type"] == "llm_call"
         fix = redact if imported else (lambda t: t)
-        out.append({"id": f"pref-edit-{e['feedback_id']}", "group": e["grp"], "quality_score": None,
+        out.append({"id": f"pref-edit-{e['feedback_id']}", "group": _anon(e["grp"]) if imported else e["grp"],
+                    "quality_score": None,
                     "prompt": _messages(e["system_prompt"], e["conversation_history"],
                                         fix(_prompt_of(e["input"]) if imported else e["input"])),
                     "chosen": fix(e["edited_response"]), "rejected": fix(e["original"]),
                     "source": {"type": e["target_type"], "id": e["target_id"], "kind": "edit",
-                               "feedback_ids": [e["feedback_id"]], "reviewers": [e["reviewer"]]}})
+                               "feedback_ids": [e["feedback_id"]], "reviewers": [fix(e["reviewer"])]}})
     rated = ws.sql(f"""
         WITH r AS (SELECT f.target_type, f.target_id, avg(f.rating) AS rating, list(f.feedback_id) AS fids
                    FROM feedback_latest f WHERE f.rating IS NOT NULL AND {_source_where(spec)} GROUP BY 1, 2)
@@ -174,7 +183,8 @@ def _preference(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: C
             a, b = rows[i], rows[j]
             imported = a["target_type"] == "llm_call"
             fix = redact if imported else (lambda t: t)
-            out.append({"id": f"pref-rated-{a['target_id']}-{b['target_id']}", "group": a["grp"],
+            out.append({"id": f"pref-rated-{a['target_id']}-{b['target_id']}",
+                        "group": _anon(a["grp"]) if imported else a["grp"],
                         "quality_score": None, "rating_gap": round(a["rating"] - b["rating"], 3),
                         "prompt": _messages(a["system_prompt"], a["conversation_history"],
                                             fix(_prompt_of(a["input"]) if imported else a["input"])),
@@ -202,7 +212,7 @@ def _app_steps(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: Co
             excluded["negative feedback (thumbs down or rating 1-2)"] += 1
             continue
         score = sft_decision(judgements)[0] if judgements else None
-        out.append({"id": f"step-{c['call_id']}", "group": c["grp"], "action_type": c["action_type"],
+        out.append({"id": f"step-{c['call_id']}", "group": _anon(c["grp"]), "action_type": c["action_type"],
                     "quality_score": score, "input": redact(_prompt_of(c["request"])), "output": redact(c["response"]),
                     "category": c["category"], "model": c["model"],
                     "source": {"type": "llm_call", "id": c["call_id"], "feedback_ids": c["fids"] or []}})

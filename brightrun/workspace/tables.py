@@ -123,5 +123,10 @@ TABLES: dict[str, TableSpec] = {
              "system_prompt": _S, "body": _S, "model": _S, "temperature": _F, "max_tokens": _I,
              "turns_min": _I, "turns_max": _I, "definition": _S, "first_used_at": _TS},
         ),
+        TableSpec(
+            "import_errors", ("import_id", "line", "field"),
+            {"import_id": _S, "line": _I, "field": _S, "source_column": _S, "reason": _S, "fix": _S, "value": _S,
+             "file": _S, "created_at": _TS},
+        ),
     ]
 }

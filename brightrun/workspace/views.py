@@ -16,6 +16,7 @@ TABLE_VIEWS = {
     "provider_batches": "provider_batches",
     "judge_scores": "judge_scores",
     "feedback": "feedback",
+    "import_errors": "import_errors",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
@@ -67,6 +68,7 @@ VIEW_DOCS = {
     "enrichment_errors": "conversations that enrichment quarantined, with the reason and the fix",
     "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate",
     "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
+    "import_errors": "bad rows of imported app logs: import_id, line, field, source column, reason, fix, value (redacted)",
     "feedback": "every judgement ever made (thumbs, rating, comment, edit) by reviewer and target, append-only",
     "feedback_latest": "the latest judgement per target and reviewer: the one that counts",
     "judge_scores": "LLM judge scores per training pair, rubric version and judge model (failed ones with the reason)",
