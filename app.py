@@ -16,6 +16,7 @@ pages = st.navigation([
     st.Page("pages/views/conversations.py", title="Conversations", icon=":material/forum:"),
     st.Page("pages/views/review.py", title="Review", icon=":material/rate_review:"),
     st.Page("pages/views/quality.py", title="Quality", icon=":material/verified:"),
+    st.Page("pages/views/applogs.py", title="App logs", icon=":material/receipt_long:"),
     st.Page("pages/views/generate.py", title="Generate", icon=":material/auto_awesome:"),
 ])
 
