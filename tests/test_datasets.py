@@ -192,3 +192,26 @@ def test_personal_data_is_found_and_absent_from_datasets_by_default(ws: Workspac
     text = b"".join(p.read_bytes() for p in (ws.root / "datasets" / "raw").rglob("*.jsonl")).decode()
     assert all(value in text for value in PII.values())
     assert kept.redactions == {} and '"redact_pii": false' in (ws.root / "datasets" / "raw" / "manifest.json").read_text()
+
+
+def test_differently_rated_answers_to_the_same_context_make_a_preference_pair(ws: Workspace, tmp_path) -> None:
+    import orjson
+
+    from brightrun.applogs import import_log
+
+    same = "Describe my ideal morning."
+    rows = [{"action_type": "scene_generation", "session_id": "s1", "prompt": same, "response": "Coffee, sun, calm.",
+             "rating": 5},
+            {"action_type": "scene_generation", "session_id": "s2", "prompt": same, "response": "Wake up. Work.",
+             "rating": 2},
+            {"action_type": "scene_generation", "session_id": "s3", "prompt": same, "response": "A slow walk.",
+             "rating": 5},  # ties with the first: no pair between them
+            {"action_type": "blueprint_generation", "session_id": "s1", "prompt": same, "response": "Plan.",
+             "rating": 1}]  # another step: another context
+    log = tmp_path / "rated.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    import_log(ws, log)
+    build_dataset(ws, DatasetSpec(name="rated", kind="preference", source="import"))
+    pairs = {(e["chosen"], e["rejected"]) for e in read_examples(ws, "rated")}
+    assert pairs == {("Coffee, sun, calm.", "Wake up. Work."), ("A slow walk.", "Wake up. Work.")}
+    assert all(e["source"]["kind"] == "ratings" and e["rating_gap"] == 3 for e in read_examples(ws, "rated"))
