@@ -23,6 +23,7 @@ from brightrun.cli_common import (
 )
 from brightrun.cli_feedback import datasets_app, feedback_app
 from brightrun.cli_jobs import jobs_app
+from brightrun.cli_prompts import prompts_app
 from brightrun.cli_quality import quality_app, validate
 from brightrun.errors import BrightRunError
 
@@ -32,6 +33,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(quality_app, name="quality")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(prompts_app, name="prompts")
 
 @app.command()
 def demo(

@@ -124,6 +124,10 @@ TABLES: dict[str, TableSpec] = {
              "turns_min": _I, "turns_max": _I, "definition": _S, "first_used_at": _TS},
         ),
         TableSpec(
+            "template_labels", ("label_id",),
+            {"label_id": _S, "template_key": _S, "label": _S, "version": _S, "set_by": _S, "note": _S, "set_at": _TS},
+        ),
+        TableSpec(
             "import_errors", ("import_id", "line", "field"),
             {"import_id": _S, "line": _I, "field": _S, "source_column": _S, "reason": _S, "fix": _S, "value": _S,
              "file": _S, "created_at": _TS},

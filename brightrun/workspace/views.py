@@ -17,10 +17,15 @@ TABLE_VIEWS = {
     "judge_scores": "judge_scores",
     "feedback": "feedback",
     "import_errors": "import_errors",
+    "template_labels": "template_labels",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
 DERIVED_VIEWS = {
+    "template_labels_current": """
+        SELECT * FROM _t_template_labels
+        QUALIFY row_number() OVER (PARTITION BY template_key, label ORDER BY set_at DESC, label_id DESC) = 1
+    """,
     "feedback_latest": """
         SELECT * FROM _t_feedback
         QUALIFY row_number() OVER (PARTITION BY target_type, target_id, reviewer
@@ -69,6 +74,8 @@ VIEW_DOCS = {
     "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate",
     "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
     "import_errors": "bad rows of imported app logs: import_id, line, field, source column, reason, fix, value (redacted)",
+    "template_labels": "every time a label (production, candidate, ...) was put on a template version, or removed",
+    "template_labels_current": "which version each label of each template names now (version NULL: removed)",
     "feedback": "every judgement ever made (thumbs, rating, comment, edit) by reviewer and target, append-only",
     "feedback_latest": "the latest judgement per target and reviewer: the one that counts",
     "judge_scores": "LLM judge scores per training pair, rubric version and judge model (failed ones with the reason)",
