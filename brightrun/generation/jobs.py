@@ -25,6 +25,8 @@ class PlannedCell:
     count: int
     start_index: int = 0
     """The sample index of the cell's first new item: new samples never repeat earlier ones."""
+    template_version: str | None = None
+    """Generate with this recorded version of the cell's template instead of the current one (experiments)."""
 
 
 def plan_uniform(cells: list[Cell], count: int) -> list[PlannedCell]:
@@ -124,13 +126,17 @@ def create_job(
             raise JobError(f"job {job_id!r} already exists. Fix: resume it with "
                            f"`brightrun generate --resume {job_id}` or choose another id.")
         _record_template_versions(ws, scaffolding, {p.cell.template_key for p in plan})
+        for planned in plan:
+            if planned.template_version is not None:
+                template_at_version(ws, planned.cell.template_key, planned.template_version)  # recorded, or JobError
         items, index = [], 0
         for planned in plan:
             for k in range(planned.count):
                 items.append(BatchItem(
                     item_id=f"{job_id}-{index:06d}", job_id=job_id, item_index=index,
                     sample_index=planned.start_index + k,
-                    **planned.cell.model_dump(), template_version=scaffolding.versions[planned.cell.template_key],
+                    **planned.cell.model_dump(),
+                    template_version=planned.template_version or scaffolding.versions[planned.cell.template_key],
                     updated_at=now,
                 ))
                 index += 1
@@ -144,6 +150,15 @@ def create_job(
         ws.append_models("batch_items", items)  # items first: the job row is the commit point
         ws.append_models("batch_jobs", [job])
     return job
+
+
+def record_template_versions(ws: Workspace, keys: set[str] | None = None) -> dict[str, str]:
+    """Record the current version of these templates (default all), so they can be used after the YAML
+    changes; returns {template_key: current version}."""
+    scaffolding = ws.scaffolding
+    keys = set(scaffolding.templates) if keys is None else keys
+    _record_template_versions(ws, scaffolding, keys)
+    return {k: scaffolding.versions[k] for k in keys}
 
 
 def _record_template_versions(ws: Workspace, scaffolding: Scaffolding, keys: set[str]) -> None:

@@ -124,6 +124,10 @@ TABLES: dict[str, TableSpec] = {
              "turns_min": _I, "turns_max": _I, "definition": _S, "first_used_at": _TS},
         ),
         TableSpec(
+            "experiments", ("experiment_id",),
+            {"experiment_id": _S, "status": _S, "definition": _S, "updated_at": _TS},
+        ),
+        TableSpec(
             "template_labels", ("label_id",),
             {"label_id": _S, "template_key": _S, "label": _S, "version": _S, "set_by": _S, "note": _S, "set_at": _TS},
         ),

@@ -18,6 +18,7 @@ TABLE_VIEWS = {
     "feedback": "feedback",
     "import_errors": "import_errors",
     "template_labels": "template_labels",
+    "experiments": "experiments",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
@@ -74,6 +75,7 @@ VIEW_DOCS = {
     "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate",
     "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
     "import_errors": "bad rows of imported app logs: import_id, line, field, source column, reason, fix, value (redacted)",
+    "experiments": "experiment definitions and their status (draft, running, paused, completed)",
     "template_labels": "every time a label (production, candidate, ...) was put on a template version, or removed",
     "template_labels_current": "which version each label of each template names now (version NULL: removed)",
     "feedback": "every judgement ever made (thumbs, rating, comment, edit) by reviewer and target, append-only",

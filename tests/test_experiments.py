@@ -1,0 +1,174 @@
+"""Experiments end to end: two template versions generated with the scripted provider (one truly better),
+reviewed by simulated feedback, report the better one; an A/A experiment reports no winner."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from brightrun.enrichment import enrich
+from brightrun.experiments import (
+    ExperimentError,
+    assign,
+    create_experiment,
+    experiment_report,
+    load_experiment,
+    results_frame,
+    run_experiment,
+    set_status,
+)
+from brightrun.generation.jobs import record_template_versions
+from brightrun.models import Feedback
+from brightrun.workspace import Workspace, utcnow
+
+KEY = "tpl_confusion_to_clarity"
+GUIDED = ("Mirror the client's words when you acknowledge a feeling, and close every advisor turn with "
+          "one concrete action.")
+
+
+def simulate_reviews(ws: Workspace, seed: int = 0) -> None:
+    """A reviewer who likes better answers: thumbs up with probability rising with the pair's quality."""
+    rng = random.Random(seed)
+    pairs = ws.sql("SELECT pair_id, conversation_id, quality_score FROM training_pairs ORDER BY pair_id").rows()
+    now = utcnow()
+    ws.append_models("feedback", [
+        Feedback(feedback_id=f"sim-{seed}-{pair}", target_type="training_pair", target_id=pair, conversation_id=cid,
+                 reviewer="simulated", helpful=rng.random() < min(1.0, max(0.0, (q - 4) / 6)), created_at=now)
+        for pair, cid, q in pairs])
+
+
+@pytest.fixture
+def versions(ws: Workspace) -> tuple[Workspace, str, str]:
+    old = record_template_versions(ws, {KEY})[KEY]
+    path = ws.scaffolding_dir / "templates" / f"{KEY}.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("system_prompt: |\n", f"system_prompt: |\n  {GUIDED}\n", 1))
+    ws.reload_scaffolding()
+    new = record_template_versions(ws, {KEY})[KEY]
+    assert new != old
+    return ws, old, new
+
+
+def test_the_truly_better_version_wins(versions) -> None:
+    ws, old, new = versions
+    exp = create_experiment(ws, experiment_id="guided", name="Guided prompt", template_key=KEY,
+                            hypothesis="Mirroring and one concrete action raise the thumbs-up rate",
+                            control={"name": "control", "template_version": old},
+                            variants=[{"name": "guided", "template_version": new}],
+                            success_metric="thumbs_up", guardrails=["failed", "response_words"], per_arm=5, seed=3)
+    assert exp.status == "draft" and (exp.control.template_version, exp.variants[0].template_version) == (old, new)
+    run_experiment(ws, "guided")
+    enrich(ws)
+    simulate_reviews(ws)
+    report = experiment_report(ws, "guided")
+    arms = {r["arm"]: r for r in report.arms.to_dicts()}
+    assert arms["control"]["conversations"] == arms["guided"]["conversations"] == 4 * 8 * 5
+    assert ws.scalar("SELECT count(DISTINCT template_version) FROM conversations WHERE job_id = 'exp-guided-guided'") == 1
+    # Better answers are longer here, and the experiment said longer is worse: the guardrail holds the win back.
+    assert report.decision.winner is None and report.decision.candidates == ["guided"]
+    assert "response_words" in report.decision.failed_guardrails["guided"][0]
+
+    create_experiment(ws, experiment_id="guided-2", name="Guided prompt, length allowed", template_key=KEY,
+                      control={"name": "control", "template_version": old},
+                      variants=[{"name": "guided", "template_version": new}], success_metric="thumbs_up",
+                      guardrails=["failed"], per_arm=5, seed=3)
+    run_experiment(ws, "guided-2")
+    enrich(ws)
+    simulate_reviews(ws, seed=2)
+    report = experiment_report(ws, "guided-2")
+    assert report.decision.winner == "guided", report.decision.reason
+    assert report.decision.confidence > 0.95
+    table = results_frame(report)
+    main = table.filter(metric="thumbs_up").row(0, named=True)
+    assert main["abs_lift"] > 0 and main["p_adjusted"] < 0.05 and main["low"] < main["estimate"] < main["high"]
+    assert report.srm is not None and not report.srm.mismatch
+    assert set(report.strata["guided"]) == {"persona", "topic"}
+    assert load_experiment(ws, "guided-2").status == "running"
+    set_status(ws, "guided-2", "completed")
+    with pytest.raises(ExperimentError, match="completed"):
+        run_experiment(ws, "guided-2")
+
+
+def test_an_a_a_experiment_has_no_winner(versions) -> None:
+    ws, _, new = versions
+    create_experiment(ws, experiment_id="aa", name="A/A", template_key=KEY,
+                      control={"name": "a", "template_version": new}, variants=[{"name": "b", "template_version": new}],
+                      per_arm=5, seed=11)
+    run_experiment(ws, "aa")
+    enrich(ws)
+    simulate_reviews(ws, seed=1)
+    report = experiment_report(ws, "aa")
+    assert report.decision.winner is None and report.decision.reason.startswith("No winner yet")
+    assert results_frame(report).filter(metric="thumbs_up")["p_adjusted"].item() > 0.05
+
+
+def test_definitions_are_checked_and_statuses_move_one_way(versions) -> None:
+    ws, old, _ = versions
+    with pytest.raises(ExperimentError, match="arm names must differ"):
+        create_experiment(ws, experiment_id="x", name="x", template_key=KEY, control={"name": "a"},
+                          variants=[{"name": "a"}])
+    with pytest.raises(ExperimentError, match="unknown metric"):
+        create_experiment(ws, experiment_id="x", name="x", template_key=KEY, control={"name": "a"},
+                          variants=[{"name": "b"}], success_metric="happiness")
+    with pytest.raises(ExperimentError, match="not recorded"):
+        create_experiment(ws, experiment_id="x", name="x", template_key=KEY, control={"name": "a"},
+                          variants=[{"name": "b", "template_version": "0000"}])
+    exp = create_experiment(ws, experiment_id="x", name="x", template_key=KEY, control={"name": "a"},
+                            variants=[{"name": "b", "template_version": old}])
+    assert exp.control.template_version != old  # pinned to the version current at creation
+    with pytest.raises(ExperimentError, match="already exists"):
+        create_experiment(ws, experiment_id="x", name="x", template_key=KEY, control={"name": "a"},
+                          variants=[{"name": "b"}])
+    with pytest.raises(ExperimentError, match="cannot become completed"):
+        set_status(ws, "x", "completed")
+    assert set_status(ws, "x", "running").status == "running"
+    assert set_status(ws, "x", "paused").status == "paused"
+
+
+def test_assignment_is_stable_and_balanced() -> None:
+    arms = ["control", "test"]
+    units = [f"user-{i}" for i in range(10_000)]
+    first = [assign("exp1", u, arms) for u in units]
+    assert first == [assign("exp1", u, arms) for u in units]
+    counts = Counter(first)
+    assert abs(counts["control"] - 5000) < 200
+    other = [assign("exp2", u, arms) for u in units]
+    assert 0.45 < sum(a == b for a, b in zip(first, other, strict=True)) / len(units) < 0.55  # independent
+    weighted = Counter(assign("exp1", u, arms, [9, 1]) for u in units)
+    assert abs(weighted["test"] - 1000) < 120
+    assert assign("exp1", "user-0", arms) == "control"  # pinned: sha256 is the same on every machine
+
+
+def test_a_confounded_persona_mix_makes_naive_and_stratified_disagree(versions) -> None:
+    """The arms are balanced, but the reviews are not: the variant's reviewed conversations are mostly a
+    hard-to-please persona's, the control's mostly others'. Within each persona the variant is better;
+    pooled naively it looks worse. The report says so."""
+    ws, old, new = versions
+    create_experiment(ws, experiment_id="mix", name="Mix", template_key=KEY, control={"name": "control",
+                      "template_version": old}, variants=[{"name": "variant", "template_version": new}],
+                      guardrails=[], per_arm=5, seed=5)
+    run_experiment(ws, "mix")
+    enrich(ws)
+    rng = random.Random(7)
+    rows = ws.sql("""SELECT c.conversation_id, c.persona_key, c.job_id, p.pair_id FROM conversations c
+                     JOIN training_pairs p USING (conversation_id) ORDER BY p.pair_id""").rows()
+    by_conversation: dict[str, tuple[str, str, list[str]]] = {}
+    for cid, persona, job, pair in rows:
+        by_conversation.setdefault(cid, (persona, job, []))[2].append(pair)
+    feedback, now = [], utcnow()
+    for index, (cid, (persona, job, pairs)) in enumerate(sorted(by_conversation.items())):
+        hard, variant = persona == "marcus_chen", job.endswith("-variant")
+        if variant != hard and index % 10:  # review mostly hard/variant and easy/control conversations
+            continue
+        p = (0.25 if hard else 0.7) + (0.2 if variant else 0.0)
+        up = rng.random() < p
+        feedback += [Feedback(feedback_id=f"mix-{pair}", target_type="training_pair", target_id=pair,
+                              conversation_id=cid, reviewer="r", helpful=up, created_at=now) for pair in pairs]
+    ws.append_models("feedback", feedback)
+    report = experiment_report(ws, "mix")
+    persona = report.strata["variant"]["persona"]
+    assert persona.naive_diff < 0 < persona.mh_diff
+    assert persona.simpson_warning and "Simpson" in persona.simpson_warning
+    assert any("by persona" in w and "Simpson" in w for w in report.warnings)
