@@ -21,6 +21,7 @@ from brightrun.cli_common import (
     report_job,
     run_with_progress,
 )
+from brightrun.cli_experiments import experiments_app
 from brightrun.cli_feedback import datasets_app, feedback_app
 from brightrun.cli_jobs import jobs_app
 from brightrun.cli_prompts import prompts_app
@@ -34,6 +35,7 @@ app.add_typer(quality_app, name="quality")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(experiments_app, name="experiments")
 
 @app.command()
 def demo(

@@ -172,3 +172,35 @@ def test_a_confounded_persona_mix_makes_naive_and_stratified_disagree(versions) 
     assert persona.naive_diff < 0 < persona.mh_diff
     assert persona.simpson_warning and "Simpson" in persona.simpson_warning
     assert any("by persona" in w and "Simpson" in w for w in report.warnings)
+
+
+def test_cli_create_run_report_list_status(versions) -> None:
+    import orjson
+    from typer.testing import CliRunner
+
+    from brightrun.cli import app
+
+    ws, old, new = versions
+    runner = CliRunner()
+    path = str(ws.root)
+    made = runner.invoke(app, ["experiments", "create", "cli-exp", "-w", path, "--template", KEY, "--control",
+                               f"control={old}", "--variant", "guided=", "--persona", "david_chen", "--persona",
+                               "marcus_chen", "--per-arm", "8", "--seed", "4"])
+    assert made.exit_code == 0, made.output
+    assert load_experiment(ws, "cli-exp").variants[0].template_version == new  # empty version: the current one
+    ran = runner.invoke(app, ["experiments", "run", "cli-exp", "-w", path])
+    assert ran.exit_code == 0, ran.output
+    assert ws.scalar("SELECT count(*) FROM conversations WHERE job_id LIKE 'exp-cli-exp-%'") == 2 * 2 * 8 * 8
+    simulate_reviews(ws)
+    shown = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path, "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = orjson.loads(shown.stdout)
+    assert data["decision"]["winner"] == "guided" and data["srm"]["mismatch"] is False
+    assert {r["metric"] for r in data["results"]} == {"thumbs_up", "failed"}
+    text = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path])
+    assert "Winner: guided" in text.stdout
+    listed = runner.invoke(app, ["experiments", "list", "-w", path, "--json"])
+    assert [e["status"] for e in orjson.loads(listed.stdout)] == ["running"]
+    assert runner.invoke(app, ["experiments", "status", "cli-exp", "paused", "-w", path]).exit_code == 0
+    bad = runner.invoke(app, ["experiments", "status", "cli-exp", "draft", "-w", path])
+    assert bad.exit_code != 0 and "cannot become draft" in str(bad.exception)
