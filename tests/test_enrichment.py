@@ -164,3 +164,25 @@ def test_a_workspace_with_bad_files_and_bad_records_enriches_every_good_one(ws: 
     problems = " ".join(ws.problems)
     for name in (newest.name, "part-9-9-bad.parquet"):
         assert name in problems or name in quarantined
+
+
+def test_status_moves_through_in_progress_and_a_crash_is_picked_up_again(ws: Workspace, monkeypatch) -> None:
+    import brightrun.enrichment as enrichment
+
+    plant(ws, "a", GOOD)
+    plant(ws, "b", GOOD)
+    assert set(ws.sql("SELECT enrichment_status FROM conversations")["enrichment_status"]) == {"not_started"}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed mid-chunk")
+
+    monkeypatch.setattr(enrichment, "build_pairs", crash)
+    with pytest.raises(RuntimeError):
+        enrich(ws)
+    status = dict(ws.sql("SELECT conversation_id, enrichment_status FROM conversations").iter_rows())
+    assert status == {"a": "enrichment_in_progress", "b": "enrichment_in_progress"}
+    assert ws.scalar("SELECT count(*) FROM training_pairs") == 0
+    monkeypatch.undo()
+    assert enrich(ws).enriched == 2  # in-progress ones are not done: the next run takes them
+    status = dict(ws.sql("SELECT conversation_id, enrichment_status FROM conversations").iter_rows())
+    assert status == {"a": "completed", "b": "completed"}
