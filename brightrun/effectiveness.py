@@ -1,0 +1,254 @@
+"""Prompt effectiveness: how features of the prompt that produced a training pair go with its outcomes.
+
+Unit of analysis: the **training pair** (one row per pair). Reviews, the heuristic quality score and the
+response length are recorded per pair; the prompt features belong to the template version of the pair's
+conversation, so the pairs of one conversation share them. The regression therefore uses errors clustered
+by conversation (statistics.md section 2). The rank correlations treat pairs as independent, so their
+p-values and intervals are optimistic when conversations contribute several pairs: read the clustered
+regression as the stricter check.
+
+Prompt features (of the template version: system prompt + body, as stored, each `{{placeholder}}` one word):
+- `prompt_words`: words, split on whitespace.
+- `prompt_questions`: question marks, i.e. the questions the prompt itself asks or quotes.
+- focus: which of three keyword families (`FOCUS_KEYWORDS`) occurs most often: `empathy` (feel, worry,
+  acknowledge, validate, reassure, calm...), `questions` (ask, question, clarify, uncover...) or `action`
+  (plan, step, option, propose, prioritize...); `mixed` when two families tie for the most. The features
+  are 0/1 indicators `focus_empathy`, `focus_questions`, `focus_action` (`mixed` is none of them).
+- `edge_case`: 1 for the edge-case tier, 0 for the template tier.
+- `version_rank`: 1 for a template's first version, 2 for the next (by first use).
+Controls: `persona`, `topic`. Outcomes: `rating` (mean of the current review ratings, 1-5), `thumbs` (1 when
+most current thumbs are up, 0 when most are down, missing on a tie), `edited` (1 when any reviewer's current
+judgement edits the response), `quality` (heuristic quality score), `response_words`.
+
+`effectiveness` gives rank correlations with intervals and Benjamini-Hochberg adjusted p-values, and a
+regression with `C(persona) + C(topic)` controls (logit for 0/1 outcomes, OLS otherwise; OLS on
+log(response words) for the length). Nothing here is randomized: every result is associational.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from brightrun.effectiveness_chain import ChainReport, app_log_chain
+from brightrun.errors import BrightRunError
+from brightrun.stats._common import ASSOCIATIONAL_LABEL, StatsError
+from brightrun.stats.correlate import Correlation, Regression, correlate_features, regress
+from brightrun.workspace import Workspace
+
+__all__ = ["ASSOCIATIONAL_LABEL", "FEATURES", "OUTCOMES", "ChainReport", "EffectivenessReport", "app_log_chain", "effectiveness",
+           "prompt_features", "prompt_text_features"]
+
+FOCUS_KEYWORDS = {
+    "empathy": r"\b(warm\w*|empath\w*|feel\w*|fear\w*|worr\w*|anxi\w*|acknowledg\w*|validat\w*|reassur\w*|"
+               r"listen\w*|patien\w*|emotion\w*|gentl\w*|calm\w*|understandabl\w*|sympath\w*)",
+    "questions": r"\b(ask\w*|question\w*|clarif\w*|curious|explor\w*|find out|uncover\w*)",
+    "action": r"\b(plan\w*|steps?|action\w*|options?|propos\w*|concrete|prioriti\w*|to-do|next|quick win|"
+              r"recommend\w*|decid\w*|act)\b",
+}
+FOCUS_LEVELS = ("empathy", "questions", "action")
+FEATURES = ("prompt_words", "prompt_questions", "focus_empathy", "focus_questions", "focus_action", "edge_case",
+            "version_rank")
+OUTCOMES = {  # name -> (description, regression kind)
+    "rating": ("mean current review rating (1-5)", "ols"),
+    "thumbs": ("thumbs up (1) or down (0), majority of current reviews", "logit"),
+    "edited": ("response edited by a reviewer (1) or not (0)", "logit"),
+    "quality": ("heuristic quality score", "ols"),
+    "response_words": ("response length in words", "ols"),
+}
+MIN_ROWS = 20
+
+PAIRS_SQL = """
+WITH fb AS (
+    SELECT target_id AS pair_id, avg(rating) AS rating, avg(helpful::INT) AS up_share,
+           max((edited_response IS NOT NULL)::INT) AS edited, count(*) AS judgements
+    FROM feedback_latest WHERE target_type = 'training_pair' AND source = 'review' GROUP BY 1)
+SELECT p.pair_id, p.conversation_id, p.persona_key AS persona, p.topic_key AS topic, p.template_key,
+       p.template_version, p.tier, (p.tier = 'edge_case')::INT AS edge_case, fb.rating,
+       CASE WHEN fb.up_share > 0.5 THEN 1 WHEN fb.up_share < 0.5 THEN 0 END AS thumbs, fb.edited,
+       coalesce(fb.judgements, 0) AS judgements, p.quality_score AS quality, p.response_word_count AS response_words
+FROM training_pairs p LEFT JOIN fb USING (pair_id) ORDER BY p.pair_id
+"""
+VERSIONS_SQL = """
+SELECT template_key, version AS template_version, system_prompt, body,
+       row_number() OVER (PARTITION BY template_key ORDER BY first_used_at NULLS LAST, version) AS version_rank
+FROM prompt_templates
+"""
+
+
+def prompt_text_features(system_prompt: str | None, body: str | None) -> dict:
+    """Words, question marks, keyword counts per focus family and the focus of one prompt (see module doc)."""
+    text = f"{system_prompt or ''}\n{body or ''}"
+    counts = {k: len(re.findall(pattern, text, re.IGNORECASE)) for k, pattern in FOCUS_KEYWORDS.items()}
+    top = max(counts.values())
+    leaders = [k for k in FOCUS_LEVELS if counts[k] == top]
+    focus = leaders[0] if top and len(leaders) == 1 else "mixed"
+    return {"prompt_words": len(text.split()), "prompt_questions": text.count("?"), "focus": focus,
+            **{f"focus_{k}": int(focus == k) for k in FOCUS_LEVELS}, **{f"{k}_terms": v for k, v in counts.items()}}
+
+
+def prompt_features(ws: Workspace) -> pl.DataFrame:
+    """One row per training pair: ids, controls (persona, topic), the prompt features of the template
+    version that produced it, and the outcomes (missing where a pair has no review)."""
+    pairs = ws.sql(PAIRS_SQL)
+    versions = ws.sql(VERSIONS_SQL)
+    text = [prompt_text_features(r["system_prompt"], r["body"]) for r in versions.to_dicts()]
+    schema = {"prompt_words": pl.Int64, "prompt_questions": pl.Int64, "focus": pl.String,
+              **{f"focus_{k}": pl.Int64 for k in FOCUS_LEVELS}, **{f"{k}_terms": pl.Int64 for k in FOCUS_LEVELS}}
+    features = pl.concat([versions.select("template_key", "template_version", "version_rank"),
+                          pl.DataFrame(text, schema=schema)], how="horizontal")
+    frame = pairs.join(features, on=["template_key", "template_version"], how="left")
+    outcome_columns = ["rating", "thumbs", "edited", "judgements", "quality", "response_words"]
+    return frame.select("pair_id", "conversation_id", "persona", "topic", "template_key", "template_version",
+                        "tier", "focus", *FEATURES, *[f"{k}_terms" for k in FOCUS_LEVELS], *outcome_columns)
+
+
+@dataclass(frozen=True)
+class EffectivenessReport:
+    """Correlations of each feature with one outcome and a regression with persona and topic controls.
+    `message` is set (and the rest empty) when there is too little data to say anything."""
+
+    outcome: str
+    outcome_label: str
+    method: str
+    unit: str
+    n: int
+    features: list[str]
+    correlations: list[Correlation] = field(default_factory=list)
+    regression: Regression | None = None
+    message: str | None = None
+    dropped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    associational: bool = True
+    label: str = ASSOCIATIONAL_LABEL
+
+    @property
+    def ok(self) -> bool:
+        return self.message is None
+
+    def table(self) -> pl.DataFrame:
+        """feature, rho (or tau), low, high, p_value, p_adjusted (Benjamini-Hochberg), n."""
+        name = "rho" if self.method == "spearman" else "tau"
+        return pl.DataFrame([{"feature": c.feature, name: c.estimate, "low": c.low, "high": c.high,
+                              "p_value": c.p_value, "p_adjusted": c.p_adjusted, "n": c.n} for c in self.correlations],
+                            schema={"feature": pl.String, name: pl.Float64, "low": pl.Float64, "high": pl.Float64,
+                                    "p_value": pl.Float64, "p_adjusted": pl.Float64, "n": pl.Int64})
+
+    def coefficients(self) -> pl.DataFrame:
+        """term, estimate, se, low, high, p_value, p_adjusted, odds_ratio (logit) of the regression."""
+        schema = {"term": pl.String, "estimate": pl.Float64, "se": pl.Float64, "low": pl.Float64,
+                  "high": pl.Float64, "p_value": pl.Float64, "p_adjusted": pl.Float64, "odds_ratio": pl.Float64}
+        rows = [] if self.regression is None else [
+            {"term": c.term, "estimate": c.estimate, "se": c.se, "low": c.low, "high": c.high, "p_value": c.p_value,
+             "p_adjusted": c.p_adjusted, "odds_ratio": c.odds_ratio} for c in self.regression.coefficients]
+        return pl.DataFrame(rows, schema=schema)
+
+
+def _independent(frame: pl.DataFrame, features: list[str], controls: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Keep the features (in order) that add rank to intercept + control dummies; name the others."""
+    base = [np.ones(frame.height)]
+    for control in controls:
+        dummies = frame.select(pl.col(control).cast(pl.String)).to_dummies(drop_first=True)
+        base += [dummies[c].to_numpy().astype(float) for c in dummies.columns]
+    matrix = np.column_stack(base)
+    rank = np.linalg.matrix_rank(matrix)
+    kept, redundant = [], []
+    for feature in features:
+        trial = np.column_stack([matrix, frame[feature].cast(pl.Float64).to_numpy()])
+        if np.linalg.matrix_rank(trial) > rank:
+            matrix, rank = trial, rank + 1
+            kept.append(feature)
+        else:
+            redundant.append(feature)
+    return kept, redundant
+
+
+def _regression(rows: pl.DataFrame, outcome: str, used: list[str], alpha: float,
+                notes: list[str]) -> Regression | None:
+    kind = OUTCOMES[outcome][1]
+    rows = rows.drop_nulls([outcome, *used, "persona", "topic", "conversation_id"])
+    focus = [f for f in used if f.startswith("focus_") and f[6:] in FOCUS_LEVELS]
+    features = list(used)
+    if len(focus) == len(FOCUS_LEVELS) and rows["focus"].is_in(list(FOCUS_LEVELS)).all():
+        reference = max(focus, key=lambda f: (int(rows[f].sum()), f))  # the indicators sum to 1: drop one
+        features.remove(reference)
+        notes.append(f"regression: {reference} is the reference level of the focus indicators")
+    controls = ("persona", "topic")
+    features, redundant = _independent(rows, features, controls)
+    if redundant:
+        notes.append(f"regression: {', '.join(redundant)} left out (a combination of the other features and the "
+                     "controls in these rows)")
+    if not features:
+        notes.append("regression not fitted: no feature is left once redundant ones are removed")
+        return None
+    y = outcome
+    if outcome == "response_words":
+        y = "log_response_words"
+        rows = rows.with_columns(pl.col("response_words").clip(lower_bound=1).log().alias(y))
+        notes.append("regression: OLS on log(response words); a coefficient is a proportional change")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = regress(rows, y, features, controls=controls, kind=kind, cluster="conversation_id", alpha=alpha)
+    except StatsError as exc:
+        notes.append(f"regression not fitted: {exc}")
+        return None
+    seen = {str(w.message).split("\n")[0] for w in caught if not issubclass(w.category, DeprecationWarning)}
+    notes += [f"regression warning: {m}" for m in sorted(seen)]
+    return result
+
+
+def effectiveness(ws: Workspace, outcome: str, *, features: Sequence[str] | None = None, method: str = "spearman",
+                  alpha: float = 0.05, frame: pl.DataFrame | None = None) -> EffectivenessReport:
+    """Rank correlations of each prompt feature with `outcome` (intervals, BH-adjusted p-values) and a
+    regression of the outcome on the features with persona and topic controls, clustered by conversation.
+
+    `features`: columns of `prompt_features(ws)` (default `FEATURES`; any numeric column such as
+    `response_words` may be given). `frame`: a `prompt_features` frame already at hand (else it is read).
+    Too little data (fewer than 20 pairs with the outcome, an outcome or every feature without variation)
+    gives a report whose `message` says so; an unknown outcome, feature or method raises BrightRunError."""
+    if outcome not in OUTCOMES:
+        raise BrightRunError(f"unknown outcome {outcome!r}. Fix: use one of {', '.join(OUTCOMES)}.")
+    if method not in ("spearman", "kendall"):
+        raise BrightRunError(f"unknown correlation method {method!r}. Fix: use 'spearman' or 'kendall'.")
+    data = prompt_features(ws) if frame is None else frame
+    features = list(FEATURES if features is None else features)
+    bad = [f for f in features if f not in data.columns or f == outcome or not data[f].dtype.is_numeric()]
+    if bad or not features:
+        numeric = [c for c in data.columns if data[c].dtype.is_numeric() and c != outcome]
+        raise BrightRunError(f"feature(s) {bad or '(none)'} cannot be used against {outcome!r}. Fix: pick numeric "
+                             f"columns other than the outcome: {', '.join(numeric)}.")
+    description = OUTCOMES[outcome][0]
+    rows = data.filter(pl.col(outcome).is_not_null())
+    report = {"outcome": outcome, "outcome_label": description, "method": method, "unit": "training pair",
+              "n": rows.height, "features": features}
+    if rows.height < MIN_ROWS:
+        where = "review more pairs on the Review page" if outcome in ("rating", "thumbs", "edited") else \
+            "generate and enrich more conversations"
+        return EffectivenessReport(**report, message=(
+            f"Too little data: {rows.height} training pair(s) have a {description}; at least {MIN_ROWS} are "
+            f"needed. Fix: {where}."))
+    if rows[outcome].n_unique() < 2:
+        return EffectivenessReport(**report, message=(
+            f"No variation: every one of the {rows.height} pairs has the same {description} "
+            f"({rows[outcome][0]}), so nothing can go with it. Collect more varied outcomes."))
+    dropped = {f: f"no variation (every pair has {rows[f].drop_nulls()[0] if rows[f].drop_nulls().len() else 'none'})"
+               for f in features if rows[f].drop_nulls().n_unique() < 2}
+    used = [f for f in features if f not in dropped]
+    notes = [f"{f} left out: {why}" for f, why in dropped.items()]
+    if not used:
+        return EffectivenessReport(**report, message=(
+            "No feature varies across these pairs: " + "; ".join(notes) + ". Generate with more templates or "
+            "template versions to compare prompts."), dropped=dropped, notes=notes)
+    correlations = correlate_features(rows, used, outcome, method=method, adjust="bh", alpha=alpha)
+    if rows["conversation_id"].n_unique() < rows.height:
+        notes.append("correlations treat pairs as independent, but pairs of one conversation share its prompt: "
+                     "their p-values are optimistic; the regression's errors are clustered by conversation")
+    regression = _regression(rows, outcome, used, alpha, notes)
+    return EffectivenessReport(**report, correlations=correlations, regression=regression, dropped=dropped,
+                               notes=notes)
