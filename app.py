@@ -18,6 +18,7 @@ pages = st.navigation([
     st.Page("pages/views/quality.py", title="Quality", icon=":material/verified:"),
     st.Page("pages/views/applogs.py", title="App logs", icon=":material/receipt_long:"),
     st.Page("pages/views/prompts.py", title="Prompts", icon=":material/difference:"),
+    st.Page("pages/views/experiments.py", title="Experiments", icon=":material/science:"),
     st.Page("pages/views/generate.py", title="Generate", icon=":material/auto_awesome:"),
 ])
 

@@ -96,7 +96,7 @@ def test_browse_redacts_unless_asked_and_builds_a_dataset(demo_copy: Workspace, 
 
     at.multiselect(key="ds_steps").set_value(["frequency_flip", "scene_generation"]).run()
     at.button(key="ds_build").click().run()
-    assert not at.exception
+    assert not at.exception and not at.error, [e.value for e in at.error]
     counts = frame(at, "step")
     assert set(counts["step"]) == {"frequency_flip", "scene_generation"}
     text = b"".join(p.read_bytes() for p in (demo_copy.root / "datasets" / "app-steps").rglob("*.jsonl")).decode()

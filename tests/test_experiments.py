@@ -118,6 +118,8 @@ def test_definitions_are_checked_and_statuses_move_one_way(versions) -> None:
     exp = create_experiment(ws, experiment_id="x", name="x", template_key=KEY, control={"name": "a"},
                             variants=[{"name": "b", "template_version": old}])
     assert exp.control.template_version != old  # pinned to the version current at creation
+    draft = experiment_report(ws, "x")  # nothing generated yet: a report that says so, not a crash
+    assert draft.decision.winner is None and draft.results == [] and draft.warnings
     with pytest.raises(ExperimentError, match="already exists"):
         create_experiment(ws, experiment_id="x", name="x", template_key=KEY, control={"name": "a"},
                           variants=[{"name": "b"}])

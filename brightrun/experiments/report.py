@@ -69,7 +69,7 @@ def experiment_report(ws: Workspace, experiment_id: str, *, alpha: float = 0.05,
     metrics, measured = [], {}
     for name in [exp.success_metric, *exp.guardrails]:
         spec = METRICS[name]
-        values = {arm: frame.filter(pl.col("arm") == arm)[name].drop_nulls().to_list() for arm in arms["arm"]}
+        values = {arm.name: frame.filter(pl.col("arm") == arm.name)[name].drop_nulls().to_list() for arm in exp.arms}
         measured[name] = values
         if any(len(v) < 2 for v in values.values()):
             warnings.append(f"{name}: fewer than 2 measured conversations in an arm; review more conversations "
@@ -81,7 +81,8 @@ def experiment_report(ws: Workspace, experiment_id: str, *, alpha: float = 0.05,
     results = compare_metrics(metrics, control_name=control, alpha=alpha, exploratory=exploratory) if metrics else []
     generated = dict(zip(arms["arm"].to_list(), arms["conversations"].to_list(), strict=True))
     srm = srm_check(generated) if sum(generated.values()) and len(generated) > 1 else None
-    decision = (decide_winner(results, alpha, primary=exp.success_metric, srm=srm) if results else
+    decision = (decide_winner(results, alpha, primary=exp.success_metric, srm=srm)
+                if any(not r.guardrail for r in results) else
                 Decision(None, None, f"No winner yet: {exp.success_metric} is not measured in every arm."))
     strata = _strata(exp, frame, warnings)
     return ExperimentReport(exp, frame, arms, results, decision, srm, strata, warnings)
@@ -98,7 +99,8 @@ def _strata(exp: Experiment, frame: pl.DataFrame, warnings: list[str]) -> dict[s
             if pair.select(pl.col("arm").n_unique()).item() < 2:
                 continue
             if spec.kind == "rate":
-                result = stratified_rates_from_frame(pair, arm="arm", outcome=metric, by=column, treatment=variant.name,
+                result = stratified_rates_from_frame(pair.rename({column: by}), arm="arm", outcome=metric, by=by,
+                                                     treatment=variant.name,
                                                      control=control, higher_is_better=spec.higher_is_better)
             else:
                 groups = {key: (g.filter(pl.col("arm") == variant.name)[metric].to_list(),

@@ -1,0 +1,209 @@
+"""AppTest of the Experiments page: define an experiment through the form, generate its arms (scripted), read
+the winner, the forest plot and the per-stratum tables, move it through its statuses, see the Simpson warning
+of a confounded review, and size an experiment with the calculator."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_experiments import GUIDED, KEY, simulate_reviews
+
+from brightrun.enrichment import enrich
+from brightrun.experiments import create_experiment, load_experiment, run_experiment
+from brightrun.generation.jobs import record_template_versions
+from brightrun.models import Feedback
+from brightrun.stats.power import sample_size_rates
+from brightrun.workspace import Workspace, utcnow
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/views/experiments.py"
+
+
+@pytest.fixture
+def two_versions(ws: Workspace) -> tuple[Workspace, str, str]:
+    """An empty workspace whose template KEY has two recorded versions (the second adds GUIDED)."""
+    old = record_template_versions(ws, {KEY})[KEY]
+    path = ws.scaffolding_dir / "templates" / f"{KEY}.yaml"
+    path.write_text(path.read_text().replace("system_prompt: |\n", f"system_prompt: |\n  {GUIDED}\n", 1))
+    ws.reload_scaffolding()
+    new = record_template_versions(ws, {KEY})[KEY]
+    assert new != old
+    return ws, old, new
+
+
+@pytest.fixture
+def open_page(monkeypatch):
+    def opener(ws: Workspace) -> AppTest:
+        monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
+        monkeypatch.chdir(ROOT)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        at.switch_page(PAGE).run()
+        assert not at.exception, at.exception
+        return at
+    return opener
+
+
+def forest_points(at: AppTest) -> list[tuple[str, str]]:
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("ex_forest"))
+    spec = json.loads(chart.proto.spec)
+    return [(trace["name"], arm) for trace in spec["data"] for arm in trace["y"]]
+
+
+def tables(at: AppTest, *columns: str) -> list:
+    """The dataframes shown (pandas), in page order, that have every one of `columns` (a read-only
+    st.dataframe carries no key in AppTest)."""
+    return [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+def test_create_run_read_and_complete_an_experiment(two_versions, open_page) -> None:
+    ws, old, new = two_versions
+    at = open_page(ws)
+    assert "No experiments yet" in texts(at.info)
+
+    # Define it through the form: control on the old version, the variant on the new one.
+    at.selectbox(key="ex_new_template").set_value(KEY).run()
+    control_box = at.selectbox(key=f"ex_new_arm_version_{KEY}_0")
+    assert len(control_box.options) == 2 and {o.split(" · ")[0] for o in control_box.options} == {old, new}
+    control_box.set_value(old)
+    at.selectbox(key=f"ex_new_arm_version_{KEY}_1").set_value(new)
+    at.text_input(key="ex_new_id").input("guided")
+    at.text_input(key="ex_new_name").input("Guided prompt")
+    at.text_area(key="ex_new_hypothesis").input("Mirroring and one concrete action raise the thumbs-up rate")
+    at.text_input(key="ex_new_arm_name_1").input("guided")
+    assert at.multiselect(key="ex_new_guardrails").value == ["failed"]
+    at.number_input(key="ex_new_per_arm").set_value(5)
+    at.number_input(key="ex_new_seed").set_value(3)
+    at.button(key="ex_new_submit").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, texts(at.error)
+    exp = load_experiment(ws, "guided")
+    assert exp.status == "draft" and exp.name == "Guided prompt" and exp.per_arm == 5 and exp.seed == 3
+    assert (exp.control.template_version, exp.variants[0].template_version) == (old, new)
+    assert exp.guardrails == ["failed"] and exp.success_metric == "thumbs_up"
+    assert at.selectbox(key="ex_open").value == "guided"  # the new experiment opens
+    assert list(tables(at, "id", "success metric")[0]["status"]) == ["draft"]
+    assert "No arm has been generated yet" in texts(at.info)
+    assert not [b for b in at.button if b.key and b.key.startswith("ex_status_")]  # a draft only generates
+
+    # A second definition with the same id is refused in place; the rest of the page still shows.
+    at.text_input(key="ex_new_id").input("guided")
+    at.button(key="ex_new_submit").click().run()
+    assert "already exists" in texts(at.error)
+    assert at.metric  # the calculator tab, after the error
+
+    # Generate the arms with the scripted provider (and enrich), then simulate a reviewer.
+    assert at.selectbox(key="ex_provider").value == "scripted"
+    at.button(key="ex_run").click().run()
+    assert not at.exception, at.exception
+    assert load_experiment(ws, "guided").status == "running"
+    assert not at.error, texts(at.error)
+    arms = {r["arm"]: r for r in tables(at, "planned", "reviewed")[0].to_dict("records")}
+    assert arms["control"]["conversations"] == arms["guided"]["conversations"] == 4 * 8 * 5
+    assert "ex_run" not in [b.key for b in at.button]  # every arm is generated
+    assert "No winner yet" in texts(at.info)  # generated, not reviewed: only the guardrail is measured
+    assert any(w.value.startswith("thumbs_up: fewer than 2 measured") for w in at.warning)
+    assert sorted(forest_points(at)) == [("failed", "guided")]
+    simulate_reviews(ws, seed=2)
+    at.run()
+    assert not at.exception, at.exception
+    banner = texts(at.success)
+    assert "Winner: guided" in banner and "confidence" in banner, texts(at.info)
+    assert sorted(forest_points(at)) == [("failed", "guided"), ("thumbs_up", "guided")]  # variants x metrics
+    results = tables(at, "abs lift [CI]")[0]
+    assert list(results["metric"]) == ["thumbs_up", "failed"] and list(results["role"]) == ["success", "guardrail"]
+    main = results.iloc[0]
+    assert main["n"] == 160 and main["adjusted p"] < 0.05 and main["P(beat control)"] > 0.95
+    assert "pts [" in main["abs lift [CI]"] and main["test"] and main["verdict"] == "better"
+    assert any("No sample ratio mismatch" in c.value for c in at.caption)
+    persona = tables(at, "persona", "difference [CI]")[0]
+    assert len(persona) == 4 and "difference [CI]" in persona.columns
+    assert "David Chen - The Pragmatic Optimist" in set(persona["persona"])
+    assert len(tables(at, "topic", "difference [CI]")[0]) == 8
+    pooled = tables(at, "naive (pooled)")[0]
+    assert list(pooled.columns) == ["estimate", "naive (pooled)", "Mantel-Haenszel"]
+    assert any("Review page" in c.value for c in at.caption)
+
+    # Statuses: running -> paused -> running -> completed, one button each, as the transitions allow.
+    at.button(key="ex_status_paused").click().run()
+    assert load_experiment(ws, "guided").status == "paused"
+    assert {b.key for b in at.button if b.key and b.key.startswith("ex_status_")} == {
+        "ex_status_running", "ex_status_completed"}
+    at.button(key="ex_status_running").click().run()
+    assert load_experiment(ws, "guided").status == "running"
+    at.button(key="ex_status_completed").click().run()
+    assert not at.exception, at.exception
+    assert load_experiment(ws, "guided").status == "completed"
+    assert not [b for b in at.button if b.key and (b.key.startswith("ex_status_") or b.key == "ex_run")]
+    assert list(tables(at, "id", "success metric")[0]["status"]) == ["completed"]
+    assert "Winner: guided" in texts(at.success)  # the results stay
+
+
+def test_a_confounded_review_shows_the_simpson_warning(two_versions, open_page) -> None:
+    """The setup of test_experiments' confounding test: the variant's reviewed conversations are mostly a
+    hard-to-please persona's. The page shows the warning and the naive and Mantel-Haenszel estimates."""
+    ws, old, new = two_versions
+    create_experiment(ws, experiment_id="mix", name="Mix", template_key=KEY,
+                      control={"name": "control", "template_version": old},
+                      variants=[{"name": "variant", "template_version": new}], guardrails=[], per_arm=5, seed=5)
+    run_experiment(ws, "mix")
+    enrich(ws)
+    rng = random.Random(7)
+    rows = ws.sql("""SELECT c.conversation_id, c.persona_key, c.job_id, p.pair_id FROM conversations c
+                     JOIN training_pairs p USING (conversation_id) ORDER BY p.pair_id""").rows()
+    by_conversation: dict[str, tuple[str, str, list[str]]] = {}
+    for cid, persona, job, pair in rows:
+        by_conversation.setdefault(cid, (persona, job, []))[2].append(pair)
+    feedback, now = [], utcnow()
+    for index, (cid, (persona, job, pairs)) in enumerate(sorted(by_conversation.items())):
+        hard, variant = persona == "marcus_chen", job.endswith("-variant")
+        if variant != hard and index % 10:
+            continue
+        up = rng.random() < (0.25 if hard else 0.7) + (0.2 if variant else 0.0)
+        feedback += [Feedback(feedback_id=f"mix-{pair}", target_type="training_pair", target_id=pair,
+                              conversation_id=cid, reviewer="r", helpful=up, created_at=now) for pair in pairs]
+    ws.append_models("feedback", feedback)
+
+    at = open_page(ws)
+    assert at.selectbox(key="ex_open").value == "mix"
+    warnings = [w.value for w in at.warning]
+    assert any("by persona" in w and "Simpson" in w for w in warnings), warnings
+    pooled = tables(at, "naive (pooled)")[0].set_index("estimate")
+    naive, mh = pooled.loc["difference", "naive (pooled)"], pooled.loc["difference", "Mantel-Haenszel"]
+    assert naive.startswith("-") and mh.startswith("+")  # worse pooled, better within each persona
+    assert any("disagree" in m.value for m in at.markdown)
+    assert sorted(forest_points(at)) == [("thumbs_up", "variant")]
+
+
+def test_the_calculator_gives_the_reference_sample_size(ws: Workspace, open_page) -> None:
+    at = open_page(ws)
+    at.number_input(key="ex_calc_p0").set_value(0.60)
+    at.number_input(key="ex_calc_p1").set_value(0.65)
+    at.number_input(key="ex_calc_alpha").set_value(0.05)
+    at.number_input(key="ex_calc_power").set_value(0.80).run()
+    expected = sample_size_rates(0.60, 0.65, alpha=0.05, power=0.8)
+    assert expected.n_control == 1471  # statistics.md F6: n = 1,470.09, rounded up to whole conversations
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Conversations per arm (rates)"] == "1,471" and metrics["Both arms"] == "2,942"
+    at.number_input(key="ex_calc_mde_n").set_value(1471).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Smallest detectable rate"] == "65.0%" and metrics["Minimum detectable lift"] == "+5.0 pts"
+    at.number_input(key="ex_calc_d").set_value(0.5).run()
+    assert {m.label: m.value for m in at.metric}["Conversations per arm (means)"] == "64"  # F6: 63.77 (t test)
+    at.radio(key="ex_calc_test").set_value("z").run()
+    assert {m.label: m.value for m in at.metric}["Conversations per arm (means)"] == "63"  # F6: 62.79 (z test)
+    at.radio(key="ex_calc_mean_mode").set_value("difference and SD").run()
+    at.number_input(key="ex_calc_diff").set_value(0.5)
+    at.number_input(key="ex_calc_sd").set_value(2.0).run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Conversations per arm (means)"] == "252"  # d = 0.25, z test
+    at.number_input(key="ex_calc_p1").set_value(0.60).run()
+    assert "rates are equal" in texts(at.error)
+    assert any("statsmodels" in c.value for c in at.caption)
