@@ -132,6 +132,22 @@ TABLES: dict[str, TableSpec] = {
             {"label_id": _S, "template_key": _S, "label": _S, "version": _S, "set_by": _S, "note": _S, "set_at": _TS},
         ),
         TableSpec(
+            "training_files", ("name",),
+            {"name": _S, "description": _S, "created_at": _TS},
+        ),
+        TableSpec(
+            "training_file_versions", ("name", "version"),
+            {"name": _S, "version": _I, "change": _S, "member_ids": pl.List(_S), "splits": pl.List(_S),
+             "split_ratios": pl.List(_I), "split_salt": _S, "records_hash": _S, "content_hash": _S,
+             "scaffolding_fingerprint": _S, "template_versions": _S, "enrichment_version": _S,
+             "created_at": _TS},
+        ),
+        TableSpec(
+            "training_file_conversations", ("name", "version", "conversation_id"),
+            {"name": _S, "version": _I, "conversation_id": _S, "split": _S, "tier": _S, "arc_key": _S,
+             "cluster": _S, "created_at": _TS},
+        ),
+        TableSpec(
             "import_errors", ("import_id", "line", "field"),
             {"import_id": _S, "line": _I, "field": _S, "source_column": _S, "reason": _S, "fix": _S, "value": _S,
              "file": _S, "created_at": _TS},

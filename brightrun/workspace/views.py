@@ -19,6 +19,9 @@ TABLE_VIEWS = {
     "import_errors": "import_errors",
     "template_labels": "template_labels",
     "experiments": "experiments",
+    "training_files": "training_files",
+    "training_file_versions": "training_file_versions",
+    "training_file_conversations": "training_file_conversations",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
@@ -82,6 +85,11 @@ VIEW_DOCS = {
     "feedback_latest": "the latest judgement per target and reviewer: the one that counts",
     "judge_scores": "LLM judge scores per training pair, rubric version and judge model (failed ones with the reason)",
     "provider_batches": "provider batch ids (Message Batches) with their items, so a restart resumes polling",
+    "training_files": "one row per training file: name, description, created_at",
+    "training_file_versions": "every version of every training file: members, splits, hashes, the versions "
+                              "it was built from (the latest version is the current one)",
+    "training_file_conversations": "membership rows per training file version, with split and cluster "
+                                   "(a version counts once it is in training_file_versions)",
     "personas": "the scaffolding's personas",
     "emotional_arcs": "the scaffolding's emotional arcs, with tier",
     "training_topics": "the scaffolding's training topics",

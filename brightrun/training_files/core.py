@@ -1,0 +1,309 @@
+"""Training files: named, versioned sets of enriched conversations (design: "Training files and exports").
+
+Rules:
+- a name is unique (case-insensitively) and made of letters, digits, dashes, underscores and spaces;
+  anything that could leave `<workspace>/training_files/` is refused.
+- only conversations with enrichment_status = completed and an enriched record (training pairs) are
+  added; any ineligible, unknown or duplicate id blocks the whole operation, and the error lists every
+  offending id with its reason. Nothing is written unless everything is accepted.
+- every change (create, add, remove, re-split) makes a new version. Its membership rows are written to
+  `training_file_conversations` first, then the version row to `training_file_versions`: the version
+  row is the commit point, so a crash in between leaves rows of a version that never existed (ignored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from brightrun.enrichment import ENRICHMENT_VERSION
+from brightrun.errors import BrightRunError, WorkspaceError
+from brightrun.workspace import Workspace, utcnow
+from brightrun.workspace.files import safe_name
+
+DEFAULT_RATIOS = (80, 10, 10)
+FOLDER = "training_files"
+FILTER_COLUMNS = ("tier", "arc_key", "persona_key", "topic_key", "template_key", "provider", "model",
+                  "is_scripted", "job_id", "enrichment_status")
+
+
+class TrainingFileError(BrightRunError):
+    """A training file cannot be created, changed or built as asked."""
+
+    def __init__(self, message: str, problems: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = dict(problems or {})
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    version: int
+    change: str
+    member_ids: list[str]
+    splits: list[str]
+    split_ratios: tuple[int, int, int]
+    split_salt: str
+    records_hash: str
+    content_hash: str | None
+    scaffolding_fingerprint: str
+    template_versions: list[str]
+    enrichment_version: str
+    created_at: object
+
+    @property
+    def split_of(self) -> dict[str, str]:
+        return dict(zip(self.member_ids, self.splits, strict=True))
+
+
+# -- names ------------------------------------------------------------------------------------------
+
+
+def check_name(name: str) -> str:
+    try:
+        safe_name(name, "training file name")
+    except WorkspaceError as exc:
+        raise TrainingFileError(str(exc)) from None
+    return name
+
+
+def folder_of(ws: Workspace, name: str) -> Path:
+    """The folder of a training file; refuses any name that would leave `<workspace>/training_files/`."""
+    check_name(name)
+    base = (ws.root / FOLDER).resolve()
+    path = (base / name).resolve()
+    if path.parent != base:
+        raise TrainingFileError(f"training file name {name!r} would leave {base}. Fix: use a plain name.")
+    return path
+
+
+def _lock(ws: Workspace, name: str):
+    return ws.lock(f"training-file-{hashlib.sha256(name.lower().encode()).hexdigest()[:16]}", timeout=30)
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def list_training_files(ws: Workspace) -> pl.DataFrame:
+    return ws.sql(
+        "SELECT f.name, f.description, f.created_at, v.version, len(v.member_ids) AS conversations, "
+        "v.content_hash FROM training_files f LEFT JOIN (SELECT * FROM training_file_versions "
+        "QUALIFY row_number() OVER (PARTITION BY name ORDER BY version DESC) = 1) v USING (name) "
+        "ORDER BY f.name")
+
+
+def _existing(ws: Workspace, name: str) -> str | None:
+    return ws.scalar("SELECT name FROM training_files WHERE lower(name) = lower(?)", [name])
+
+
+def versions(ws: Workspace, name: str) -> list[Version]:
+    """Every version of a training file, oldest first."""
+    _require(ws, name)
+    frame = ws.sql("SELECT * FROM training_file_versions WHERE name = ? ORDER BY version", [name])
+    return [_version(row) for row in frame.iter_rows(named=True)]
+
+
+def get_version(ws: Workspace, name: str, version: int | None = None) -> Version:
+    """One version (the latest when `version` is None)."""
+    history = versions(ws, name)
+    if not history:
+        raise TrainingFileError(f"training file {name!r} has no version. Fix: create it again under a new name.")
+    if version is None:
+        return history[-1]
+    for v in history:
+        if v.version == version:
+            return v
+    raise TrainingFileError(f"training file {name!r} has no version {version} (it has 1..{history[-1].version}). "
+                            f"Fix: pick one of `training_file_versions`.")
+
+
+def members(ws: Workspace, name: str, version: int | None = None) -> list[str]:
+    return get_version(ws, name, version).member_ids
+
+
+def _version(row: dict) -> Version:
+    return Version(
+        name=row["name"], version=row["version"], change=row["change"], member_ids=list(row["member_ids"]),
+        splits=list(row["splits"]), split_ratios=tuple(row["split_ratios"]), split_salt=row["split_salt"],
+        records_hash=row["records_hash"], content_hash=row["content_hash"],
+        scaffolding_fingerprint=row["scaffolding_fingerprint"],
+        template_versions=orjson.loads(row["template_versions"]), enrichment_version=row["enrichment_version"],
+        created_at=row["created_at"])
+
+
+def _require(ws: Workspace, name: str) -> None:
+    check_name(name)
+    if ws.scalar("SELECT count(*) FROM training_files WHERE name = ?", [name]) == 0:
+        known = ws.sql("SELECT name FROM training_files ORDER BY name")["name"].to_list()
+        raise TrainingFileError(f"no training file named {name!r}. Fix: create it first"
+                                f"{' or use one of ' + ', '.join(map(repr, known)) if known else ''}.")
+
+
+def records_hash(ws: Workspace, ids: list[str]) -> str:
+    """A hash of the enriched records (training pairs, without their write time) of `ids`: it changes
+    exactly when what a build of these conversations would contain can change."""
+    frame = ws.sql("SELECT * EXCLUDE (created_at) FROM training_pairs WHERE conversation_id IN (SELECT unnest(?)) "
+                   "ORDER BY pair_id", [ids])
+    digest = hashlib.sha256()
+    for row in frame.iter_rows(named=True):
+        digest.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+# -- eligibility --------------------------------------------------------------------------------------
+
+
+def ineligible(ws: Workspace, ids: list[str]) -> dict[str, str]:
+    """{conversation_id: reason} for every id that may not enter a training file."""
+    frame = ws.sql(
+        "SELECT i.id, c.conversation_id IS NOT NULL AS known, c.enrichment_status, "
+        "(SELECT count(*) FROM training_pairs p WHERE p.conversation_id = i.id) AS pairs "
+        "FROM (SELECT unnest(?) AS id) i LEFT JOIN conversations c ON c.conversation_id = i.id", [ids])
+    bad: dict[str, str] = {}
+    for row in frame.iter_rows(named=True):
+        if not row["known"]:
+            bad[row["id"]] = "no such conversation"
+        elif row["enrichment_status"] != "completed":
+            bad[row["id"]] = (f"enrichment_status is {row['enrichment_status']!r}, not 'completed' "
+                              f"(run `brightrun enrich`; see `enrichment_errors` if it failed)")
+        elif not row["pairs"]:
+            bad[row["id"]] = ("enrichment_status is 'completed' but it has no enriched record (no training "
+                              "pairs); run `brightrun enrich --force`")
+    return bad
+
+
+def ids_from_filter(ws: Workspace, conditions: Mapping[str, object]) -> list[str]:
+    """Conversation ids matching a saved filter: {column: value or list of values} over `conversations`,
+    all conditions combined with AND; `min_quality` bounds quality_score from below."""
+    where, params = [], []
+    for column, value in conditions.items():
+        if column == "min_quality":
+            where.append("quality_score >= ?")
+            params.append(float(value))
+            continue
+        if column not in FILTER_COLUMNS:
+            raise TrainingFileError(f"filter column {column!r} is not allowed. Fix: use min_quality or one of "
+                                    f"{', '.join(FILTER_COLUMNS)}.")
+        values = list(value) if isinstance(value, list | tuple | set) else [value]
+        where.append(f"{column} IN (SELECT unnest(?))")
+        params.append(values)
+    sql = "SELECT conversation_id FROM conversations"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return ws.sql(sql + " ORDER BY conversation_id", params)["conversation_id"].to_list()
+
+
+# -- changes ----------------------------------------------------------------------------------------
+
+
+def create_training_file(ws: Workspace, name: str, description: str = "") -> Version:
+    """A new, empty training file (version 1)."""
+    folder_of(ws, name)
+    with _lock(ws, name):
+        clash = _existing(ws, name)
+        if clash is not None:
+            raise TrainingFileError(f"a training file named {clash!r} already exists. Fix: choose another name.")
+        # the version row first: a crash before the file row leaves no file, and creating it again
+        # rewrites version 1 (same key)
+        version = _commit(ws, name, "create", [], DEFAULT_RATIOS, "", None)
+        ws.append("training_files", [{"name": name, "description": description or "", "created_at": utcnow()}])
+        return version
+
+
+def add_conversations(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
+                      saved_filter: Mapping[str, object] | None = None) -> Version:
+    """Add conversations (by ids and/or a saved filter), all or none; returns the new version."""
+    wanted = list(ids or [])
+    if saved_filter is not None:
+        wanted += ids_from_filter(ws, saved_filter)
+    if not wanted:
+        raise TrainingFileError("no conversations to add. Fix: give conversation ids or a filter that matches some.")
+    with _lock(ws, name):
+        current = get_version(ws, name)
+        problems = ineligible(ws, sorted(set(wanted)))
+        seen: set[str] = set()
+        have = set(current.member_ids)
+        duplicates = {}
+        for cid in wanted:
+            if cid in have:
+                duplicates[cid] = f"already in training file {name!r}"
+            elif cid in seen:
+                duplicates[cid] = "listed more than once"
+            seen.add(cid)
+        if problems or duplicates:
+            everything = {**problems, **duplicates}
+            lines = "\n".join(f"  {cid}: {why}" for cid, why in sorted(everything.items()))
+            what = []
+            if problems:
+                what.append(f"{len(problems)} ineligible")
+            if duplicates:
+                what.append(f"{len(duplicates)} duplicate")
+            raise TrainingFileError(
+                f"nothing was added to {name!r}: {' and '.join(what)} conversation(s):\n{lines}\n"
+                f"Fix: remove them from the list (or enrich them) and add again.", everything)
+        return _commit(ws, name, "add", current.member_ids + wanted, current.split_ratios, current.split_salt,
+                       current)
+
+
+def remove_conversations(ws: Workspace, name: str, ids: Iterable[str]) -> Version:
+    """Remove members, all or none (an id that is not a member blocks the operation)."""
+    gone = list(ids)
+    if not gone:
+        raise TrainingFileError("no conversations to remove. Fix: give the ids of members.")
+    with _lock(ws, name):
+        current = get_version(ws, name)
+        have = set(current.member_ids)
+        missing = {cid: f"not a member of {name!r}" for cid in gone if cid not in have}
+        if missing:
+            lines = "\n".join(f"  {cid}: {why}" for cid, why in sorted(missing.items()))
+            raise TrainingFileError(f"nothing was removed from {name!r}:\n{lines}\nFix: remove only members.",
+                                    missing)
+        drop = set(gone)
+        return _commit(ws, name, "remove", [c for c in current.member_ids if c not in drop],
+                       current.split_ratios, current.split_salt, current)
+
+
+def assign_splits(ws: Workspace, name: str, ratios: tuple[int, int, int] = DEFAULT_RATIOS,
+                  salt: str = "") -> Version:
+    """Split the members by `ratios` (train, validation, test) with `salt`; a new version."""
+    from brightrun.training_files.splits import check_ratios
+
+    check_ratios(ratios)
+    with _lock(ws, name):
+        current = get_version(ws, name)
+        return _commit(ws, name, "split", current.member_ids, tuple(ratios), salt, current)
+
+
+def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple, salt: str,
+            current: Version | None) -> Version:
+    from brightrun.training_files.splits import split_members
+
+    ids = sorted(ids)
+    now = utcnow()
+    number = (current.version if current else 0) + 1
+    info = ws.sql("SELECT conversation_id, tier, arc_key, template_key, template_version FROM conversations "
+                  "WHERE conversation_id IN (SELECT unnest(?)) ORDER BY conversation_id", [ids])
+    assignment, clusters = split_members(ws, info, ratios, salt)
+    enrichment = ws.sql("SELECT DISTINCT enrichment_version FROM training_pairs WHERE conversation_id IN "
+                        "(SELECT unnest(?)) ORDER BY 1", [ids])["enrichment_version"].to_list()
+    templates = sorted({f"{k}@{v}" for k, v in zip(info["template_key"].to_list(),
+                                                   info["template_version"].to_list(), strict=True)})
+    ws.append("training_file_conversations", [
+        {"name": name, "version": number, "conversation_id": row["conversation_id"],
+         "split": assignment[row["conversation_id"]], "tier": row["tier"], "arc_key": row["arc_key"],
+         "cluster": clusters[row["conversation_id"]], "created_at": now}
+        for row in info.iter_rows(named=True)])
+    row = {"name": name, "version": number, "change": change, "member_ids": ids,
+           "splits": [assignment[c] for c in ids], "split_ratios": list(ratios), "split_salt": salt,
+           "records_hash": records_hash(ws, ids), "content_hash": None,
+           "scaffolding_fingerprint": ws.scaffolding.fingerprint,
+           "template_versions": orjson.dumps(templates, option=orjson.OPT_SORT_KEYS).decode(),
+           "enrichment_version": ",".join(enrichment) or ENRICHMENT_VERSION, "created_at": now}
+    ws.append("training_file_versions", [row])
+    return _version(row)

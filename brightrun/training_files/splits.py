@@ -1,0 +1,128 @@
+"""Splits of a training file: train, validation, test by ratio, with nothing leaking across them.
+
+Groups: conversations whose texts are exact or near duplicates (MinHash LSH + exact Jaccard, see
+`brightrun.quality.duplicates`) form one group, and a group never straddles two splits. Strata: each group
+belongs to the tier x arc stratum of its first conversation. Within a stratum, groups are ordered by
+sha256(salt + first id) and each goes to the split furthest below its share, counting conversations in
+the stratum and overall (so small strata still fill validation and test across the file). The same
+members, ratios and salt give the same splits on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+import polars as pl
+
+from brightrun.datasets.rules import SPLITS
+from brightrun.quality.duplicates import exact_duplicates, near_duplicate_clusters
+from brightrun.workspace import Workspace
+
+
+def check_ratios(ratios: Sequence[int]) -> None:
+    from brightrun.training_files.core import TrainingFileError
+
+    if len(ratios) != 3 or any((not isinstance(r, int)) or r < 0 for r in ratios) or sum(ratios) <= 0:
+        raise TrainingFileError(f"split ratios {tuple(ratios)!r} are not three non-negative whole numbers with a "
+                                f"positive sum. Fix: use e.g. (80, 10, 10).")
+
+
+def member_texts(ws: Workspace, ids: list[str]) -> dict[str, str]:
+    frame = ws.sql("SELECT conversation_id, string_agg(content, '\n' ORDER BY turn_number) AS text FROM turns "
+                   "WHERE conversation_id IN (SELECT unnest(?)) GROUP BY 1 ORDER BY 1", [ids])
+    return dict(zip(frame["conversation_id"].to_list(), frame["text"].to_list(), strict=True))
+
+
+def duplicate_groups(texts: dict[str, str], threshold: float = 0.6) -> dict[str, str]:
+    """{id: group id}: exact and near duplicates joined transitively; the group id is its smallest id."""
+    parent = {i: i for i in texts}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(ids: Sequence[str]) -> None:
+        roots = sorted(find(i) for i in ids)
+        for r in roots[1:]:
+            parent[r] = roots[0]
+
+    for group in exact_duplicates(texts):
+        join(group)
+    for cluster in near_duplicate_clusters(texts, threshold=threshold):
+        join(cluster.ids)
+    return {i: find(i) for i in texts}
+
+
+def _order(salt: str, key: str) -> bytes:
+    return hashlib.sha256(f"{salt}{key}".encode()).digest()
+
+
+def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt: str
+                  ) -> tuple[dict[str, str], dict[str, str]]:
+    """Reads info(conversation_id, tier, arc_key); returns ({id: split}, {id: group id})."""
+    check_ratios(ratios)
+    ids = info["conversation_id"].to_list()
+    if not ids:
+        return {}, {}
+    texts = member_texts(ws, ids)
+    groups = duplicate_groups({i: texts.get(i, "") for i in ids})
+    stratum_of = {r["conversation_id"]: (r["tier"] or "", r["arc_key"] or "") for r in info.iter_rows(named=True)}
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for cid in ids:
+        by_group[groups[cid]].append(cid)
+    strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for head in sorted(by_group):
+        strata[stratum_of[head]].append(head)
+    shares = [r / sum(ratios) for r in ratios]
+    overall = [0, 0, 0]
+    assignment: dict[str, str] = {}
+    for stratum in sorted(strata):
+        local = [0, 0, 0]
+        for head in sorted(strata[stratum], key=lambda h: _order(salt, h)):
+            size = len(by_group[head])
+            n_local, n_all = sum(local) + size, sum(overall) + size
+            deficit = [shares[k] * n_local - local[k] + shares[k] * n_all - overall[k] if shares[k] else float("-inf")
+                       for k in range(3)]
+            k = max(range(3), key=lambda j: (deficit[j], -j))
+            local[k] += size
+            overall[k] += size
+            for cid in by_group[head]:
+                assignment[cid] = SPLITS[k]
+    return assignment, groups
+
+
+def leakage_report(ws: Workspace, name: str, version: int | None = None, threshold: float = 0.6) -> pl.DataFrame:
+    """Pairs of members in different splits whose texts are exact or near duplicates (empty when the
+    splits are sound): kind, id_a, split_a, id_b, split_b."""
+    from brightrun.training_files.core import get_version
+
+    v = get_version(ws, name, version)
+    split = v.split_of
+    texts = member_texts(ws, v.member_ids)
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    exact = exact_duplicates(texts)
+    for kind, groups in (("exact", exact), ("near", [c.ids for c in near_duplicate_clusters(texts, threshold=threshold)])):
+        for group in groups:
+            for i, a in enumerate(group):
+                for b in group[i + 1:]:
+                    if split[a] != split[b] and (a, b) not in seen:
+                        seen.add((a, b))
+                        rows.append({"kind": kind, "id_a": a, "split_a": split[a], "id_b": b, "split_b": split[b]})
+    return pl.DataFrame(rows, schema={"kind": pl.String, "id_a": pl.String, "split_a": pl.String,
+                                      "id_b": pl.String, "split_b": pl.String})
+
+
+def split_counts(ws: Workspace, name: str, version: int | None = None) -> pl.DataFrame:
+    """Conversations per split and tier x arc stratum of a version."""
+    from brightrun.training_files.core import get_version
+
+    v = get_version(ws, name, version)
+    return ws.sql("SELECT tier, arc_key, split, count(*) AS conversations FROM training_file_conversations "
+                  "WHERE name = ? AND version = ? GROUP BY ALL ORDER BY ALL", [name, v.version])
+
+

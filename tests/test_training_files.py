@@ -1,0 +1,352 @@
+"""Training files: names, eligibility, duplicates, all-or-nothing changes, versions rebuilt byte for byte,
+JSON/JSONL agreement, leak-free stratified splits."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+import polars as pl
+import pytest
+
+import brightrun.training_files as tf
+from brightrun.errors import BrightRunError
+from brightrun.training_files import splits as splits_module
+from brightrun.workspace import utcnow
+from brightrun.workspace.tables import TABLES
+
+
+def _ids(ws, n: int | None = None) -> list[str]:
+    ids = ws.sql("SELECT conversation_id FROM conversations WHERE enrichment_status = 'completed' "
+                 "ORDER BY conversation_id")["conversation_id"].to_list()
+    return ids if n is None else ids[:n]
+
+
+def _state(ws, name: str) -> tuple:
+    """Everything a failed operation must leave unchanged."""
+    return (
+        ws.scalar("SELECT count(*) FROM training_file_versions WHERE name = ?", [name]),
+        ws.scalar("SELECT count(*) FROM training_file_conversations WHERE name = ?", [name]),
+        tuple(tf.members(ws, name)),
+        sorted(p.name for p in (ws.root / "training_files").rglob("*")) if (ws.root / "training_files").exists()
+        else [],
+    )
+
+
+def _set_status(ws, cid: str, status: str) -> None:
+    ws.append("conversation_status", [{"conversation_id": cid, "status": status, "enrichment_version": "2",
+                                       "updated_at": utcnow()}])
+
+
+def _clone_conversation(ws, source: str, new_id: str) -> None:
+    """A copy of a conversation (row and turns) under a new id, with no training pairs."""
+    columns = list(TABLES["conversations"].schema)
+    row = ws.sql(f"SELECT {', '.join(columns)} FROM conversations WHERE conversation_id = ?", [source]).to_dicts()[0]
+    ws.append("conversations", [{**row, "conversation_id": new_id}])
+    turns = ws.sql("SELECT * FROM turns WHERE conversation_id = ?", [source])
+    ws.append("turns", turns.with_columns(pl.lit(new_id).alias("conversation_id")))
+
+
+# -- names -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "..", ".", "", " lead", "trail ", "a\\b", "x\x00y",
+                                 "/abs", "name.json", "~home", "a" * 121, "tab\tname", "new\nline"])
+def test_unsafe_names_are_refused_and_nothing_is_written(demo_copy, bad):
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.create_training_file(demo_copy, bad)
+    assert "not allowed" in str(err.value)
+    assert isinstance(err.value, BrightRunError)
+    assert demo_copy.scalar("SELECT count(*) FROM training_files") == 0
+    assert not (demo_copy.root / "training_files").exists()
+    assert not (demo_copy.root / "escape").exists()
+
+
+def test_create_allows_letters_digits_dash_underscore_space_and_names_are_unique(demo_copy):
+    v = tf.create_training_file(demo_copy, "Core set_v2 - 2026", "first")
+    assert (v.version, v.change, v.member_ids) == (1, "create", [])
+    for clash in ("Core set_v2 - 2026", "core SET_v2 - 2026"):
+        with pytest.raises(tf.TrainingFileError, match="already exists"):
+            tf.create_training_file(demo_copy, clash)
+    assert demo_copy.scalar("SELECT count(*) FROM training_files") == 1
+    assert tf.list_training_files(demo_copy)["name"].to_list() == ["Core set_v2 - 2026"]
+
+
+def test_unknown_training_file_is_a_clear_error(demo_copy):
+    with pytest.raises(tf.TrainingFileError, match="no training file named 'nope'"):
+        tf.add_conversations(demo_copy, "nope", _ids(demo_copy, 1))
+
+
+# -- eligibility, duplicates, all or nothing --------------------------------------------------------------
+
+
+def test_not_enriched_conversations_block_the_whole_add(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    good = _ids(ws, 6)
+    _set_status(ws, good[1], "failed")
+    _set_status(ws, good[2], "not_started")
+    before = _state(ws, "f")
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.add_conversations(ws, "f", good)
+    message = str(err.value)
+    assert "nothing was added" in message
+    assert good[1] in message and "'failed'" in message
+    assert good[2] in message and "'not_started'" in message
+    assert set(err.value.problems) == {good[1], good[2]}
+    assert _state(ws, "f") == before
+
+
+def test_enriched_record_missing_blocks(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    source = _ids(ws, 1)[0]
+    _clone_conversation(ws, source, "conv-no-pairs")
+    _set_status(ws, "conv-no-pairs", "completed")
+    assert ws.scalar("SELECT enrichment_status FROM conversations WHERE conversation_id = 'conv-no-pairs'") == \
+        "completed"
+    before = _state(ws, "f")
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.add_conversations(ws, "f", [*_ids(ws, 3), "conv-no-pairs", "conv-unknown"])
+    assert "no enriched record" in err.value.problems["conv-no-pairs"]
+    assert err.value.problems["conv-unknown"] == "no such conversation"
+    assert len(err.value.problems) == 2
+    assert _state(ws, "f") == before
+
+
+def test_duplicates_block_with_an_error_naming_them(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 10)
+    tf.add_conversations(ws, "f", ids[:5])
+    before = _state(ws, "f")
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.add_conversations(ws, "f", ids[3:8])
+    assert set(err.value.problems) == {ids[3], ids[4]}
+    assert all("already in training file 'f'" in why for why in err.value.problems.values())
+    assert ids[3] in str(err.value) and ids[4] in str(err.value) and ids[5] not in str(err.value)
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.add_conversations(ws, "f", [ids[6], ids[7], ids[6]])
+    assert err.value.problems == {ids[6]: "listed more than once"}
+    assert _state(ws, "f") == before
+
+
+def test_partial_add_is_impossible_ineligible_and_duplicate_together(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 30)
+    tf.add_conversations(ws, "f", ids[:2])
+    _set_status(ws, ids[20], "failed")
+    before = _state(ws, "f")
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.add_conversations(ws, "f", ids[1:])  # 27 good, one duplicate, one ineligible
+    assert set(err.value.problems) == {ids[1], ids[20]}
+    assert "1 ineligible and 1 duplicate" in str(err.value)
+    assert _state(ws, "f") == before
+    assert tf.get_version(ws, "f").version == 2
+
+
+def test_add_any_number_at_once_and_by_saved_filter(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "all")
+    everything = _ids(ws)
+    v = tf.add_conversations(ws, "all", everything)
+    assert v.member_ids == sorted(everything) and len(everything) == 160
+    assert ws.scalar("SELECT count(*) FROM training_file_conversations WHERE name = 'all' AND version = ?",
+                     [v.version]) == 160
+    tf.create_training_file(ws, "edge")
+    v = tf.add_conversations(ws, "edge", saved_filter={"tier": "edge_case"})
+    expected = ws.sql("SELECT conversation_id FROM conversations WHERE tier = 'edge_case' ORDER BY 1")
+    assert v.member_ids == expected["conversation_id"].to_list()
+    with pytest.raises(tf.TrainingFileError, match="not allowed"):
+        tf.ids_from_filter(ws, {"content; DROP": "x"})
+    with pytest.raises(tf.TrainingFileError, match="no conversations to add"):
+        tf.add_conversations(ws, "edge", saved_filter={"tier": "no-such-tier"})
+
+
+def test_remove_members_all_or_nothing(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 6)
+    tf.add_conversations(ws, "f", ids)
+    before = _state(ws, "f")
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.remove_conversations(ws, "f", [ids[0], "conv-not-a-member"])
+    assert set(err.value.problems) == {"conv-not-a-member"}
+    assert _state(ws, "f") == before
+    v = tf.remove_conversations(ws, "f", ids[:2])
+    assert (v.version, v.change, v.member_ids) == (3, "remove", ids[2:])
+    tf.add_conversations(ws, "f", ids[:1])  # a removed conversation may come back
+    assert tf.members(ws, "f") == sorted([ids[0], *ids[2:]])
+
+
+# -- versions and builds -----------------------------------------------------------------------------
+
+
+def test_every_change_makes_a_version_with_a_manifest(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 8)
+    tf.add_conversations(ws, "f", ids[:5])
+    tf.add_conversations(ws, "f", ids[5:])
+    tf.remove_conversations(ws, "f", ids[:1])
+    tf.assign_splits(ws, "f", (60, 20, 20), salt="s1")
+    history = tf.versions(ws, "f")
+    assert [v.change for v in history] == ["create", "add", "add", "remove", "split"]
+    assert [v.version for v in history] == [1, 2, 3, 4, 5]
+    assert [len(v.member_ids) for v in history] == [0, 5, 8, 7, 7]
+    last = history[-1]
+    assert last.split_ratios == (60, 20, 20) and last.split_salt == "s1"
+    assert last.enrichment_version == "2" and last.scaffolding_fingerprint == ws.scaffolding.fingerprint
+    assert last.template_versions and all("@" in t for t in last.template_versions)
+    assert len(last.records_hash) == 64
+    built = tf.build_version(ws, "f")
+    manifest = orjson.loads(built.manifest_path.read_bytes())
+    assert [m["conversation_id"] for m in manifest["members"]] == last.member_ids
+    assert [m["split"] for m in manifest["members"]] == last.splits
+    assert manifest["content_hash"] == built.content_hash == tf.get_version(ws, "f").content_hash
+    for key in ("scaffolding_fingerprint", "template_versions", "enrichment_version", "records_hash"):
+        assert manifest[key] == getattr(last, key)
+
+
+def test_past_versions_rebuild_byte_for_byte(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f", "rebuild me")
+    ids = _ids(ws, 12)
+    tf.add_conversations(ws, "f", ids[:6])
+    first = tf.build_version(ws, "f")
+    json_v2, jsonl_v2, manifest_v2 = (first.json_path.read_bytes(), first.jsonl_path.read_bytes(),
+                                      first.manifest_path.read_bytes())
+    tf.add_conversations(ws, "f", ids[6:])
+    tf.remove_conversations(ws, "f", ids[:3])
+    latest = tf.build_version(ws, "f")
+    assert latest.version == 4 and latest.content_hash != first.content_hash
+    # delete the built files of version 2 and rebuild them from the workspace
+    for path in first.json_path.parent.iterdir():
+        path.unlink()
+    first.json_path.parent.rmdir()
+    again = tf.build_version(ws, "f", 2)
+    assert again.content_hash == first.content_hash
+    assert again.json_path.read_bytes() == json_v2
+    assert again.jsonl_path.read_bytes() == jsonl_v2
+    assert again.manifest_path.read_bytes() == manifest_v2
+    # a version never built before is rebuilt the same way twice, and no temporary folder is left
+    v3 = tf.build_version(ws, "f", 3)
+    assert tf.build_version(ws, "f", 3).json_path.read_bytes() == v3.json_path.read_bytes()
+    assert not [p for p in (ws.root / "training_files" / "f").iterdir() if p.name.startswith(".")]
+
+
+def test_rebuild_refuses_when_the_workspace_changed(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 4)
+    tf.add_conversations(ws, "f", ids)
+    tf.build_version(ws, "f")
+    pair = ws.sql("SELECT * FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number LIMIT 1", [ids[0]])
+    ws.append("training_pairs", pair.with_columns(pl.lit("a different answer").alias("target_response")))
+    with pytest.raises(tf.TrainingFileError, match="cannot be rebuilt byte for byte"):
+        tf.build_version(ws, "f", 2)
+
+
+def test_json_and_jsonl_agree(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 10)
+    tf.add_conversations(ws, "f", ids)
+    built = tf.build_version(ws, "f")
+    assert tf.check_agreement(built.json_path, built.jsonl_path) == []
+    doc = orjson.loads(built.json_path.read_bytes())
+    assert set(doc) == {"training_file", "consultant_profile", "conversations"}
+    assert doc["consultant_profile"]["name"] == ws.scaffolding.consultant.name
+    assert [c["conversation_id"] for c in doc["conversations"]] == sorted(ids)
+    lines = [orjson.loads(line) for line in built.jsonl_path.read_bytes().splitlines()]
+    pairs = [p for c in doc["conversations"] for p in c["training_pairs"]]
+    assert lines == pairs
+    expected = ws.scalar("SELECT count(*) FROM training_pairs WHERE conversation_id IN (SELECT unnest(?))", [ids])
+    assert len(lines) == built.training_pairs == doc["training_file"]["total_training_pairs"] == expected
+    split_of = {c["conversation_id"]: c["split"] for c in doc["conversations"]}
+    assert all(p["split"] == split_of[p["conversation_id"]] for p in lines)
+    assert {"system_prompt", "conversation_history", "current_user_input", "target_response"} <= set(lines[0])
+    # a tampered JSONL is caught
+    built.jsonl_path.write_bytes(built.jsonl_path.read_bytes().splitlines(keepends=True)[0])
+    assert tf.check_agreement(built.json_path, built.jsonl_path)
+
+
+# -- splits --------------------------------------------------------------------------------------------
+
+
+def test_splits_by_ratio_stratified_and_reproducible(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    v = tf.add_conversations(ws, "f", _ids(ws))
+    counts = Counter(v.splits)
+    assert abs(counts["train"] - 128) <= 3 and abs(counts["validation"] - 16) <= 3 and abs(counts["test"] - 16) <= 3
+    rows = ws.sql("SELECT tier, arc_key, split, count(*) n FROM training_file_conversations "
+                  "WHERE name = 'f' AND version = 2 GROUP BY ALL")
+    by_tier = rows.group_by("tier", "split").agg(pl.col("n").sum())
+    for tier in ("template", "edge_case"):
+        shares = {r["split"]: r["n"] for r in by_tier.filter(pl.col("tier") == tier).iter_rows(named=True)}
+        assert shares.get("train", 0) / sum(shares.values()) == pytest.approx(0.8, abs=0.12)
+    again = tf.assign_splits(ws, "f")
+    assert again.splits == v.splits  # same members, ratios and salt: same splits
+    other = tf.assign_splits(ws, "f", (50, 25, 25), salt="x")
+    assert Counter(other.splits)["test"] == pytest.approx(40, abs=3)
+    assert tf.assign_splits(ws, "f", (100, 0, 0)).splits == ["train"] * 160
+    for bad in ((80, 20), (-1, 50, 51), (0, 0, 0)):
+        with pytest.raises(tf.TrainingFileError, match="split ratios"):
+            tf.assign_splits(ws, "f", bad)
+    assert tf.leakage_report(ws, "f").height == 0
+
+
+def test_near_duplicates_share_a_split_and_the_leakage_report_finds_leaks(demo_copy, monkeypatch):
+    ws = demo_copy
+    ids = _ids(ws, 40)
+    real = splits_module.member_texts
+    texts = real(ws, ids)
+    base = texts[ids[0]]
+    planted = {cid: base + f" extra words {n}" for n, cid in enumerate(ids[:12])}  # one near-duplicate cluster
+    monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: planted.get(c, texts[c]) for c in wanted})
+    tf.create_training_file(ws, "f")
+    v = tf.add_conversations(ws, "f", ids)
+    split = v.split_of
+    assert len({split[c] for c in planted}) == 1
+    clusters = ws.sql("SELECT DISTINCT cluster FROM training_file_conversations WHERE name = 'f' AND version = 2 "
+                      "AND conversation_id IN (SELECT unnest(?))", [list(planted)])
+    assert clusters.height == 1
+    assert tf.leakage_report(ws, "f").height == 0
+    # splits made without the duplicates in view leak; the report names every pair across splits
+    monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: texts[c] for c in wanted})
+    leaky = tf.assign_splits(ws, "f", (34, 33, 33), salt="leak")
+    monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: planted.get(c, texts[c]) for c in wanted})
+    report = tf.leakage_report(ws, "f", leaky.version)
+    assert report.height > 0
+    assert set(report["id_a"]) | set(report["id_b"]) <= set(planted)
+    assert (report["split_a"] != report["split_b"]).all()
+
+
+def test_membership_rows_without_a_version_row_do_not_count(demo_copy):
+    """The version row is the commit point: rows of a version that was never committed are ignored."""
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 3)
+    tf.add_conversations(ws, "f", ids[:1])
+    ws.append("training_file_conversations", [  # as if a crash happened before the version row
+        {"name": "f", "version": 3, "conversation_id": c, "split": "train", "tier": "template", "arc_key": "x",
+         "cluster": c, "created_at": utcnow()} for c in ids])
+    assert tf.members(ws, "f") == ids[:1] and tf.get_version(ws, "f").version == 2
+    v = tf.add_conversations(ws, "f", ids[1:])
+    assert v.version == 3 and v.member_ids == ids
+
+
+def test_json_pairs_are_the_enriched_records(demo_copy):
+    from brightrun.enrichment import enriched_conversation
+
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 2)
+    tf.add_conversations(ws, "f", ids)
+    doc = orjson.loads(tf.build_version(ws, "f").json_path.read_bytes())
+    for conversation in doc["conversations"]:
+        expected = enriched_conversation(ws, conversation["conversation_id"])["training_pairs"]
+        got = [{k: v for k, v in p.items() if k != "split"} for p in conversation["training_pairs"]]
+        assert got == orjson.loads(orjson.dumps(expected))
