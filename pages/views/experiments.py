@@ -2,11 +2,10 @@
 results (winner or "no winner yet", a forest plot of lifts, the results table, the sample-ratio check,
 per-persona and per-topic effects) and size the next one with the power calculator."""
 
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from brightrun import prompts, ui
+from brightrun import ui_experiments as uix
 from brightrun.browse import filter_options
 from brightrun.enrichment import enrich
 from brightrun.errors import BrightRunError
@@ -32,164 +31,6 @@ STATUS_COLOR = {"draft": "gray", "running": "blue", "paused": "orange", "complet
 ACTIONS = {"paused": ("Pause", ":material/pause:"), "running": ("Resume", ":material/play_arrow:"),
            "completed": ("Complete", ":material/flag:")}
 REVIEWED_METRICS = {"thumbs_up", "mean_rating", "edited"}
-MARGIN = {"l": 10, "r": 10, "t": 30, "b": 10}
-
-
-# ------------------------------------------------------------------------------------------ formatting
-
-def _value(v, kind: str, *, lift: bool = False) -> str:
-    if v is None:
-        return "–"
-    if kind == "rate":
-        return f"{v * 100:+.1f} pts" if lift else f"{v:.1%}"
-    return f"{v:+.3g}" if lift else f"{v:.3g}"
-
-
-def _bounds(low, high, kind: str, *, lift: bool = False) -> str:
-    if low is None or high is None:
-        return ""
-    return f"[{_value(low, kind, lift=lift)}, {_value(high, kind, lift=lift)}]"
-
-
-def _interval(v, low, high, kind: str, *, lift: bool = False) -> str:
-    return f"{_value(v, kind, lift=lift)} {_bounds(low, high, kind, lift=lift)}".strip()
-
-
-def _relative(r) -> str:
-    if r.rel_lift is None:
-        return "–"
-    text = f"{r.rel_lift:+.1%}"
-    return text + (f" [{r.rel_low:+.1%}, {r.rel_high:+.1%}]" if r.rel_low is not None and r.rel_high is not None
-                   else "")
-
-
-def _p(v) -> str:
-    return "–" if v is None else f"{v:.3g}"
-
-
-def _verdict(r) -> str:
-    if not r.significant:
-        return "not significant"
-    return "better" if r.improves else "worse"
-
-
-def _flash(message: str, icon: str = ":material/check_circle:") -> None:
-    st.session_state["ex_flash"] = (message, icon)
-
-
-# --------------------------------------------------------------------------------------- the results
-
-def _forest(report) -> None:
-    """Absolute lift of every variant on every metric with its interval: one panel per metric (own units)."""
-    metrics = list(dict.fromkeys(r.metric for r in report.results))
-    kinds = {r.metric: r.metric_type for r in report.results}
-    fig = make_subplots(rows=len(metrics), cols=1, vertical_spacing=0.3 / len(metrics),
-                        subplot_titles=[f"{m} ({'guardrail' if m in report.experiment.guardrails else 'success metric'})"
-                                        f" · {'points' if kinds[m] == 'rate' else 'difference'}, variant − control"
-                                        for m in metrics])
-    for row, metric in enumerate(metrics, start=1):
-        rows = [r for r in report.results if r.metric == metric]
-        scale = 100.0 if rows[0].metric_type == "rate" else 1.0
-        lift = [r.abs_lift * scale for r in rows]
-        high = [(r.abs_high * scale - x) if r.abs_high is not None else 0.0 for r, x in zip(rows, lift, strict=True)]
-        low = [(x - r.abs_low * scale) if r.abs_low is not None else 0.0 for r, x in zip(rows, lift, strict=True)]
-        color = ["#2ca02c" if r.significant and r.improves else "#d62728" if r.significant else "#7f7f7f"
-                 for r in rows]
-        fig.add_trace(go.Scatter(
-            x=lift, y=[r.arm for r in rows], mode="markers", name=metric, showlegend=False,
-            marker={"size": 12, "color": color, "symbol": "diamond" if rows[0].guardrail else "circle"},
-            error_x={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
-            customdata=[[f"p = {_p(r.p_value)} (guardrail: unadjusted)" if r.guardrail else
-                         f"adjusted p = {_p(r.p_adjusted)} ({r.adjust_method})", f"{r.prob_beat_control:.3f}",
-                         _verdict(r)] for r in rows],
-            hovertemplate="%{y}: %{x:+.3g}" + (" points" if scale == 100 else "")
-                          + "<br>%{customdata[0]}<br>P(beat control) %{customdata[1]}<br>%{customdata[2]}<extra>"
-                          + metric + "</extra>",
-        ), row=row, col=1)
-        fig.add_vline(x=0, line_dash="dot", line_color="#999", row=row, col=1)
-    fig.update_layout(height=60 + 170 * len(metrics), margin=MARGIN)
-    st.plotly_chart(fig, key="ex_forest")
-    st.caption(f"Absolute lift of each variant over {report.experiment.control.name} with its "
-               f"{1 - report.results[0].alpha:.0%} interval (not adjusted for multiplicity). Circles: the success "
-               "metric; diamonds: guardrails. Green: significantly better, red: significantly worse (success metric: "
-               "adjusted p; guardrails: unadjusted p), grey: not significant. Rates in percentage points.")
-
-
-def _results_table(report) -> None:
-    rows = []
-    for r in report.results:
-        kind = r.metric_type
-        rows.append({
-            "metric": r.metric, "role": "guardrail" if r.guardrail else "success", "arm": r.arm, "n": r.n,
-            "control n": r.control_n, "estimate [CI]": _interval(r.estimate, r.low, r.high, kind),
-            "control [CI]": _interval(r.control_estimate, r.control_low, r.control_high, kind),
-            "abs lift [CI]": _interval(r.abs_lift, r.abs_low, r.abs_high, kind, lift=True),
-            "rel lift [CI]": _relative(r), "test": r.test, "p": r.p_value, "adjusted p": r.p_adjusted,
-            "adjustment": r.adjust_method or ("none (guardrail)" if r.guardrail else "–"),
-            "P(beat control)": r.prob_beat_control,
-            "effect size": (f"{r.effect_size:.3g} ({r.effect_size_name})" if r.effect_size is not None else "–"),
-            "verdict": _verdict(r), "notes": "; ".join(r.notes)})
-    st.dataframe(rows, hide_index=True, key="ex_results", column_config={
-        "p": st.column_config.NumberColumn(format="%.3g"),
-        "adjusted p": st.column_config.NumberColumn(format="%.3g"),
-        "P(beat control)": st.column_config.NumberColumn(format="%.3f")})
-
-
-def _strata_section(report, names: dict[str, dict[str, str]], alpha: float) -> None:
-    exp = report.experiment
-    metric, kind = exp.success_metric, METRICS[exp.success_metric].kind
-    st.subheader("Per persona and per topic")
-    st.caption(f"The success metric ({metric}) compared within each persona and each topic, beside the naive "
-               "estimate pooled over them. Rates: Mantel-Haenszel risk difference (Sato's variance) and odds ratio; "
-               "means: post-stratified difference (strata weighted by their size). When the two disagree the mix of "
-               "reviewed conversations differs between the arms and the pooled number is confounded.")
-    if not any(report.strata.values()):
-        st.caption("Nothing to stratify yet: the success metric is not measured in both arms.")
-        return
-    for variant, by_kind in report.strata.items():
-        for by in ("persona", "topic"):
-            result = by_kind.get(by)
-            if result is None:
-                continue
-            label = names["personas" if by == "persona" else "topics"]
-            st.markdown(f"**{variant} vs {exp.control.name}, by {by}**"
-                        + (" · :orange[naive and stratified disagree: see the warning above]"
-                           if result.simpson_warning else ""))
-            if kind == "rate":
-                rows = [{by: label.get(s.stratum, s.stratum), variant: f"{s.x_t}/{s.n_t} ({s.rate_t:.1%})",
-                         exp.control.name: f"{s.x_c}/{s.n_c} ({s.rate_c:.1%})",
-                         "difference [CI]": _interval(s.diff, s.diff_low, s.diff_high, "rate", lift=True),
-                         "odds ratio [CI]": _interval(s.odds_ratio, s.or_low, s.or_high, "ratio")}
-                        for s in result.strata]
-                pooled = [
-                    {"estimate": "difference", "naive (pooled)": _value(result.naive_diff, "rate", lift=True),
-                     "Mantel-Haenszel": _value(result.mh_diff, "rate", lift=True)},
-                    {"estimate": f"{1 - alpha:.0%} interval",
-                     "naive (pooled)": _bounds(result.naive_diff_low, result.naive_diff_high, "rate", lift=True),
-                     "Mantel-Haenszel": _bounds(result.mh_diff_low, result.mh_diff_high, "rate", lift=True)},
-                    {"estimate": "odds ratio", "naive (pooled)": _value(result.naive_odds_ratio, "ratio"),
-                     "Mantel-Haenszel": _interval(result.mh_odds_ratio, result.mh_or_low, result.mh_or_high,
-                                                  "ratio")}]
-                extra = (f"Cochran-Mantel-Haenszel p = {_p(result.cmh_p)}; Breslow-Day homogeneity p = "
-                         f"{_p(result.homogeneity_p)} (a small one: the effect differs between {by} groups). "
-                         f"Per {by}: successes/measured (rate).")
-            else:
-                rows = [{by: label.get(s.stratum, s.stratum), f"{variant} n": s.n_t, f"{variant} mean": s.mean_t,
-                         f"{exp.control.name} n": s.n_c, f"{exp.control.name} mean": s.mean_c,
-                         "difference": s.diff} for s in result.strata]
-                pooled = [
-                    {"estimate": "difference", "naive (pooled)": _value(result.naive_diff, kind, lift=True),
-                     "post-stratified": _value(result.adjusted_diff, kind, lift=True)},
-                    {"estimate": f"{1 - alpha:.0%} interval", "naive (pooled)": "–",
-                     "post-stratified": _bounds(result.adjusted_low, result.adjusted_high, kind, lift=True)}]
-                extra = ""
-            st.dataframe(rows, hide_index=True, key=f"ex_strata_{variant}_{by}")
-            left, right = st.columns([3, 2])
-            left.dataframe(pooled, hide_index=True, key=f"ex_pooled_{variant}_{by}")
-            skipped = f" Left out (an arm has too few measured conversations): {', '.join(result.skipped)}." \
-                if result.skipped else ""
-            if extra or skipped:
-                right.caption(extra + skipped)
 
 
 def _results(ws, exp, names) -> None:
@@ -238,8 +79,8 @@ def _results(ws, exp, names) -> None:
                      icon=":material/rate_review:")
 
     if report.results:
-        _forest(report)
-        _results_table(report)
+        uix.forest(report)
+        uix.results_table(report)
         main = next((r for r in report.results if r.metric == exp.success_metric), None)
         if main is not None and main.metric_type == "rate" and 0 < main.control_estimate < 1:
             try:
@@ -251,7 +92,7 @@ def _results(ws, exp, names) -> None:
                            f"{main.control_estimate:.1%}, a true lift of {mde.diff * 100:+.1f} points (to "
                            f"{mde.p_treatment:.1%}) would be found with 80% power; smaller lifts need more "
                            "reviews (Calculator tab).")
-    _strata_section(report, names, alpha)
+    uix.strata_section(report, names, alpha)
 
 
 # ------------------------------------------------------------------------------------ one experiment
@@ -339,7 +180,7 @@ def _controls(ws, exp) -> None:
                     box.update(label=f"{exp.experiment_id}: generation failed", state="error")
                     st.error(str(exc))
             if ok:
-                _flash(f"{exp.experiment_id}: arms generated; review their conversations on the Review page.")
+                uix.flash(f"{exp.experiment_id}: arms generated; review their conversations on the Review page.")
                 st.rerun()
     moves = [s for s in ("paused", "running", "completed") if s in TRANSITIONS[exp.status] and exp.status != "draft"]
     if moves:
@@ -354,7 +195,7 @@ def _controls(ws, exp) -> None:
                 except BrightRunError as exc:
                     st.error(str(exc))
                 else:
-                    _flash(f"{exp.experiment_id} is {target}.")
+                    uix.flash(f"{exp.experiment_id} is {target}.")
                     st.rerun()
     elif exp.status == "completed":
         st.caption("Completed: the results below are final. Create a new experiment to run again.")
@@ -469,75 +310,13 @@ def _new_tab(ws, names) -> None:
             st.error(str(exc))
         else:
             planned = len(cells(ws, exp)) * exp.per_arm
-            _flash(f"Experiment {exp.experiment_id} created (draft): {planned:,} conversations per arm. Generate its "
+            uix.flash(f"Experiment {exp.experiment_id} created (draft): {planned:,} conversations per arm. Generate its "
                    "arms on the Experiments tab.")
             st.session_state["ex_pending_open"] = exp.experiment_id
             st.rerun()
 
 
 # ------------------------------------------------------------------------------------------ calculator
-
-def _calculator_tab() -> None:
-    st.caption("How many conversations each arm needs (two-sided tests, equal arms). Formulas: statsmodels "
-               "`NormalIndPower` with Cohen's h = 2·asin(√p₂) − 2·asin(√p₁) for rates (the two-proportion z test) and "
-               "`TTestIndPower` with Cohen's d for means and ratings (brightrun/stats/power.py; Cohen 1988, "
-               "Statistical Power Analysis for the Behavioral Sciences). Count only conversations that get a "
-               "measurement: for thumbs and ratings, the reviewed ones.")
-    st.markdown("**Rates** (thumbs up, edited, failed): conversations per arm")
-    cols = st.columns(4)
-    p0 = cols[0].number_input("Baseline rate (control)", 0.001, 0.999, 0.60, 0.01, format="%.3f", key="ex_calc_p0")
-    p1 = cols[1].number_input("Expected rate (variant)", 0.001, 0.999, 0.65, 0.01, format="%.3f", key="ex_calc_p1")
-    alpha = cols[2].number_input("Alpha", 0.001, 0.5, 0.05, 0.01, format="%.3f", key="ex_calc_alpha")
-    wanted = cols[3].number_input("Power", 0.5, 0.99, 0.80, 0.05, format="%.2f", key="ex_calc_power")
-    try:
-        size = power.sample_size_rates(p0, p1, alpha=alpha, power=wanted)
-    except BrightRunError as exc:
-        st.error(str(exc))
-    else:
-        a, b = st.columns(2)
-        a.metric("Conversations per arm (rates)", f"{size.n_control:,}")
-        b.metric("Both arms", f"{size.total:,}")
-        st.caption(f"{p0:.1%} → {p1:.1%}: Cohen's h = {size.effect_size:.4f}, n = {size.n_exact:,.1f} per arm before "
-                   f"rounding up ({size.method}).")
-    st.markdown("*Minimum detectable effect at a given size* (same baseline, alpha and power)")
-    cols = st.columns(4)
-    n_mde = cols[0].number_input("Conversations per arm", 2, 10_000_000, 500, 50, key="ex_calc_mde_n")
-    try:
-        mde = power.mde_rates(p0, int(n_mde), alpha=alpha, power=wanted)
-    except BrightRunError as exc:
-        st.error(str(exc))
-    else:
-        if mde.p_treatment is None:
-            cols[1].metric("Smallest detectable rate", "–")
-            st.caption("No upward change from this baseline is detectable at this size.")
-        else:
-            cols[1].metric("Smallest detectable rate", f"{mde.p_treatment:.1%}")
-            cols[2].metric("Minimum detectable lift", f"{mde.diff * 100:+.1f} pts")
-            cols[3].metric("Relative", f"{mde.relative:+.1%}")
-            st.caption(f"With {int(n_mde):,} per arm from a baseline of {p0:.1%}: Cohen's h = {mde.effect_size:.4f}.")
-
-    st.markdown("**Means** (ratings, quality score, words, cost)")
-    cols = st.columns(4)
-    given = cols[0].radio("Effect given as", ["Cohen's d", "difference and SD"], key="ex_calc_mean_mode")
-    if given == "Cohen's d":
-        d = cols[1].number_input("Effect size d", 0.01, 5.0, 0.2, 0.05, key="ex_calc_d")
-        diff, sd = None, None
-    else:
-        d = None
-        diff = cols[1].number_input("Difference", 0.0001, 1e6, 0.2, 0.05, format="%.4g", key="ex_calc_diff")
-        sd = cols[2].number_input("Standard deviation", 0.0001, 1e6, 1.0, 0.05, format="%.4g", key="ex_calc_sd")
-    test = cols[3].radio("Test", ["t", "z"], horizontal=True, key="ex_calc_test")
-    try:
-        size = power.sample_size_means(d, diff=diff, sd=sd, alpha=alpha, power=wanted, test=test)
-    except BrightRunError as exc:
-        st.error(str(exc))
-    else:
-        a, b = st.columns(2)
-        a.metric("Conversations per arm (means)", f"{size.n_control:,}")
-        b.metric("Both arms (means)", f"{size.total:,}")
-        st.caption(f"Cohen's d = {size.effect_size:.4g}, n = {size.n_exact:,.1f} per arm before rounding up "
-                   f"({size.method}); alpha and power as above.")
-
 
 with ui.guard():
     ws = ui.workspace()
@@ -551,4 +330,4 @@ with ui.guard():
     with new_tab:
         _new_tab(ws, names)
     with calculator_tab:
-        _calculator_tab()
+        uix.calculator()
