@@ -26,6 +26,7 @@ from brightrun.cli_feedback import datasets_app, feedback_app
 from brightrun.cli_jobs import jobs_app
 from brightrun.cli_prompts import prompts_app
 from brightrun.cli_quality import quality_app, validate
+from brightrun.cli_training import training_app
 from brightrun.errors import BrightRunError
 
 app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-tuning data.",
@@ -36,6 +37,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(experiments_app, name="experiments")
+app.add_typer(training_app, name="training-file")
 
 @app.command()
 def demo(

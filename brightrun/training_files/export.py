@@ -1,0 +1,69 @@
+"""Exporting a training-file version to a fine-tuning stack's format (brightrun.exports), with the
+consumer's validation, token statistics and a cost estimate. Exports are gated by the data contracts:
+a failing contract blocks the export unless forced, and a forced export records why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from brightrun.exports import FORMATS, estimate_all
+from brightrun.exports.base import ValidationResult
+from brightrun.exports.records import sft_records_from_enriched
+from brightrun.training_files.build import document
+from brightrun.training_files.core import TrainingFileError, get_version
+from brightrun.workspace import Workspace, utcnow
+from brightrun.workspace.files import write_json
+
+
+@dataclass
+class Exported:
+    name: str
+    version: int
+    format: str
+    folder: Path
+    files: list[Path]
+    validation: ValidationResult
+    costs: list
+    forced: str | None
+
+
+def records_of(ws: Workspace, name: str, version: int | None = None) -> list[dict]:
+    """One multi-turn SFT record per member conversation, in its training-file split."""
+    v = get_version(ws, name, version)
+    if not v.member_ids:
+        raise TrainingFileError(f"training file {name!r} version {v.version} has no conversations. "
+                                "Fix: add some with `brightrun training-file add`.")
+    doc = document(ws, v)
+    return [sft_records_from_enriched({"training_pairs": c["training_pairs"],
+                                       "dataset_metadata": {"dataset_name": f"{name}-v{v.version}"}},
+                                      split=c["split"]) for c in doc["conversations"]]
+
+
+def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: int | None = None,
+                   force_reason: str | None = None) -> Exported:
+    """Write a version in `fmt` to `out`, validate it by its consumer's rules and estimate the cost.
+    Refused when the last data-contract run failed (or none ran), unless `force_reason` says why."""
+    spec = FORMATS.get(fmt)
+    if spec is None:
+        raise TrainingFileError(f"unknown format {fmt!r}. Fix: use one of {', '.join(sorted(FORMATS))}.")
+    if spec.kind != "sft":
+        raise TrainingFileError(f"{fmt} is a {spec.kind} format; a training file holds conversations (SFT). "
+                                "Fix: build preference data with `brightrun datasets build NAME --kind preference`.")
+    from brightrun.validation import latest_report
+
+    report = latest_report(ws)
+    if (report is None or not report.success) and not force_reason:
+        why = "no data-contract run is recorded" if report is None else "the last data-contract run failed"
+        raise TrainingFileError(f"export blocked: {why}. Fix: run `brightrun validate` and fix what it lists, or "
+                                "export with --force REASON to record why you export anyway.")
+    v = get_version(ws, name, version)
+    records = records_of(ws, name, v.version)
+    files = spec.writer(records, out)
+    validation = spec.validator(out)
+    costs = estimate_all(records, kind="sft")
+    write_json(out / "brightrun_export.json", {
+        "training_file": name, "version": v.version, "content_hash": v.content_hash, "format": fmt,
+        "exported_at": utcnow().isoformat(), "contracts_passed": bool(report and report.success),
+        "forced": force_reason, "valid": validation.ok, "errors": len(validation.errors)})
+    return Exported(name, v.version, fmt, out, files, validation, costs, force_reason)
