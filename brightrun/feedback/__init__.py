@@ -5,10 +5,11 @@ from brightrun.feedback.queue import ReviewFilter, progress, review_items, revie
 from brightrun.feedback.store import (
     export_feedback,
     history,
+    history_table,
     judgements_for_conversation,
     record_feedback,
     reviewers,
 )
 
-__all__ = ["Agreement", "ReviewFilter", "agreement", "disagreements", "export_feedback", "history",
+__all__ = ["Agreement", "ReviewFilter", "agreement", "disagreements", "export_feedback", "history", "history_table",
            "judgements_for_conversation", "progress", "record_feedback", "review_items", "review_queue", "reviewers"]

@@ -78,6 +78,28 @@ def history(ws: Workspace, target_id: str) -> pl.DataFrame:
         WHERE f.target_id = ? ORDER BY f.created_at DESC, f.feedback_id DESC""", [target_id])
 
 
+def _thumbs(helpful: bool | None) -> str:
+    return "" if helpful is None else ("up" if helpful else "down")
+
+
+def history_table(ws: Workspace, target_id: str, original: str, *, only_reviewer: str | None = None) -> pl.DataFrame:
+    """The history of a target as the Review page shows it: the original response first, then every
+    judgement newest first (only one reviewer's during blind review), each edit with its text."""
+    judgements = history(ws, target_id)
+    if only_reviewer is not None:
+        judgements = judgements.filter(pl.col("reviewer") == only_reviewer)
+    rows = [{"version": "original", "reviewer": "", "when": "", "thumbs": "", "rating": "", "comment": "",
+             "response": original, "current": None}]
+    rows += [{"version": "edit" if r["edited_response"] else "judgement", "reviewer": r["reviewer"],
+              "when": f"{r['created_at']:%Y-%m-%d %H:%M:%S}", "thumbs": _thumbs(r["helpful"]),
+              "rating": "" if r["rating"] is None else str(r["rating"]), "comment": r["comment"] or "",
+              "response": r["edited_response"] or "(original kept)", "current": r["current"]}
+             for r in judgements.to_dicts()]
+    return pl.DataFrame(rows, schema={"version": pl.String, "reviewer": pl.String, "when": pl.String,
+                                      "thumbs": pl.String, "rating": pl.String, "comment": pl.String,
+                                      "response": pl.String, "current": pl.Boolean})
+
+
 def export_feedback(ws: Workspace, path: Path, *, latest_only: bool = False, source: str | None = None) -> int:
     """Write feedback (every judgement, or only the current ones) to JSONL, CSV or Parquet by suffix,
     with each target's original response beside any edit. Returns the number of rows written."""

@@ -15,6 +15,7 @@ from brightrun.feedback import (
     agreement,
     disagreements,
     history,
+    history_table,
     judgements_for_conversation,
     progress,
     record_feedback,
@@ -252,21 +253,9 @@ def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None,
                               disabled=not reviewer, on_click=_save, args=(pair, prefix, reviewer, current),
                               help="Saves your judgement of this turn" if reviewer else
                                    "Enter your name at the top first: nothing is saved without it.")
-    judgements = history(ws, pair_id)
-    if blind:
-        judgements = judgements.filter(pl.col("reviewer") == reviewer)
-    with st.expander(f"History · {judgements.height} judgement(s)", icon=":material/history:"):
-        rows = [{"version": "original", "reviewer": "", "when": "", "thumbs": "", "rating": "", "comment": "",
-                 "response": original, "current": None}]
-        rows += [{"version": "edit" if r["edited_response"] else "judgement", "reviewer": r["reviewer"],
-                  "when": f"{r['created_at']:%Y-%m-%d %H:%M:%S}", "thumbs": _thumbs(r["helpful"]),
-                  "rating": "" if r["rating"] is None else str(r["rating"]), "comment": r["comment"] or "",
-                  "response": r["edited_response"] or "(original kept)", "current": r["current"]}
-                 for r in judgements.to_dicts()]
-        st.dataframe(pl.DataFrame(rows, schema={"version": pl.String, "reviewer": pl.String, "when": pl.String,
-                                                "thumbs": pl.String, "rating": pl.String, "comment": pl.String,
-                                                "response": pl.String, "current": pl.Boolean}),
-                     hide_index=True)
+    table = history_table(ws, pair_id, original, only_reviewer=reviewer if blind else None)
+    with st.expander(f"History · {table.height - 1} judgement(s)", icon=":material/history:"):
+        st.dataframe(table, hide_index=True)
         st.caption("Newest first. The original response is never changed; every judgement and edit is kept"
                    + ("; other reviewers' are hidden while blind review is on." if blind else "."))
 
