@@ -7,8 +7,9 @@ import re
 import shutil
 
 import pytest
-from conftest import AppServer, choose, wait_idle
+from conftest import AppServer, choose, rerun_after, wait_idle
 from llm_server import FakeLLMServer, FaultPlan
+from playwright.sync_api import expect
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +49,17 @@ def test_launch_a_claude_job_watch_it_finish_and_see_failures(browser, generate_
     choose(page, "Provider", "Claude (Anthropic API)")
     page.get_by_text("Message Batches API").wait_for()
     url = page.get_by_label("Base URL")
-    url.fill(api_server.base_url)
-    url.press("Enter")
-    wait_idle(page)
+    rerun_after(page, lambda: (url.fill(api_server.base_url), url.press("Enter")))
     choose(page, "Personas", "David Chen - The Pragmatic Optimist")
     choose(page, "Emotional arcs", "Fear -> Security (template)")
     number = page.get_by_label("Conversations per cell")
-    number.fill("2")
-    number.press("Enter")
+    number.scroll_into_view_if_needed()
+    # Each edit is committed by its own rerun before the next one starts (a value typed while a rerun
+    # is still drawing the form can be lost).
+    rerun_after(page, lambda: (number.fill("2"), number.press("Enter")))
+    expect(number).to_have_value("2")
     estimate = page.locator('[data-testid="stAlert"]').filter(has_text=re.compile(r"16 conversation\(s\)"))
-    estimate.wait_for()
+    estimate.wait_for(timeout=60_000)
     assert re.search(r"estimated cost \$\d", estimate.inner_text())
 
     page.get_by_role("button", name="Launch job").click()
