@@ -5,19 +5,15 @@ of a confounded review, and size an experiment with the calculator."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_experiments import GUIDED, KEY, simulate_reviews
+from test_experiments import KEY, add_guided_version, run_confounded_mix, simulate_reviews
 
-from brightrun.enrichment import enrich
-from brightrun.experiments import create_experiment, load_experiment, run_experiment
-from brightrun.generation.jobs import record_template_versions
-from brightrun.models import Feedback
+from brightrun.experiments import load_experiment
 from brightrun.stats.power import sample_size_rates
-from brightrun.workspace import Workspace, utcnow
+from brightrun.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/views/experiments.py"
@@ -26,13 +22,7 @@ PAGE = "pages/views/experiments.py"
 @pytest.fixture
 def two_versions(ws: Workspace) -> tuple[Workspace, str, str]:
     """An empty workspace whose template KEY has two recorded versions (the second adds GUIDED)."""
-    old = record_template_versions(ws, {KEY})[KEY]
-    path = ws.scaffolding_dir / "templates" / f"{KEY}.yaml"
-    path.write_text(path.read_text().replace("system_prompt: |\n", f"system_prompt: |\n  {GUIDED}\n", 1))
-    ws.reload_scaffolding()
-    new = record_template_versions(ws, {KEY})[KEY]
-    assert new != old
-    return ws, old, new
+    return (ws, *add_guided_version(ws))
 
 
 @pytest.fixture
@@ -150,26 +140,7 @@ def test_a_confounded_review_shows_the_simpson_warning(two_versions, open_page) 
     """The setup of test_experiments' confounding test: the variant's reviewed conversations are mostly a
     hard-to-please persona's. The page shows the warning and the naive and Mantel-Haenszel estimates."""
     ws, old, new = two_versions
-    create_experiment(ws, experiment_id="mix", name="Mix", template_key=KEY,
-                      control={"name": "control", "template_version": old},
-                      variants=[{"name": "variant", "template_version": new}], guardrails=[], per_arm=5, seed=5)
-    run_experiment(ws, "mix")
-    enrich(ws)
-    rng = random.Random(7)
-    rows = ws.sql("""SELECT c.conversation_id, c.persona_key, c.job_id, p.pair_id FROM conversations c
-                     JOIN training_pairs p USING (conversation_id) ORDER BY p.pair_id""").rows()
-    by_conversation: dict[str, tuple[str, str, list[str]]] = {}
-    for cid, persona, job, pair in rows:
-        by_conversation.setdefault(cid, (persona, job, []))[2].append(pair)
-    feedback, now = [], utcnow()
-    for index, (cid, (persona, job, pairs)) in enumerate(sorted(by_conversation.items())):
-        hard, variant = persona == "marcus_chen", job.endswith("-variant")
-        if variant != hard and index % 10:
-            continue
-        up = rng.random() < (0.25 if hard else 0.7) + (0.2 if variant else 0.0)
-        feedback += [Feedback(feedback_id=f"mix-{pair}", target_type="training_pair", target_id=pair,
-                              conversation_id=cid, reviewer="r", helpful=up, created_at=now) for pair in pairs]
-    ws.append_models("feedback", feedback)
+    run_confounded_mix(ws, old, new)
 
     at = open_page(ws)
     assert at.selectbox(key="ex_open").value == "mix"

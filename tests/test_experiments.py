@@ -39,16 +39,47 @@ def simulate_reviews(ws: Workspace, seed: int = 0) -> None:
         for pair, cid, q in pairs])
 
 
-@pytest.fixture
-def versions(ws: Workspace) -> tuple[Workspace, str, str]:
+def add_guided_version(ws: Workspace) -> tuple[str, str]:
+    """Record the current version of KEY, then make a second one whose system prompt adds GUIDED (truly
+    better with the scripted provider); returns (old, new)."""
     old = record_template_versions(ws, {KEY})[KEY]
     path = ws.scaffolding_dir / "templates" / f"{KEY}.yaml"
-    text = path.read_text()
-    path.write_text(text.replace("system_prompt: |\n", f"system_prompt: |\n  {GUIDED}\n", 1))
+    path.write_text(path.read_text().replace("system_prompt: |\n", f"system_prompt: |\n  {GUIDED}\n", 1))
     ws.reload_scaffolding()
     new = record_template_versions(ws, {KEY})[KEY]
     assert new != old
-    return ws, old, new
+    return old, new
+
+
+def run_confounded_mix(ws: Workspace, old: str, new: str) -> None:
+    """Experiment `mix` (control old, variant new), generated, enriched and reviewed unevenly: the variant's
+    reviewed conversations are mostly a hard-to-please persona's, the control's mostly others'."""
+    create_experiment(ws, experiment_id="mix", name="Mix", template_key=KEY, control={"name": "control",
+                      "template_version": old}, variants=[{"name": "variant", "template_version": new}],
+                      guardrails=[], per_arm=5, seed=5)
+    run_experiment(ws, "mix")
+    enrich(ws)
+    rng = random.Random(7)
+    rows = ws.sql("""SELECT c.conversation_id, c.persona_key, c.job_id, p.pair_id FROM conversations c
+                     JOIN training_pairs p USING (conversation_id) ORDER BY p.pair_id""").rows()
+    by_conversation: dict[str, tuple[str, str, list[str]]] = {}
+    for cid, persona, job, pair in rows:
+        by_conversation.setdefault(cid, (persona, job, []))[2].append(pair)
+    feedback, now = [], utcnow()
+    for index, (cid, (persona, job, pairs)) in enumerate(sorted(by_conversation.items())):
+        hard, variant = persona == "marcus_chen", job.endswith("-variant")
+        if variant != hard and index % 10:  # review mostly hard/variant and easy/control conversations
+            continue
+        p = (0.25 if hard else 0.7) + (0.2 if variant else 0.0)
+        up = rng.random() < p
+        feedback += [Feedback(feedback_id=f"mix-{pair}", target_type="training_pair", target_id=pair,
+                              conversation_id=cid, reviewer="r", helpful=up, created_at=now) for pair in pairs]
+    ws.append_models("feedback", feedback)
+
+
+@pytest.fixture
+def versions(ws: Workspace) -> tuple[Workspace, str, str]:
+    return (ws, *add_guided_version(ws))
 
 
 def test_the_truly_better_version_wins(versions) -> None:
@@ -148,27 +179,7 @@ def test_a_confounded_persona_mix_makes_naive_and_stratified_disagree(versions) 
     hard-to-please persona's, the control's mostly others'. Within each persona the variant is better;
     pooled naively it looks worse. The report says so."""
     ws, old, new = versions
-    create_experiment(ws, experiment_id="mix", name="Mix", template_key=KEY, control={"name": "control",
-                      "template_version": old}, variants=[{"name": "variant", "template_version": new}],
-                      guardrails=[], per_arm=5, seed=5)
-    run_experiment(ws, "mix")
-    enrich(ws)
-    rng = random.Random(7)
-    rows = ws.sql("""SELECT c.conversation_id, c.persona_key, c.job_id, p.pair_id FROM conversations c
-                     JOIN training_pairs p USING (conversation_id) ORDER BY p.pair_id""").rows()
-    by_conversation: dict[str, tuple[str, str, list[str]]] = {}
-    for cid, persona, job, pair in rows:
-        by_conversation.setdefault(cid, (persona, job, []))[2].append(pair)
-    feedback, now = [], utcnow()
-    for index, (cid, (persona, job, pairs)) in enumerate(sorted(by_conversation.items())):
-        hard, variant = persona == "marcus_chen", job.endswith("-variant")
-        if variant != hard and index % 10:  # review mostly hard/variant and easy/control conversations
-            continue
-        p = (0.25 if hard else 0.7) + (0.2 if variant else 0.0)
-        up = rng.random() < p
-        feedback += [Feedback(feedback_id=f"mix-{pair}", target_type="training_pair", target_id=pair,
-                              conversation_id=cid, reviewer="r", helpful=up, created_at=now) for pair in pairs]
-    ws.append_models("feedback", feedback)
+    run_confounded_mix(ws, old, new)
     report = experiment_report(ws, "mix")
     persona = report.strata["variant"]["persona"]
     assert persona.naive_diff < 0 < persona.mh_diff

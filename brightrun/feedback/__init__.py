@@ -3,6 +3,7 @@
 from brightrun.feedback.agreement import Agreement, agreement, disagreements
 from brightrun.feedback.queue import ReviewFilter, progress, review_items, review_queue
 from brightrun.feedback.store import (
+    current_judgements,
     export_feedback,
     history,
     history_table,
@@ -11,5 +12,5 @@ from brightrun.feedback.store import (
     reviewers,
 )
 
-__all__ = ["Agreement", "ReviewFilter", "agreement", "disagreements", "export_feedback", "history", "history_table",
+__all__ = ["Agreement", "current_judgements", "ReviewFilter", "agreement", "disagreements", "export_feedback", "history", "history_table",
            "judgements_for_conversation", "progress", "record_feedback", "review_items", "review_queue", "reviewers"]

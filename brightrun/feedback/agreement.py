@@ -68,6 +68,13 @@ class Agreement:
     """Quadratic-weighted kappa of the ratings; with more than two reviewers, the mean over pairs."""
     pairwise: list[dict] = field(default_factory=list)
 
+    def pairwise_table(self) -> pl.DataFrame:
+        """One row per pair of reviewers: items compared, thumbs agreement, Cohen's and weighted kappa."""
+        return pl.DataFrame(self.pairwise, schema={
+            "reviewer_a": pl.String, "reviewer_b": pl.String, "thumbs_items": pl.Int64,
+            "thumbs_agreement": pl.Float64, "cohen_kappa": pl.Float64, "rating_items": pl.Int64,
+            "weighted_kappa": pl.Float64})
+
 
 def _wide(ws: Workspace, column: str, reviewers: list[str]) -> pl.DataFrame:
     """One row per training pair judged (on `column`) by every reviewer given; one column per reviewer."""

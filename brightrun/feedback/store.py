@@ -82,6 +82,14 @@ def _thumbs(helpful: bool | None) -> str:
     return "" if helpful is None else ("up" if helpful else "down")
 
 
+def current_judgements(ws: Workspace, target_id: str, reviewers: list[str]) -> pl.DataFrame:
+    """The chosen reviewers' current judgements of a target: reviewer, thumbs (up/down), rating, comment,
+    edited response, time."""
+    judged = history(ws, target_id).filter(pl.col("current") & pl.col("reviewer").is_in(reviewers))
+    return judged.select("reviewer", pl.col("helpful").map_elements(_thumbs, return_dtype=pl.String).alias("thumbs"),
+                         "rating", "comment", "edited_response", "created_at")
+
+
 def history_table(ws: Workspace, target_id: str, original: str, *, only_reviewer: str | None = None) -> pl.DataFrame:
     """The history of a target as the Review page shows it: the original response first, then every
     judgement newest first (only one reviewer's during blind review), each edit with its text."""

@@ -13,8 +13,8 @@ from brightrun.errors import BrightRunError
 from brightrun.feedback import (
     ReviewFilter,
     agreement,
+    current_judgements,
     disagreements,
-    history,
     history_table,
     judgements_for_conversation,
     progress,
@@ -34,10 +34,6 @@ ME, ANYONE = "\x00me", "\x00anyone"
 NEXT_KEY, PREVIOUS_KEY = "j", "k"
 QUEUE_COLUMNS = ["conversation_id", "title", "persona", "arc", "topic", "tier", "template_version", "quality_score",
                  "pairs", "judged", "state"]
-
-
-def _thumbs(helpful: bool | None) -> str:
-    return "" if helpful is None else ("up" if helpful else "down")
 
 
 # ----------------------------------------------------------------------------------------- callbacks
@@ -318,11 +314,7 @@ def _agreement_tab(ws: Workspace) -> None:
                    "rating) for a chance correction.")
 
     st.markdown("**Pairs of reviewers**")
-    pairwise = pl.DataFrame(a.pairwise, schema={"reviewer_a": pl.String, "reviewer_b": pl.String,
-                                                "thumbs_items": pl.Int64, "thumbs_agreement": pl.Float64,
-                                                "cohen_kappa": pl.Float64, "rating_items": pl.Int64,
-                                                "weighted_kappa": pl.Float64})
-    st.dataframe(pairwise, hide_index=True, key="ag_pairwise",
+    st.dataframe(a.pairwise_table(), hide_index=True, key="ag_pairwise",
                  column_config={"thumbs_agreement": st.column_config.NumberColumn(format="percent"),
                                 "cohen_kappa": st.column_config.NumberColumn(format="%.2f"),
                                 "weighted_kappa": st.column_config.NumberColumn("weighted_kappa", format="%.2f")})
@@ -366,10 +358,7 @@ def _agreement_tab(ws: Workspace) -> None:
     with st.chat_message("assistant"):
         st.markdown(f"**Advisor** · turn {pair['turn_number']} · original response")
         st.text(pair["target_response"])
-    judged = history(ws, picked).filter(pl.col("current") & pl.col("reviewer").is_in(chosen))
-    st.dataframe(judged.select(pl.col("reviewer"), pl.col("helpful").map_elements(_thumbs, return_dtype=pl.String)
-                               .alias("thumbs"), "rating", "comment", "edited_response", "created_at"),
-                 hide_index=True)
+    st.dataframe(current_judgements(ws, picked, chosen), hide_index=True)
     st.button("Open the conversation in the queue", key="ag_open_in_queue", icon=":material/rate_review:",
               on_click=_open_in_queue, args=(conversation_id, detail.conversation["title"]))
 

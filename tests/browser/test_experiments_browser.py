@@ -17,30 +17,22 @@ from playwright.sync_api import expect
 
 from brightrun.enrichment import enrich
 from brightrun.experiments import create_experiment, experiment_report, run_experiment
-from brightrun.generation.jobs import record_template_versions
 from brightrun.stats.power import sample_size_rates
 from brightrun.workspace import Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 SCREENSHOT = "/tmp/brightrun_browser_experiments.png"
-KEY = "tpl_confusion_to_clarity"
-GUIDED = ("Mirror the client's words when you acknowledge a feeling, and close every advisor turn with "
-          "one concrete action.")
 
 
 @pytest.fixture(scope="module")
 def experiment_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with two versions of KEY, the experiment `guided` generated and reviewed (the guided
     version truly better), and a newer draft, so that the page opens the draft first."""
-    from test_experiments import simulate_reviews
+    from test_experiments import KEY, add_guided_version, simulate_reviews
 
     ws = Workspace.open(tmp_path_factory.mktemp("experiments") / "ws")
-    old = record_template_versions(ws, {KEY})[KEY]
-    path = ws.scaffolding_dir / "templates" / f"{KEY}.yaml"
-    path.write_text(path.read_text().replace("system_prompt: |\n", f"system_prompt: |\n  {GUIDED}\n", 1))
-    ws.reload_scaffolding()
-    new = record_template_versions(ws, {KEY})[KEY]
+    old, new = add_guided_version(ws)
     create_experiment(ws, experiment_id="guided", name="Guided prompt", template_key=KEY,
                       hypothesis="Mirroring and one concrete action raise the thumbs-up rate",
                       control={"name": "control", "template_version": old},
