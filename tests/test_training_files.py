@@ -3,6 +3,7 @@ JSON/JSONL agreement, leak-free stratified splits."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import orjson
@@ -270,6 +271,32 @@ def test_json_and_jsonl_agree(demo_copy):
     # a tampered JSONL is caught
     built.jsonl_path.write_bytes(built.jsonl_path.read_bytes().splitlines(keepends=True)[0])
     assert tf.check_agreement(built.json_path, built.jsonl_path)
+
+
+def test_streamed_records_equal_the_enriched_records(demo_copy):
+    """The bulk, chunked builder gives each member exactly enrichment's per-conversation record (plus
+    its split), and each JSONL line is that record serialized with sorted keys."""
+    from brightrun.enrichment import enriched_conversation
+    from brightrun.training_files import build as build_module
+
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 12)
+    version = tf.add_conversations(ws, "f", ids)
+    streamed = list(build_module.iter_conversations(ws, version, chunk=5))  # chunk edges at 5 and 10
+    assert [c["conversation_id"] for c in streamed] == sorted(ids)
+    for conversation in streamed:
+        pairs = enriched_conversation(ws, conversation["conversation_id"])["training_pairs"]
+        assert conversation["training_pairs"] == [{**p, "split": conversation["split"]} for p in pairs]
+        assert conversation["conversation_metadata"] == pairs[0]["conversation_metadata"]
+    built = tf.build_version(ws, "f")
+    lines = built.jsonl_path.read_bytes().splitlines()
+    records = [p for c in streamed for p in c["training_pairs"]]
+    assert lines == [orjson.dumps(p, option=orjson.OPT_SORT_KEYS) for p in records]
+    # a member whose training pairs are gone blocks the build, naming it
+    ghost = dataclasses.replace(version, member_ids=[ids[0], "conv-gone"], splits=["train", "test"])
+    with pytest.raises(tf.TrainingFileError, match="'conv-gone'.*no training pairs"):
+        list(build_module.iter_conversations(ws, ghost))
 
 
 # -- splits --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 from brightrun.exports import FORMATS, estimate_all
 from brightrun.exports.base import ValidationResult
 from brightrun.exports.records import sft_records_from_enriched
-from brightrun.training_files.build import document
+from brightrun.training_files.build import iter_conversations
 from brightrun.training_files.core import TrainingFileError, get_version
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import write_json
@@ -34,10 +34,9 @@ def records_of(ws: Workspace, name: str, version: int | None = None) -> list[dic
     if not v.member_ids:
         raise TrainingFileError(f"training file {name!r} version {v.version} has no conversations. "
                                 "Fix: add some with `brightrun training-file add`.")
-    doc = document(ws, v)
-    return [sft_records_from_enriched({"training_pairs": c["training_pairs"],
-                                       "dataset_metadata": {"dataset_name": f"{name}-v{v.version}"}},
-                                      split=c["split"]) for c in doc["conversations"]]
+    meta = {"dataset_name": f"{name}-v{v.version}"}
+    return [sft_records_from_enriched({"training_pairs": c["training_pairs"], "dataset_metadata": meta},
+                                      split=c["split"]) for c in iter_conversations(ws, v)]
 
 
 def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: int | None = None,
