@@ -110,7 +110,8 @@ def build(name: NameArg, workspace: WorkspaceOpt = None, version: VersionOpt = N
 def export(
     name: NameArg,
     fmt: Annotated[str, typer.Argument(help="openai_sft, bedrock, trl_sft, axolotl, sharegpt, alpaca, "
-                                            "llama_factory, hf_parquet, vertex, ...")],
+                                            "llama_factory, hf_parquet, vertex; preference: openai_dpo, "
+                                            "trl_dpo, llama_factory_preference; trl_kto, llama_factory_kto")],
     folder: Annotated[Path, typer.Argument(help="Where to write the export.")],
     workspace: WorkspaceOpt = None,
     version: VersionOpt = None,
@@ -118,7 +119,8 @@ def export(
                                                               "the reason is recorded.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export a version, validate it by its consumer's rules, and estimate tokens and cost."""
+    """Export a version, validate it by its consumer's rules, and estimate tokens and cost. Preference and
+    KTO formats take the review's preference pairs (edits, ratings) of the member conversations."""
     from brightrun.training_files.export import export_version
 
     done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force)

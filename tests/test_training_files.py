@@ -377,3 +377,43 @@ def test_json_pairs_are_the_enriched_records(demo_copy):
         expected = enriched_conversation(ws, conversation["conversation_id"])["training_pairs"]
         got = [{k: v for k, v in p.items() if k != "split"} for p in conversation["training_pairs"]]
         assert got == orjson.loads(orjson.dumps(expected))
+
+
+# -- preference exports --------------------------------------------------------------------------------
+
+
+def test_preference_formats_export_the_reviews_pairs_of_member_conversations(demo_copy, tmp_path):
+    from brightrun.exports import FORMATS
+    from brightrun.feedback import record_feedback
+    from brightrun.training_files.export import export_version
+
+    ws = demo_copy
+    ids = _ids(ws, 6)
+    tf.create_training_file(ws, "prefs")
+    version = tf.add_conversations(ws, "prefs", ids[:4])
+    with pytest.raises(tf.TrainingFileError, match="no preference pairs"):
+        export_version(ws, "prefs", "openai_dpo", tmp_path / "none", force_reason="test")
+    member_pair = ws.scalar("SELECT pair_id FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number "
+                            "LIMIT 1", [ids[1]])
+    outsider_pair = ws.scalar("SELECT pair_id FROM training_pairs WHERE conversation_id = ? LIMIT 1", [ids[5]])
+    original = ws.scalar("SELECT target_response FROM training_pairs WHERE pair_id = ?", [member_pair])
+    record_feedback(ws, "training_pair", member_pair, "ana", rating=2, edited_response="A kinder, clearer answer.")
+    record_feedback(ws, "training_pair", outsider_pair, "ana", rating=2, edited_response="Not a member's edit.")
+
+    done = export_version(ws, "prefs", "openai_dpo", tmp_path / "dpo", force_reason="test")
+    # one pair is too few for OpenAI (at least 10 examples): the consumer's rule is the only problem
+    assert [e.message for e in done.validation.errors] == [
+        "the training split has 1 valid examples; the consumer needs at least 10"]
+    rows = [orjson.loads(line) for f in done.files if f.suffix == ".jsonl" for line in f.read_bytes().splitlines()]
+    assert len(rows) == 1
+    assert rows[0]["preferred_output"] == [{"role": "assistant", "content": "A kinder, clearer answer."}]
+    assert rows[0]["non_preferred_output"] == [{"role": "assistant", "content": original}]
+    split = version.split_of[ids[1]]
+    assert any(f.name == f"{split}.jsonl" for f in done.files)
+
+    kto = export_version(ws, "prefs", "trl_kto", tmp_path / "kto", force_reason="test")
+    assert kto.validation.ok
+    labels = sorted(orjson.loads(line)["label"] for f in kto.files if f.suffix == ".jsonl"
+                    for line in f.read_bytes().splitlines())
+    assert labels == [False, True]
+    assert FORMATS["trl_kto"].kind == "kto"

@@ -223,6 +223,14 @@ BUILDERS: dict[str, Callable[[Workspace, DatasetSpec, _Redactor, Counter], list[
     "sft": _sft, "preference": _preference, "app_steps": _app_steps}
 
 
+def preference_examples(ws: Workspace, source: Literal["all", "review", "import"] = "review") -> list[dict]:
+    """The preference examples a `kind="preference"` dataset would hold (an edited answer chosen over its
+    original; the better rated of two answers to one context), without writing a dataset. Examples from
+    reviewed training pairs have their conversation id as `group`; they have no split yet."""
+    return _preference(ws, DatasetSpec(name="preference", kind="preference", source=source), _Redactor(True),
+                       Counter())
+
+
 def datasets_dir(ws: Workspace) -> Path:
     return ws.root / "datasets"
 

@@ -1,5 +1,6 @@
 """Exporting a training-file version to a fine-tuning stack's format (brightrun.exports), with the
-consumer's validation, token statistics and a cost estimate. Exports are gated by the data contracts:
+consumer's validation, token statistics and a cost estimate. SFT formats take one record per member
+conversation; preference and KTO formats take the review's preference pairs of the member conversations. Exports are gated by the data contracts:
 a failing contract blocks the export unless forced, and a forced export records why."""
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from pathlib import Path
 
 from brightrun.exports import FORMATS, estimate_all
 from brightrun.exports.base import ValidationResult
-from brightrun.exports.records import sft_records_from_enriched
+from brightrun.exports.records import (
+    kto_records_from_preference,
+    preference_records_from_dataset,
+    sft_records_from_enriched,
+)
 from brightrun.training_files.build import iter_conversations
 from brightrun.training_files.core import TrainingFileError, get_version
 from brightrun.workspace import Workspace, utcnow
@@ -39,6 +44,22 @@ def records_of(ws: Workspace, name: str, version: int | None = None) -> list[dic
                                       split=c["split"]) for c in iter_conversations(ws, v)]
 
 
+def preference_records_of(ws: Workspace, name: str, version: int | None = None) -> list[dict]:
+    """The review's preference pairs (brightrun.datasets.preference_examples) whose conversation is a
+    member of the version, each in its conversation's split: what preference and KTO formats export."""
+    from brightrun.datasets.build import preference_examples
+
+    v = get_version(ws, name, version)
+    split_of = v.split_of
+    examples = [{**e, "split": split_of[e["group"]]} for e in preference_examples(ws) if e["group"] in split_of]
+    if not examples:
+        raise TrainingFileError(
+            f"training file {name!r} version {v.version} has no preference pairs: none of its conversations has "
+            "an edited answer, or two rated answers to the same context, from review. Fix: on the Review page "
+            "edit or rate answers of its conversations, or export an SFT format.")
+    return preference_records_from_dataset(examples)
+
+
 def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: int | None = None,
                    force_reason: str | None = None) -> Exported:
     """Write a version in `fmt` to `out`, validate it by its consumer's rules and estimate the cost.
@@ -46,9 +67,6 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
     spec = FORMATS.get(fmt)
     if spec is None:
         raise TrainingFileError(f"unknown format {fmt!r}. Fix: use one of {', '.join(sorted(FORMATS))}.")
-    if spec.kind != "sft":
-        raise TrainingFileError(f"{fmt} is a {spec.kind} format; a training file holds conversations (SFT). "
-                                "Fix: build preference data with `brightrun datasets build NAME --kind preference`.")
     from brightrun.validation import latest_report
 
     report = latest_report(ws)
@@ -57,10 +75,15 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
         raise TrainingFileError(f"export blocked: {why}. Fix: run `brightrun validate` and fix what it lists, or "
                                 "export with --force REASON to record why you export anyway.")
     v = get_version(ws, name, version)
-    records = records_of(ws, name, v.version)
+    if spec.kind == "sft":
+        records = records_of(ws, name, v.version)
+    else:
+        records = preference_records_of(ws, name, v.version)
+        if spec.kind == "kto":
+            records = kto_records_from_preference(records)
     files = spec.writer(records, out)
     validation = spec.validator(out)
-    costs = estimate_all(records, kind="sft")
+    costs = estimate_all(records, kind=spec.kind)
     write_json(out / "brightrun_export.json", {
         "training_file": name, "version": v.version, "content_hash": v.content_hash, "format": fmt,
         "exported_at": utcnow().isoformat(), "contracts_passed": bool(report and report.success),
