@@ -33,6 +33,16 @@ class Exported:
     forced: str | None
 
 
+def export_folder(ws: Workspace, name: str, version: int, fmt: str) -> Path:
+    """Where the app keeps an export: `<workspace>/exports/<name>/v<N>/<format>/` (the name is checked)."""
+    from brightrun.training_files.core import check_name
+
+    check_name(name)
+    if fmt not in FORMATS:
+        raise TrainingFileError(f"unknown format {fmt!r}. Fix: use one of {', '.join(sorted(FORMATS))}.")
+    return ws.root / "exports" / name / f"v{int(version)}" / fmt
+
+
 def records_of(ws: Workspace, name: str, version: int | None = None) -> list[dict]:
     """One multi-turn SFT record per member conversation, in its training-file split."""
     v = get_version(ws, name, version)
@@ -64,6 +74,7 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
                    force_reason: str | None = None) -> Exported:
     """Write a version in `fmt` to `out`, validate it by its consumer's rules and estimate the cost.
     Refused when the last data-contract run failed (or none ran), unless `force_reason` says why."""
+    out = Path(out)
     spec = FORMATS.get(fmt)
     if spec is None:
         raise TrainingFileError(f"unknown format {fmt!r}. Fix: use one of {', '.join(sorted(FORMATS))}.")

@@ -1,0 +1,170 @@
+"""AppTest of the Training files page: create, add by filter and by id (ineligible and duplicate selections
+blocked with their list, nothing added), remove, split with the leakage report, build, and export gated by
+the data contracts with downloads, token statistics and costs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import brightrun.training_files as tf
+from brightrun.workspace import Workspace, utcnow
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/views/training_files.py"
+
+
+def open_page(workspace: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(workspace))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def create(at: AppTest, name: str) -> AppTest:
+    at.text_input[0].input(name)  # the form's Name field comes first
+    at.button[0].click().run()     # the form's submit button
+    assert not at.exception, at.exception
+    return at
+
+
+def table(at: AppTest, *columns: str):
+    """The first table on the page that has these columns (read-only tables have no key in AppTest)."""
+    for frame in at.dataframe:
+        if set(columns) <= set(frame.value.columns):
+            return frame.value
+    raise AssertionError(f"no table with columns {columns}: {[list(f.value.columns) for f in at.dataframe]}")
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+@pytest.fixture
+def made(demo_copy: Workspace, monkeypatch) -> tuple[Workspace, AppTest]:
+    at = open_page(demo_copy.root, monkeypatch)
+    assert any("No training file yet" in i.value for i in at.info)
+    return demo_copy, create(at, "coaching-v1")
+
+
+def test_create_then_add_by_filter(made) -> None:
+    ws, at = made
+    assert at.selectbox(key="training_file").value == "coaching-v1"
+    assert tf.get_version(ws, "coaching-v1").version == 1
+    persona = ws.scalar("SELECT persona_key FROM conversations ORDER BY conversation_id LIMIT 1")
+    at.multiselect(key="add_personas").set_value([persona]).run()
+    want = tf.ids_from_filter(ws, {"persona_key": [persona]})
+    assert any(f"{len(want):,} conversation(s) match" in c.value for c in at.caption)
+    at.button(key="add_filter").click().run()
+    assert not errors(at), errors(at)
+    assert any("is now version 2" in s.value for s in at.success)
+    assert sorted(tf.members(ws, "coaching-v1")) == sorted(want)
+    assert at.metric[1].value == str(len(want))
+    # the versions tab lists both versions, newest first
+    assert table(at, "version", "change")["version"].to_list() == [2, 1]
+
+
+def test_ineligible_selection_is_blocked_with_its_list_and_nothing_is_added(made) -> None:
+    ws, at = made
+    ids = ws.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 3")["conversation_id"]
+    for cid in ids[:2]:
+        ws.append("conversation_status", [{"conversation_id": cid, "status": "not_started",
+                                           "enrichment_version": "2", "updated_at": utcnow()}])
+    at.text_area(key="add_ids").input("\n".join(ids.to_list())).run()
+    at.button(key="add_by_id").click().run()
+    assert any("nothing was added" in e and "2 ineligible" in e for e in errors(at)), errors(at)
+    listed = table(at, "conversation_id", "reason")
+    assert sorted(listed["conversation_id"].to_list()) == sorted(ids[:2].to_list())
+    assert all("not_started" in r for r in listed["reason"].to_list())
+    assert tf.members(ws, "coaching-v1") == []  # the eligible third was not added either
+
+    # by filter on the enrichment status: the same list
+    at.multiselect(key="add_statuses").set_value(["not_started"]).run()
+    at.button(key="add_filter").click().run()
+    assert sorted(table(at, "conversation_id", "reason")["conversation_id"].to_list()) == sorted(ids[:2].to_list())
+    assert tf.get_version(ws, "coaching-v1").version == 1
+
+    # a duplicate blocks too, naming it
+    at.text_area(key="add_ids").input(ids[2]).run()
+    at.button(key="add_by_id").click().run()
+    assert not errors(at)
+    assert at.text_area(key="add_ids").value == ""  # cleared after it went through
+    at.text_area(key="add_ids").input(ids[2]).run()
+    at.button(key="add_by_id").click().run()
+    listed = table(at, "conversation_id", "reason")
+    assert listed["conversation_id"].to_list() == [ids[2]]
+    assert "already in training file" in listed["reason"][0]
+    assert tf.members(ws, "coaching-v1") == [ids[2]]
+
+
+def test_unsafe_and_taken_names_are_refused(made) -> None:
+    ws, at = made
+    create(at, "../escape")
+    assert any("not allowed" in e for e in errors(at)), errors(at)
+    create(at, "COACHING-v1")
+    assert any("already exists" in e for e in errors(at)), errors(at)
+    assert ws.sql("SELECT name FROM training_files")["name"].to_list() == ["coaching-v1"]
+
+
+def test_remove_split_and_build(made) -> None:
+    ws, at = made
+    ids = ws.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 20")["conversation_id"]
+    tf.add_conversations(ws, "coaching-v1", ids.to_list())
+    at.run()
+    at.multiselect(key="remove_ids").set_value([ids[0]]).run()
+    at.button(key="remove").click().run()
+    assert ids[0] not in tf.members(ws, "coaching-v1")
+    assert any("is now version 3" in s.value for s in at.success)
+
+    at.number_input(key="ratio_Train").set_value(60).run()
+    at.number_input(key="ratio_Validation").set_value(20).run()
+    at.number_input(key="ratio_Test").set_value(20).run()
+    at.button(key="split").click().run()
+    v = tf.get_version(ws, "coaching-v1")
+    assert v.version == 4 and v.split_ratios == (60, 20, 20)
+    assert any("no exact or near-duplicate conversations across splits" in s.value for s in at.success)
+    assert table(at, "tier", "arc_key", "split")["conversations"].sum() == 19
+
+    at.button(key="build").click().run()
+    assert not at.exception, at.exception
+    built = next(s.value for s in at.success if "training pairs (content hash" in s.value)
+    pairs = ws.scalar("SELECT count(*) FROM training_pairs WHERE conversation_id IN (SELECT unnest(?))",
+                      [v.member_ids])
+    assert f"19 conversations, {pairs:,} training pairs" in built
+    assert tf.get_version(ws, "coaching-v1").content_hash is not None
+    assert [b.label for b in at.get("download_button")] == ["training.json", "training.jsonl"]
+
+
+def test_export_is_gated_by_the_contracts_and_offers_the_files(made) -> None:
+    ws, at = made
+    ids = ws.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 30")["conversation_id"]
+    tf.add_conversations(ws, "coaching-v1", ids.to_list())
+    at.run()
+    assert any("have not run on this workspace" in w.value for w in at.warning)
+    at.selectbox(key="export_format").set_value("openai_sft").run()
+    at.button(key="export").click().run()
+    assert any("export blocked" in e for e in errors(at)), errors(at)
+    assert not (ws.root / "exports" / "coaching-v1" / "v2" / "openai_sft" / "brightrun_export.json").exists()
+
+    at.text_input(key="export_reason").input("dry run of the loader").run()
+    at.button(key="export").click().run()
+    assert not errors(at), errors(at)
+    assert any("passes every check of its consumer" in s.value for s in at.success)
+    folder = ws.root / "exports" / "coaching-v1" / "v2" / "openai_sft"
+    record = orjson.loads((folder / "brightrun_export.json").read_bytes())
+    assert record["forced"] == "dry run of the loader" and record["valid"] is True
+    labels = [b.label for b in at.get("download_button")]
+    assert sorted(labels) == ["Download README.md", "Download brightrun_export.json", "Download data/test.jsonl",
+                              "Download data/train.jsonl", "Download data/validation.jsonl",
+                              "Download everything (zip)"]
+    tokens = table(at, "split", "examples", "total_tokens")
+    assert tokens["examples"].sum() == 30
+    costs = table(at, "model", "estimated $")
+    assert "gpt-4o-mini-2024-07-18" in costs["model"].to_list()
+    assert (costs["estimated $"].dropna() > 0).all()
