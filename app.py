@@ -19,6 +19,8 @@ pages = st.navigation([
     st.Page("pages/views/applogs.py", title="App logs", icon=":material/receipt_long:"),
     st.Page("pages/views/prompts.py", title="Prompts", icon=":material/difference:"),
     st.Page("pages/views/experiments.py", title="Experiments", icon=":material/science:"),
+    st.Page("pages/views/training_files.py", title="Training files", icon=":material/dataset:"),
+    st.Page("pages/views/finetuning.py", title="Fine-tuning", icon=":material/model_training:"),
     st.Page("pages/views/generate.py", title="Generate", icon=":material/auto_awesome:"),
 ])
 

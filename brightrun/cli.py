@@ -23,6 +23,7 @@ from brightrun.cli_common import (
 )
 from brightrun.cli_experiments import experiments_app
 from brightrun.cli_feedback import datasets_app, feedback_app
+from brightrun.cli_finetune import finetune_app
 from brightrun.cli_jobs import jobs_app
 from brightrun.cli_prompts import prompts_app
 from brightrun.cli_quality import quality_app, validate
@@ -38,6 +39,7 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(training_app, name="training-file")
+app.add_typer(finetune_app, name="finetune")
 
 @app.command()
 def demo(

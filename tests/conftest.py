@@ -48,3 +48,22 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env.pop("BRIGHTRUN_WORKSPACE", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture
+def server():
+    """A local OpenAI files + fine-tuning API (tests/openai_ft_server.py), called by the real SDK."""
+    from openai_ft_server import FakeOpenAIFineTuning
+
+    with FakeOpenAIFineTuning() as srv:
+        yield srv
+
+
+@pytest.fixture
+def advisor(demo_copy: Workspace) -> Workspace:
+    """The demo copy with training file 'advisor' v2: the marcus_chen and david_chen conversations."""
+    from brightrun.training_files import add_conversations, create_training_file
+
+    create_training_file(demo_copy, "advisor")
+    add_conversations(demo_copy, "advisor", saved_filter={"persona_key": ["marcus_chen", "david_chen"]})
+    return demo_copy

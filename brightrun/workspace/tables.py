@@ -148,6 +148,24 @@ TABLES: dict[str, TableSpec] = {
              "cluster": _S, "created_at": _TS},
         ),
         TableSpec(
+            "finetuning_jobs", ("job_id",),
+            {"job_id": _S, "training_file": _S, "training_file_version": _I, "content_hash": _S, "format": _S,
+             "provider": _S, "base_model": _S, "hyperparameters": _S, "suffix": _S, "external_job_id": _S,
+             "training_file_id": _S, "validation_file_id": _S, "status": _S, "provider_status": _S, "error": _S,
+             "estimated_tokens": _I, "estimated_cost_usd": _F, "cost_note": _S, "trained_tokens": _I,
+             "actual_cost_usd": _F, "fine_tuned_model": _S, "forced": _S, "created_at": _TS, "updated_at": _TS},
+        ),
+        TableSpec(
+            "finetuning_events", ("event_id",),
+            {"event_id": _S, "job_id": _S, "status": _S, "detail": _S, "created_at": _TS},
+        ),
+        TableSpec(
+            "model_versions", ("model_id",),
+            {"model_id": _S, "job_id": _S, "base_model": _S, "training_file": _S, "training_file_version": _I,
+             "version_label": _S, "environment": _S, "created_at": _TS, "updated_at": _TS},
+            {"environment": "none"},
+        ),
+        TableSpec(
             "import_errors", ("import_id", "line", "field"),
             {"import_id": _S, "line": _I, "field": _S, "source_column": _S, "reason": _S, "fix": _S, "value": _S,
              "file": _S, "created_at": _TS},

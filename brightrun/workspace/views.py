@@ -22,6 +22,9 @@ TABLE_VIEWS = {
     "training_files": "training_files",
     "training_file_versions": "training_file_versions",
     "training_file_conversations": "training_file_conversations",
+    "finetuning_jobs": "finetuning_jobs",
+    "finetuning_events": "finetuning_events",
+    "model_versions": "model_versions",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
@@ -90,6 +93,11 @@ VIEW_DOCS = {
                               "it was built from (the latest version is the current one)",
     "training_file_conversations": "membership rows per training file version, with split and cluster "
                                    "(a version counts once it is in training_file_versions)",
+    "finetuning_jobs": "one row per fine-tuning job: training file version, base model, provider ids, status, "
+                       "estimated and actual cost, the fine-tuned model",
+    "finetuning_events": "every status change of every fine-tuning job, in order (the job's history)",
+    "model_versions": "one row per fine-tuned model: its job, base model, training file version, version label "
+                      "(v1, v2, ... per training file and base model) and deployment environment",
     "personas": "the scaffolding's personas",
     "emotional_arcs": "the scaffolding's emotional arcs, with tier",
     "training_topics": "the scaffolding's training topics",
