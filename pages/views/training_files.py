@@ -79,7 +79,8 @@ with ui.guard():
         st.success(message)
 
     add_tab, remove_tab, split_tab, build_tab, export_tab, history_tab = st.tabs(
-        ["Add", "Remove", "Split", "Build", "Export", "Versions"])
+        ["Add", "Remove", "Split", "Build", "Export", "Versions"], key="tf_tab", on_change="rerun")
+    # (with a key, the open tab stays open when a widget in it reruns the page)
 
     with add_tab:
         by_filter, by_id = st.columns(2)
