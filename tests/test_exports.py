@@ -25,6 +25,7 @@ from brightrun.exports import (
     check_records,
     counter_for,
     default_epochs,
+    estimate_all,
     estimate_cost,
     estimate_for_records,
     estimate_tokens,
@@ -777,6 +778,10 @@ def test_cost_estimates_on_known_inputs() -> None:
     words = TokenCounter("words", True, lambda text: len(text.split()))
     per_records = estimate_for_records(sft_set(SKY_SFT, n_train=2, n_val=1), "gpt-4.1-mini-2025-04-14", counter=words)
     assert per_records.examples == 2 and per_records.epochs == 25  # validation tokens are not billed
+    records = sft_set(SKY_SFT, n_train=7, n_val=2)
+    every = estimate_all(records)  # tokens counted once per tokenizer, the same figures as model by model
+    assert [e.model for e in every] == list(training_prices().models)
+    assert every == [estimate_for_records(records, e.model) for e in every]
     prices = training_prices()
     assert prices.recorded == "2026-11-21" and all(p.source for p in prices.models.values())
 

@@ -156,6 +156,13 @@ def estimate_all(records: Iterable[dict], models: Iterable[str] | None = None, *
                  counter: TokenCounter | None = None, prices: TrainingPrices | None = None) -> list[CostEstimate]:
     """One estimate per target model (default: every model in the price table)."""
     prices = prices or training_prices()
-    records = list(records)
-    return [estimate_for_records(records, m, kind=kind, counter=counter, prices=prices)
-            for m in (models or prices.models)]
+    train = [r for r in records if r["split"] == "train"]
+    counted: dict[str, list[int]] = {}  # the tokens of each record, counted once per tokenizer
+    out = []
+    for model in models or prices.models:
+        use = counter or counter_for(model)
+        if use.name not in counted:
+            counted[use.name] = [billing_tokens(r, kind, use) for r in train]
+        out.append(estimate_cost(counted[use.name], model, prices=prices, token_method=use.name,
+                                 exact_tokens=use.exact))
+    return out

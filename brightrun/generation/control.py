@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import orjson
 
+from brightrun import aio
 from brightrun.errors import JobError
 from brightrun.generation.jobs import clear_cancel, load_job
 from brightrun.generation.runner import JobRunner, ProgressFn, RunSettings
@@ -63,7 +63,7 @@ def run_job(ws: Workspace, job_id: str, provider: Provider | None = None, *, set
     try:
         provider = provider or provider_for_job(job)
         runner = JobRunner(ws, job, provider, settings, progress)
-        return asyncio.run(_run(runner, job.batch_api))
+        return aio.run(_run(runner, job.batch_api))  # in a notebook cell's loop too
     finally:
         lock.release()
 

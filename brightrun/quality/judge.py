@@ -17,7 +17,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -25,6 +24,7 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from brightrun import aio
 from brightrun.errors import BrightRunError, ProviderError, WorkspaceError
 from brightrun.generation.limiter import AdaptiveLimiter, backoff
 from brightrun.models import LLMCall
@@ -294,13 +294,7 @@ def judge_pairs(ws: Workspace, provider: Provider, *, model: str | None = None, 
             progress(0, len(rows))
         coro = _Run(ws, provider, model, judged_before, result, (concurrency, max_attempts, backoff_base),
                     progress).run(rows)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # the usual case: no loop runs in this thread
-            asyncio.run(coro)
-        else:  # a notebook cell's loop: run ours in a thread of its own
-            with ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, coro).result()
+        aio.run(coro)  # in a notebook cell's loop too
     finally:
         lock.release()
     if result.calls:
