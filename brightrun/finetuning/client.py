@@ -15,6 +15,7 @@ import openai
 
 from brightrun.finetuning.registry import FineTuningError
 from brightrun.providers.errors import scrub
+from brightrun.secrets import secret
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_HELP = ("set OPENAI_API_KEY in the environment that runs BrightRun (or in .streamlit/secrets.toml for the "
@@ -23,17 +24,7 @@ KEY_HELP = ("set OPENAI_API_KEY in the environment that runs BrightRun (or in .s
 
 def api_key_from_environment() -> str | None:
     """OPENAI_API_KEY, else Streamlit secrets when running in the app."""
-    key = (os.environ.get("OPENAI_API_KEY") or "").strip()
-    if key:
-        return key
-    try:
-        import streamlit as st
-
-        if st.runtime.exists():
-            return st.secrets.get("OPENAI_API_KEY")
-    except Exception:  # noqa: BLE001 - no secrets file is not an error here
-        return None
-    return None
+    return secret("OPENAI_API_KEY")
 
 
 def base_url_from_environment(base_url: str | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ import httpx2
 from brightrun.errors import ProviderError
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import from_exception, scrub
+from brightrun.secrets import secret
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 _NO_SAMPLING = re.compile(r"^claude-(?:(?:opus|sonnet|haiku)-(?:[5-9]|\d\d)|fable|mythos)")
@@ -30,17 +30,7 @@ def _plain(params: dict) -> dict:
 
 def api_key_from_environment() -> str | None:
     """ANTHROPIC_API_KEY, else Streamlit secrets when running in the app."""
-    key = os.environ.get("ANTHROPIC_API_KEY")
-    if key:
-        return key
-    try:
-        import streamlit as st
-
-        if st.runtime.exists():
-            return st.secrets.get("ANTHROPIC_API_KEY")
-    except Exception:  # noqa: BLE001 - no secrets file is not an error here
-        return None
-    return None
+    return secret("ANTHROPIC_API_KEY")
 
 
 def accepts_temperature(model: str) -> bool:
