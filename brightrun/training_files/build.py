@@ -37,12 +37,12 @@ import polars as pl
 from brightrun import emotions
 from brightrun.quality import scoring
 from brightrun.training_files.core import (
+    ROW_HASH,
     TrainingFileError,
     Version,
     _lock,
     folder_of,
     get_version,
-    records_hash,
 )
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import fsync_dir
@@ -135,23 +135,27 @@ class Chunk:
     pairs, as bytes) and its training pairs' JSONL lines."""
 
     conversations: list[tuple[str, str, bytes, list[bytes]]]
+    row_hashes: bytes
+    """The chunk's part of the version's records hash (core.records_hash), in the same order."""
 
 
 def iter_chunks(ws: Workspace, v: Version, chunk: int = CHUNK) -> Iterator[Chunk]:
-    """The members of a version in order, `chunk` at a time, as serialized bytes."""
+    """The members of a version in order (sorted ids), `chunk` at a time, as serialized bytes."""
     lookup = _lookup(ws)
     for start in range(0, len(v.member_ids), chunk):
         ids, splits = v.member_ids[start:start + chunk], v.splits[start:start + chunk]
-        frame = ws.sql(
-            "SELECT m.ord, m.split, p.* EXCLUDE (created_at) FROM "
+        frame = ws.sql(  # the BETWEEN lets DuckDB skip the row groups of other conversations
+            f"SELECT m.ord, m.split, p.*, {ROW_HASH} AS row_hash FROM "
             "(SELECT unnest(?) AS conversation_id, unnest(?) AS split, generate_subscripts(?, 1) AS ord) m "
-            "JOIN training_pairs p USING (conversation_id) ORDER BY m.ord, p.turn_number", [ids, splits, ids])
+            "JOIN (SELECT * EXCLUDE (created_at) FROM training_pairs WHERE conversation_id BETWEEN ? AND ?) p "
+            "USING (conversation_id) ORDER BY m.ord, p.turn_number", [ids, splits, ids, min(ids), max(ids)])
         counts = dict(frame.group_by("ord").len().iter_rows()) if frame.height else {}
         empty = [ids[o - 1] for o in range(1, len(ids) + 1) if o not in counts]
         if empty:
             raise TrainingFileError(f"conversation {empty[0]!r} of training file {v.name!r} has no training pairs "
                                     f"any more ({len(empty)} such). Fix: enrich it again, or remove it from the "
                                     f"training file.")
+        row_hashes = ("\n".join(frame["row_hash"].to_list()) + "\n").encode() if frame.height else b""
         shaped = _shaped(frame, lookup)
         pair_lines = _ndjson_lines(shaped.select("pair").unnest("pair"))
         heads = _ndjson_lines(shaped.unique("ord", keep="first", maintain_order=True)
@@ -161,7 +165,7 @@ def iter_chunks(ws: Workspace, v: Version, chunk: int = CHUNK) -> Iterator[Chunk
             n = counts[o]
             out.append((cid, split, head, pair_lines[at:at + n]))
             at += n
-        yield Chunk(out)
+        yield Chunk(out, row_hashes)
 
 
 def iter_conversations(ws: Workspace, v: Version, chunk: int = CHUNK) -> Iterator[dict]:
@@ -218,14 +222,17 @@ class _Out:
         return self.digest.hexdigest()
 
 
-def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int]:
-    """training.json and training.jsonl of `v` into `folder`; (json sha256, jsonl sha256, pairs)."""
+def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int, str]:
+    """training.json and training.jsonl of `v` into `folder`; (json sha256, jsonl sha256, pairs, the
+    records hash of what was read)."""
+    records = hashlib.sha256()
     json_out, jsonl_out = _Out(folder / "training.json"), _Out(folder / "training.jsonl")
     try:
         profile = orjson.dumps(ws.scaffolding.consultant.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         json_out.write(b'{"consultant_profile":' + profile + b',"conversations":[')
         pairs, first = 0, True
         for part in iter_chunks(ws, v):
+            records.update(part.row_hashes)
             pieces = []
             for _cid, _split, head, lines in part.conversations:
                 pieces.append((b"\n" if first else b",\n") + head[:-1] + b',"training_pairs":['
@@ -239,7 +246,7 @@ def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int
                        + b"}\n")
     finally:
         json_hash, jsonl_hash = json_out.finish(), jsonl_out.finish()
-    return json_hash, jsonl_hash, pairs
+    return json_hash, jsonl_hash, pairs, records.hexdigest()
 
 
 def content_hash(json_sha: str, jsonl_sha: str) -> str:
@@ -251,18 +258,22 @@ def build_version(ws: Workspace, name: str, version: int | None = None) -> Built
     together; a past version is rebuilt byte for byte or refused with the reason."""
     with _lock(ws, name):
         v = get_version(ws, name, version)
-        now_hash = records_hash(ws, v.member_ids)
-        if now_hash != v.records_hash:
-            raise TrainingFileError(
-                f"training file {name!r} version {v.version} cannot be rebuilt byte for byte: the enriched "
-                f"records of its conversations changed since it was made (re-enriched or deleted). Fix: build "
-                f"the current state as a new version (add or remove a conversation, or re-split).")
         target = folder_of(ws, name) / f"v{v.version}"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}"
         tmp.mkdir()
         try:
-            json_sha, jsonl_sha, pairs = _write_files(ws, v, tmp)
+            try:
+                json_sha, jsonl_sha, pairs, read_hash = _write_files(ws, v, tmp)
+            except TrainingFileError as exc:
+                if "no training pairs" not in str(exc):
+                    raise
+                read_hash = None  # a member lost its pairs: the records changed
+            if read_hash != v.records_hash:
+                raise TrainingFileError(
+                    f"training file {name!r} version {v.version} cannot be rebuilt byte for byte: the enriched "
+                    f"records of its conversations changed since it was made (re-enriched or deleted). Fix: "
+                    f"build the current state as a new version (add or remove a conversation, or re-split).")
             digest = content_hash(json_sha, jsonl_sha)
             if v.content_hash is not None and digest != v.content_hash:
                 raise TrainingFileError(

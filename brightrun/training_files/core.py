@@ -144,15 +144,28 @@ def _require(ws: Workspace, name: str) -> None:
                                 f"{' or use one of ' + ', '.join(map(repr, known)) if known else ''}.")
 
 
+RECORDS_CHUNK = 4_000
+"""Conversations whose training pairs are read per query when hashing (bounds memory at any size)."""
+ROW_HASH = "md5(to_json(p))"
+"""The hash of one training pair row `p` (every column but created_at), computed by DuckDB."""
+
+
 def records_hash(ws: Workspace, ids: list[str]) -> str:
     """A hash of the enriched records (training pairs, without their write time) of `ids`: it changes
-    exactly when what a build of these conversations would contain can change."""
-    frame = ws.sql("SELECT * EXCLUDE (created_at) FROM training_pairs WHERE conversation_id IN (SELECT unnest(?)) "
-                   "ORDER BY pair_id", [ids])
+    exactly when what a build of these conversations would contain can change. It is the sha256 of
+    each pair's ROW_HASH and a newline, in (conversation_id, turn_number) order; the build computes the
+    same in its single pass (build.iter_chunks). Read in chunks of sorted ids, each bounded by its first
+    and last id so DuckDB skips the Parquet row groups of other conversations."""
+    ordered = sorted(set(ids))
     digest = hashlib.sha256()
-    for row in frame.iter_rows(named=True):
-        digest.update(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))
-        digest.update(b"\n")
+    for start in range(0, len(ordered), RECORDS_CHUNK):
+        chunk = ordered[start:start + RECORDS_CHUNK]
+        frame = ws.sql(
+            f"SELECT {ROW_HASH} AS h FROM (SELECT * EXCLUDE (created_at) FROM training_pairs WHERE conversation_id "
+            "BETWEEN ? AND ? AND conversation_id IN (SELECT unnest(?))) p ORDER BY conversation_id, turn_number",
+            [chunk[0], chunk[-1], chunk])
+        if frame.height:
+            digest.update(("\n".join(frame["h"].to_list()) + "\n").encode())
     return digest.hexdigest()
 
 
