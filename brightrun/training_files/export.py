@@ -1,7 +1,8 @@
 """Exporting a training-file version to a fine-tuning stack's format (brightrun.exports), with the
 consumer's validation, token statistics and a cost estimate. SFT formats take one record per member
-conversation; preference and KTO formats take the review's preference pairs of the member conversations. Exports are gated by the data contracts:
-a failing contract blocks the export unless forced, and a forced export records why."""
+conversation; preference and KTO formats take the review's preference pairs of the member conversations.
+Exports are gated by the data contracts: a failing contract blocks the export unless forced, and a
+forced export records why."""
 
 from __future__ import annotations
 
