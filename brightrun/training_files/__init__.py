@@ -1,6 +1,6 @@
 """Training files: versioned sets of enriched conversations, their JSON + JSONL, and leak-free splits."""
 
-from brightrun.training_files.build import Built, build_version, check_agreement, document, iter_conversations
+from brightrun.training_files.build import Built, build_version, check_agreement, iter_conversations
 from brightrun.training_files.core import (
     TrainingFileError,
     Version,
@@ -19,7 +19,7 @@ from brightrun.training_files.splits import leakage_report, split_counts
 
 __all__ = [
     "Built", "TrainingFileError", "Version", "add_conversations", "assign_splits", "build_version",
-    "check_agreement", "create_training_file", "document", "get_version", "ids_from_filter", "ineligible",
+    "check_agreement", "create_training_file", "get_version", "ids_from_filter", "ineligible",
     "iter_conversations",
     "leakage_report", "list_training_files", "members", "remove_conversations", "split_counts",
     "versions",

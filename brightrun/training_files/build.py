@@ -193,14 +193,6 @@ def header(ws: Workspace, v: Version, pairs: int) -> dict:
     }
 
 
-def document(ws: Workspace, v: Version) -> dict:
-    """The full training JSON of a version as a dict (for small files; `build_version` streams)."""
-    conversations = list(iter_conversations(ws, v))
-    pairs = sum(len(c["training_pairs"]) for c in conversations)
-    return {"consultant_profile": ws.scaffolding.consultant.model_dump(mode="json"),
-            "conversations": conversations, "training_file": header(ws, v, pairs)}
-
-
 # -- writing -----------------------------------------------------------------------------------------
 
 
