@@ -232,6 +232,43 @@ class TableStore:
             + f") UNION ALL BY NAME {delta}"
         )
 
+    def scan(self, table: str, files: TableFiles | None = None) -> pl.LazyFrame:
+        """The rows select_sql gives (latest per key, declared columns with their defaults, no _seq) as
+        a polars LazyFrame over exactly `files`. For bulk reads of wide rows: polars keeps Parquet
+        strings as views into the decoded pages instead of copying each value, several times faster
+        than DuckDB handing the same rows over. Filters on it prune row groups by their statistics."""
+        spec = self.spec(table)
+        files = files if files is not None else self.files(table)
+        if not files.base and not files.deltas:
+            return pl.LazyFrame(schema=spec.schema)
+        everywhere = len(files.base) + len(files.deltas)
+
+        def column(c: str, dtype: pl.DataType, present: tuple[str, ...]) -> pl.Expr:
+            held = files.columns.get(c, 0)
+            default = pl.lit(spec.defaults.get(c), dtype=dtype)
+            if c not in present:
+                return default.alias(c)
+            if 0 < held < everywhere and c in spec.defaults:
+                return pl.coalesce(pl.col(c).cast(dtype), default).alias(c)
+            return pl.col(c).cast(dtype).alias(c)
+
+        def read(paths: tuple[Path, ...]) -> pl.LazyFrame:
+            frames = []
+            for path in paths:
+                present = self._inspect(path)[1]
+                frames.append(pl.scan_parquet(path).select(
+                    *(column(c, t, present) for c, t in spec.schema.items()), pl.col(SEQ)))
+            return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+
+        key = list(spec.key)
+        if not files.deltas:
+            return read(files.base).drop(SEQ)
+        delta = read(files.deltas).sort(SEQ).unique(subset=key, keep="last", maintain_order=True)
+        if not files.base:
+            return delta.drop(SEQ)
+        base = read(files.base).join(delta.select(key), on=key, how="anti")
+        return pl.concat([base, delta], how="vertical").drop(SEQ)
+
     @staticmethod
     def _columns_sql(spec: TableSpec, files: TableFiles) -> str:
         """The declared columns, with a default for files written before a column existed."""
