@@ -4,6 +4,8 @@ JSON/JSONL agreement, leak-free stratified splits."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import threading
 from collections import Counter
 
 import orjson
@@ -208,6 +210,11 @@ def test_every_change_makes_a_version_with_a_manifest(demo_copy):
     assert manifest["content_hash"] == built.content_hash == tf.get_version(ws, "f").content_hash
     for key in ("scaffolding_fingerprint", "template_versions", "enrichment_version", "records_hash"):
         assert manifest[key] == getattr(last, key)
+    # the records hash is the sha256 of the JSONL the version makes; the manifest's hashes are the files'
+    assert last.records_hash == hashlib.sha256(built.jsonl_path.read_bytes()).hexdigest()
+    assert manifest["training_jsonl_sha256"] == last.records_hash
+    # the JSON's own bytes (outside its training pairs) are hashed apart: changing one changes the content hash
+    assert "training_json_frame_sha256" in manifest and "training_json_sha256" not in manifest
 
 
 def test_past_versions_rebuild_byte_for_byte(demo_copy):
@@ -271,6 +278,83 @@ def test_json_and_jsonl_agree(demo_copy):
     # a tampered JSONL is caught
     built.jsonl_path.write_bytes(built.jsonl_path.read_bytes().splitlines(keepends=True)[0])
     assert tf.check_agreement(built.json_path, built.jsonl_path)
+
+
+def test_chunk_edges_change_no_byte_of_either_file(demo_copy, monkeypatch):
+    """The JSON is assembled from the JSONL's lines chunk by chunk; a build in chunks of 3 conversations
+    (edges inside the member list) writes the same bytes as one in a single chunk."""
+    from brightrun.training_files import build as build_module
+
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    tf.add_conversations(ws, "f", _ids(ws, 10))
+    whole = tf.build_version(ws, "f")
+    json_bytes, jsonl_bytes = whole.json_path.read_bytes(), whole.jsonl_path.read_bytes()
+    monkeypatch.setattr(build_module, "CHUNK", 3)
+    chunked = tf.build_version(ws, "f")
+    assert chunked.json_path.read_bytes() == json_bytes and chunked.jsonl_path.read_bytes() == jsonl_bytes
+    assert tf.check_agreement(chunked.json_path, chunked.jsonl_path) == []
+    assert len(orjson.loads(json_bytes)["conversations"]) == 10
+
+
+def test_a_change_to_the_jsons_own_bytes_is_caught_on_rebuild(demo_copy, monkeypatch):
+    """The content hash covers the JSON's bytes outside its training pairs (hashed apart from the JSONL):
+    a build that would write a different header is refused, naming the content hash."""
+    from brightrun.training_files import build as build_module
+
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    tf.add_conversations(ws, "f", _ids(ws, 3))
+    tf.build_version(ws, "f")
+    header = build_module.header
+    monkeypatch.setattr(build_module, "header", lambda *a: {**header(*a), "vertical": "changed"})
+    with pytest.raises(tf.TrainingFileError, match="content hash"):
+        tf.build_version(ws, "f")
+
+
+def test_stream_file_writes_every_byte_with_or_without_the_page_cache(tmp_path):
+    from brightrun.workspace.files import StreamFile
+
+    block = StreamFile.BLOCK
+    pieces = [b"a" * 10, memoryview(b"b" * (block - 3)), b"", b"c" * (2 * block + 7), memoryview(b"xyz")[1:]]
+    expected = b"".join(bytes(p) for p in pieces)
+    for direct in (True, False):
+        out = StreamFile(tmp_path / f"f-{direct}", direct=direct)
+        out.write(pieces[:2])
+        out.write(pieces[2:])
+        digest = out.finish()
+        assert (tmp_path / f"f-{direct}").read_bytes() == expected
+        assert digest == hashlib.sha256(expected).hexdigest()
+    unhashed = StreamFile(tmp_path / "g", hashed=False)
+    unhashed.write([b"tail only"])
+    assert unhashed.finish() is None and (tmp_path / "g").read_bytes() == b"tail only"
+
+
+def test_a_failed_write_leaves_no_files_and_no_writer_thread(demo_copy, monkeypatch):
+    from brightrun.training_files import build as build_module
+
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    tf.add_conversations(ws, "f", _ids(ws, 6))
+    writes = []
+
+    def failing(self, pieces):
+        writes.append(len(pieces))
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, pieces)
+
+    real = build_module.StreamFile.write
+    monkeypatch.setattr(build_module.StreamFile, "write", failing)
+    monkeypatch.setattr(build_module, "CHUNK", 2)
+    with pytest.raises(OSError, match="No space left"):
+        tf.build_version(ws, "f")
+    folder = ws.root / "training_files" / "f"
+    assert not folder.exists() or list(folder.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "training-file-writer"]
+    monkeypatch.setattr(build_module.StreamFile, "write", real)
+    built = tf.build_version(ws, "f")  # nothing was recorded by the failed build
+    assert tf.check_agreement(built.json_path, built.jsonl_path) == []
 
 
 def test_streamed_records_equal_the_enriched_records(demo_copy):

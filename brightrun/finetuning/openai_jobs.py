@@ -126,7 +126,7 @@ def submit_job(ws: Workspace, training_file: str, *, base_model: str, version: i
     suffix = check_suffix(suffix)
     client = client or openai_client(base_url)
     v = get_version(ws, training_file, version)
-    if records_hash(ws, v.member_ids) != v.records_hash:
+    if records_hash(ws, v.member_ids, v.splits, v.name) != v.records_hash:
         raise FineTuningError(f"not submitted: the enriched records of {training_file!r} v{v.version} changed since "
                               "the version was made (re-enriched or deleted conversations), so the upload would not "
                               "be that version. Fix: make a new version (add, remove or re-split) and submit it.")

@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import queue
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +39,6 @@ import polars as pl
 from brightrun import emotions
 from brightrun.quality import scoring
 from brightrun.training_files.core import (
-    ROW_HASH,
     TrainingFileError,
     Version,
     _lock,
@@ -45,7 +46,7 @@ from brightrun.training_files.core import (
     get_version,
 )
 from brightrun.workspace import Workspace
-from brightrun.workspace.files import fsync_dir
+from brightrun.workspace.files import StreamFile, fsync_dir
 
 FORMAT = "brightrun-lora"
 JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
@@ -121,60 +122,135 @@ def _shaped(frame: pl.DataFrame, lookup: dict[str, dict[str, str]]) -> pl.DataFr
     return frame.select(pl.col("ord"), pl.col("conversation_id"), pl.col("split"), metadata, pair)
 
 
-def _ndjson_lines(frame: pl.DataFrame) -> list[bytes]:
+def _ndjson(frame: pl.DataFrame) -> bytes:
+    """The frame as JSONL: one compact JSON object a line, each ending with a newline."""
     if not frame.height:
-        return []
+        return b""
     buffer = io.BytesIO()
     frame.write_ndjson(buffer)
-    return buffer.getvalue().split(b"\n")[:-1]
+    return buffer.getvalue()
+
+
+class Buffers:
+    """Byte buffers used in turn. Serializing each chunk into a fresh buffer of about 100 MB costs a page
+    fault per 4 KiB, which on a VM is a quarter of the serializing time; reusing buffers does not. A
+    buffer handed out is overwritten `slots` turns later, so `slots` bounds how many chunks a consumer
+    may hold at once."""
+
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = [bytearray() for _ in range(slots)]
+        self.turn = -1
+
+    def advance(self) -> int:
+        self.turn = (self.turn + 1) % len(self.slots)
+        return self.turn
+
+    def take(self, size: int) -> bytearray:
+        """The next buffer, at least `size` bytes long."""
+        turn = self.advance()
+        if len(self.slots[turn]) < size:
+            self.slots[turn] = bytearray(size + size // 4)
+        return self.slots[turn]
+
+    def ndjson(self, frame: pl.DataFrame) -> memoryview:
+        """`frame.write_ndjson` into the next buffer; a view of the bytes written."""
+        sink = _Sink(self, self.advance())
+        if frame.height:
+            frame.write_ndjson(sink)
+        return memoryview(self.slots[sink.turn])[:sink.size]
+
+
+class _Sink:
+    """A writable file for polars that fills a buffer of a Buffers, growing it when needed."""
+
+    def __init__(self, buffers: Buffers, turn: int) -> None:
+        self.buffers, self.turn, self.size = buffers, turn, 0
+
+    def write(self, data: bytes) -> int:
+        end = self.size + len(data)
+        buffer = self.buffers.slots[self.turn]
+        if end > len(buffer):
+            grown = bytearray(end + end // 2)
+            grown[:self.size] = memoryview(buffer)[:self.size]
+            self.buffers.slots[self.turn] = buffer = grown
+        buffer[self.size:end] = data
+        self.size = end
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """The members of one step: per conversation its id, split, JSON head (everything but its training
-    pairs, as bytes) and its training pairs' JSONL lines."""
+    """The members of one step, serialized: per conversation its JSON head (the object without its
+    training pairs) and how many training pairs it has, and all their training pairs as JSONL."""
 
-    conversations: list[tuple[str, str, bytes, list[bytes]]]
-    row_hashes: bytes
-    """The chunk's part of the version's records hash (core.records_hash), in the same order."""
+    ids: list[str]
+    splits: list[str]
+    heads: list[bytes]
+    counts: list[int]
+    jsonl: memoryview
+    """The training pairs of the chunk's conversations in order, one line each (a view of a buffer of
+    the Buffers given to iter_chunks: valid until that buffer's next turn)."""
 
 
-def iter_chunks(ws: Workspace, v: Version, chunk: int = CHUNK) -> Iterator[Chunk]:
-    """The members of a version in order (sorted ids), `chunk` at a time, as serialized bytes."""
+def _read_pairs(ws: Workspace, ids: list[str], splits: list[str]) -> pl.DataFrame:
+    """The training pairs of `ids` (every column but created_at) with each one's member position `ord`
+    (from 1) and split, in (ord, turn_number) order. Bounded by the first and last id, so that row
+    groups of other conversations are skipped by their statistics."""
+    members = pl.LazyFrame({"conversation_id": ids, "split": splits, "ord": range(1, len(ids) + 1)},
+                           schema={"conversation_id": pl.String, "split": pl.String, "ord": pl.Int64})
+    low, high = min(ids), max(ids)
+    return ws.read("training_pairs", lambda rows: (
+        rows.filter(pl.col("conversation_id").is_between(pl.lit(low), pl.lit(high))).drop("created_at")
+        .join(members, on="conversation_id", how="inner").sort("ord", "turn_number")))
+
+
+def iter_chunks(ws: Workspace, ids: list[str], splits: list[str], chunk: int = CHUNK,
+                name: str = "", buffers: Buffers | None = None) -> Iterator[Chunk]:
+    """The members `ids` (with their `splits`) in order, `chunk` at a time, serialized. Each chunk's JSONL
+    is written into the next buffer of `buffers` (by default one buffer: a chunk is valid until the
+    next is made)."""
     lookup = _lookup(ws)
-    for start in range(0, len(v.member_ids), chunk):
-        ids, splits = v.member_ids[start:start + chunk], v.splits[start:start + chunk]
-        frame = ws.sql(  # the BETWEEN lets DuckDB skip the row groups of other conversations
-            f"SELECT m.ord, m.split, p.*, {ROW_HASH} AS row_hash FROM "
-            "(SELECT unnest(?) AS conversation_id, unnest(?) AS split, generate_subscripts(?, 1) AS ord) m "
-            "JOIN (SELECT * EXCLUDE (created_at) FROM training_pairs WHERE conversation_id BETWEEN ? AND ?) p "
-            "USING (conversation_id) ORDER BY m.ord, p.turn_number", [ids, splits, ids, min(ids), max(ids)])
-        counts = dict(frame.group_by("ord").len().iter_rows()) if frame.height else {}
-        empty = [ids[o - 1] for o in range(1, len(ids) + 1) if o not in counts]
+    buffers = buffers or Buffers()
+    for start in range(0, len(ids), chunk):
+        part, part_splits = ids[start:start + chunk], splits[start:start + chunk]
+        frame = _read_pairs(ws, part, part_splits)
+        counted = dict(frame.group_by("ord").len().iter_rows()) if frame.height else {}
+        counts = [counted.get(o, 0) for o in range(1, len(part) + 1)]
+        empty = [cid for cid, n in zip(part, counts, strict=True) if n == 0]
         if empty:
-            raise TrainingFileError(f"conversation {empty[0]!r} of training file {v.name!r} has no training pairs "
-                                    f"any more ({len(empty)} such). Fix: enrich it again, or remove it from the "
+            where = f" of training file {name!r}" if name else ""
+            raise TrainingFileError(f"conversation {empty[0]!r}{where} has no training pairs any more "
+                                    f"({len(empty)} such). Fix: enrich it again, or remove it from the "
                                     f"training file.")
-        row_hashes = ("\n".join(frame["row_hash"].to_list()) + "\n").encode() if frame.height else b""
         shaped = _shaped(frame, lookup)
-        pair_lines = _ndjson_lines(shaped.select("pair").unnest("pair"))
-        heads = _ndjson_lines(shaped.unique("ord", keep="first", maintain_order=True)
-                              .select("conversation_id", "conversation_metadata", "split"))
-        out, at = [], 0
-        for o, (cid, split, head) in enumerate(zip(ids, splits, heads, strict=True), start=1):
-            n = counts[o]
-            out.append((cid, split, head, pair_lines[at:at + n]))
-            at += n
-        yield Chunk(out, row_hashes)
+        jsonl = buffers.ndjson(shaped.select("pair").unnest("pair"))
+        heads = _ndjson(shaped.unique("ord", keep="first", maintain_order=True)
+                        .select("conversation_id", "conversation_metadata", "split")).split(b"\n")[:-1]
+        yield Chunk(part, part_splits, heads, counts, jsonl)
+
+
+def jsonl_sha256(ws: Workspace, ids: list[str], splits: list[str], name: str = "") -> str:
+    """The sha256 of the training.jsonl a version with these members and splits has: computed without
+    writing it (core.records_hash)."""
+    digest = hashlib.sha256()
+    for part in iter_chunks(ws, ids, splits, CHUNK, name):
+        digest.update(part.jsonl)
+    return digest.hexdigest()
 
 
 def iter_conversations(ws: Workspace, v: Version, chunk: int = CHUNK) -> Iterator[dict]:
     """The members of a version in order, each {conversation_id, split, conversation_metadata,
     training_pairs}: the conversations of its training JSON, without building the whole file."""
-    for part in iter_chunks(ws, v, chunk):
-        for _cid, _split, head, lines in part.conversations:
+    for part in iter_chunks(ws, v.member_ids, v.splits, chunk, v.name):
+        lines = bytes(part.jsonl).split(b"\n")
+        at = 0
+        for head, n in zip(part.heads, part.counts, strict=True):
             conversation = orjson.loads(head)
-            conversation["training_pairs"] = [orjson.loads(line) for line in lines]
+            conversation["training_pairs"] = [orjson.loads(line) for line in lines[at:at + n]]
+            at += n
             yield conversation
 
 
@@ -196,53 +272,110 @@ def header(ws: Workspace, v: Version, pairs: int) -> dict:
 # -- writing -----------------------------------------------------------------------------------------
 
 
-class _Out:
-    """A file written in pieces, with its sha256."""
+class _Writer:
+    """Writes and hashes in a thread of its own, one chunk behind the reading and serializing: when the
+    kernel makes a writer wait for the disk (too many dirty pages), that wait overlaps with the next
+    chunk's work instead of adding to it. The first error is raised on the next put or on close."""
 
-    def __init__(self, path: Path) -> None:
-        self.handle = open(path, "wb")  # noqa: SIM115 (closed in finish)
-        self.digest = hashlib.sha256()
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="training-file-writer", daemon=True)
+        self.thread.start()
 
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.digest.update(data)
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    for out, pieces in item:
+                        out.write(pieces)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    self.error = exc
 
-    def finish(self) -> str:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        return self.digest.hexdigest()
+    def put(self, item: list[tuple[StreamFile, list]]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
-def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int, str]:
-    """training.json and training.jsonl of `v` into `folder`; (json sha256, jsonl sha256, pairs, the
-    records hash of what was read)."""
-    records = hashlib.sha256()
-    json_out, jsonl_out = _Out(folder / "training.json"), _Out(folder / "training.jsonl")
+class _JsonPieces:
+    """Chunks as pieces of training.json: each conversation's head, then its lines of the JSONL with the
+    newlines between them made commas. The commas go into a copy held by buffers used in turn (three
+    chunks are alive at once: the one the writer works on, one in its queue, the one being made)."""
+
+    def __init__(self) -> None:
+        self.copies = Buffers(3)
+        self.first = True
+        self.frame = hashlib.sha256()
+        """The sha256 of the JSON's own bytes: every piece but the JSONL's lines, and how many lines each
+        conversation has. With the JSONL's sha256 it fixes every byte of the JSON (its training pairs
+        are the JSONL's lines by construction), for a third of the cost of hashing the whole file."""
+
+    def own(self, piece: bytes) -> bytes:
+        self.frame.update(piece)
+        return piece
+
+    def __call__(self, part: Chunk) -> list[bytes | memoryview]:
+        size = part.jsonl.nbytes
+        commas = self.copies.take(size)
+        commas[:size] = part.jsonl
+        view, find, pos, pieces = memoryview(commas), commas.find, 0, []
+        for head, n in zip(part.heads, part.counts, strict=True):
+            begin = pos
+            for _ in range(n):
+                pos = find(b"\n", pos, size) + 1
+                commas[pos - 1] = 44  # ","
+            pieces.append(self.own((b"\n" if self.first else b",\n") + head[:-1] + b',"training_pairs":['))
+            self.frame.update(b"%d" % n)
+            pieces.append(view[begin:pos - 1])
+            pieces.append(self.own(b"]}"))
+            self.first = False
+        return pieces
+
+
+def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int]:
+    """training.json and training.jsonl of `v` into `folder`, synced; (the sha256 of the JSON's own bytes
+    (_JsonPieces.frame), the JSONL's sha256, pairs)."""
+    json_out = StreamFile(folder / "training.json", hashed=False)
+    jsonl_out = StreamFile(folder / "training.jsonl")
+    writer, done = _Writer(), False
     try:
+        # the writer works on one chunk, one more may wait in its queue: three chunks are alive at once
+        lines, json_pieces = Buffers(3), _JsonPieces()
         profile = orjson.dumps(ws.scaffolding.consultant.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-        json_out.write(b'{"consultant_profile":' + profile + b',"conversations":[')
-        pairs, first = 0, True
-        for part in iter_chunks(ws, v):
-            records.update(part.row_hashes)
-            pieces = []
-            for _cid, _split, head, lines in part.conversations:
-                pieces.append((b"\n" if first else b",\n") + head[:-1] + b',"training_pairs":['
-                              + b",".join(lines) + b"]}")
-                first = False
-                pairs += len(lines)
-                if lines:
-                    jsonl_out.write(b"\n".join(lines) + b"\n")
-            json_out.write(b"".join(pieces))
-        json_out.write(b"\n],\"training_file\":" + orjson.dumps(header(ws, v, pairs), option=orjson.OPT_SORT_KEYS)
-                       + b"}\n")
+        writer.put([(json_out, [json_pieces.own(b'{"consultant_profile":' + profile + b',"conversations":[')])])
+        pairs = 0
+        for part in iter_chunks(ws, v.member_ids, v.splits, CHUNK, v.name, lines):
+            writer.put([(jsonl_out, [part.jsonl]), (json_out, json_pieces(part))])
+            pairs += sum(part.counts)
+        tail = b"\n],\"training_file\":" + orjson.dumps(header(ws, v, pairs), option=orjson.OPT_SORT_KEYS) + b"}\n"
+        writer.put([(json_out, [json_pieces.own(tail)])])
+        writer.close()
+        done = True
+        json_out.finish()
+        return json_pieces.frame.hexdigest(), jsonl_out.finish(), pairs
     finally:
-        json_hash, jsonl_hash = json_out.finish(), jsonl_out.finish()
-    return json_hash, jsonl_hash, pairs, records.hexdigest()
+        if not done:
+            try:
+                writer.close()
+            except BaseException:  # noqa: BLE001, S110 - the error already raised is the one to report
+                pass
+            json_out.close()
+            jsonl_out.close()
 
 
-def content_hash(json_sha: str, jsonl_sha: str) -> str:
-    return sha256(json_sha.encode() + b"\n" + jsonl_sha.encode())
+def content_hash(json_frame_sha: str, jsonl_sha: str) -> str:
+    """The hash of both files' every byte (see _JsonPieces.frame)."""
+    return sha256(json_frame_sha.encode() + b"\n" + jsonl_sha.encode())
 
 
 def build_version(ws: Workspace, name: str, version: int | None = None) -> Built:
@@ -256,16 +389,17 @@ def build_version(ws: Workspace, name: str, version: int | None = None) -> Built
         tmp.mkdir()
         try:
             try:
-                json_sha, jsonl_sha, pairs, read_hash = _write_files(ws, v, tmp)
+                json_sha, jsonl_sha, pairs = _write_files(ws, v, tmp)
             except TrainingFileError as exc:
                 if "no training pairs" not in str(exc):
                     raise
-                read_hash = None  # a member lost its pairs: the records changed
-            if read_hash != v.records_hash:
+                jsonl_sha = None  # a member lost its pairs: the records changed
+            if jsonl_sha != v.records_hash:  # core.records_hash: the sha256 of the JSONL when it was made
                 raise TrainingFileError(
-                    f"training file {name!r} version {v.version} cannot be rebuilt byte for byte: the enriched "
-                    f"records of its conversations changed since it was made (re-enriched or deleted). Fix: "
-                    f"build the current state as a new version (add or remove a conversation, or re-split).")
+                    f"training file {name!r} version {v.version} cannot be rebuilt byte for byte: the training "
+                    f"pairs of its conversations changed since it was made (re-enriched or deleted, or a "
+                    f"persona, arc or topic renamed in the scaffolding). Fix: build the current state as a "
+                    f"new version (add or remove a conversation, or re-split).")
             digest = content_hash(json_sha, jsonl_sha)
             if v.content_hash is not None and digest != v.content_hash:
                 raise TrainingFileError(
@@ -277,7 +411,7 @@ def build_version(ws: Workspace, name: str, version: int | None = None) -> Built
                 "name": v.name, "version": v.version, "change": v.change, "created_at": v.created_at.isoformat(),
                 "members": [{"conversation_id": c, "split": s} for c, s in zip(v.member_ids, v.splits, strict=True)],
                 "split_ratios": list(v.split_ratios), "split_salt": v.split_salt, "content_hash": digest,
-                "records_hash": v.records_hash, "training_json_sha256": json_sha,
+                "records_hash": v.records_hash, "training_json_frame_sha256": json_sha,
                 "training_jsonl_sha256": jsonl_sha, "scaffolding_fingerprint": v.scaffolding_fingerprint,
                 "template_versions": v.template_versions, "enrichment_version": v.enrichment_version,
                 "training_pairs": pairs,

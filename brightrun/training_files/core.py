@@ -144,29 +144,14 @@ def _require(ws: Workspace, name: str) -> None:
                                 f"{' or use one of ' + ', '.join(map(repr, known)) if known else ''}.")
 
 
-RECORDS_CHUNK = 4_000
-"""Conversations whose training pairs are read per query when hashing (bounds memory at any size)."""
-ROW_HASH = "md5(to_json(p))"
-"""The hash of one training pair row `p` (every column but created_at), computed by DuckDB."""
+def records_hash(ws: Workspace, ids: list[str], splits: list[str], name: str = "") -> str:
+    """The sha256 of the training.jsonl that conversations `ids` with `splits` make: every training pair
+    of theirs as the build writes it. It changes exactly when what a build of them would contain
+    changes (a re-enrichment, a deleted pair, a renamed persona, arc or topic), and the build gets it
+    for free as the JSONL's own sha256 (build.jsonl_sha256 streams the same chunks without writing)."""
+    from brightrun.training_files.build import jsonl_sha256
 
-
-def records_hash(ws: Workspace, ids: list[str]) -> str:
-    """A hash of the enriched records (training pairs, without their write time) of `ids`: it changes
-    exactly when what a build of these conversations would contain can change. It is the sha256 of
-    each pair's ROW_HASH and a newline, in (conversation_id, turn_number) order; the build computes the
-    same in its single pass (build.iter_chunks). Read in chunks of sorted ids, each bounded by its first
-    and last id so DuckDB skips the Parquet row groups of other conversations."""
-    ordered = sorted(set(ids))
-    digest = hashlib.sha256()
-    for start in range(0, len(ordered), RECORDS_CHUNK):
-        chunk = ordered[start:start + RECORDS_CHUNK]
-        frame = ws.sql(
-            f"SELECT {ROW_HASH} AS h FROM (SELECT * EXCLUDE (created_at) FROM training_pairs WHERE conversation_id "
-            "BETWEEN ? AND ? AND conversation_id IN (SELECT unnest(?))) p ORDER BY conversation_id, turn_number",
-            [chunk[0], chunk[-1], chunk])
-        if frame.height:
-            digest.update(("\n".join(frame["h"].to_list()) + "\n").encode())
-    return digest.hexdigest()
+    return jsonl_sha256(ws, ids, splits, name)
 
 
 # -- eligibility --------------------------------------------------------------------------------------
@@ -312,9 +297,10 @@ def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple
          "split": assignment[row["conversation_id"]], "tier": row["tier"], "arc_key": row["arc_key"],
          "cluster": clusters[row["conversation_id"]], "created_at": now}
         for row in info.iter_rows(named=True)])
+    splits = [assignment[c] for c in ids]
     row = {"name": name, "version": number, "change": change, "member_ids": ids,
-           "splits": [assignment[c] for c in ids], "split_ratios": list(ratios), "split_salt": salt,
-           "records_hash": records_hash(ws, ids), "content_hash": None,
+           "splits": splits, "split_ratios": list(ratios), "split_salt": salt,
+           "records_hash": records_hash(ws, ids, splits, name), "content_hash": None,
            "scaffolding_fingerprint": ws.scaffolding.fingerprint,
            "template_versions": orjson.dumps(templates, option=orjson.OPT_SORT_KEYS).decode(),
            "enrichment_version": ",".join(enrichment) or ENRICHMENT_VERSION, "created_at": now}
