@@ -141,10 +141,10 @@ def test_workspace_path_must_be_a_folder(tmp_path) -> None:
         Workspace.open(tmp_path / "missing", create=False)
 
 
-def test_files_written_before_a_column_existed_read_with_its_default(ws: Workspace) -> None:
+def _old_batch_job_file(ws: Workspace) -> None:
+    """A batch_jobs part written before provider_options, concurrency, batch_api and max_attempts existed."""
     import polars as pl
 
-    from brightrun.generation import load_job
     from brightrun.workspace.store import _CLOCK
 
     folder = ws.root / "tables" / "batch_jobs"
@@ -153,7 +153,14 @@ def test_files_written_before_a_column_existed_read_with_its_default(ws: Workspa
            "seed": 1, "total": 1, "done": 1, "failed": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
            "created_at": NOW, "started_at": None, "finished_at": None, "updated_at": NOW, "note": "",
            "_seq": _CLOCK.next()}
-    pl.DataFrame([old]).write_parquet(folder / "part-1-1-old.parquet")  # before provider_options existed
+    pl.DataFrame([old]).write_parquet(folder / "part-1-1-old.parquet")
+
+
+def test_files_written_before_a_column_existed_read_with_its_default(ws: Workspace) -> None:
+
+    from brightrun.generation import load_job
+
+    _old_batch_job_file(ws)
     row = ws.sql("SELECT provider_options, concurrency, batch_api, max_attempts FROM batch_jobs").row(0)
     assert row == ("{}", 8, False, 3)
     job = load_job(ws, "old")
@@ -245,18 +252,10 @@ def test_polars_read_gives_the_views_rows_in_every_state_of_a_table(ws: Workspac
 
 
 def test_polars_read_fills_columns_older_files_lack_as_the_view_does(ws: Workspace) -> None:
-    import polars as pl
 
     from brightrun.generation import load_job
-    from brightrun.workspace.store import _CLOCK
 
-    folder = ws.root / "tables" / "batch_jobs"
-    folder.mkdir(parents=True)
-    old = {"job_id": "old", "status": "completed", "tier": "template", "provider": "scripted", "model": "m",
-           "seed": 1, "total": 1, "done": 1, "failed": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
-           "created_at": NOW, "started_at": None, "finished_at": None, "updated_at": NOW, "note": "",
-           "_seq": _CLOCK.next()}
-    pl.DataFrame([old]).write_parquet(folder / "part-1-1-old.parquet")  # before provider_options existed
+    _old_batch_job_file(ws)
     assert ws.read("batch_jobs").select("provider_options", "concurrency", "batch_api").row(0) == ("{}", 8, False)
     job = load_job(ws, "old")
     ws.append_models("batch_jobs", [job.model_copy(update={"job_id": "new", "concurrency": 32})])
