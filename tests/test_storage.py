@@ -157,7 +157,6 @@ def _old_batch_job_file(ws: Workspace) -> None:
 
 
 def test_files_written_before_a_column_existed_read_with_its_default(ws: Workspace) -> None:
-
     from brightrun.generation import load_job
 
     _old_batch_job_file(ws)
