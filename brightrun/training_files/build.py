@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import queue
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from brightrun.training_files.core import (
     folder_of,
     get_version,
 )
+from brightrun.training_files.writing import Buffers, _JsonPieces, _Writer
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import StreamFile, fsync_dir
 
@@ -129,56 +128,6 @@ def _ndjson(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_ndjson(buffer)
     return buffer.getvalue()
-
-
-class Buffers:
-    """Byte buffers used in turn. Serializing each chunk into a fresh buffer of about 100 MB costs a page
-    fault per 4 KiB, which on a VM is a quarter of the serializing time; reusing buffers does not. A
-    buffer handed out is overwritten `slots` turns later, so `slots` bounds how many chunks a consumer
-    may hold at once."""
-
-    def __init__(self, slots: int = 1) -> None:
-        self.slots = [bytearray() for _ in range(slots)]
-        self.turn = -1
-
-    def advance(self) -> int:
-        self.turn = (self.turn + 1) % len(self.slots)
-        return self.turn
-
-    def take(self, size: int) -> bytearray:
-        """The next buffer, at least `size` bytes long."""
-        turn = self.advance()
-        if len(self.slots[turn]) < size:
-            self.slots[turn] = bytearray(size + size // 4)
-        return self.slots[turn]
-
-    def ndjson(self, frame: pl.DataFrame) -> memoryview:
-        """`frame.write_ndjson` into the next buffer; a view of the bytes written."""
-        sink = _Sink(self, self.advance())
-        if frame.height:
-            frame.write_ndjson(sink)
-        return memoryview(self.slots[sink.turn])[:sink.size]
-
-
-class _Sink:
-    """A writable file for polars that fills a buffer of a Buffers, growing it when needed."""
-
-    def __init__(self, buffers: Buffers, turn: int) -> None:
-        self.buffers, self.turn, self.size = buffers, turn, 0
-
-    def write(self, data: bytes) -> int:
-        end = self.size + len(data)
-        buffer = self.buffers.slots[self.turn]
-        if end > len(buffer):
-            grown = bytearray(end + end // 2)
-            grown[:self.size] = memoryview(buffer)[:self.size]
-            self.buffers.slots[self.turn] = buffer = grown
-        buffer[self.size:end] = data
-        self.size = end
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -270,76 +219,6 @@ def header(ws: Workspace, v: Version, pairs: int) -> dict:
 
 
 # -- writing -----------------------------------------------------------------------------------------
-
-
-class _Writer:
-    """Writes and hashes in a thread of its own, one chunk behind the reading and serializing: when the
-    kernel makes a writer wait for the disk (too many dirty pages), that wait overlaps with the next
-    chunk's work instead of adding to it. The first error is raised on the next put or on close."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue = queue.Queue(maxsize=1)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="training-file-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.error is None:
-                try:
-                    for out, pieces in item:
-                        out.write(pieces)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    self.error = exc
-
-    def put(self, item: list[tuple[StreamFile, list]]) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(item)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-
-class _JsonPieces:
-    """Chunks as pieces of training.json: each conversation's head, then its lines of the JSONL with the
-    newlines between them made commas. The commas go into a copy held by buffers used in turn (three
-    chunks are alive at once: the one the writer works on, one in its queue, the one being made)."""
-
-    def __init__(self) -> None:
-        self.copies = Buffers(3)
-        self.first = True
-        self.frame = hashlib.sha256()
-        """The sha256 of the JSON's own bytes: every piece but the JSONL's lines, and how many lines each
-        conversation has. With the JSONL's sha256 it fixes every byte of the JSON (its training pairs
-        are the JSONL's lines by construction), for a third of the cost of hashing the whole file."""
-
-    def own(self, piece: bytes) -> bytes:
-        self.frame.update(piece)
-        return piece
-
-    def __call__(self, part: Chunk) -> list[bytes | memoryview]:
-        size = part.jsonl.nbytes
-        commas = self.copies.take(size)
-        commas[:size] = part.jsonl
-        view, find, pos, pieces = memoryview(commas), commas.find, 0, []
-        for head, n in zip(part.heads, part.counts, strict=True):
-            begin = pos
-            for _ in range(n):
-                pos = find(b"\n", pos, size) + 1
-                commas[pos - 1] = 44  # ","
-            pieces.append(self.own((b"\n" if self.first else b",\n") + head[:-1] + b',"training_pairs":['))
-            self.frame.update(b"%d" % n)
-            pieces.append(view[begin:pos - 1])
-            pieces.append(self.own(b"]}"))
-            self.first = False
-        return pieces
 
 
 def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int]:
