@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 
 from pydantic import ValidationError
@@ -9,10 +10,17 @@ from pydantic import ValidationError
 from brightrun.generation.jobs import template_at_version
 from brightrun.models import BatchItem, GeneratedConversation
 from brightrun.providers.base import ProviderRequest, ProviderResponse, ScaffoldSpec
+from brightrun.providers.schema import conversation_schema
 from brightrun.templates import render_template, scaffold_context
 from brightrun.workspace import Workspace
 
-OUTPUT_SCHEMA = GeneratedConversation.model_json_schema()
+OUTPUT_SCHEMA = conversation_schema()
+
+
+@functools.lru_cache(maxsize=64)
+def _schema_for(turn_count: int) -> dict:
+    """The conversation schema with exactly `turn_count` turns, shared by every request (never changed)."""
+    return conversation_schema(turn_count)
 
 
 def sample_of(item: BatchItem) -> str:
@@ -37,7 +45,7 @@ def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model
         system=system, prompt=prompt, model=model or template.model_settings.model,
         temperature=template.model_settings.temperature if temperature is None else temperature,
         max_tokens=max_tokens or template.model_settings.max_tokens,
-        output_schema=OUTPUT_SCHEMA, seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
+        output_schema=_schema_for(turn_count), seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
         sample=sample_of(item),
         scaffold=ScaffoldSpec(consultant=scaffolding.consultant, persona=persona, arc=arc, topic=topic,
                               template=template, template_version=item.template_version, turn_count=turn_count),

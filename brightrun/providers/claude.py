@@ -12,6 +12,7 @@ import httpx2
 from brightrun.errors import ProviderError
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import from_exception, scrub
+from brightrun.providers.schema import claude_schema
 from brightrun.secrets import secret
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -36,22 +37,6 @@ def api_key_from_environment() -> str | None:
 def accepts_temperature(model: str) -> bool:
     """Claude 5-series models refuse non-default sampling parameters."""
     return not _NO_SAMPLING.match(model)
-
-
-def inline_refs(schema: dict) -> dict:
-    """The schema with its $defs inlined, for APIs that accept only self-contained schemas."""
-    defs = schema.get("$defs", {})
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return walk(defs[node["$ref"].split("/")[-1]])
-            return {k: walk(v) for k, v in node.items() if k != "$defs"}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(schema)
 
 
 class ClaudeProvider(Provider):
@@ -84,7 +69,7 @@ class ClaudeProvider(Provider):
             # The 2.x SDK has no temperature argument (5-series models refuse it); older models take it raw.
             params["extra_body"] = {"temperature": request.temperature}
         if request.output_schema:
-            params["output_config"] = {"format": {"type": "json_schema", "schema": inline_refs(request.output_schema)}}
+            params["output_config"] = {"format": {"type": "json_schema", "schema": claude_schema(request.output_schema)}}
         if request.tag:
             params["metadata"] = {"user_id": request.tag}
         return params

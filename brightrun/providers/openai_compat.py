@@ -9,8 +9,8 @@ import openai
 
 from brightrun.errors import ProviderError
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
-from brightrun.providers.claude import inline_refs
 from brightrun.providers.errors import from_exception
+from brightrun.providers.schema import inline_refs
 
 
 class OpenAICompatibleProvider(Provider):
