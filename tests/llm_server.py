@@ -136,6 +136,12 @@ _BATCH_ERROR_TYPES = {
 }
 _REASONS = {529: "Overloaded"}
 
+OPENAI_MODES = ("strict", "llama.cpp", "no_system")
+"""strict: takes response_format json_schema and json_object, keeps system messages (vLLM, OpenAI).
+llama.cpp: like llama-cpp-python's server: refuses json_schema (500 with its pydantic error text), takes
+json_object (with an optional "schema"), and answers JSON in a code fence with a raw newline in a string.
+no_system: a chat template without a system role: system messages are dropped before the model sees them."""
+
 COUNT_KEYS = (
     "total", "messages", "chat", "batches_create", "batches_list", "batches_retrieve", "batches_results",
     "batches_cancel", "batches_delete", "batch_requests", "unauthorized", "not_found", "invalid",
@@ -398,6 +404,81 @@ def _anthropic_input_tokens(params: dict) -> int:
     return chars // 4
 
 
+# ------------------------------------------------------------------------ Claude's structured-output subset
+
+# What the Anthropic API documents for `output_config.format.schema` (structured outputs): the basic types,
+# enum of primitives, const, anyOf, allOf, local $ref/$defs (not recursive), required, additionalProperties
+# (which must be false on every object), a fixed set of string formats, and minItems 0 or 1. Numeric bounds,
+# string lengths, other array bounds and any other keyword are refused with a 400 invalid_request_error.
+_SCHEMA_KEYS = {"type", "description", "title", "enum", "const", "anyOf", "allOf", "$ref", "$defs",
+                "definitions", "properties", "required", "additionalProperties", "items", "minItems", "format",
+                "pattern"}
+_STRING_FORMATS = {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
+_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
+
+
+def claude_schema_problem(schema: Any, where: str = "output_config.format.schema") -> str | None:
+    """Why Anthropic's API would refuse `schema` as a structured-output schema (its 400 message), or None."""
+    defs = schema.get("$defs", {}) if isinstance(schema, dict) else {}
+    return _schema_node_problem(schema, where, defs, ())
+
+
+def _schema_node_problem(node: Any, where: str, defs: dict, refs: tuple[str, ...]) -> str | None:
+    if not isinstance(node, dict):
+        return f"{where}: a schema must be a JSON object"
+    if "$ref" in node:
+        ref = node["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/$defs/") or ref.split("/")[-1] not in defs:
+            return f"{where}: only local references to $defs are supported, got {ref!r}"
+        if ref in refs:
+            return f"{where}: recursive schemas are not supported"
+        return _schema_node_problem(defs[ref.split("/")[-1]], where, defs, (*refs, ref))
+    type_ = node.get("type")
+    if isinstance(type_, list) or (type_ is not None and type_ not in _TYPES):
+        return f"{where}: type {type_!r} is not supported"
+    for key in node:
+        if key not in _SCHEMA_KEYS:
+            return f"{where}: For '{type_ or 'any'}' type, property '{key}' is not supported"
+    if "enum" in node and not all(v is None or isinstance(v, str | int | float | bool) for v in node["enum"]):
+        return f"{where}: enum values must be strings, numbers, booleans or null"
+    for name in ("anyOf", "allOf"):
+        for i, variant in enumerate(node.get(name) or ()):
+            problem = _schema_node_problem(variant, f"{where}.{name}.{i}", defs, refs)
+            if problem:
+                return problem
+    for name, sub in (node.get("$defs") or {}).items():
+        problem = _schema_node_problem(sub, f"{where}.$defs.{name}", defs, refs)
+        if problem:
+            return problem
+    if type_ == "object":
+        if node.get("additionalProperties") is not False:
+            return f"{where}: For 'object' type, 'additionalProperties' must be explicitly set to false"
+        for name, sub in (node.get("properties") or {}).items():
+            problem = _schema_node_problem(sub, f"{where}.{name}", defs, refs)
+            if problem:
+                return problem
+    elif "properties" in node or "additionalProperties" in node or "required" in node:
+        key = next(k for k in ("properties", "additionalProperties", "required") if k in node)
+        return f"{where}: For '{type_ or 'any'}' type, property '{key}' is not supported"
+    if type_ == "array":
+        if node.get("minItems", 0) not in (0, 1):
+            return f"{where}: For 'array' type, 'minItems' values other than 0 or 1 are not supported"
+        if "items" in node:
+            problem = _schema_node_problem(node["items"], f"{where}.items", defs, refs)
+            if problem:
+                return problem
+    elif "minItems" in node or "items" in node:
+        key = "minItems" if "minItems" in node else "items"
+        return f"{where}: For '{type_ or 'any'}' type, property '{key}' is not supported"
+    if type_ == "string":
+        if "format" in node and node["format"] not in _STRING_FORMATS:
+            return f"{where}: For 'string' type, format {node['format']!r} is not supported"
+    elif "format" in node or "pattern" in node:
+        key = "format" if "format" in node else "pattern"
+        return f"{where}: For '{type_ or 'any'}' type, property '{key}' is not supported"
+    return None
+
+
 def _validate_message_params(params: Any) -> str | None:
     """Why `params` is not a usable Messages request, or None."""
     if not isinstance(params, dict):
@@ -411,6 +492,14 @@ def _validate_message_params(params: Any) -> str | None:
         return "messages: at least one message is required"
     if params.get("stream"):
         return "stream: the fake server does not stream; call without stream=True"
+    config = params.get("output_config")
+    if isinstance(config, dict) and isinstance(config.get("format"), dict):
+        fmt = config["format"]
+        if fmt.get("type") != "json_schema":
+            return f"output_config.format.type: Input should be 'json_schema', got {fmt.get('type')!r}"
+        return claude_schema_problem(fmt.get("schema"))
+    if isinstance(params.get("output_format"), dict):
+        return claude_schema_problem(params["output_format"].get("schema"), "output_format.schema")
     return None
 
 
@@ -592,6 +681,10 @@ class _ItemHandler(_Base):
     def item_key(self, body: Any) -> str:
         raise NotImplementedError
 
+    def refuse(self, problem: str) -> None:
+        """Answer a request the API would refuse (a 400 invalid_request_error with the API's wording)."""
+        self.send_error_kind("invalid_request_error", 400, problem)
+
     def validate(self, body: Any) -> str | None:
         raise NotImplementedError
 
@@ -629,7 +722,7 @@ class _ItemHandler(_Base):
 
         if problem is not None:
             self.rec(item_key, attempt, "invalid", 400, count_as="invalid")
-            self.send_error_kind("invalid_request_error", 400, problem)
+            self.refuse(problem)
             return
         if outcome_kind == "drop":
             self.rec(item_key, attempt, "drop", None)
@@ -650,6 +743,7 @@ class _ItemHandler(_Base):
             return
         ok = outcome_kind is None
         self.rec(item_key, attempt, outcome_kind or ("hang" if kind == "hang" else "ok"), 200, success=ok)
+        self.srv._paid_answer(payload)
         self.send_raw(200, payload)
 
 
@@ -692,10 +786,33 @@ class ChatHandler(_ItemHandler):
             return "messages: at least one message is required"
         if body.get("stream"):
             return "stream: the fake server does not stream; call without stream=True"
+        response_format = body.get("response_format")
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if self.srv.openai_mode == "llama.cpp" and kind not in (None, "text", "json_object"):
+            # llama-cpp-python's server validates the body with pydantic and answers 500 with its error list.
+            self.refusal_status = 500
+            return (f"[{{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': "
+                    f"\"Input should be 'text' or 'json_object'\", 'input': {kind!r}}}]")
         return None
 
+    def refuse(self, problem: str) -> None:
+        status = getattr(self, "refusal_status", 400)
+        self.send_json(status, _openai_error_body("internal_server_error" if status >= 500 else
+                                                  "invalid_request_error", problem, None))
+
     def success(self, body: dict, item_key: str, kind: str | None) -> bytes:
+        if self.srv.openai_mode == "no_system":
+            # A chat template without a system role (e.g. Gemma's): system messages never reach the model.
+            dropped = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "system"]
+            with self.srv._lock:
+                self.srv.system_dropped += len(dropped)
+            body = {**body, "messages": [m for m in body["messages"] if m not in dropped]}
+        with self.srv._lock:
+            self.srv.chat_bodies.append(body)
         text, stop = _message_text_for(kind, item_key, is_judge_request(body))
+        if self.srv.openai_mode == "llama.cpp" and kind is None:
+            # A local grammar's habits: the JSON in a code fence, a raw newline inside a string.
+            text = "```json\n" + text.replace(". ", ".\n", 1) + "\n```"
         prompt_chars = sum(_text_len(m.get("content")) for m in body["messages"] if isinstance(m, dict))
         prompt, completion = prompt_chars // 4, max(1, len(text) // 4)
         return _dumps({
@@ -860,7 +977,18 @@ class FakeLLMServer:
     """A local fake of the Anthropic and OpenAI HTTP APIs. See the module docstring."""
 
     def __init__(self, *, latency: float = 0.0, seed: int = 0, faults: FaultPlan | None = None,
-                 batch_delay: float = 0.5, log_requests: bool = True) -> None:
+                 batch_delay: float = 0.5, log_requests: bool = True, openai_mode: str = "strict") -> None:
+        if openai_mode not in OPENAI_MODES:
+            raise ValueError(f"openai_mode must be one of {', '.join(OPENAI_MODES)}, got {openai_mode!r}")
+        self.openai_mode = openai_mode
+        """How the Chat Completions side behaves: see OPENAI_MODES."""
+        self.system_dropped = 0
+        """System messages a "no_system" server dropped."""
+        self.chat_bodies: list[dict] = []
+        """Every Chat Completions body answered 200, as the model saw it."""
+        self.paid = {"answers": 0, "input_tokens": 0, "output_tokens": 0}
+        """Billable answers delivered (every 200 with usage, bad content included; batch results when the batch
+        ends uncancelled) and their tokens: what a real API would charge for."""
         self.latency = float(latency)
         self.seed = seed
         self.faults = faults if faults is not None else FaultPlan()
@@ -1015,6 +1143,16 @@ class FakeLLMServer:
         with self._lock:
             return dict(self._item_successes)
 
+    def _paid_answer(self, payload: bytes) -> None:
+        try:
+            usage = _loads(payload).get("usage") or {}
+        except ValueError:
+            return
+        with self._lock:
+            self.paid["answers"] += 1
+            self.paid["input_tokens"] += usage.get("input_tokens", usage.get("prompt_tokens", 0))
+            self.paid["output_tokens"] += usage.get("output_tokens", usage.get("completion_tokens", 0))
+
     def reset_counts(self) -> None:
         """Zero every counter and the request log. Item attempt numbers restart too, so fault draws
         repeat from the first attempt."""
@@ -1025,6 +1163,9 @@ class FakeLLMServer:
             self._item_successes.clear()
             self._attempts.clear()
             self.requests_log.clear()
+            self.paid = {"answers": 0, "input_tokens": 0, "output_tokens": 0}
+            self.system_dropped = 0
+            self.chat_bodies.clear()
 
     # -- internals (IOLoop thread)
 
@@ -1108,6 +1249,9 @@ class FakeLLMServer:
         with self._lock:
             for key in batch.successes:
                 self._item_successes[key] = self._item_successes.get(key, 0) + 1
+        for line in batch.results:
+            if line["result"]["type"] == "succeeded":
+                self._paid_answer(_dumps(line["result"]["message"]))
 
     def _cancel_batch(self, batch: _Batch) -> None:
         batch.canceled = True

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llm_server import ALL_KINDS, FakeLLMServer, FaultPlan, make_conversation  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}, "turns": {"type": "array"}},
-          "required": ["title", "turns"]}
+          "required": ["title", "turns"], "additionalProperties": False}
 
 
 @pytest.fixture
@@ -564,3 +564,72 @@ def test_server_lifecycle():
     sock.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=0.5)
+
+
+# -- the real APIs' refusals ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    ({"type": "object", "properties": {"title": {"type": "string", "maxLength": 200}}, "additionalProperties": False},
+     "output_config.format.schema.title: For 'string' type, property 'maxLength' is not supported"),
+    ({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "additionalProperties": False},
+     "output_config.format.schema.n: For 'integer' type, property 'minimum' is not supported"),
+    ({"type": "object", "properties": {"t": {"type": "array", "minItems": 2}}, "additionalProperties": False},
+     "output_config.format.schema.t: For 'array' type, 'minItems' values other than 0 or 1 are not supported"),
+    ({"type": "object", "properties": {}},
+     "output_config.format.schema: For 'object' type, 'additionalProperties' must be explicitly set to false"),
+    ({"type": "object", "properties": {"a": {"type": "string", "default": "x"}}, "additionalProperties": False},
+     "output_config.format.schema.a: For 'string' type, property 'default' is not supported"),
+])
+def test_schemas_outside_claudes_subset_are_refused_like_the_api(server, client, schema, message):
+    with pytest.raises(anthropic.BadRequestError) as info:
+        ask(client, output_config={"format": {"type": "json_schema", "schema": schema}})
+    assert info.value.status_code == 400
+    assert info.value.body["error"] == {"type": "invalid_request_error", "message": message}
+
+
+def test_a_batch_request_with_a_bad_schema_errors_inside_the_batch(server, client):
+    bad = {"type": "object", "properties": {"t": {"type": "string", "minLength": 1}}, "additionalProperties": False}
+    params = dict(model="claude-test", max_tokens=100, messages=[{"role": "user", "content": "hi"}],
+                  output_config={"format": {"type": "json_schema", "schema": bad}})
+    server.batch_delay = 0
+    batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": params}])
+    time.sleep(0.05)
+    [entry] = list(client.messages.batches.results(batch.id))
+    assert entry.result.type == "errored"
+    assert entry.result.error.error.type == "invalid_request_error"
+    assert "property 'minLength' is not supported" in entry.result.error.error.message
+
+
+def test_llama_cpp_mode_refuses_json_schema_and_fences_its_json():
+    with FakeLLMServer(openai_mode="llama.cpp") as srv:
+        c = openai.OpenAI(base_url=srv.base_url + "/v1", api_key="x", max_retries=0, timeout=5)
+        with pytest.raises(openai.InternalServerError) as info:
+            chat(c, response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA}})
+        assert "Input should be 'text' or 'json_object'" in info.value.body["message"]
+        text = chat(c, response_format={"type": "json_object", "schema": SCHEMA}).choices[0].message.content
+        assert text.startswith("```json\n") and text.endswith("\n```")
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(text.strip("`").removeprefix("json"))  # a raw newline inside a string
+        assert json.loads(text.strip("`").removeprefix("json"), strict=False)["turns"]
+        c.close()
+
+
+def test_no_system_mode_drops_system_messages():
+    with FakeLLMServer(openai_mode="no_system") as srv:
+        c = openai.OpenAI(base_url=srv.base_url + "/v1", api_key="x", max_retries=0, timeout=5)
+        c.chat.completions.create(model="m", messages=[{"role": "system", "content": "S"},
+                                                       {"role": "user", "content": "U"}])
+        assert srv.system_dropped == 1
+        assert srv.chat_bodies[-1]["messages"] == [{"role": "user", "content": "U"}]
+        c.close()
+
+
+def test_paid_counts_every_billable_answer(server, client):
+    server.faults = FaultPlan(permanent={"bad": "schema_invalid", "gone": "server_error"})
+    ask(client, item="ok")
+    ask(client, item="bad")
+    with pytest.raises(anthropic.InternalServerError):
+        ask(client, item="gone")
+    assert server.paid["answers"] == 2
+    assert server.paid["output_tokens"] > 0
