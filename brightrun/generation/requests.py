@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from brightrun.generation.jobs import template_at_version
 from brightrun.models import BatchItem, GeneratedConversation
+from brightrun.providers.answers import echo, problem_of, validate_answer
 from brightrun.providers.base import ProviderRequest, ProviderResponse, ScaffoldSpec
 from brightrun.providers.schema import conversation_schema
 from brightrun.templates import render_template, scaffold_context
@@ -57,15 +58,13 @@ def check_answer(response: ProviderResponse) -> GeneratedConversation:
     if response.stop_reason == "max_tokens":
         raise ValueError("the answer was cut off at max_tokens")
     try:
-        return GeneratedConversation.model_validate_json(response.text)
+        return validate_answer(GeneratedConversation, response.text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(answer)"
-        raise ValueError(f"the answer does not match the conversation schema at {where}: {first['msg']}") from None
+        raise ValueError(problem_of(exc, "conversation")) from None
 
 
 def correction(response: ProviderResponse, problem: str) -> list[dict]:
-    """The feedback that asks for a corrected answer."""
-    return [{"role": "assistant", "content": response.text or "(empty)"},
+    """The feedback that asks for a corrected answer (quoting at most the beginning of a long bad one)."""
+    return [{"role": "assistant", "content": echo(response.text)},
             {"role": "user", "content": f"That answer could not be used: {problem}. Reply again with only the "
                                         f"JSON object that matches the schema, complete and shorter if needed."}]

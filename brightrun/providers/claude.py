@@ -84,7 +84,7 @@ class ClaudeProvider(Provider):
         )
 
     def _error(self, exc: Exception) -> ProviderError:
-        return from_exception(exc, provider=self.name, secrets=[self._key])
+        return from_exception(exc, provider=self.name, secrets=[self._key], timeout=self.timeout)
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         started = time.perf_counter()

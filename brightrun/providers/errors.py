@@ -65,18 +65,45 @@ def from_status(status: int, message: str, headers=None, *, provider: str, secre
                          error_type=kind, transient=transient)
 
 
-def from_exception(exc: Exception, *, provider: str, secrets: list) -> ProviderError:
-    """Classify an exception raised by the anthropic or openai SDK (both share these shapes)."""
+def error_detail(body) -> str | None:
+    """The server's own error message in an SDK exception's body. The anthropic SDK keeps the whole body
+    (`{"type": "error", "error": {"message": ...}}`); the openai SDK keeps only the inner error
+    (`{"message": ..., "type": ...}`); some servers send `{"detail": ...}` or a bare string."""
+    if isinstance(body, str):
+        return body or None
+    if not isinstance(body, dict):
+        return None
+    inner = body.get("error")
+    if isinstance(inner, dict):
+        return error_detail(inner)
+    if isinstance(inner, str) and inner:
+        return inner
+    for key in ("message", "detail"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if value:
+            return str(value)
+    return None
+
+
+def from_exception(exc: Exception, *, provider: str, secrets: list, timeout: float | None = None) -> ProviderError:
+    """Classify an exception raised by the anthropic or openai SDK (both share these shapes). `timeout` is the
+    client's setting, named in a timeout's message."""
     status = getattr(exc, "status_code", None)
     response = getattr(exc, "response", None)
     if status is not None:
-        body = getattr(exc, "body", None)
-        detail = body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(
-            body.get("error"), dict) else None
+        detail = error_detail(getattr(exc, "body", None))
         return from_status(int(status), detail or type(exc).__name__,
                            response.headers if response is not None else None, provider=provider, secrets=secrets)
     name = type(exc).__name__
     if "Timeout" in name:
+        if timeout is not None:
+            return ProviderError(scrub(
+                f"{provider}: {name}: no answer within the {timeout:g} s timeout. Fix: BrightRun retries; for long "
+                f"outputs or slow local models raise it with --timeout (e.g. --timeout {max(2 * timeout, 300):g}; "
+                f"`brightrun jobs resume JOB --timeout ...` for a job).", secrets), error_type="timeout",
+                transient=True)
         kind = "timeout"
     elif "Connection" in name:
         kind = "connection_error"

@@ -28,6 +28,7 @@ from brightrun import aio
 from brightrun.errors import BrightRunError, ProviderError, WorkspaceError
 from brightrun.generation.limiter import AdaptiveLimiter, backoff
 from brightrun.models import LLMCall
+from brightrun.providers.answers import echo, problem_of, validate_answer
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import RateLimited
 from brightrun.quality.scoring import DIMENSIONS
@@ -110,18 +111,14 @@ def parse_answer(response: ProviderResponse) -> JudgeAnswer:
     """The validated answer, or ValueError saying what is wrong with it."""
     if response.stop_reason == "max_tokens":
         raise ValueError("the answer was cut off at max_tokens")
-    text = response.text.strip()
-    text = text[text.find("{"):text.rfind("}") + 1] if "{" in text else text  # drop fences or prose around it
     try:
-        return JudgeAnswer.model_validate_json(text)
+        return validate_answer(JudgeAnswer, response.text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(answer)"
-        raise ValueError(f"the answer does not match the judge schema at {where}: {first['msg']}") from None
+        raise ValueError(problem_of(exc, "judge")) from None
 
 
 def correction(response: ProviderResponse, problem: str) -> list[dict]:
-    return [{"role": "assistant", "content": response.text or "(empty)"}, {"role": "user", "content": (
+    return [{"role": "assistant", "content": echo(response.text)}, {"role": "user", "content": (
         f"That answer could not be used: {problem}. Reply again with only the JSON object: {', '.join(DIMENSIONS)} "
         f"(integers 1 to 5), overall (0 to 10) and rationale (one sentence).")}]
 
