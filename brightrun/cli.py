@@ -10,7 +10,12 @@ import typer
 
 from brightrun.cli_applogs import import_log_command
 from brightrun.cli_common import (
+    BaseUrlOpt,
+    FoldSystemOpt,
+    JsonModeOpt,
     JsonOpt,
+    ModelOpt,
+    TimeoutOpt,
     WorkspaceOpt,
     console,
     job_progress,
@@ -79,16 +84,14 @@ def demo(
                   f"{result.enrichment.pairs} training pairs. Start the app with `make run`.")
 
 
-def _provider_options(provider: str, base_url: str | None, timeout: float | None, failure_rate: float,
-                      seed: int) -> dict:
+def _provider_options(provider: str, failure_rate: float, seed: int, **settings) -> dict:
+    """The job's stored provider settings: the scripted provider's rates, or the server settings given."""
     if provider == "scripted":
         return {"failure_rate": failure_rate, "seed": seed}
-    options: dict = {}
-    if base_url:
-        options["base_url"] = base_url
-    if timeout:
-        options["timeout"] = timeout
-    return options
+    if provider != "openai-compatible" and (settings.get("json_mode") or settings.get("fold_system")):
+        raise BrightRunError("--json-mode and --fold-system apply to --provider openai-compatible only. Fix: drop "
+                             "them (Claude always gets a schema in its accepted subset).")
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 @app.command()
@@ -104,12 +107,14 @@ def generate(
     job_id: Annotated[str | None, typer.Option(help="Name the job (resumes it if it exists).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume this job instead of starting one.")] = None,
     provider: Annotated[str, typer.Option(help="scripted, anthropic or openai-compatible.")] = "scripted",
-    model: Annotated[str | None, typer.Option(help="Model (default: each template's model setting).")] = None,
+    model: ModelOpt = None,
     temperature: Annotated[float | None, typer.Option(help="Override the templates' temperature.", min=0,
                                                       max=1)] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Override the templates' max tokens.", min=256)] = None,
-    base_url: Annotated[str | None, typer.Option(help="The provider's base URL (local or proxy servers).")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds before a call times out.")] = None,
+    base_url: BaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
+    json_mode: JsonModeOpt = None,
+    fold_system: FoldSystemOpt = None,
     concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1, max=512)] = 8,
     batch_api: Annotated[bool, typer.Option("--batch-api", help="Use the provider's batch API (cheaper, slower).")] = False,
     max_attempts: Annotated[int, typer.Option(help="Attempts per item before it is recorded as failed.",
@@ -119,14 +124,17 @@ def generate(
     enrich_after: Annotated[bool, typer.Option("--enrich/--no-enrich", help="Enrich when done.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Generate conversations for scaffold cells (persona x arc x topic), or resume a job."""
+    """Generate conversations for scaffold cells (persona x arc x topic), or resume a job. Exits 0 when every
+    conversation was made, 1 when some were not (the summary says how many and why), 2 on an error before
+    any call."""
     import random
 
     from brightrun.generation import create_job, load_job, resume_job
     from brightrun.generation.estimate import estimate_plan
-    from brightrun.generation.jobs import make_plan
+    from brightrun.generation.jobs import make_plan, require_model
 
     ws = open_workspace(workspace)
+    require_model(provider, model)
     target = resume or job_id
     job = load_job(ws, target) if target else None
     if resume and job is None:
@@ -145,18 +153,24 @@ def generate(
                 sys.stdout.write(orjson.dumps(estimate.__dict__).decode() + "\n")
             return
         job = create_job(ws, plan, provider=provider, model=chosen_model or "", seed=seed, job_id=job_id,
-                         provider_options=_provider_options(provider, base_url, timeout, failure_rate, seed),
+                         provider_options=_provider_options(provider, failure_rate, seed, base_url=base_url,
+                                                            timeout=timeout, json_mode=json_mode,
+                                                            fold_system=fold_system),
                          concurrency=concurrency, batch_api=batch_api, max_attempts=max_attempts,
                          temperature=temperature, max_tokens=max_tokens)
         console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(plan)} cell(s).")
     else:
+        from brightrun.generation import change_provider_settings
+
+        job = change_provider_settings(ws, job.job_id, model=model, base_url=base_url, timeout=timeout,
+                                       json_mode=json_mode, fold_system=fold_system)
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
     job = run_with_progress(ws, job, resume_job)
     if enrich_after:
         from brightrun.enrichment import enrich as run_enrich
 
         run_enrich(ws)
-    report_job(job, json_out)
+    report_job(job, json_out, ws)
 
 
 @app.command()

@@ -22,6 +22,18 @@ WorkspaceOpt = Annotated[Path | None, typer.Option(
     "--workspace", "-w", help="The workspace folder (default: $BRIGHTRUN_WORKSPACE, else ./data).",
     envvar="BRIGHTRUN_WORKSPACE", show_envvar=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    help="Model. Claude: default each template's model setting. OpenAI-compatible: required, the server's model "
+         "id (`brightrun doctor --provider openai-compatible` lists them).")]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="The provider's base URL (local or proxy servers).")]
+TimeoutOpt = Annotated[float | None, typer.Option(help="Seconds before a call times out (default 120).", min=1)]
+JsonModeOpt = Annotated[str | None, typer.Option(
+    help="OpenAI-compatible servers: auto (json_schema, falling back to json_object if the server refuses it), "
+         "json_schema, json_object (llama.cpp, Ollama) or none.")]
+FoldSystemOpt = Annotated[bool | None, typer.Option(
+    "--fold-system/--no-fold-system",
+    help="OpenAI-compatible servers: put the system prompt in the first user message, for chat templates "
+         "without a system role (e.g. Gemma).")]
 
 
 def open_workspace(workspace: Path | None):
@@ -61,18 +73,40 @@ def print_frame(frame, as_json: bool) -> None:
     out.print(f"{frame.height} row(s)")
 
 
-def run_with_progress(ws, job, run):
+def run_with_progress(ws, job, run, **options):
+    """Run a job with a progress bar; a job that stopped part-way is returned as written, its reason printed."""
+    from brightrun.errors import JobStopped
+
     with progress_bar() as progress:
         task = progress.add_task("generating", total=job.total, completed=job.done + job.failed, extra="")
-        return run(ws, job.job_id, progress=job_progress(progress, task))
+        try:
+            return run(ws, job.job_id, progress=job_progress(progress, task), **options)
+        except JobStopped as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return exc.job
 
 
-def report_job(job, json_out: bool) -> None:
+def report_job(job, json_out: bool, ws=None) -> None:
+    """Print the job's outcome; exit 1 when not every item was made (the summary names how many failed and the
+    commonest reason), so scripts can trust the exit code."""
     if json_out:
         sys.stdout.write(job.model_dump_json() + "\n")
     else:
         console.print(f"Job {job.job_id} {job.status}: {job.done} done, {job.failed} failed of {job.total}; "
                       f"{job.input_tokens + job.output_tokens:,} tokens, ${job.cost_usd:,.4f}.")
+    if job.done >= job.total:
+        return
+    missing = job.total - job.done
+    reason = None
+    if ws is not None:
+        from brightrun.generation.views import commonest_failure
+
+        reason = commonest_failure(ws, job.job_id)
+    console.print(f"[red]{missing} of {job.total} conversation(s) not made[/] ({job.failed} failed"
+                  + (f"; commonest reason: {reason}" if reason else "") + "). See `brightrun jobs show "
+                  f"{job.job_id}`; retry with `brightrun jobs retry-failed {job.job_id}` or resume with "
+                  f"`brightrun jobs resume {job.job_id}`.")
+    raise typer.Exit(1)
 
 
 def resume_with_progress(workspace: Path | None, job_id: str, json_out: bool) -> None:
@@ -84,4 +118,4 @@ def resume_with_progress(workspace: Path | None, job_id: str, json_out: bool) ->
     if job is None:
         raise BrightRunError(f"no job {job_id!r} to resume. Fix: list jobs with `brightrun jobs list`.")
     console.print(f"Resuming job [bold]{job_id}[/] ({job.done} of {job.total} done).")
-    report_job(run_with_progress(ws, job, resume_job), json_out)
+    report_job(run_with_progress(ws, job, resume_job), json_out, ws)

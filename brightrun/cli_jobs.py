@@ -9,7 +9,12 @@ import orjson
 import typer
 
 from brightrun.cli_common import (
+    BaseUrlOpt,
+    FoldSystemOpt,
+    JsonModeOpt,
     JsonOpt,
+    ModelOpt,
+    TimeoutOpt,
     WorkspaceOpt,
     console,
     open_workspace,
@@ -49,9 +54,20 @@ def show(job_id: JobArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = Fal
         print_frame(failures.select("item_id", "error_type", "message", "attempt"), False)
 
 
+def _change_settings(ws, job_id: str, model, base_url, timeout, json_mode, fold_system) -> None:
+    from brightrun.generation import change_provider_settings
+
+    change_provider_settings(ws, job_id, model=model, base_url=base_url, timeout=timeout, json_mode=json_mode,
+                             fold_system=fold_system)
+
+
 @jobs_app.command("resume")
-def resume(job_id: JobArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
-    """Resume an interrupted or cancelled job: finished items are never redone, nor paid twice."""
+def resume(job_id: JobArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = False, model: ModelOpt = None,
+           base_url: BaseUrlOpt = None, timeout: TimeoutOpt = None, json_mode: JsonModeOpt = None,
+           fold_system: FoldSystemOpt = None) -> None:
+    """Resume an interrupted or cancelled job: finished items are never redone, nor paid twice. Settings given
+    here replace the job's (recorded in its note). Exits 0 when every conversation is made, 1 when some are not."""
+    _change_settings(open_workspace(workspace), job_id, model, base_url, timeout, json_mode, fold_system)
     resume_with_progress(workspace, job_id, json_out)
 
 
@@ -66,12 +82,16 @@ def cancel(job_id: JobArg, workspace: WorkspaceOpt = None) -> None:
 
 @jobs_app.command("retry-failed")
 def retry(job_id: JobArg, workspace: WorkspaceOpt = None,
-          run: Annotated[bool, typer.Option("--run/--no-run", help="Run the job right away.")] = True) -> None:
-    """Put a job's failed items back in the queue (their failures stay on record) and run them."""
+          run: Annotated[bool, typer.Option("--run/--no-run", help="Run the job right away.")] = True,
+          model: ModelOpt = None, base_url: BaseUrlOpt = None, timeout: TimeoutOpt = None,
+          json_mode: JsonModeOpt = None, fold_system: FoldSystemOpt = None) -> None:
+    """Put a job's failed items back in the queue (their failures stay on record) and run them. Settings given
+    here replace the job's (recorded in its note). With --run, exits 1 when some conversations are still not made."""
     from brightrun.generation import load_job, resume_job, retry_failed
 
     ws = open_workspace(workspace)
+    _change_settings(ws, job_id, model, base_url, timeout, json_mode, fold_system)
     n = retry_failed(ws, job_id)
     console.print(f"{n} failed item(s) of {job_id} queued again.")
     if n and run:
-        report_job(run_with_progress(ws, load_job(ws, job_id), resume_job), False)
+        report_job(run_with_progress(ws, load_job(ws, job_id), resume_job), False, ws)

@@ -26,6 +26,15 @@ class JobError(BrightRunError):
     """A batch job cannot be created, run or resumed as asked."""
 
 
+class JobStopped(JobError):
+    """A job stopped part-way (a key refused, the same non-retryable error on every first call); `job` is its
+    state as written. Calls were made, so the command that ran it exits 1, not 2."""
+
+    def __init__(self, message: str, job) -> None:
+        super().__init__(message)
+        self.job = job
+
+
 class ProviderError(BrightRunError):
     """A model provider failed or answered with something unusable."""
 

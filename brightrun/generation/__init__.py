@@ -1,6 +1,7 @@
 """Generation: batch jobs over scaffold cells, run by any provider."""
 
 from brightrun.generation.control import (
+    change_provider_settings,
     job_is_running,
     launch_background,
     provider_for_job,
@@ -22,6 +23,6 @@ from brightrun.generation.jobs import (
 from brightrun.generation.requests import build_request
 from brightrun.generation.runner import JobProgress, RunSettings
 
-__all__ = ["JobProgress", "PlannedCell", "RunSettings", "build_request", "cancel_requested", "create_job",
+__all__ = ["JobProgress", "change_provider_settings", "PlannedCell", "RunSettings", "build_request", "cancel_requested", "create_job",
            "job_is_running", "launch_background", "load_job", "make_plan", "plan_quota", "plan_spread", "plan_uniform",
            "provider_for_job", "request_cancel", "resume_job", "retry_failed", "run_job"]

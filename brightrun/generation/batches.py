@@ -66,11 +66,11 @@ async def run_batches(runner: JobRunner, pending: list[BatchItem]) -> None:
         # Answers already paid for come from the cache; the rest go out in new batches.
         fresh: list[_Todo] = []
         for entry in todo:
-            response = runner.cached_answer(request_of(entry), f"call-{entry.item.item_id}-a{entry.attempt}")
-            if response is None:
+            cached = runner.cached_answer(request_of(entry), f"call-{entry.item.item_id}-a{entry.attempt}")
+            if cached is None:
                 fresh.append(entry)
             else:
-                follow = settle(entry, response, f"call-{entry.item.item_id}-a{entry.attempt}")
+                follow = settle(entry, *cached)
                 if follow:
                     fresh.append(follow)
         todo = []
@@ -108,12 +108,14 @@ async def run_batches(runner: JobRunner, pending: list[BatchItem]) -> None:
                     request = request_of(entry)
                     if isinstance(result, ProviderError):
                         runner.record_call(call_id, request, None, entry.item, entry.attempt, error=str(result))
+                        runner.outcome(None if result.transient else result)
                         last = entry.attempt >= entry.first_attempt + settings.max_attempts - 1
                         if not result.transient or last:
                             runner.record_failure(entry.item, entry.attempt, result.error_type, str(result), None)
                         else:
                             todo.append(_Todo(entry.item, entry.attempt + 1, entry.feedback, entry.first_attempt))
                         continue
+                    runner.outcome(None)
                     runner.keep_answer(request, result, call_id)
                     follow = settle(entry, result, call_id)
                     if follow:

@@ -5,8 +5,9 @@ moment it arrives (one unbuffered write, so it survives SIGKILL of the process).
 runner writes those answers to the `response_cache` table and starts a new journal file; when a run
 starts, journals its job left behind (a crash) are folded into the table first. A request whose
 cache key (a hash of the full request) is in the cache with a usable answer is answered from it
-without a call. Unusable answers (that failed the schema) are kept on record but never served, so a
-retry asks the model again.
+without a call. Unusable answers (that failed the schema) are kept on record and never served to another
+request, so a retry asks the model again; they are replayed only to the call that paid for them, after a
+crash, so that the correction which followed is asked again byte for byte and found in the cache too.
 """
 
 from __future__ import annotations
@@ -83,19 +84,28 @@ def fold_journals(ws: Workspace, job_id: str) -> int:
 
 
 class ResponseCache:
-    """The cache entries a run may use, held in memory."""
+    """The cache entries a run may use, held in memory: usable answers (served to any equal request), and this
+    job's unusable answers (served only to the very call that paid for them, so that after a crash the
+    correction that followed can be asked again exactly as before, and found in the cache)."""
 
     def __init__(self, ws: Workspace, job_id: str, samples: list[str]) -> None:
-        frame = ws.sql("SELECT * FROM response_cache WHERE usable AND (job_id = ? OR sample IN (SELECT unnest(?)))",
-                       [job_id, samples])
-        self.entries: dict[str, dict] = {row["cache_key"]: row for row in frame.iter_rows(named=True)}
+        frame = ws.sql("SELECT * FROM response_cache WHERE (usable AND (job_id = ? OR sample IN (SELECT unnest(?)))) "
+                       "OR (NOT usable AND job_id = ?)", [job_id, samples, job_id])
+        self.entries: dict[str, dict] = {}
+        self.unusable: dict[str, dict] = {}
+        for row in frame.iter_rows(named=True):
+            self.put(row)
 
-    def get(self, key: str) -> dict | None:
-        return self.entries.get(key)
+    def get(self, key: str, call_id: str) -> dict | None:
+        row = self.entries.get(key)
+        if row is None:
+            row = self.unusable.get(key)
+            if row is None or row["paid_by_call"] != call_id:
+                return None
+        return row
 
     def put(self, row: dict) -> None:
-        if row["usable"]:
-            self.entries[row["cache_key"]] = row
+        (self.entries if row["usable"] else self.unusable)[row["cache_key"]] = row
 
     @staticmethod
     def response(row: dict, *, replay: bool) -> ProviderResponse:

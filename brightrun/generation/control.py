@@ -79,6 +79,44 @@ def job_is_running(ws: Workspace, job_id: str) -> bool:
     return False
 
 
+PROVIDER_SETTINGS = ("base_url", "timeout", "json_mode", "fold_system")
+"""The provider settings a job keeps (never a key), and that a resume or a retry may change."""
+
+
+def change_provider_settings(ws: Workspace, job_id: str, *, model: str | None = None, **settings) -> BatchJob:
+    """Change a stopped job's model or provider settings (base URL, timeout, JSON mode, folding the system
+    prompt) before it runs again; the change is written to the job's note. None leaves a setting as it is."""
+    job = load_job(ws, job_id)
+    if job is None:
+        raise JobError(f"no job {job_id!r}. Fix: list jobs with `brightrun jobs list`.")
+    unknown = set(settings) - set(PROVIDER_SETTINGS)
+    if unknown:
+        raise JobError(f"unknown provider setting(s) {', '.join(sorted(unknown))}. Fix: change only "
+                       f"{', '.join(PROVIDER_SETTINGS)} or the model.")
+    changes = {k: v for k, v in settings.items() if v is not None}
+    if job.provider == "scripted" and (changes or model):
+        raise JobError(f"job {job_id!r} uses the scripted provider, which has no model or server settings. "
+                       f"Fix: create a new job with --provider anthropic or openai-compatible.")
+    if not changes and not model:
+        return job
+    if job_is_running(ws, job_id):
+        raise JobError(f"job {job_id!r} is running. Fix: cancel it (`brightrun jobs cancel {job_id}`), or wait "
+                       f"for it to finish, before changing its settings.")
+    options = {**orjson.loads(job.provider_options or "{}"), **changes}
+    if "json_mode" in changes:
+        from brightrun.providers.openai_compat import check_json_mode
+
+        check_json_mode(changes["json_mode"])
+    said = ", ".join(f"{k}={v}" for k, v in [*([("model", model)] if model else []), *changes.items()])
+    update = {"provider_options": orjson.dumps(options).decode(), "updated_at": utcnow(),
+              "note": "; ".join(n for n in (job.note, f"settings changed at {utcnow():%Y-%m-%d %H:%M}: {said}") if n)}
+    if model:
+        update["model"] = model
+    job = job.model_copy(update=update)
+    ws.append_models("batch_jobs", [job])
+    return job
+
+
 def resume_job(ws: Workspace, job_id: str, **kwargs) -> BatchJob:
     """Resume an interrupted or cancelled job: what is finished is never done again."""
     clear_cancel(ws, job_id)

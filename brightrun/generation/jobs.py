@@ -82,6 +82,15 @@ def plan_quota(ws: Workspace, cells: list[Cell], target: int) -> list[PlannedCel
     return plan
 
 
+def require_model(provider: str, model: str | None) -> None:
+    """An OpenAI-compatible server runs a model of its own: without its id, the templates' Claude model name
+    would be sent to it (and priced as Claude)."""
+    if provider == "openai-compatible" and not model:
+        raise JobError("an OpenAI-compatible server needs its model id. Fix: pass --model NAME (in the app: the "
+                       "Model field); `brightrun doctor --provider openai-compatible --base-url URL` lists the "
+                       "server's models.")
+
+
 def new_job_id() -> str:
     return f"job-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
@@ -113,6 +122,7 @@ def create_job(
 ) -> BatchJob:
     """Write a queued job and one pending item per conversation to generate. `provider_options` are
     the provider's settings (base URL, timeout...), stored so the job can be resumed; never a key."""
+    require_model(provider, model)
     scaffolding = ws.scaffolding
     job_id = job_id or new_job_id()
     if not _JOB_ID.match(job_id):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from brightrun.errors import JobError, ProviderError
+from brightrun.errors import JobStopped, ProviderError
 from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_journals
 from brightrun.generation.jobs import cancel_requested, item_seed
 from brightrun.generation.limiter import AdaptiveLimiter, backoff
@@ -38,6 +38,7 @@ ProgressFn = Callable[["JobProgress"], None]
 JOB_TABLES = ["llm_calls", "turns", "conversations", "batch_items", "batch_jobs", "failed_generations",
               "response_cache", "provider_batches"]
 COMPACT_EVERY_SECONDS = 30.0
+EARLY_STOP_CALLS = 5
 
 
 @dataclass
@@ -99,6 +100,11 @@ class JobRunner:
         self._cancel_checked = 0.0
         self._cancelled = False
         self.cache: ResponseCache | None = None
+        self.recorded: set[str] = set()
+        """Call ids already in the ledger (llm_calls): a replay rewrites its row without counting it twice."""
+        self.outcomes: list[str | None] = []
+        """The first calls' outcomes (None: an answer; else the non-retryable error), for the early stop."""
+        self._notes_written = 0
 
     # -- state ------------------------------------------------------------------------------
 
@@ -124,6 +130,7 @@ class JobRunner:
             "SELECT coalesce(sum(input_tokens), 0)::BIGINT, coalesce(sum(output_tokens), 0)::BIGINT, "
             "coalesce(sum(cost_usd), 0) FROM llm_calls WHERE job_id = ?", [job_id]).row(0)
         failed = int(items.filter(items["status"] == "failed").height)
+        self.recorded = set(ws.sql("SELECT call_id FROM llm_calls WHERE job_id = ?", [job_id])["call_id"].to_list())
         self.progress = JobProgress(job_id, self.job.total, len(made_by_item), failed, int(totals[0]),
                                     int(totals[1]), float(totals[2]))
         if self.provider.cacheable:
@@ -146,14 +153,20 @@ class JobRunner:
 
     # -- one answer -------------------------------------------------------------------------
 
-    def cached_answer(self, request: ProviderRequest, call_id: str) -> ProviderResponse | None:
+    def cached_answer(self, request: ProviderRequest, call_id: str) -> tuple[ProviderResponse, str] | None:
+        """An answer already paid for, with the call id to record it under: a replay of this job's own paid
+        answer (after a crash) is recorded, and billed, under the call that paid for it, once; any other hit
+        costs nothing."""
         if self.cache is None:
             return None
-        row = self.cache.get(request.cache_key(self.provider.name))
+        row = self.cache.get(request.cache_key(self.provider.name), call_id)
         if row is None:
             return None
+        paid_by = row["paid_by_call"]
+        if paid_by == call_id or (row["job_id"] == self.job.job_id and paid_by not in self.recorded):
+            return ResponseCache.response(row, replay=True), paid_by
         self.progress.cache_hits += 1
-        return ResponseCache.response(row, replay=row["paid_by_call"] == call_id)
+        return ResponseCache.response(row, replay=False), call_id
 
     def keep_answer(self, request: ProviderRequest, response: ProviderResponse, call_id: str) -> None:
         """Journal a fresh answer at once, so it is never paid for again."""
@@ -191,6 +204,8 @@ class JobRunner:
         tokens_out = response.output_tokens if response else 0
         paid = response is not None and not response.cache_hit
         cost = self.provider.cost_usd(response.model, tokens_in, tokens_out, response.batch) if paid else 0.0
+        first_record = call_id not in self.recorded  # a replayed call rewrites its row: count it once
+        self.recorded.add(call_id)
         self.buffer.calls.append(LLMCall(
             call_id=call_id, action_type=request.action_type, provider=self.provider.name,
             model=response.model if response else request.model,
@@ -201,7 +216,7 @@ class JobRunner:
             template_version=item.template_version, job_id=item.job_id, item_id=item.item_id, attempt=attempt,
             status="error" if error else "ok", error=error, created_at=utcnow(),
         ))
-        if paid:
+        if paid and first_record:
             self.progress.input_tokens += tokens_in
             self.progress.output_tokens += tokens_out
             self.progress.cost_usd += cost
@@ -235,6 +250,17 @@ class JobRunner:
         self.buffer.items.append(item.model_copy(update={"status": "failed", "attempts": attempt, "updated_at": now}))
         self.progress.failed += 1
 
+    def outcome(self, error: ProviderError | None) -> None:
+        """Note a call's outcome. When the first EARLY_STOP_CALLS calls all failed with the same non-retryable
+        error, the job stops: the grid would only spend itself on the same refusal."""
+        if len(self.outcomes) >= EARLY_STOP_CALLS or self.abort:
+            return
+        self.outcomes.append(None if error is None else f"{error.error_type}: {error}")
+        if len(self.outcomes) == EARLY_STOP_CALLS and self.outcomes[0] is not None \
+                and len(set(self.outcomes)) == 1:
+            self.abort = (f"the first {EARLY_STOP_CALLS} calls all failed with the same error, so the job stopped "
+                          f"early instead of spending the whole grid on it: {error}")
+
     # -- messages mode ----------------------------------------------------------------------
 
     async def generate(self, item: BatchItem) -> None:
@@ -245,7 +271,8 @@ class JobRunner:
         while not self.cancelled:
             request = self.request_for(item, attempt, feedback)
             call_id = f"call-{item.item_id}-a{attempt}"
-            response = self.cached_answer(request, call_id)
+            cached = self.cached_answer(request, call_id)
+            response, call_id = cached if cached else (None, call_id)
             if response is None:
                 started = time.perf_counter()
                 epoch = await self.limiter.acquire()
@@ -268,6 +295,7 @@ class JobRunner:
                     if exc.error_type == "authentication":
                         self.abort = str(exc)
                         return
+                    self.outcome(None if exc.transient else exc)
                     if not exc.transient or attempt >= last_attempt:
                         self.record_failure(item, attempt, exc.error_type, str(exc), exc.raw)
                         return
@@ -277,6 +305,7 @@ class JobRunner:
                 finally:
                     await self.limiter.release()
                 await self.limiter.succeeded()
+                self.outcome(None)
                 self.keep_answer(request, response, call_id)
             problem = self.take_answer(item, request, response, attempt, call_id)
             if problem is None:
@@ -350,8 +379,12 @@ class JobRunner:
         update = {"status": status, "done": p.done, "failed": p.failed, "input_tokens": p.input_tokens,
                   "output_tokens": p.output_tokens, "cost_usd": round(p.cost_usd, 6), "updated_at": now,
                   "started_at": self.job.started_at or now, "finished_at": now if finished else None}
+        notes = getattr(self.provider, "notes", [])
+        if len(notes) > self._notes_written:  # what the provider had to change on the way, e.g. a JSON-mode fallback
+            update["note"] = "; ".join(n for n in (self.job.note, *notes[self._notes_written:]) if n)
+            self._notes_written = len(notes)
         if note is not None:
-            update["note"] = note
+            update["note"] = "; ".join(n for n in (update.get("note", self.job.note), note) if n)
         self.job = self.job.model_copy(update=update)
         self.ws.append_models("batch_jobs", [self.job])
 
@@ -365,7 +398,7 @@ class JobRunner:
             await self.flush("failed", force=True)
             self.journal.close()
             self.write_job("failed", note=f"stopped: {self.abort}")
-            raise JobError(f"job {self.job.job_id} stopped: {self.abort}")
+            raise JobStopped(f"job {self.job.job_id} stopped: {self.abort}", self.job)
         if self.cancelled:
             status = "cancelled"
         else:

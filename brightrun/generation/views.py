@@ -64,3 +64,13 @@ def job_failures(ws: Workspace, job_id: str) -> pl.DataFrame:
         WHERE f.job_id = ? AND i.status = 'failed'
         QUALIFY row_number() OVER (PARTITION BY f.item_id ORDER BY f.created_at DESC) = 1
         ORDER BY f.created_at DESC""", [job_id])
+
+
+def commonest_failure(ws: Workspace, job_id: str) -> str | None:
+    """The commonest reason among the job's failed items, as `error_type: message (N items)`, or None."""
+    failures = job_failures(ws, job_id)
+    if not failures.height:
+        return None
+    top = failures.group_by("error_type", "message").len().sort(["len", "error_type"], descending=[True, False]).row(
+        0, named=True)
+    return f"{top['error_type']}: {top['message']} ({top['len']} item(s))"
