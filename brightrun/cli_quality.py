@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from typing import Annotated
 
 import orjson
@@ -79,6 +80,7 @@ def judge(
     stats = agreement(ws)
     if json_out:
         sys.stdout.write(orjson.dumps({**result.__dict__, "agreement": stats}, default=str).decode() + "\n")
+        _exit_unless_all_judged(result)
         return
     console.print(f"Judged {result.judged} pair(s), skipped {result.skipped} already judged, {result.failed} failed; "
                   f"${result.cost_usd:,.4f} in {result.seconds:.1f} s.")
@@ -88,6 +90,18 @@ def judge(
                       f"mean absolute difference {stats['mean_abs_diff']:.2f}.")
     for error in result.errors[:10]:
         console.print(f"  [red]{error['pair_id']}[/]: {error['reason']}")
+    _exit_unless_all_judged(result)
+
+
+def _exit_unless_all_judged(result) -> None:
+    """Exit 1 when some pairs were not judged: a script must not take a partial run for a whole one."""
+    if result.stopped:
+        console.print(f"[red]stopped:[/] {result.stopped}")
+    if result.failed or result.stopped:
+        reasons = Counter(e["reason"] for e in result.errors)
+        common = f"; commonest reason: {reasons.most_common(1)[0][0]}" if reasons else ""
+        console.print(f"[red]{result.failed} pair(s) not judged[/]{common}.")
+        raise typer.Exit(1)
 
 
 def validate(

@@ -67,3 +67,23 @@ class AdaptiveLimiter:
 def backoff(attempt: int, base: float, cap: float = 30.0) -> float:
     """Exponential backoff with full jitter: between half and one and a half times base * 2^(n-1)."""
     return min(cap, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.5)
+
+
+class EarlyStop:
+    """Watches the first `calls` outcomes of a run: when every one failed with the same non-retryable error
+    (a refused schema, an unknown model), the run should stop instead of spending the rest on the same
+    refusal. `note` returns the reason to stop, once, or None."""
+
+    def __init__(self, calls: int = 5) -> None:
+        self.calls = calls
+        self.outcomes: list[str | None] = []
+
+    def note(self, error: Exception | None) -> str | None:
+        """Note a call's outcome: None for an answer or a retryable fault, else the non-retryable error."""
+        if len(self.outcomes) >= self.calls:
+            return None
+        self.outcomes.append(None if error is None else f"{getattr(error, 'error_type', '')}: {error}")
+        if len(self.outcomes) == self.calls and self.outcomes[0] is not None and len(set(self.outcomes)) == 1:
+            return (f"the first {self.calls} calls all failed with the same error, so the run stopped early instead "
+                    f"of spending the rest on it: {error}")
+        return None

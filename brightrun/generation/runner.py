@@ -20,7 +20,7 @@ import orjson
 from brightrun.errors import JobStopped, ProviderError
 from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_journals
 from brightrun.generation.jobs import cancel_requested, item_seed
-from brightrun.generation.limiter import AdaptiveLimiter, backoff
+from brightrun.generation.limiter import AdaptiveLimiter, EarlyStop, backoff
 from brightrun.generation.requests import build_request, check_answer, correction, sample_of
 from brightrun.models import (
     BatchItem,
@@ -102,8 +102,7 @@ class JobRunner:
         self.cache: ResponseCache | None = None
         self.recorded: set[str] = set()
         """Call ids already in the ledger (llm_calls): a replay rewrites its row without counting it twice."""
-        self.outcomes: list[str | None] = []
-        """The first calls' outcomes (None: an answer; else the non-retryable error), for the early stop."""
+        self.early_stop = EarlyStop(EARLY_STOP_CALLS)
         self._notes_written = 0
 
     # -- state ------------------------------------------------------------------------------
@@ -159,7 +158,7 @@ class JobRunner:
         costs nothing."""
         if self.cache is None:
             return None
-        row = self.cache.get(request.cache_key(self.provider.name), call_id)
+        row = self.cache.get(request.cache_key(self.provider.cache_name), call_id)
         if row is None:
             return None
         paid_by = row["paid_by_call"]
@@ -178,7 +177,7 @@ class JobRunner:
             usable = True
         except ValueError:
             usable = False
-        row = cache_row(request.cache_key(self.provider.name), request.sample, self.provider.name, response, cost,
+        row = cache_row(request.cache_key(self.provider.cache_name), request.sample, self.provider.name, response, cost,
                         call_id, self.job.job_id, usable)
         self.journal.write({"cache": {**row, "created_at": row["created_at"].isoformat()}})
         self.cache.put(row)
@@ -251,15 +250,11 @@ class JobRunner:
         self.progress.failed += 1
 
     def outcome(self, error: ProviderError | None) -> None:
-        """Note a call's outcome. When the first EARLY_STOP_CALLS calls all failed with the same non-retryable
-        error, the job stops: the grid would only spend itself on the same refusal."""
-        if len(self.outcomes) >= EARLY_STOP_CALLS or self.abort:
-            return
-        self.outcomes.append(None if error is None else f"{error.error_type}: {error}")
-        if len(self.outcomes) == EARLY_STOP_CALLS and self.outcomes[0] is not None \
-                and len(set(self.outcomes)) == 1:
-            self.abort = (f"the first {EARLY_STOP_CALLS} calls all failed with the same error, so the job stopped "
-                          f"early instead of spending the whole grid on it: {error}")
+        """Note a call's outcome (None: an answer or a retryable fault); stop the job when its first calls all
+        failed with the same non-retryable error."""
+        reason = self.early_stop.note(error)
+        if reason and not self.abort:
+            self.abort = reason
 
     # -- messages mode ----------------------------------------------------------------------
 

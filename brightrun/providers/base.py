@@ -92,6 +92,12 @@ class Provider(ABC):
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         """Return the model's answer, or raise ProviderError (transient=True if worth retrying)."""
 
+    @property
+    def cache_name(self) -> str:
+        """The provider as part of a response-cache key: its name, plus any setting that changes what the model
+        sees for the same request (an OpenAI-compatible server's address, a folded system prompt)."""
+        return self.name
+
     def cost_usd(self, model: str, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
         """What the call cost, from the price table."""
         from brightrun.pricing import price_table

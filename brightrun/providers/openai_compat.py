@@ -69,6 +69,10 @@ class OpenAICompatibleProvider(Provider):
         self.notes: list[str] = []
         self.client = openai.AsyncOpenAI(api_key=self._key, base_url=self.base_url, max_retries=0, timeout=timeout)
 
+    @property
+    def cache_name(self) -> str:
+        return f"{self.name}@{self.base_url}" + ("+fold_system" if self.fold_system else "")
+
     def messages(self, request: ProviderRequest) -> list[dict]:
         """The chat messages: the system prompt first, or folded into the first user message."""
         messages = request.messages()
@@ -102,7 +106,13 @@ class OpenAICompatibleProvider(Provider):
             except (openai.OpenAIError, ValueError) as exc:
                 error = from_exception(exc, provider=self.name, secrets=[self._key], timeout=self.timeout)
             fallback = _FALLBACKS.get(mode)
-            if not (self.requested_mode == "auto" and request.output_schema and fallback and _refused_format(error)):
+            refused = bool(request.output_schema) and mode != "none" and _refused_format(error)
+            if refused and not (self.requested_mode == "auto" and fallback):
+                # Asking again will not change the server's mind: not worth a retry, and say what will work.
+                raise ProviderError(f"{str(error).split('. Fix:')[0]}. Fix: the server refuses JSON mode "
+                                    f"{mode.replace('+schema', ' with a schema')}; use --json-mode auto (falls back by "
+                                    f"itself), json_object or none.", error_type="bad_request", transient=False)
+            if not refused:
                 raise error
             if self.mode == mode:  # another call may have moved on already
                 self.mode = fallback

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from brightrun import aio
 from brightrun.errors import BrightRunError, ProviderError, WorkspaceError
-from brightrun.generation.limiter import AdaptiveLimiter, backoff
+from brightrun.generation.limiter import AdaptiveLimiter, EarlyStop, backoff
 from brightrun.models import LLMCall
 from brightrun.providers.answers import echo, problem_of, validate_answer
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
@@ -77,7 +77,7 @@ class JudgeResult:
     seconds: float = 0.0
     calls: int = 0
     errors: list[dict] = field(default_factory=list)  # {"pair_id", "reason"} of each failed pair
-    stopped: str | None = None  # why the run stopped early (authentication), leaving pairs unjudged
+    stopped: str | None = None  # why the run stopped early (a refused key, the same error on every first call)
 
 
 def build_prompt(pair: dict, ws: Workspace) -> str:
@@ -155,6 +155,7 @@ class _Run:
         self.judged_before, self.progress = judged_before, progress
         self.concurrency, self.max_attempts, self.backoff_base = settings
         self.limiter = AdaptiveLimiter(self.concurrency, base_backoff=self.backoff_base)
+        self.early_stop = EarlyStop()
         self.run_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.calls, self.scores, self.finished, self.last_flush = [], [], 0, time.monotonic()
 
@@ -213,6 +214,9 @@ class _Run:
                 self.record_call(call_id, request, None, str(exc), started)
                 if exc.error_type == "authentication":
                     self.result.stopped = str(exc)
+                stop = self.early_stop.note(None if exc.transient else exc)
+                if stop and self.result.stopped is None:
+                    self.result.stopped = stop
                 if not exc.transient or errors >= self.max_attempts or self.result.stopped:
                     failure = str(exc)
                 delay = backoff(errors, self.backoff_base)
@@ -224,6 +228,7 @@ class _Run:
                 await asyncio.sleep(delay)  # outside the limiter: a backoff holds no slot
                 continue
             await self.limiter.succeeded()
+            self.early_stop.note(None)
             try:
                 answer = parse_answer(response)
             except ValueError as exc:
