@@ -26,6 +26,7 @@ from brightrun.cli_common import (
     report_job,
     run_with_progress,
 )
+from brightrun.cli_doctor import doctor_command
 from brightrun.cli_experiments import experiments_app
 from brightrun.cli_feedback import datasets_app, feedback_app
 from brightrun.cli_finetune import finetune_app
@@ -267,6 +268,7 @@ def schema(entity: Annotated[str | None, typer.Argument(help="One entity (defaul
 
 app.command()(validate)
 app.command("import-log")(import_log_command)
+app.command("doctor")(doctor_command)
 
 
 def main() -> None:

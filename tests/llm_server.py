@@ -6,6 +6,7 @@ It speaks enough of three APIs:
 * Anthropic Message Batches ``POST /v1/messages/batches``, ``GET /v1/messages/batches[/{id}[/results]]``,
                             ``POST /v1/messages/batches/{id}/cancel``, ``DELETE /v1/messages/batches/{id}``
 * OpenAI Chat Completions   ``POST /v1/chat/completions``
+* Models (both APIs)        ``GET /v1/models`` (see ``ModelsHandler``; ids from ``FakeLLMServer.models``)
 
 Every successful answer's text is a conversation JSON ``{"title": str, "turns": [{"role", "content"}, ...]}``
 (4 to 10 turns, alternating, user first), deterministic from the request's *item key*:
@@ -761,6 +762,7 @@ class MessagesHandler(_ItemHandler):
 
     def success(self, body: dict, item_key: str, kind: str | None) -> bytes:
         text, stop = _message_text_for(kind, item_key, is_judge_request(body))
+        text, stop = _probe_text(kind) if is_probe_request(body) else (text, stop)
         return _dumps(_message_obj(body["model"], text, stop, _anthropic_input_tokens(body)))
 
 
@@ -810,6 +812,7 @@ class ChatHandler(_ItemHandler):
         with self.srv._lock:
             self.srv.chat_bodies.append(body)
         text, stop = _message_text_for(kind, item_key, is_judge_request(body))
+        text, stop = _probe_text(kind) if is_probe_request(body) else (text, stop)
         if self.srv.openai_mode == "llama.cpp" and kind is None:
             # A local grammar's habits: the JSON in a code fence, a raw newline inside a string.
             text = "```json\n" + text.replace(". ", ".\n", 1) + "\n```"
@@ -995,6 +998,8 @@ class FakeLLMServer:
         self.batch_delay = float(batch_delay)
         """Seconds from a batch's creation until it ends."""
         self.log_requests = log_requests
+        self.models: list[str] = list(DEFAULT_MODELS)
+        """Model ids that GET /v1/models lists (any model name is still answered)."""
         self.requests_log: list[dict] = []
         self.port: int | None = None
         self._lock = threading.Lock()
@@ -1059,6 +1064,7 @@ class FakeLLMServer:
                 (r"/v1/messages/batches/([^/]+)", BatchHandler, kw),
                 (r"/v1/messages/batches/([^/]+)/(cancel|results)", BatchHandler, kw),
                 (r"/v1/chat/completions", ChatHandler, kw),
+                (r"/v1/models", ModelsHandler, kw),
                 (r"/_fake/stats", StatsHandler, kw),
                 (r"/_fake/storm", StormHandler, kw),
             ],
@@ -1274,6 +1280,84 @@ class FakeLLMServer:
             "archived_at": None,
             "results_url": f"{self.base_url}/v1/messages/batches/{batch.id}/results" if ended else None,
         }
+
+
+# ------------------------------------------------------------------------------- models and doctor probes
+
+DEFAULT_MODELS: tuple[str, ...] = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-4-5", "gpt-4o-mini")
+_PROBE_KEYS = frozenset(("ok", "word"))
+
+
+def is_probe_request(body: Any) -> bool:
+    """True when a Messages or Chat Completions body is `brightrun doctor`'s probe: its output schema's
+    properties are exactly ``ok`` and ``word``. The answer is then ``{"ok": true, "word": "ready"}``
+    (schema_invalid: ``{"ok": "yes"}``; truncated: cut in half)."""
+    if not isinstance(body, dict):
+        return False
+    schemas: list[Any] = []
+    config = body.get("output_config")
+    if isinstance(config, dict) and isinstance(config.get("format"), dict):
+        schemas.append(config["format"].get("schema"))
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and isinstance(response_format.get("json_schema"), dict):
+        schemas.append(response_format["json_schema"].get("schema"))
+    return any(isinstance(s, dict) and isinstance(s.get("properties"), dict) and set(s["properties"]) == _PROBE_KEYS
+               for s in schemas)
+
+
+def _probe_text(kind: str | None) -> tuple[str, str]:
+    text = '{"ok":true,"word":"ready"}'
+    if kind == "schema_invalid":
+        return '{"ok":"yes"}', "end_turn"
+    if kind == "truncated":
+        return text[: len(text) // 2], "max_tokens"
+    return text, "end_turn"
+
+
+class ModelsHandler(_Base):
+    """GET /v1/models: ``FakeLLMServer.models``. A request with an ``anthropic-version`` header (the anthropic
+    SDK sends one) gets Anthropic's page shape, honouring ``limit`` (default 20, 1 to 1000), ``after_id`` and
+    ``before_id``; any other gets OpenAI's list. Same authentication rules, storms and latency as the rest."""
+
+    endpoint = "models"
+
+    async def get(self) -> None:
+        if "anthropic-version" not in self.request.headers:
+            self.api = "openai"
+        if not self.authorized():
+            self.reject_unauthorized()
+            return
+        if await self.storm_or_latency():
+            return
+        ids = list(self.srv.models)
+        if self.api == "openai":
+            self.rec(None, 0, "ok", 200)
+            self.send_json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in ids]})
+            return
+        try:
+            limit = int(self.get_argument("limit", "20"))
+        except ValueError:
+            limit = 0
+        after, before = self.get_argument("after_id", None), self.get_argument("before_id", None)
+        cursor = after if after is not None else before
+        if not 1 <= limit <= 1000 or (cursor is not None and cursor not in ids):
+            self.rec(None, 0, "invalid", 400, count_as="invalid")
+            self.send_error_kind("invalid_request_error", 400, "limit must be 1 to 1000 and a cursor a listed id")
+            return
+        if after is not None:
+            page = ids[ids.index(after) + 1:][:limit]
+            more = ids.index(after) + 1 + limit < len(ids)
+        elif before is not None:
+            page = ids[:ids.index(before)][-limit:]
+            more = ids.index(before) - limit > 0
+        else:
+            page, more = ids[:limit], limit < len(ids)
+        self.rec(None, 0, "ok", 200)
+        self.send_json(200, {"data": [{"type": "model", "id": m, "display_name": m.replace("-", " ").title(),
+                                       "created_at": "2026-01-01T00:00:00Z", "lifecycle": "active"} for m in page],
+                             "has_more": more, "first_id": page[0] if page else None,
+                             "last_id": page[-1] if page else None})
 
 
 # --------------------------------------------------------------------------------------------------- main

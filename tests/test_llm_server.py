@@ -633,3 +633,30 @@ def test_paid_counts_every_billable_answer(server, client):
         ask(client, item="gone")
     assert server.paid["answers"] == 2
     assert server.paid["output_tokens"] > 0
+
+def test_models_are_listed_in_each_apis_shape(server, client, oai):
+    assert [m.id for m in client.models.list()] == list(server.models) and "claude-sonnet-5-5" in server.models
+    page = client.models.list(limit=2)
+    assert [m.id for m in page.data] == server.models[:2] and page.has_more and page.last_id == server.models[1]
+    assert [m.id for m in client.models.list(limit=1)] == list(server.models)  # the SDK follows the pages
+    first = page.data[0]
+    assert (first.type, first.lifecycle, first.created_at.year) == ("model", "active", 2026) and first.display_name
+    server.models = ["local-llama", "local-qwen"]
+    listed = oai.models.list()
+    assert [m.id for m in listed] == ["local-llama", "local-qwen"] and listed.data[0].owned_by == "fake"
+    assert server.counts()["models"] == 7  # one request per page: 1 + 1 + 4 (limit=1) + 1
+    for headers in ({"anthropic-version": "2023-06-01"}, {}):  # the same authentication rules as the rest
+        raw = httpx2.get(server.base_url + "/v1/models", headers=headers, timeout=5)
+        assert raw.status_code == 401
+
+
+def test_a_doctor_probe_gets_a_probe_answer(server, client, oai):
+    schema = {"type": "object", "additionalProperties": False, "required": ["ok", "word"],
+              "properties": {"ok": {"type": "boolean"}, "word": {"type": "string"}}}
+    message = ask(client, output_config={"format": {"type": "json_schema", "schema": schema}})
+    assert json.loads(message.content[0].text) == {"ok": True, "word": "ready"}
+    answer = chat(oai, response_format={"type": "json_schema", "json_schema": {"name": "probe", "schema": schema}})
+    assert json.loads(answer.choices[0].message.content) == {"ok": True, "word": "ready"}
+    server.faults = FaultPlan(permanent={"item-1": "schema_invalid"})
+    assert json.loads(ask(client, output_config={"format": {"type": "json_schema", "schema": schema}})
+                      .content[0].text) == {"ok": "yes"}

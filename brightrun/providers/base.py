@@ -106,3 +106,7 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections; the default has none."""
+
+    async def list_models(self) -> list[str] | None:
+        """The model ids this key may use, when the API lists them; None when it has no such list."""
+        return None

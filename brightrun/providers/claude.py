@@ -134,3 +134,10 @@ class ClaudeProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    async def list_models(self) -> list[str]:
+        """Every model id the key may use (GET /v1/models, all pages)."""
+        try:
+            return [model.id async for model in self.client.models.list(limit=1000)]
+        except _SDK_ERRORS as exc:
+            raise self._error(exc) from None

@@ -129,3 +129,10 @@ class OpenAICompatibleProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    async def list_models(self) -> list[str]:
+        """The model ids the endpoint serves (GET {base_url}/models)."""
+        try:
+            return [model.id async for model in self.client.models.list()]
+        except (openai.OpenAIError, ValueError) as exc:
+            raise from_exception(exc, provider=self.name, secrets=[self._key]) from None

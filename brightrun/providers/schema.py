@@ -61,10 +61,12 @@ def conversation_schema(turn_count: int | None = None) -> dict:
 def outgoing_schemas() -> dict[str, dict]:
     """Every output schema the package can send, by a name for test reports: the conversation schema at
     each turn count a template allows, the and the quality judge's."""
+    from brightrun.doctor_probe import PROBE_SCHEMA
     from brightrun.quality.judge import JUDGE_SCHEMA
 
     schemas = {"conversation": conversation_schema()}
     for n in range(2, 41, 2):
         schemas[f"conversation/{n} turns"] = conversation_schema(n)
     schemas["quality_judge"] = JUDGE_SCHEMA
+    schemas["doctor_probe"] = PROBE_SCHEMA
     return schemas

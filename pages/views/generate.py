@@ -4,6 +4,7 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.browse import filter_options
+from brightrun.doctor import estimate_probe, run_doctor
 from brightrun.generation import create_job, launch_background, make_plan, request_cancel, retry_failed
 from brightrun.generation.estimate import estimate_plan
 from brightrun.generation.views import job_failures, job_state, job_table
@@ -57,6 +58,25 @@ with ui.guard():
             if not api_key_from_environment():
                 st.warning("ANTHROPIC_API_KEY is not set. Set it in the environment or in "
                            ".streamlit/secrets.toml before launching.")
+    with st.expander("Check provider: key, models, and one tiny live request"):
+        st.caption("Checks the provider, model and base URL chosen above. Keys are never shown.")
+        chosen = (provider, model or None, base_url or None)
+        if st.button("Check provider", key="g_doctor"):
+            st.session_state["g_doctor_report"] = (chosen, run_doctor([provider], model=chosen[1], base_url=chosen[2],
+                                                                      ws=ws).providers[0])
+        checked_for, checked = st.session_state.get("g_doctor_report", (None, None))
+        if checked_for == chosen and provider != "scripted":
+            estimate = estimate_probe(provider, chosen[1], ws)
+            st.markdown(f"**Live check**: one tiny structured request to {estimate.model}, {estimate.summary}.")
+            if st.button("Send the live check", key="g_doctor_live"):
+                checked = run_doctor([provider], model=chosen[1], base_url=chosen[2], live=True, ws=ws).providers[0]
+                st.session_state["g_doctor_report"] = (chosen, checked)
+        if checked_for == chosen:
+            if checked.ok:
+                st.success(f"{checked.provider} ({checked.model}): every check that ran passed.")
+            else:
+                st.error(f"{checked.provider} ({checked.model}): a check failed; its message says the fix.")
+            st.table(checked.rows())
 
     plan = make_plan(ws, personas, arcs, topics, count=number if mode == "Per cell" else None,
                      quota=number if mode == "Fill to quota" else None)
