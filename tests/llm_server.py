@@ -720,6 +720,10 @@ class _ItemHandler(_Base):
                 self.rec(item_key, attempt, kind or "ok", None, gone=True)
                 return
             outcome_kind = kind
+        while srv.held:  # answers wait (the client may go away meanwhile: then nothing was sent, nor paid)
+            if await self.pause(0.01):
+                self.rec(item_key, attempt, kind or "ok", None, gone=True)
+                return
 
         if problem is not None:
             self.rec(item_key, attempt, "invalid", 400, count_as="invalid")
@@ -744,7 +748,7 @@ class _ItemHandler(_Base):
             return
         ok = outcome_kind is None
         self.rec(item_key, attempt, outcome_kind or ("hang" if kind == "hang" else "ok"), 200, success=ok)
-        self.srv._paid_answer(payload)
+        self.srv._paid_answer(payload, self.request.body)
         self.send_raw(200, payload)
 
 
@@ -989,6 +993,10 @@ class FakeLLMServer:
         """System messages a "no_system" server dropped."""
         self.chat_bodies: list[dict] = []
         """Every Chat Completions body answered 200, as the model saw it."""
+        self.held = False
+        """While True, answers wait before being sent (a client killed meanwhile was sent nothing)."""
+        self.answered_bodies: dict[str, int] = {}
+        """sha1 of each request body answered 200 -> how many times: a count above 1 is a request paid twice."""
         self.paid = {"answers": 0, "input_tokens": 0, "output_tokens": 0}
         """Billable answers delivered (every 200 with usage, bad content included; batch results when the batch
         ends uncancelled) and their tokens: what a real API would charge for."""
@@ -1149,12 +1157,15 @@ class FakeLLMServer:
         with self._lock:
             return dict(self._item_successes)
 
-    def _paid_answer(self, payload: bytes) -> None:
+    def _paid_answer(self, payload: bytes, request_body: bytes | None = None) -> None:
         try:
             usage = _loads(payload).get("usage") or {}
         except ValueError:
             return
         with self._lock:
+            if request_body is not None:
+                digest = hashlib.sha1(request_body).hexdigest()
+                self.answered_bodies[digest] = self.answered_bodies.get(digest, 0) + 1
             self.paid["answers"] += 1
             self.paid["input_tokens"] += usage.get("input_tokens", usage.get("prompt_tokens", 0))
             self.paid["output_tokens"] += usage.get("output_tokens", usage.get("completion_tokens", 0))
@@ -1170,6 +1181,7 @@ class FakeLLMServer:
             self._attempts.clear()
             self.requests_log.clear()
             self.paid = {"answers": 0, "input_tokens": 0, "output_tokens": 0}
+            self.answered_bodies.clear()
             self.system_dropped = 0
             self.chat_bodies.clear()
 
