@@ -107,3 +107,35 @@ def test_claude_without_a_key_warns(page) -> None:
     at.selectbox(key="g_provider").set_value("anthropic").run()
     assert any("ANTHROPIC_API_KEY" in w.value for w in at.warning)
     assert "claude-sonnet-5-5" == at.text_input(key="g_model_anthropic").value
+
+
+def test_a_local_server_job_from_the_page_falls_back_and_says_so(page, demo_copy: Workspace) -> None:
+    import orjson
+    from llm_server import FakeLLMServer
+
+    with FakeLLMServer(seed=4, openai_mode="llama.cpp") as server:
+        at = page()
+        at.selectbox(key="g_provider").set_value("openai-compatible").run()
+        at.multiselect(key="g_personas").set_value(["marcus_chen"]).run()
+        at.multiselect(key="g_arcs").set_value(["anger_to_resolution"]).run()
+        at.text_input(key="g_base_url_openai-compatible").set_value(server.base_url + "/v1").run()
+        assert at.selectbox(key="g_json_mode").value == "auto"
+        at.button(key="g_launch").click().run()
+        assert any("needs its model id" in e.value for e in at.error)  # no Claude name sent to a local server
+        at.text_input(key="g_model_openai-compatible").set_value("gemma-3-1b").run()
+        at.toggle(key="g_fold_system").set_value(True).run()
+        at.button(key="g_launch").click().run()
+        assert not at.exception
+        job_id = at.selectbox(key="g_watch_select").value
+        job = demo_copy.sql("SELECT provider_options, model FROM batch_jobs WHERE job_id = ?", [job_id]).row(0)
+        assert orjson.loads(job[0]) == {"base_url": server.base_url + "/v1", "json_mode": "auto", "fold_system": True}
+        assert job[1] == "gemma-3-1b"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            state = demo_copy.sql("SELECT status, done, note FROM batch_jobs WHERE job_id = ?", [job_id])
+            if state.item(0, 0) == "completed":
+                break
+            time.sleep(0.2)
+        status, done, note = state.row(0)
+        assert (status, done) == ("completed", 8) and "fell back to json_object" in note
+        assert server.system_dropped == 0 and server.chat_bodies[0]["messages"][0]["role"] == "user"

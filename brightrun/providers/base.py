@@ -14,6 +14,9 @@ from brightrun.models.scaffolding import (
     TrainingTopic,
 )
 
+JSON_MODES = ("auto", "json_schema", "json_object", "none")
+"""How an OpenAI-compatible server is asked for JSON (see providers/openai_compat.py)."""
+
 
 class ScaffoldSpec(BaseModel):
     """The structured scaffold behind a request. Real providers see only the rendered prompt;

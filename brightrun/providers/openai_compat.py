@@ -23,11 +23,10 @@ import time
 import openai
 
 from brightrun.errors import ProviderError
-from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
+from brightrun.providers.base import JSON_MODES, Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import from_exception
 from brightrun.providers.schema import inline_refs
 
-JSON_MODES = ("auto", "json_schema", "json_object", "none")
 # After a refusal of the first, try the next: json_object with the schema, then plain json_object.
 _FALLBACKS = {"json_schema": "json_object+schema", "json_object+schema": "json_object"}
 _REFUSAL_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")

@@ -8,6 +8,7 @@ from brightrun.doctor import estimate_probe, run_doctor
 from brightrun.generation import create_job, launch_background, make_plan, request_cancel, retry_failed
 from brightrun.generation.estimate import estimate_plan
 from brightrun.generation.views import job_failures, job_state, job_table
+from brightrun.providers.base import JSON_MODES
 from brightrun.providers.claude import DEFAULT_MODEL, api_key_from_environment
 
 st.title("Generate")
@@ -37,7 +38,8 @@ with ui.guard():
     provider = cols[0].selectbox("Provider", list(PROVIDERS), format_func=PROVIDERS.get, key="g_provider")
     default_model = {"scripted": "scripted-1", "anthropic": DEFAULT_MODEL, "openai-compatible": ""}[provider]
     model = cols[1].text_input("Model", value=default_model, key=f"g_model_{provider}",
-                               help="Empty: each template's own model setting.")
+                               help="Empty: each template's own model setting." if provider != "openai-compatible"
+                               else "Required: the server's model id (Check provider lists them).")
     concurrency = cols[2].number_input("Concurrency", min_value=1, max_value=256, value=8, key="g_concurrency")
     max_attempts = cols[3].number_input("Attempts per item", min_value=1, max_value=10, value=3, key="g_attempts")
     with st.expander("Model settings (default: each template's own)"):
@@ -47,12 +49,21 @@ with ui.guard():
                                      help="Claude 5-series models ignore it: they refuse sampling parameters.")
         max_tokens = cols[1].number_input("Max tokens", 256, 128_000, 4096, 256, key="g_max_tokens",
                                           disabled=not override)
-    base_url, batch_api, failure_rate = None, False, 0.0
+    base_url, batch_api, failure_rate, server_options = None, False, 0.0, {}
     if provider == "scripted":
         failure_rate = st.slider("Simulated fault rate (first attempts)", 0.0, 0.5, 0.0, 0.05, key="g_faults")
     else:
         base_url = st.text_input("Base URL", key=f"g_base_url_{provider}",
                                  placeholder="default" if provider == "anthropic" else "http://localhost:8000/v1")
+        if provider == "openai-compatible":
+            cols = st.columns(2)
+            server_options["json_mode"] = cols[0].selectbox(
+                "JSON mode", JSON_MODES, key="g_json_mode",
+                help="auto: ask for the schema (json_schema) and, if the server refuses it, fall back to json_object "
+                     "(llama.cpp, Ollama); the job's note says so. none: the prompt alone asks for JSON.")
+            server_options["fold_system"] = cols[1].toggle(
+                "Fold the system prompt into the first message", key="g_fold_system",
+                help="For chat templates without a system role (e.g. Gemma): otherwise the server drops it.")
         if provider == "anthropic":
             batch_api = st.toggle("Message Batches API (half price, results within 24 hours)", key="g_batch")
             if not api_key_from_environment():
@@ -87,7 +98,7 @@ with ui.guard():
         st.info(f"**Estimate**: {estimate.summary}.")
         if st.button("Launch job", type="primary", key="g_launch"):
             options_ = ({"failure_rate": failure_rate} if provider == "scripted"
-                        else ({"base_url": base_url} if base_url else {}))
+                        else ({"base_url": base_url} if base_url else {}) | server_options)
             job = create_job(ws, plan, provider=provider, model=model or "", seed=ui.new_seed(),
                              provider_options=options_, concurrency=int(concurrency), batch_api=batch_api,
                              max_attempts=int(max_attempts), temperature=temperature if override else None,
