@@ -9,7 +9,19 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out, progress_bar
+from brightrun.cli_common import (
+    BaseUrlOpt,
+    FoldSystemOpt,
+    JsonModeOpt,
+    JsonOpt,
+    TimeoutOpt,
+    WorkspaceOpt,
+    console,
+    open_workspace,
+    out,
+    progress_bar,
+)
+from brightrun.errors import BrightRunError
 
 quality_app = typer.Typer(help="Quality signals: the quality report and the optional LLM judge.",
                           no_args_is_help=True)
@@ -23,7 +35,6 @@ def report(
 ) -> None:
     """Compute duplicates (exact and near, conversations and training pairs), diversity per scaffold cell
     and a score summary; save it for the app (reports/quality.json) and print it."""
-    from brightrun.errors import BrightRunError
     from brightrun.quality.report import (
         build_quality_report,
         latest_quality_report,
@@ -61,7 +72,10 @@ def judge(
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1, max=64)] = 4,
     force: Annotated[bool, typer.Option(help="Judge again pairs already judged by this model and rubric.")] = False,
-    base_url: Annotated[str | None, typer.Option(help="The provider's base URL (local or proxy servers).")] = None,
+    base_url: BaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
+    json_mode: JsonModeOpt = None,
+    fold_system: FoldSystemOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score training pairs with an LLM judge (rubric in docs/quality.md); every call is logged in llm_calls.
@@ -70,7 +84,12 @@ def judge(
     from brightrun.quality.judge import agreement, judge_pairs
 
     ws = open_workspace(workspace)
-    options = {"base_url": base_url} if base_url and provider != "scripted" else {}
+    settings = {"base_url": base_url, "timeout": timeout}
+    if provider == "openai-compatible":
+        settings |= {"json_mode": json_mode, "fold_system": fold_system}
+    elif json_mode or fold_system:
+        raise BrightRunError("--json-mode and --fold-system apply to --provider openai-compatible only. Fix: drop them.")
+    options = {k: v for k, v in settings.items() if v is not None} if provider != "scripted" else {}
     chosen = get_provider(provider, **options)
     with progress_bar() as progress:
         task = progress.add_task("judging", total=None, extra="")

@@ -53,3 +53,31 @@ def test_quality_judge_scripted_is_incremental(demo_copy: Workspace) -> None:
     assert second.exit_code == 0, second.output
     assert "Judged 3 pair(s), skipped 12 already judged, 0 failed" in second.output
     assert demo_copy.scalar("SELECT count(*) FROM llm_calls WHERE action_type = 'quality_judge'") == 15
+
+
+def test_quality_judge_exits_1_unless_every_pair_was_judged(demo_copy: Workspace, monkeypatch) -> None:
+    from llm_server import FakeLLMServer, FaultPlan
+
+    path = str(demo_copy.root)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-judge-exit-test")
+    with FakeLLMServer(seed=3) as server:
+        # Every request refused alike: the first 5 stop the run, the rest are never sent.
+        server.faults = FaultPlan(rate=1.0, kinds=["bad_request"])
+        stopped = runner.invoke(app, ["quality", "judge", "-w", path, "--provider", "anthropic", "--base-url",
+                                      server.base_url, "--limit", "30", "--concurrency", "1"])
+        assert stopped.exit_code == 1, stopped.output
+        said = " ".join(stopped.output.split())
+        assert "the first 5 calls all failed with the same error" in said
+        assert server.counts()["messages"] == 5
+        # One pair's answers always miss the schema: the others are judged, and the exit code says not all.
+        server.faults = FaultPlan(rate=0.0)
+        server.reset_counts()
+        ok = runner.invoke(app, ["quality", "judge", "-w", path, "--provider", "anthropic", "--base-url",
+                                 server.base_url, "--limit", "6", "--json"])
+        assert ok.exit_code == 0, ok.output
+        judged = demo_copy.sql("SELECT pair_id FROM judge_scores WHERE status = 'ok'")["pair_id"].to_list()
+        server.faults = FaultPlan(rate=1.0, kinds=["schema_invalid"])
+        bad = runner.invoke(app, ["quality", "judge", "-w", path, "--provider", "anthropic", "--base-url",
+                                  server.base_url, "--limit", "8", "--json"])
+        assert bad.exit_code == 1, bad.output
+        assert orjson.loads(bad.stdout.splitlines()[0])["failed"] == 8 - len(set(judged))
