@@ -124,6 +124,34 @@ def uptime() -> str:
         return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+class GcTimer:
+    """Time spent in the garbage collector while registered (gc.callbacks), per generation."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def __enter__(self) -> GcTimer:
+        import gc
+
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import gc
+
+        gc.callbacks.remove(self)
+
+    def figures(self) -> dict[str, float]:
+        return {"gc_seconds": sum(self.seconds), "gc_gen2_seconds": self.seconds[2]}
+
+
 class ServerProcess:
     """A fake server in a child process: started on a free port (it prints its URL), stopped with SIGINT."""
 
@@ -252,12 +280,13 @@ def phase_baseline(args: argparse.Namespace, short: bool) -> dict[str, Any]:
                 except anthropic.AnthropicError as exc:
                     errors.append(type(exc).__name__)
 
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(one(p) for p in payloads))
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        with GcTimer() as gc_timer:
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            await asyncio.gather(*(one(p) for p in payloads))
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         await client.close()
         return {"wall": wall, "cpu": cpu, "calls": n, "ok": n - len(errors), "errors": len(errors),
-                "error_kinds": sorted(set(errors))}
+                "error_kinds": sorted(set(errors))} | gc_timer.figures()
 
     result = asyncio.run(run())
     result |= {"rate": result["ok"] / result["wall"], "cpu_per_call_ms": result["cpu"] / n * 1000,
@@ -290,12 +319,14 @@ def phase_provider(args: argparse.Namespace) -> dict[str, Any]:
                 except ProviderError as exc:
                     errors.append(exc.error_type)
 
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(one(r) for r in requests))
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        with GcTimer() as gc_timer:
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            await asyncio.gather(*(one(r) for r in requests))
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         await provider.aclose()
         return {"wall": wall, "cpu": cpu, "calls": n, "ok": n - len(errors), "errors": len(errors),
-                "error_kinds": sorted(set(errors)), "body_bytes": len(json.dumps(provider._params(requests[0])))}
+                "error_kinds": sorted(set(errors)), "body_bytes": len(json.dumps(provider._params(requests[0])))
+                } | gc_timer.figures()
 
     result = asyncio.run(run())
     result |= {"rate": result["ok"] / result["wall"], "cpu_per_call_ms": result["cpu"] / n * 1000,
@@ -884,8 +915,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{br['flushes']} / {br['flush_total_seconds']:.2f} / {br['flush_max_ms']:.0f}", "", "", "")
     t.add_row("BR: loop lag p50/p99/max ms", "", "",
               f"{br['loop_lag_p50_ms']:.0f}/{br['loop_lag_p99_ms']:.0f}/{br['loop_lag_max_ms']:.0f}", "", "", "")
-    t.add_row("BR: garbage collector s (gen2)", "", "",
-              f"{br['gc_seconds']:.2f} ({br['gc_gen2_seconds']:.2f})", "", "", "")
+    t.add_row("garbage collector s (gen2)", f"{bl['gc_seconds']:.2f} ({bl['gc_gen2_seconds']:.2f})",
+              f"{pv['gc_seconds']:.2f} ({pv['gc_gen2_seconds']:.2f})",
+              f"{br['gc_seconds']:.2f} ({br['gc_gen2_seconds']:.2f})", "", "",
+              f"{sh['gc_seconds']:.2f} ({sh['gc_gen2_seconds']:.2f})")
     t.add_row("server CPU ms/request (own proc)", f"{bl['server_cpu_per_request_ms']:.2f}",
               f"{pv['server_cpu_per_request_ms']:.2f}", f"{br['server_cpu_per_request_ms']:.2f}", "", "",
               f"{sh['server_cpu_per_request_ms']:.2f}")
