@@ -40,6 +40,14 @@ JOB_TABLES = ["llm_calls", "turns", "conversations", "batch_items", "batch_jobs"
 COMPACT_EVERY_SECONDS = 30.0
 
 
+def _checked(response: ProviderResponse) -> GeneratedConversation | ValueError:
+    """check_answer's conversation, or the ValueError saying what is wrong (checked once per answer)."""
+    try:
+        return check_answer(response)
+    except ValueError as exc:
+        return exc
+
+
 @dataclass
 class RunSettings:
     concurrency: int = 8
@@ -146,39 +154,39 @@ class JobRunner:
 
     # -- one answer -------------------------------------------------------------------------
 
-    def cached_answer(self, request: ProviderRequest, call_id: str) -> ProviderResponse | None:
+    def cached_answer(self, request: ProviderRequest, call_id: str, key: str | None = None) -> ProviderResponse | None:
+        """The cached answer to `request`, if any; `key`: its cache key when the caller has it already."""
         if self.cache is None:
             return None
-        row = self.cache.get(request.cache_key(self.provider.name))
+        row = self.cache.get(key or request.cache_key(self.provider.name))
         if row is None:
             return None
         self.progress.cache_hits += 1
         return ResponseCache.response(row, replay=row["paid_by_call"] == call_id)
 
-    def keep_answer(self, request: ProviderRequest, response: ProviderResponse, call_id: str) -> None:
-        """Journal a fresh answer at once, so it is never paid for again."""
+    def keep_answer(self, request: ProviderRequest, response: ProviderResponse, call_id: str,
+                    key: str | None = None) -> GeneratedConversation | ValueError | None:
+        """Journal a fresh answer at once, so it is never paid for again. Returns the answer's check, for
+        take_answer (None when there is no cache). `key`: the request's cache key, if known."""
         if self.cache is None:
-            return
+            return None
         cost = self.provider.cost_usd(response.model, response.input_tokens, response.output_tokens, response.batch)
-        try:
-            check_answer(response)
-            usable = True
-        except ValueError:
-            usable = False
-        row = cache_row(request.cache_key(self.provider.name), request.sample, self.provider.name, response, cost,
-                        call_id, self.job.job_id, usable)
+        checked = _checked(response)
+        row = cache_row(key or request.cache_key(self.provider.name), request.sample, self.provider.name, response,
+                        cost, call_id, self.job.job_id, not isinstance(checked, ValueError))
         self.journal.write({"cache": {**row, "created_at": row["created_at"].isoformat()}})
         self.cache.put(row)
         self.buffer.cache_rows.append(row)
+        return checked
 
     def take_answer(self, item: BatchItem, request: ProviderRequest, response: ProviderResponse, attempt: int,
-                    call_id: str) -> str | None:
-        """Record the call; store the conversation if the answer is good. Returns the problem, if any."""
-        try:
-            generated = check_answer(response)
-        except ValueError as exc:
-            self.record_call(call_id, request, response, item, attempt, error=str(exc))
-            return str(exc)
+                    call_id: str, checked: GeneratedConversation | ValueError | None = None) -> str | None:
+        """Record the call; store the conversation if the answer is good. Returns the problem, if any.
+        `checked`: the answer's check when keep_answer made it already."""
+        generated = _checked(response) if checked is None else checked
+        if isinstance(generated, ValueError):
+            self.record_call(call_id, request, response, item, attempt, error=str(generated))
+            return str(generated)
         self.record_call(call_id, request, response, item, attempt)
         self.record_conversation(item, generated, call_id, response.model, attempt)
         return None
@@ -245,7 +253,9 @@ class JobRunner:
         while not self.cancelled:
             request = self.request_for(item, attempt, feedback)
             call_id = f"call-{item.item_id}-a{attempt}"
-            response = self.cached_answer(request, call_id)
+            key = request.cache_key(self.provider.name) if self.cache is not None else None  # once per request
+            response = self.cached_answer(request, call_id, key)
+            checked = None
             if response is None:
                 started = time.perf_counter()
                 epoch = await self.limiter.acquire()
@@ -277,8 +287,8 @@ class JobRunner:
                 finally:
                     await self.limiter.release()
                 await self.limiter.succeeded()
-                self.keep_answer(request, response, call_id)
-            problem = self.take_answer(item, request, response, attempt, call_id)
+                checked = self.keep_answer(request, response, call_id, key)
+            problem = self.take_answer(item, request, response, attempt, call_id, checked)
             if problem is None:
                 return
             if attempt >= last_attempt:
