@@ -646,6 +646,125 @@ def storm_figures(args: argparse.Namespace, probe: Probe, info: dict[str, Any], 
     return out
 
 
+# -- phase: overhead (BrightRun's own work per call, without the network) ----------------------------
+
+# The runner's steps timed by phase_overhead: (label, class attribute); nested steps are indented.
+OVERHEAD_STEPS = [
+    ("request_for (render, build the request)", "runner.JobRunner.request_for"),
+    ("cache key (hash of the request)", "base.ProviderRequest.cache_key"),
+    ("cached_answer (look-up)", "runner.JobRunner.cached_answer"),
+    ("limiter acquire + release + succeeded", "limiter"),
+    ("provider.complete (answers at once here)", "provider"),
+    ("keep_answer (check, journal, cache row)", "runner.JobRunner.keep_answer"),
+    ("  of which the answer's check", "runner._checked"),
+    ("  of which the journal write", "cache.Journal.write"),
+    ("take_answer (records)", "runner.JobRunner.take_answer"),
+    ("  of which record_call (LLMCall)", "runner.JobRunner.record_call"),
+    ("  of which record_conversation", "runner.JobRunner.record_conversation"),
+    ("cost_usd (price table), 2 a call", "base.Provider.cost_usd"),
+    ("flush on the loop: rows and frames", "runner.JobRunner._frames"),
+    ("flush in its thread: Parquet + fsync", "runner.JobRunner._write"),
+    ("prepare (before the first call)", "runner.JobRunner.prepare"),
+    ("finish (last flush, compaction)", "runner.JobRunner.finish"),
+]
+
+
+def phase_overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """run_job over the same N items with a provider that answers at once (the fake server's answer for each
+    item, made beforehand), each runner step wrapped in a timer: what BrightRun itself costs per call,
+    without the SDK and the network. Not a throughput figure: the steps' times are wall time on the loop
+    (the flush's thread excepted), read together with the run's CPU per call."""
+    import functools
+    import gc
+
+    import orjson
+
+    from brightrun.generation import RunSettings, create_job, run_job
+    from brightrun.generation import cache as cache_mod
+    from brightrun.generation import limiter as limiter_mod
+    from brightrun.generation import runner as runner_mod
+    from brightrun.providers import base as base_mod
+    from brightrun.providers.base import Provider, ProviderResponse
+    from brightrun.workspace import Workspace
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from llm_server import make_conversation
+
+    n, concurrency = args.items, args.concurrency
+    spent: dict[str, float] = {}
+
+    def timed(label: str, fn):
+        if asyncio.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def awrapper(*a, **kw):
+                t = time.perf_counter()
+                try:
+                    return await fn(*a, **kw)
+                finally:
+                    spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+            return awrapper
+
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    modules = {"runner": runner_mod, "base": base_mod, "cache": cache_mod}
+    for label, where in OVERHEAD_STEPS:
+        if where in ("limiter", "provider"):
+            continue
+        module, _, attr = where.partition(".")
+        owner_name, _, method = attr.rpartition(".")
+        owner = getattr(modules[module], owner_name) if owner_name else modules[module]
+        setattr(owner, method, timed(label, getattr(owner, method)))
+    limiter_label = OVERHEAD_STEPS[3][0]
+    for method in ("acquire", "release", "succeeded"):
+        setattr(limiter_mod.AdaptiveLimiter, method, timed(limiter_label, getattr(limiter_mod.AdaptiveLimiter, method)))
+
+    texts: dict[str, str] = {}
+
+    class Instant(Provider):
+        name, default_model = "anthropic", MODEL
+
+        async def complete(self, request):
+            await asyncio.sleep(0)  # a call yields to the loop once
+            t = time.perf_counter()
+            response = ProviderResponse(text=texts[request.tag], model=request.model, input_tokens=1500,
+                                        output_tokens=700, latency_ms=1.0)
+            spent[OVERHEAD_STEPS[4][0]] = spent.get(OVERHEAD_STEPS[4][0], 0.0) + time.perf_counter() - t
+            return response
+
+    root = Path(tempfile.mkdtemp(prefix="brightrun-bench-gen-"))
+    try:
+        ws = Workspace.open(root / "ws")
+        plan, _, _ = plan_exactly(ws, n)
+        job = create_job(ws, plan, provider="anthropic", model=MODEL, seed=7, job_id="bench-gen",
+                         concurrency=concurrency, max_attempts=3)
+        for i in range(n):
+            item_id = f"{job.job_id}-{i:06d}"
+            texts[item_id] = orjson.dumps(make_conversation(item_id)).decode()
+        settings = RunSettings(concurrency=concurrency, max_attempts=3, flush_items=500, flush_seconds=1.0)
+        with GcTimer() as gc_timer:
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            job = run_job(ws, job.job_id, Instant(), settings=settings)
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        done = job.done
+        ws.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    gc.collect()
+    per = 1e6 / n
+    return {"wall": wall, "cpu": cpu, "done": done, "complete": done == n, "rate": n / wall,
+            "cpu_per_call_ms": cpu * per / 1000, "cpu_utilisation": cpu / wall, "peak_rss_mib": peak_rss_mib(),
+            "cpu_per_call_us": cpu * per, "wall_per_call_us": wall * per,
+            "gc_per_call_us": gc_timer.figures()["gc_seconds"] * per,
+            "steps_us": {label: spent.get(label, 0.0) * per for label, _ in OVERHEAD_STEPS}}
+
+
 def run_phase_in_child(args: argparse.Namespace) -> int:
     if args.phase == "payloads":
         result = {"body_bytes": write_payloads(Path(args.payloads), args.items, args.concurrency)}
@@ -653,6 +772,8 @@ def run_phase_in_child(args: argparse.Namespace) -> int:
         result = phase_baseline(args, short=args.phase == "short")
     elif args.phase == "provider":
         result = phase_provider(args)
+    elif args.phase == "overhead":
+        result = phase_overhead(args)
     else:
         result = phase_brightrun(args, storm=args.phase == "storm")
     print(RESULT_MARK + json.dumps(result), flush=True)
@@ -733,7 +854,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the BrightRun phase under cProfile, dump the stats to FILE and print the top "
                              "30 functions (its figures are then inflated)")
     # internal
-    parser.add_argument("--phase", choices=("payloads", "baseline", "short", "provider", "brightrun", "storm"),
+    parser.add_argument("--phase", choices=("payloads", "baseline", "short", "provider", "brightrun", "storm",
+                                            "overhead"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--payloads", default="", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
@@ -764,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
 
     server_cmd = [sys.executable, "tests/llm_server.py", "--port", "0", "--latency", str(args.latency),
                   "--seed", str(args.seed)]
-    baselines, shorts, providers, brightruns = [], [], [], []
+    baselines, shorts, providers, brightruns, overheads = [], [], [], [], []
     payload_dir = Path(tempfile.mkdtemp(prefix="brightrun-bench-payloads-"))
     args.payloads = str(payload_dir / "payloads.json")
     try:
@@ -786,10 +908,11 @@ def main(argv: list[str] | None = None) -> int:
                 brightruns.append(phase(args, "brightrun", server, f"r{rep}", console))
                 providers.append(phase(args, "provider", server, f"r{rep}", console))
                 shorts.append(phase(args, "short", server, f"r{rep}", console))
+                overheads.append(phase(args, "overhead", server, f"r{rep}", console))
     finally:
         shutil.rmtree(payload_dir, ignore_errors=True)
     summary["baseline_runs"], summary["provider_runs"], summary["brightrun_runs"] = baselines, providers, brightruns
-    summary["short_runs"] = shorts
+    summary["short_runs"], summary["overhead_runs"] = shorts, overheads
 
     storm, storms = None, []
     if not args.no_storm:
@@ -935,6 +1058,22 @@ def main(argv: list[str] | None = None) -> int:
               f"{br['conversations']:,} / {br['distinct_conversations']:,}"
               + (" [green]ok[/]" if figures["complete"] else " [red]WRONG[/]"), "", "", "")
     console.print(t)
+    steps = {label: statistics.median(r["steps_us"][label] for r in overheads) for label, _ in OVERHEAD_STEPS}
+    figures["overhead"] = {"cpu_per_call_us": median_of(overheads, "cpu_per_call_us"),
+                           "wall_per_call_us": median_of(overheads, "wall_per_call_us"),
+                           "gc_per_call_us": median_of(overheads, "gc_per_call_us"), "steps_us": steps,
+                           "complete": all(r["complete"] for r in overheads)}
+    o = Table(title=f"BrightRun's own work per conversation without the network: run_job over the same {n:,} items "
+                    f"with a provider that answers at once, each step timed (us per conversation, median of "
+                    f"{len(overheads)}); compare with the plain loop's {b_cpu * 1000:,.0f} us of CPU per call")
+    o.add_column("step")
+    o.add_column("us / call", justify="right")
+    for label, value in steps.items():
+        o.add_row(label, f"{value:,.1f}")
+    o.add_row("garbage collector", f"{figures['overhead']['gc_per_call_us']:,.1f}")
+    o.add_row("[bold]whole run: CPU (all threads) / wall[/]",
+              f"{figures['overhead']['cpu_per_call_us']:,.0f} / {figures['overhead']['wall_per_call_us']:,.0f}")
+    console.print(o)
     console.print("BrightRun answers per 0.5 s from the first call: "
                   + " ".join(str(c) for c in br["answers_per_half_second"]))
 
