@@ -64,7 +64,7 @@ Recovery after the storm (two definitions, both printed):
 Run:  .venv/bin/python bench/bench_generation.py [--items 2000] [--concurrency 64] [--latency 0.1]
                                                   [--storm-seconds 10] [--repeats 3] [--storm-repeats 3]
                                                   [--json]
-(about 4 minutes; --json prints the whole summary as JSON on stdout and the tables on stderr)
+(about 3 minutes; --json prints the whole summary as JSON on stdout and the tables on stderr)
 """
 
 from __future__ import annotations
