@@ -1,8 +1,21 @@
 """Benchmark: generation throughput against the local fake LLM server, with and without a 429 storm.
 
-The budget (issue): 2,000 items against the local server with 100 ms latency at concurrency 64 reach at
-least 90% of the ideal throughput (concurrency / latency = 640 calls/s); CPU time per call and peak
-memory are reported; the same run with a 10 s 429 storm reports the recovery time.
+The budget (issue 12): at concurrency 64 (2,000 items, 100 ms server latency) BrightRun's run_job reaches at
+least 0.95x the throughput of the plain SDK loop measured in the same run, sending the same requests. Also
+reported, not a budget on a 2-core machine: the share of the ideal throughput (concurrency / latency =
+640 calls/s; the old budget was 90%), which the plain SDK loop itself does not reach when the client is
+CPU-bound on one core. CPU time per call and peak memory are reported; the same run with a 10 s 429 storm
+reports the recovery time.
+
+Why the plain loop sends BrightRun's payload: what the SDK costs per call grows with the request (it copies
+and transforms the params, serializes the body, and the answer is parsed the same way). BrightRun must send
+the template's system prompt and the JSON schema of a conversation (~5 KB); a loop sending a one-line prompt
+(266 bytes) does less work for the SDK, so comparing with it would charge the payload's SDK cost to
+BrightRun. The plain loop therefore sends, with messages.create, exactly the kwargs ClaudeProvider passes
+for each of the N items (built beforehand, outside the timing, and read from a JSON file so that the loop's
+process imports nothing of BrightRun), and does nothing with the answers: everything BrightRun does beyond
+sending (rendering, checking, journaling, storing, retry bookkeeping) counts as BrightRun's overhead. The
+one-line loop is still run, as a reference for the SDK's own cost.
 
 Layout, so that no process measures another's CPU:
 
@@ -12,8 +25,10 @@ Layout, so that no process measures another's CPU:
              through its POST /_fake/storm?seconds=S&retry_after=R.
   phases     each phase runs in a fresh child process of this file (`--phase NAME`), so that its CPU
              (getrusage RUSAGE_SELF) and peak RSS (ru_maxrss) are its own:
-             baseline   a naive asyncio loop: one anthropic.AsyncAnthropic(max_retries=0) client and an
-                        asyncio.Semaphore(concurrency) sending N messages.create calls (short prompt)
+             baseline   the plain SDK loop: one anthropic.AsyncAnthropic(max_retries=0) client and an
+                        asyncio.Semaphore(concurrency) sending N messages.create calls with BrightRun's
+                        payloads (read from a JSON file written beforehand by the orchestrator)
+             short      the same loop with a one-line prompt (266-byte body): a reference, not the budget
              provider   ClaudeProvider.complete alone, in the same kind of loop, on the N requests the runner
                         would send (built beforehand by build_request): the SDK's cost for BrightRun's real
                         payload (system prompt + JSON schema, ~5 KB), without the runner
@@ -25,9 +40,11 @@ Layout, so that no process measures another's CPU:
                         retry-after 1 for `--storm-seconds`; run --storm-repeats times (default 3), the
                         run with the median recovery time is shown in full
 
-Baseline, provider and BrightRun run --repeats times (default 3), interleaved; rates and CPU per call are
-the medians, the other rows come from the run with the median rate. Every BrightRun figure is compared
-with the baseline measured in the same run and the ratio printed (and with the provider alone).
+Baseline, short, provider and BrightRun run --repeats times (default 3), interleaved; rates and CPU per call
+are the medians, the other rows come from the run with the median rate. Every BrightRun figure is compared
+with the baseline measured in the same run and the ratio printed (and with the provider alone); the
+headline is BrightRun's median rate / the plain loop's median rate against the 0.95 budget, with each
+round's ratio beside it.
 
 Instrumentation of the BrightRun phases (in the child process, no package code changed): ClaudeProvider is
 subclassed to timestamp each answer and each 429; JobRunner.flush is wrapped to time each flush (it runs
@@ -75,7 +92,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MODEL = "claude-sonnet-5-5"
-BUDGET = 0.90
+RATIO_BUDGET = 0.95  # BrightRun's rate / the plain SDK loop's rate, same payload, same run (issue 12)
+BUDGET = 0.90  # share of the ideal throughput: reported, not a budget on this 2-core machine; storm recovery target
 RESULT_MARK = "@@BENCH-RESULT "
 BASELINE_PROMPT = ("Write a short, realistic conversation between a financial advisor and a client as JSON "
                    "with a title and alternating turns.")
@@ -104,6 +122,34 @@ def uptime() -> str:
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class GcTimer:
+    """Time spent in the garbage collector while registered (gc.callbacks), per generation."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def __enter__(self) -> GcTimer:
+        import gc
+
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import gc
+
+        gc.callbacks.remove(self)
+
+    def figures(self) -> dict[str, float]:
+        return {"gc_seconds": sum(self.seconds), "gc_gen2_seconds": self.seconds[2]}
 
 
 class ServerProcess:
@@ -169,42 +215,83 @@ class ServerProcess:
         self.stop()
 
 
-# -- phase: baseline ----------------------------------------------------------------------------
+# -- the requests BrightRun sends ----------------------------------------------------------------
 
 
-def phase_baseline(args: argparse.Namespace) -> dict[str, Any]:
+def bench_requests(n: int, concurrency: int) -> list:
+    """The N ProviderRequests the BrightRun phase's run_job sends on first attempts: the same job (id
+    bench-gen, seed 7, the same N items) built by build_request in a throwaway workspace."""
+    from brightrun.generation import build_request, create_job
+    from brightrun.generation.jobs import item_seed
+    from brightrun.models import BatchItem
+    from brightrun.workspace import Workspace
+
+    root = Path(tempfile.mkdtemp(prefix="brightrun-bench-gen-"))
+    try:
+        ws = Workspace.open(root / "ws")
+        plan, _, _ = plan_exactly(ws, n)
+        job = create_job(ws, plan, provider="anthropic", model=MODEL, seed=7, job_id="bench-gen",
+                         concurrency=concurrency, max_attempts=3)
+        rows = ws.sql("SELECT * FROM batch_items WHERE job_id = ? ORDER BY item_index", [job.job_id])
+        items = [BatchItem.model_validate(r) for r in rows.iter_rows(named=True)]
+        requests = [build_request(ws, item, item_seed(job.seed, item.item_index), 1, MODEL) for item in items]
+        ws.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return requests
+
+
+def write_payloads(path: Path, n: int, concurrency: int) -> int:
+    """Write the kwargs ClaudeProvider passes to messages.create for each of the N requests, as JSON, for
+    the plain loop; returns the first body's size in bytes."""
+    from brightrun.providers.claude import ClaudeProvider
+
+    provider = ClaudeProvider(api_key="bench", base_url="http://127.0.0.1:9", concurrency=concurrency)
+    payloads = [provider._params(r) for r in bench_requests(n, concurrency)]
+    asyncio.run(provider.aclose())
+    path.write_text(json.dumps(payloads))
+    return len(json.dumps(payloads[0]))
+
+
+# -- phase: baseline (the plain SDK loop) and short (its one-line reference) --------------------------
+
+
+def phase_baseline(args: argparse.Namespace, short: bool) -> dict[str, Any]:
     import anthropic
 
     n, concurrency = args.items, args.concurrency
+    if short:
+        payloads = [{"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": BASELINE_PROMPT}],
+                     "metadata": {"user_id": f"baseline-{args.tag}-{i:06d}"}} for i in range(n)]
+    else:
+        payloads = json.loads(Path(args.payloads).read_text())[:n]
+        if len(payloads) != n:
+            raise SystemExit(f"{args.payloads} holds {len(payloads)} payloads, not {n}")
 
     async def run() -> dict[str, Any]:
         client = anthropic.AsyncAnthropic(api_key="bench", base_url=args.base_url, max_retries=0)
         sem = asyncio.Semaphore(concurrency)
         errors: list[str] = []
 
-        async def one(i: int) -> None:
+        async def one(payload: dict) -> None:
             async with sem:
                 try:
-                    await client.messages.create(
-                        model=MODEL, max_tokens=1024,
-                        messages=[{"role": "user", "content": BASELINE_PROMPT}],
-                        metadata={"user_id": f"baseline-{args.tag}-{i:06d}"})
+                    await client.messages.create(**payload)
                 except anthropic.AnthropicError as exc:
                     errors.append(type(exc).__name__)
 
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(n)))
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        with GcTimer() as gc_timer:
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            await asyncio.gather(*(one(p) for p in payloads))
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         await client.close()
         return {"wall": wall, "cpu": cpu, "calls": n, "ok": n - len(errors), "errors": len(errors),
-                "error_kinds": sorted(set(errors))}
+                "error_kinds": sorted(set(errors))} | gc_timer.figures()
 
     result = asyncio.run(run())
-    body = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": BASELINE_PROMPT}],
-            "metadata": {"user_id": f"baseline-{args.tag}-000000"}}
     result |= {"rate": result["ok"] / result["wall"], "cpu_per_call_ms": result["cpu"] / n * 1000,
                "cpu_utilisation": result["cpu"] / result["wall"], "peak_rss_mib": peak_rss_mib(),
-               "anthropic": anthropic.__version__, "body_bytes": len(json.dumps(body))}
+               "anthropic": anthropic.__version__, "body_bytes": len(json.dumps(payloads[0]))}
     return result
 
 
@@ -215,25 +302,10 @@ def phase_provider(args: argparse.Namespace) -> dict[str, Any]:
     """ClaudeProvider.complete alone, on the very requests the runner would send (built beforehand), under
     the same kind of semaphore loop: the SDK's cost for BrightRun's real payload, without the runner."""
     from brightrun.errors import ProviderError
-    from brightrun.generation import build_request, create_job
-    from brightrun.generation.jobs import item_seed
-    from brightrun.models import BatchItem
     from brightrun.providers.claude import ClaudeProvider
-    from brightrun.workspace import Workspace
 
     n, concurrency = args.items, args.concurrency
-    root = Path(tempfile.mkdtemp(prefix="brightrun-bench-gen-"))
-    try:
-        ws = Workspace.open(root / "ws")
-        plan, _, _ = plan_exactly(ws, n)
-        job = create_job(ws, plan, provider="anthropic", model=MODEL, seed=7, job_id=f"bench-prov-{args.tag}",
-                         concurrency=concurrency)
-        rows = ws.sql("SELECT * FROM batch_items WHERE job_id = ? ORDER BY item_index", [job.job_id])
-        items = [BatchItem.model_validate(r) for r in rows.iter_rows(named=True)]
-        requests = [build_request(ws, item, item_seed(job.seed, item.item_index), 1, MODEL) for item in items]
-        ws.close()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    requests = bench_requests(n, concurrency)
 
     async def run() -> dict[str, Any]:
         provider = ClaudeProvider(api_key="bench", base_url=args.base_url, concurrency=concurrency)
@@ -247,12 +319,14 @@ def phase_provider(args: argparse.Namespace) -> dict[str, Any]:
                 except ProviderError as exc:
                     errors.append(exc.error_type)
 
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(one(r) for r in requests))
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        with GcTimer() as gc_timer:
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            await asyncio.gather(*(one(r) for r in requests))
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         await provider.aclose()
         return {"wall": wall, "cpu": cpu, "calls": n, "ok": n - len(errors), "errors": len(errors),
-                "error_kinds": sorted(set(errors)), "body_bytes": len(json.dumps(provider._params(requests[0])))}
+                "error_kinds": sorted(set(errors)), "body_bytes": len(json.dumps(provider._params(requests[0])))
+                } | gc_timer.figures()
 
     result = asyncio.run(run())
     result |= {"rate": result["ok"] / result["wall"], "cpu_per_call_ms": result["cpu"] / n * 1000,
@@ -572,11 +646,135 @@ def storm_figures(args: argparse.Namespace, probe: Probe, info: dict[str, Any], 
     return out
 
 
+# -- phase: overhead (BrightRun's own work per call, without the network) ----------------------------
+
+# The runner's steps timed by phase_overhead: (label, class attribute); nested steps are indented.
+OVERHEAD_STEPS = [
+    ("request_for (render, build the request)", "runner.JobRunner.request_for"),
+    ("cache key (hash of the request)", "base.ProviderRequest.cache_key"),
+    ("cached_answer (look-up)", "runner.JobRunner.cached_answer"),
+    ("limiter acquire + release + succeeded", "limiter"),
+    ("provider.complete (answers at once here)", "provider"),
+    ("keep_answer (check, journal, cache row)", "runner.JobRunner.keep_answer"),
+    ("  of which the answer's check", "runner._checked"),
+    ("  of which the journal write", "cache.Journal.write"),
+    ("take_answer (records)", "runner.JobRunner.take_answer"),
+    ("  of which record_call (LLMCall)", "runner.JobRunner.record_call"),
+    ("  of which record_conversation", "runner.JobRunner.record_conversation"),
+    ("cost_usd (price table), 2 a call", "base.Provider.cost_usd"),
+    ("flush on the loop: rows and frames", "runner.JobRunner._frames"),
+    ("flush in its thread: Parquet + fsync", "runner.JobRunner._write"),
+    ("prepare (before the first call)", "runner.JobRunner.prepare"),
+    ("finish (last flush, compaction)", "runner.JobRunner.finish"),
+]
+
+
+def phase_overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """run_job over the same N items with a provider that answers at once (the fake server's answer for each
+    item, made beforehand), each runner step wrapped in a timer: what BrightRun itself costs per call,
+    without the SDK and the network. Not a throughput figure: the steps' times are wall time on the loop
+    (the flush's thread excepted), read together with the run's CPU per call."""
+    import functools
+    import gc
+
+    import orjson
+
+    from brightrun.generation import RunSettings, create_job, run_job
+    from brightrun.generation import cache as cache_mod
+    from brightrun.generation import limiter as limiter_mod
+    from brightrun.generation import runner as runner_mod
+    from brightrun.providers import base as base_mod
+    from brightrun.providers.base import Provider, ProviderResponse
+    from brightrun.workspace import Workspace
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from llm_server import make_conversation
+
+    n, concurrency = args.items, args.concurrency
+    spent: dict[str, float] = {}
+
+    def timed(label: str, fn):
+        if asyncio.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def awrapper(*a, **kw):
+                t = time.perf_counter()
+                try:
+                    return await fn(*a, **kw)
+                finally:
+                    spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+            return awrapper
+
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    modules = {"runner": runner_mod, "base": base_mod, "cache": cache_mod}
+    for label, where in OVERHEAD_STEPS:
+        if where in ("limiter", "provider"):
+            continue
+        module, _, attr = where.partition(".")
+        owner_name, _, method = attr.rpartition(".")
+        owner = getattr(modules[module], owner_name) if owner_name else modules[module]
+        if hasattr(owner, method):  # (an older tree may lack a step)
+            setattr(owner, method, timed(label, getattr(owner, method)))
+    limiter_label = OVERHEAD_STEPS[3][0]
+    for method in ("acquire", "release", "succeeded"):
+        setattr(limiter_mod.AdaptiveLimiter, method, timed(limiter_label, getattr(limiter_mod.AdaptiveLimiter, method)))
+
+    texts: dict[str, str] = {}
+
+    class Instant(Provider):
+        name, default_model = "anthropic", MODEL
+
+        async def complete(self, request):
+            await asyncio.sleep(0)  # a call yields to the loop once
+            t = time.perf_counter()
+            response = ProviderResponse(text=texts[request.tag], model=request.model, input_tokens=1500,
+                                        output_tokens=700, latency_ms=1.0)
+            spent[OVERHEAD_STEPS[4][0]] = spent.get(OVERHEAD_STEPS[4][0], 0.0) + time.perf_counter() - t
+            return response
+
+    root = Path(tempfile.mkdtemp(prefix="brightrun-bench-gen-"))
+    try:
+        ws = Workspace.open(root / "ws")
+        plan, _, _ = plan_exactly(ws, n)
+        job = create_job(ws, plan, provider="anthropic", model=MODEL, seed=7, job_id="bench-gen",
+                         concurrency=concurrency, max_attempts=3)
+        for i in range(n):
+            item_id = f"{job.job_id}-{i:06d}"
+            texts[item_id] = orjson.dumps(make_conversation(item_id)).decode()
+        settings = RunSettings(concurrency=concurrency, max_attempts=3, flush_items=500, flush_seconds=1.0)
+        with GcTimer() as gc_timer:
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            job = run_job(ws, job.job_id, Instant(), settings=settings)
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        done = job.done
+        ws.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    gc.collect()
+    per = 1e6 / n
+    return {"wall": wall, "cpu": cpu, "done": done, "complete": done == n, "rate": n / wall,
+            "cpu_per_call_ms": cpu * per / 1000, "cpu_utilisation": cpu / wall, "peak_rss_mib": peak_rss_mib(),
+            "cpu_per_call_us": cpu * per, "wall_per_call_us": wall * per,
+            "gc_per_call_us": gc_timer.figures()["gc_seconds"] * per,
+            "steps_us": {label: spent.get(label, 0.0) * per for label, _ in OVERHEAD_STEPS}}
+
+
 def run_phase_in_child(args: argparse.Namespace) -> int:
-    if args.phase == "baseline":
-        result = phase_baseline(args)
+    if args.phase == "payloads":
+        result = {"body_bytes": write_payloads(Path(args.payloads), args.items, args.concurrency)}
+    elif args.phase in ("baseline", "short"):
+        result = phase_baseline(args, short=args.phase == "short")
     elif args.phase == "provider":
         result = phase_provider(args)
+    elif args.phase == "overhead":
+        result = phase_overhead(args)
     else:
         result = phase_brightrun(args, storm=args.phase == "storm")
     print(RESULT_MARK + json.dumps(result), flush=True)
@@ -592,6 +790,8 @@ def phase(args: argparse.Namespace, name: str, server: ServerProcess, tag: str, 
                "--storm-seconds", str(args.storm_seconds), "--storm-after", str(args.storm_after), "--tag", tag]
     if args.profile and name == "brightrun":
         command += ["--profile", args.profile]
+    if name == "baseline":
+        command += ["--payloads", args.payloads]
     import psutil
 
     stats0, server_cpu0 = server.stats(), server.cpu()
@@ -655,7 +855,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the BrightRun phase under cProfile, dump the stats to FILE and print the top "
                              "30 functions (its figures are then inflated)")
     # internal
-    parser.add_argument("--phase", choices=("baseline", "provider", "brightrun", "storm"), help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("payloads", "baseline", "short", "provider", "brightrun", "storm",
+                                            "overhead"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--payloads", default="", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="0", help=argparse.SUPPRESS)
@@ -684,14 +887,33 @@ def main(argv: list[str] | None = None) -> int:
 
     server_cmd = [sys.executable, "tests/llm_server.py", "--port", "0", "--latency", str(args.latency),
                   "--seed", str(args.seed)]
-    baselines, providers, brightruns = [], [], []
-    with ServerProcess(server_cmd, "tests/llm_server.py") as server:
-        console.print(f"server: `{' '.join(server_cmd[1:])}` (pid {server.proc.pid}) at {server.base_url}")
-        for rep in range(args.repeats):
-            baselines.append(phase(args, "baseline", server, f"r{rep}", console))
-            providers.append(phase(args, "provider", server, f"r{rep}", console))
-            brightruns.append(phase(args, "brightrun", server, f"r{rep}", console))
+    baselines, shorts, providers, brightruns, overheads = [], [], [], [], []
+    payload_dir = Path(tempfile.mkdtemp(prefix="brightrun-bench-payloads-"))
+    args.payloads = str(payload_dir / "payloads.json")
+    try:
+        # in a child process: building them here would make this process large, and each phase process
+        # would inherit its peak RSS (ru_maxrss survives fork and exec)
+        made = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--phase", "payloads", "--payloads",
+                               args.payloads, "--items", str(n), "--concurrency", str(args.concurrency)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=300)
+        marks = [line for line in made.stdout.splitlines() if line.startswith(RESULT_MARK)]
+        if made.returncode != 0 or not marks:
+            raise SystemExit(f"building the plain loop's payloads failed (exit {made.returncode})")
+        summary["payload_bytes"] = json.loads(marks[-1][len(RESULT_MARK):])["body_bytes"]
+        console.print(f"plain loop payloads: the kwargs ClaudeProvider sends for the {n:,} items "
+                      f"(first body {summary['payload_bytes']:,} bytes), written to a JSON file")
+        with ServerProcess(server_cmd, "tests/llm_server.py") as server:
+            console.print(f"server: `{' '.join(server_cmd[1:])}` (pid {server.proc.pid}) at {server.base_url}")
+            for rep in range(args.repeats):  # BrightRun right after the plain loop it is compared with
+                baselines.append(phase(args, "baseline", server, f"r{rep}", console))
+                brightruns.append(phase(args, "brightrun", server, f"r{rep}", console))
+                providers.append(phase(args, "provider", server, f"r{rep}", console))
+                shorts.append(phase(args, "short", server, f"r{rep}", console))
+                overheads.append(phase(args, "overhead", server, f"r{rep}", console))
+    finally:
+        shutil.rmtree(payload_dir, ignore_errors=True)
     summary["baseline_runs"], summary["provider_runs"], summary["brightrun_runs"] = baselines, providers, brightruns
+    summary["short_runs"], summary["overhead_runs"] = shorts, overheads
 
     storm, storms = None, []
     if not args.no_storm:
@@ -722,22 +944,34 @@ def main(argv: list[str] | None = None) -> int:
         mid = median_of(runs, "rate")
         return min(runs, key=lambda r: abs(r["rate"] - mid))
 
-    b_rate, p_rate, r_rate = (median_of(x, "rate") for x in (baselines, providers, brightruns))
-    b_cpu, p_cpu, r_cpu = (median_of(x, "cpu_per_call_ms") for x in (baselines, providers, brightruns))
-    bl, pv, br = typical(baselines), typical(providers), typical(brightruns)
+    b_rate, p_rate, r_rate, s_rate = (median_of(x, "rate") for x in (baselines, providers, brightruns, shorts))
+    b_cpu, p_cpu, r_cpu, s_cpu = (median_of(x, "cpu_per_call_ms") for x in (baselines, providers, brightruns, shorts))
+    bl, pv, br, sh = typical(baselines), typical(providers), typical(brightruns), typical(shorts)
+    round_ratios = [r["rate"] / b["rate"] for r, b in zip(brightruns, baselines, strict=True)]
+    round_cpu_ratios = [r["cpu_per_call_ms"] / b["cpu_per_call_ms"] for r, b in zip(brightruns, baselines, strict=True)]
     figures = {
         "baseline_rate": b_rate, "baseline_pct_ideal": b_rate / ideal, "baseline_cpu_ms": b_cpu,
         "baseline_peak_rss_mib": max(r["peak_rss_mib"] for r in baselines),
         "provider_rate": p_rate, "provider_pct_ideal": p_rate / ideal, "provider_cpu_ms": p_cpu,
         "provider_peak_rss_mib": max(r["peak_rss_mib"] for r in providers),
+        "short_rate": s_rate, "short_pct_ideal": s_rate / ideal, "short_cpu_ms": s_cpu,
+        "short_peak_rss_mib": max(r["peak_rss_mib"] for r in shorts),
         "brightrun_rate": r_rate, "brightrun_pct_ideal": r_rate / ideal, "brightrun_cpu_ms": r_cpu,
         "brightrun_steady_rate": median_of(brightruns, "steady_rate"),
         "brightrun_peak_rss_mib": max(r["peak_rss_mib"] for r in brightruns),
-        "rate_ratio": r_rate / b_rate, "cpu_ratio": r_cpu / b_cpu,
+        # the budget: BrightRun's median rate / the plain loop's median rate (same payload, same run)
+        "rate_ratio": r_rate / b_rate, "ratio_budget": RATIO_BUDGET, "ratio_budget_met": r_rate >= RATIO_BUDGET * b_rate,
+        "round_rate_ratios": round_ratios, "round_cpu_ratios": round_cpu_ratios,
+        "cpu_ratio": r_cpu / b_cpu,
+        # the CPU per call at which BrightRun, on one fully busy core as the plain loop is, meets the ratio budget
+        "cpu_ms_for_ratio_budget": b_cpu / RATIO_BUDGET,
         "rate_ratio_provider": r_rate / p_rate, "cpu_ratio_provider": r_cpu / p_cpu,
+        "rate_ratio_short": r_rate / s_rate, "cpu_ratio_short": r_cpu / s_cpu,
+        # the share of the ideal: reported, not a budget on this 2-core machine
+        "ideal_share": BUDGET, "ideal_share_is_budget": False,
         "budget_met": r_rate >= BUDGET * ideal, "baseline_budget_met": b_rate >= BUDGET * ideal,
         "provider_budget_met": p_rate >= BUDGET * ideal,
-        # the CPU per call at which one fully busy core just reaches the budget
+        # the CPU per call at which one fully busy core just reaches 90% of the ideal
         "cpu_ms_for_budget": 1000 / (BUDGET * ideal),
         "complete": all(r["complete"] for r in brightruns),
     }
@@ -746,65 +980,101 @@ def main(argv: list[str] | None = None) -> int:
     def met(flag: bool) -> str:
         return "[green]met[/]" if flag else "[red]NOT met[/]"
 
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
     t = Table(title=f"Generation: {n:,} items, concurrency {args.concurrency}, latency {args.latency * 1000:.0f} ms "
-                    f"(ideal {ideal:,.0f}/s, budget {BUDGET:.0%} = {BUDGET * ideal:,.0f}/s)"
-                    + (f", median of {args.repeats}" if args.repeats > 1 else ""))
-    for col in ("figure", "baseline: SDK loop", "provider alone", "BrightRun (BR)", "BR / baseline",
-                "BR / provider"):
+                    f"(ideal {ideal:,.0f}/s); budget: BR >= {RATIO_BUDGET:.2f}x the plain SDK loop"
+                    + (f"; medians of {args.repeats}" if args.repeats > 1 else ""))
+    for col in ("figure", "plain SDK loop (PL)", "provider alone", "BrightRun (BR)", "BR / PL", "BR / provider",
+                "SDK loop, 1-line prompt"):
         t.add_column(col, justify="left" if col == "figure" else "right")
     t.add_row("wall time s", f"{bl['wall']:.2f}", f"{pv['wall']:.2f}", f"{br['wall']:.2f}",
-              f"{br['wall'] / bl['wall']:.2f}x", f"{br['wall'] / pv['wall']:.2f}x")
+              f"{br['wall'] / bl['wall']:.2f}x", f"{br['wall'] / pv['wall']:.2f}x", f"{sh['wall']:.2f}")
     t.add_row("calls (conversations) / s", f"{b_rate:,.0f}", f"{p_rate:,.0f}", f"{r_rate:,.0f}",
-              f"{figures['rate_ratio']:.2f}x", f"{figures['rate_ratio_provider']:.2f}x")
-    t.add_row(f"% of ideal ({ideal:,.0f}/s)", f"{figures['baseline_pct_ideal']:.0%}",
-              f"{figures['provider_pct_ideal']:.0%}", f"{figures['brightrun_pct_ideal']:.0%}", "", "")
-    t.add_row(f">= {BUDGET:.0%} of ideal", met(figures["baseline_budget_met"]), met(figures["provider_budget_met"]),
-              met(figures["budget_met"]), "", "")
+              f"[bold]{figures['rate_ratio']:.2f}x[/]", f"{figures['rate_ratio_provider']:.2f}x", f"{s_rate:,.0f}")
+    t.add_row("  each round", ", ".join(f"{r['rate']:,.0f}" for r in baselines),
+              ", ".join(f"{r['rate']:,.0f}" for r in providers), ", ".join(f"{r['rate']:,.0f}" for r in brightruns),
+              ", ".join(f"{x:.2f}" for x in round_ratios), "", ", ".join(f"{r['rate']:,.0f}" for r in shorts))
+    t.add_row(f"BR >= {RATIO_BUDGET:.2f}x PL (the budget)", "", "", met(figures["ratio_budget_met"]), "", "", "")
+    t.add_row(f"% of ideal ({ideal:,.0f}/s), reported", f"{figures['baseline_pct_ideal']:.0%}",
+              f"{figures['provider_pct_ideal']:.0%}", f"{figures['brightrun_pct_ideal']:.0%}", "", "",
+              f"{figures['short_pct_ideal']:.0%}")
+    t.add_row(f">= {BUDGET:.0%} of ideal (not a budget)", yes(figures["baseline_budget_met"]),
+              yes(figures["provider_budget_met"]), yes(figures["budget_met"]), "", "",
+              yes(s_rate >= BUDGET * ideal))
     t.add_row("CPU ms per call (client)", f"{b_cpu:.2f}", f"{p_cpu:.2f}", f"{r_cpu:.2f}",
-              f"{figures['cpu_ratio']:.2f}x", f"{figures['cpu_ratio_provider']:.2f}x")
+              f"{figures['cpu_ratio']:.2f}x", f"{figures['cpu_ratio_provider']:.2f}x", f"{s_cpu:.2f}")
+    t.add_row("  each round", ", ".join(f"{r['cpu_per_call_ms']:.2f}" for r in baselines),
+              ", ".join(f"{r['cpu_per_call_ms']:.2f}" for r in providers),
+              ", ".join(f"{r['cpu_per_call_ms']:.2f}" for r in brightruns),
+              ", ".join(f"{x:.2f}" for x in round_cpu_ratios), "",
+              ", ".join(f"{r['cpu_per_call_ms']:.2f}" for r in shorts))
     t.add_row("client CPU use (of one core)", f"{bl['cpu_utilisation']:.0%}", f"{pv['cpu_utilisation']:.0%}",
-              f"{br['cpu_utilisation']:.0%}", "", "")
+              f"{br['cpu_utilisation']:.0%}", "", "", f"{sh['cpu_utilisation']:.0%}")
     t.add_row("peak RSS MiB (client)", f"{figures['baseline_peak_rss_mib']:,.0f}",
               f"{figures['provider_peak_rss_mib']:,.0f}", f"{figures['brightrun_peak_rss_mib']:,.0f}",
               f"{figures['brightrun_peak_rss_mib'] / figures['baseline_peak_rss_mib']:.2f}x",
-              f"{figures['brightrun_peak_rss_mib'] / figures['provider_peak_rss_mib']:.2f}x")
+              f"{figures['brightrun_peak_rss_mib'] / figures['provider_peak_rss_mib']:.2f}x",
+              f"{figures['short_peak_rss_mib']:,.0f}")
     t.add_row("request body bytes", f"{bl['body_bytes']:,}", f"{pv['body_bytes']:,}",
-              f"{pv['body_bytes']:,}", "", "")
+              f"{pv['body_bytes']:,}", "", "", f"{sh['body_bytes']:,}")
     t.add_row("BR: setup before 1st call s / CPU ms/item", "", "",
-              f"{br['setup_seconds']:.2f} / {br['setup_cpu_per_item_ms']:.2f}", "", "")
-    t.add_row("BR: 1st call to last answer s", "", "", f"{br['calls_seconds']:.2f}", "", "")
+              f"{br['setup_seconds']:.2f} / {br['setup_cpu_per_item_ms']:.2f}", "", "", "")
+    t.add_row("BR: 1st call to last answer s", "", "", f"{br['calls_seconds']:.2f}", "", "", "")
     t.add_row("BR: steady answers/s (from 0.5 s)", "", "",
               f"{figures['brightrun_steady_rate']:,.0f}", f"{figures['brightrun_steady_rate'] / b_rate:.2f}x",
-              f"{figures['brightrun_steady_rate'] / p_rate:.2f}x")
+              f"{figures['brightrun_steady_rate'] / p_rate:.2f}x", "")
     t.add_row("BR: CPU ms per call after setup", "", "", f"{br['calls_cpu_per_call_ms']:.2f}",
-              f"{br['calls_cpu_per_call_ms'] / b_cpu:.2f}x", f"{br['calls_cpu_per_call_ms'] / p_cpu:.2f}x")
+              f"{br['calls_cpu_per_call_ms'] / b_cpu:.2f}x", f"{br['calls_cpu_per_call_ms'] / p_cpu:.2f}x", "")
     per = 1000 / max(1, br["answers"])
     t.add_row("BR: per call ms: setup CPU / flush wall / GC", "", "",
               f"{br['setup_cpu'] * per:.2f} / {br['flush_total_seconds'] * per:.2f} / {br['gc_seconds'] * per:.2f}",
-              "", "")
+              "", "", "")
     thirds = br.get("cpu_per_answer_by_third") or []
     t.add_row("BR: CPU ms/answer, 1st/2nd/3rd third", "", "",
-              " / ".join("-" if x is None else f"{x:.2f}" for x in thirds), "", "")
-    t.add_row("BR: last answer to return s", "", "",
-              f"{br['tail_seconds']:.2f}", "", "")
+              " / ".join("-" if x is None else f"{x:.2f}" for x in thirds), "", "", "")
+    t.add_row("BR: last answer to return s", "", "", f"{br['tail_seconds']:.2f}", "", "", "")
     t.add_row("BR: flushes / total s / max ms", "", "",
-              f"{br['flushes']} / {br['flush_total_seconds']:.2f} / {br['flush_max_ms']:.0f}", "", "")
+              f"{br['flushes']} / {br['flush_total_seconds']:.2f} / {br['flush_max_ms']:.0f}", "", "", "")
     t.add_row("BR: loop lag p50/p99/max ms", "", "",
-              f"{br['loop_lag_p50_ms']:.0f}/{br['loop_lag_p99_ms']:.0f}/{br['loop_lag_max_ms']:.0f}", "", "")
-    t.add_row("BR: garbage collector s (gen2)", "", "",
-              f"{br['gc_seconds']:.2f} ({br['gc_gen2_seconds']:.2f})", "", "")
+              f"{br['loop_lag_p50_ms']:.0f}/{br['loop_lag_p99_ms']:.0f}/{br['loop_lag_max_ms']:.0f}", "", "", "")
+    t.add_row("garbage collector s (gen2)", f"{bl['gc_seconds']:.2f} ({bl['gc_gen2_seconds']:.2f})",
+              f"{pv['gc_seconds']:.2f} ({pv['gc_gen2_seconds']:.2f})",
+              f"{br['gc_seconds']:.2f} ({br['gc_gen2_seconds']:.2f})", "", "",
+              f"{sh['gc_seconds']:.2f} ({sh['gc_gen2_seconds']:.2f})")
     t.add_row("server CPU ms/request (own proc)", f"{bl['server_cpu_per_request_ms']:.2f}",
-              f"{pv['server_cpu_per_request_ms']:.2f}", f"{br['server_cpu_per_request_ms']:.2f}", "", "")
-    t.add_row("other work on the machine, cores", f"{bl['other_cores']:.2f}", f"{pv['other_cores']:.2f}",
-              f"{br['other_cores']:.2f}", "", "")
+              f"{pv['server_cpu_per_request_ms']:.2f}", f"{br['server_cpu_per_request_ms']:.2f}", "", "",
+              f"{sh['server_cpu_per_request_ms']:.2f}")
+    t.add_row("other work on the machine, cores", ", ".join(f"{r['other_cores']:.2f}" for r in baselines),
+              ", ".join(f"{r['other_cores']:.2f}" for r in providers),
+              ", ".join(f"{r['other_cores']:.2f}" for r in brightruns), "", "",
+              ", ".join(f"{r['other_cores']:.2f}" for r in shorts))
     t.add_row("server requests (messages)", f"{bl['server_counts'].get('messages', 0):,}",
-              f"{pv['server_counts'].get('messages', 0):,}", f"{br['server_counts'].get('messages', 0):,}", "", "")
+              f"{pv['server_counts'].get('messages', 0):,}", f"{br['server_counts'].get('messages', 0):,}", "", "",
+              f"{sh['server_counts'].get('messages', 0):,}")
     t.add_row("errors", f"{bl['errors']}", f"{pv['errors']}", f"{br['other_errors'] + br['rate_limited_calls']}",
-              "", "")
+              "", "", f"{sh['errors']}")
     t.add_row("BR: conversations / distinct", "", "",
               f"{br['conversations']:,} / {br['distinct_conversations']:,}"
-              + (" [green]ok[/]" if figures["complete"] else " [red]WRONG[/]"), "", "")
+              + (" [green]ok[/]" if figures["complete"] else " [red]WRONG[/]"), "", "", "")
     console.print(t)
+    steps = {label: statistics.median(r["steps_us"][label] for r in overheads) for label, _ in OVERHEAD_STEPS}
+    figures["overhead"] = {"cpu_per_call_us": median_of(overheads, "cpu_per_call_us"),
+                           "wall_per_call_us": median_of(overheads, "wall_per_call_us"),
+                           "gc_per_call_us": median_of(overheads, "gc_per_call_us"), "steps_us": steps,
+                           "complete": all(r["complete"] for r in overheads)}
+    o = Table(title=f"BrightRun's own work per conversation without the network: run_job over the same {n:,} items "
+                    f"with a provider that answers at once, each step timed (us per conversation, median of "
+                    f"{len(overheads)}); compare with the plain loop's {b_cpu * 1000:,.0f} us of CPU per call")
+    o.add_column("step")
+    o.add_column("us / call", justify="right")
+    for label, value in steps.items():
+        o.add_row(label, f"{value:,.1f}")
+    o.add_row("garbage collector", f"{figures['overhead']['gc_per_call_us']:,.1f}")
+    o.add_row("[bold]whole run: CPU (all threads) / wall[/]",
+              f"{figures['overhead']['cpu_per_call_us']:,.0f} / {figures['overhead']['wall_per_call_us']:,.0f}")
+    console.print(o)
     console.print("BrightRun answers per 0.5 s from the first call: "
                   + " ".join(str(c) for c in br["answers_per_half_second"]))
 
@@ -847,7 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"after {storm['limited_after_storm']}")
             s.add_row("answers during the storm", f"{storm['answers_during_storm']:,}", "in flight at its start")
             s.add_row("CPU ms per conversation", f"{storm['cpu_per_conversation_ms']:.2f}",
-                      f"no-storm {br['cpu_per_conversation_ms']:.2f}, baseline {b_cpu:.2f} ms/call")
+                      f"no-storm {br['cpu_per_conversation_ms']:.2f}, plain loop {b_cpu:.2f} ms/call")
             pre_c, post_c = storm.get("cpu_per_answer_pre_storm_ms"), storm.get("cpu_per_answer_post_storm_ms")
             if pre_c and post_c:
                 s.add_row("CPU ms per answer after the storm", f"{post_c:.2f}",
@@ -871,11 +1141,16 @@ def main(argv: list[str] | None = None) -> int:
                           + " ".join(str(c) for c in curve))
         console.print(s)
 
-    console.print(f"Throughput budget (>= {BUDGET:.0%} of {ideal:,.0f}/s = {BUDGET * ideal:,.0f}/s): "
-                  f"{met(figures['budget_met'])}: BrightRun {r_rate:,.0f}/s = {figures['brightrun_pct_ideal']:.0%} "
-                  f"at {r_cpu:.2f} ms CPU per call. In the same run the plain SDK loop reaches {b_rate:,.0f}/s = "
-                  f"{figures['baseline_pct_ideal']:.0%} at {b_cpu:.2f} ms CPU per call, and ClaudeProvider alone "
-                  f"{p_rate:,.0f}/s at {p_cpu:.2f} ms; one core reaches the budget only below "
+    console.print(f"Budget (BrightRun >= {RATIO_BUDGET:.2f}x the plain SDK loop, same payload, same run): "
+                  f"{met(figures['ratio_budget_met'])}: BrightRun {r_rate:,.0f}/s / plain loop {b_rate:,.0f}/s = "
+                  f"[bold]{figures['rate_ratio']:.3f}x[/] (medians; each round "
+                  + ", ".join(f"{x:.3f}" for x in round_ratios)
+                  + f"); CPU per call {r_cpu:.2f} vs {b_cpu:.2f} ms = {figures['cpu_ratio']:.2f}x (on one busy core "
+                  f"the ratio is met below {figures['cpu_ms_for_ratio_budget']:.2f} ms).")
+    console.print(f"Reported, not a budget on this {os.cpu_count()}-core machine: {BUDGET:.0%} of the ideal "
+                  f"{ideal:,.0f}/s = {BUDGET * ideal:,.0f}/s; BrightRun {figures['brightrun_pct_ideal']:.0%}, plain "
+                  f"loop {figures['baseline_pct_ideal']:.0%}, ClaudeProvider alone {figures['provider_pct_ideal']:.0%}, "
+                  f"one-line SDK loop {figures['short_pct_ideal']:.0%}; one core reaches it only below "
                   f"{figures['cpu_ms_for_budget']:.2f} ms CPU per call.")
     console.print(f"load: before `{summary['uptime_before']}`; after `{summary['uptime_after']}`")
     if args.json:

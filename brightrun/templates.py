@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -115,11 +116,19 @@ def scaffold_context(
     }
 
 
+@functools.lru_cache(maxsize=256)
+def _pieces(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`text` split at its placeholders: the literal pieces (one more than the names) and the names, in order
+    (a template's text is split once, not at every render)."""
+    parts = PLACEHOLDER.split(text)
+    return tuple(parts[0::2]), tuple(parts[1::2])
+
+
 def render(text: str, values: dict[str, str | None], *, template_key: str = "?") -> str:
     """Fill every placeholder of `text`; a missing or empty value is an error naming it."""
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
+    literals, names = _pieces(text)
+    out = [literals[0]]
+    for name, literal in zip(names, literals[1:], strict=True):
         value = values.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise TemplateError(
@@ -127,9 +136,8 @@ def render(text: str, values: dict[str, str | None], *, template_key: str = "?")
                 f"Fix: pass {name}=... when rendering, or give it a default under 'variables:' "
                 f"in the template."
             )
-        return str(value)
-
-    return PLACEHOLDER.sub(fill, text)
+        out += (str(value), literal)
+    return "".join(out)
 
 
 def render_template(

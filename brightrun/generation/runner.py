@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
+import polars as pl
 
 from brightrun.errors import JobStopped, ProviderError
 from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_journals
@@ -39,6 +40,18 @@ JOB_TABLES = ["llm_calls", "turns", "conversations", "batch_items", "batch_jobs"
               "response_cache", "provider_batches"]
 COMPACT_EVERY_SECONDS = 30.0
 EARLY_STOP_CALLS = 5
+
+
+def _dumped(records: list) -> list[dict]:
+    return [r.model_dump() for r in records]
+
+
+def _checked(response: ProviderResponse) -> GeneratedConversation | ValueError:
+    """check_answer's conversation, or the ValueError saying what is wrong (checked once per answer)."""
+    try:
+        return check_answer(response)
+    except ValueError as exc:
+        return exc
 
 
 @dataclass
@@ -104,6 +117,7 @@ class JobRunner:
         """Call ids already in the ledger (llm_calls): a replay rewrites its row without counting it twice."""
         self.early_stop = EarlyStop(EARLY_STOP_CALLS)
         self._notes_written = 0
+        self._writing = asyncio.Lock()  # flushes write one at a time, in order
 
     # -- state ------------------------------------------------------------------------------
 
@@ -152,13 +166,14 @@ class JobRunner:
 
     # -- one answer -------------------------------------------------------------------------
 
-    def cached_answer(self, request: ProviderRequest, call_id: str) -> tuple[ProviderResponse, str] | None:
+    def cached_answer(self, request: ProviderRequest, call_id: str,
+                      key: str | None = None) -> tuple[ProviderResponse, str] | None:
         """An answer already paid for, with the call id to record it under: a replay of this job's own paid
         answer (after a crash) is recorded, and billed, under the call that paid for it, once; any other hit
-        costs nothing."""
+        costs nothing. `key`: the request's cache key when the caller has it already."""
         if self.cache is None:
             return None
-        row = self.cache.get(request.cache_key(self.provider.cache_name), call_id)
+        row = self.cache.get(key or request.cache_key(self.provider.cache_name), call_id)
         if row is None:
             return None
         paid_by = row["paid_by_call"]
@@ -167,30 +182,29 @@ class JobRunner:
         self.progress.cache_hits += 1
         return ResponseCache.response(row, replay=False), call_id
 
-    def keep_answer(self, request: ProviderRequest, response: ProviderResponse, call_id: str) -> None:
-        """Journal a fresh answer at once, so it is never paid for again."""
+    def keep_answer(self, request: ProviderRequest, response: ProviderResponse, call_id: str,
+                    key: str | None = None) -> GeneratedConversation | ValueError | None:
+        """Journal a fresh answer at once, so it is never paid for again. Returns the answer's check, for
+        take_answer (None when there is no cache). `key`: the request's cache key, if known."""
         if self.cache is None:
-            return
+            return None
         cost = self.provider.cost_usd(response.model, response.input_tokens, response.output_tokens, response.batch)
-        try:
-            check_answer(response)
-            usable = True
-        except ValueError:
-            usable = False
-        row = cache_row(request.cache_key(self.provider.cache_name), request.sample, self.provider.name, response, cost,
-                        call_id, self.job.job_id, usable)
+        checked = _checked(response)
+        row = cache_row(key or request.cache_key(self.provider.cache_name), request.sample, self.provider.name,
+                        response, cost, call_id, self.job.job_id, not isinstance(checked, ValueError))
         self.journal.write({"cache": {**row, "created_at": row["created_at"].isoformat()}})
         self.cache.put(row)
         self.buffer.cache_rows.append(row)
+        return checked
 
     def take_answer(self, item: BatchItem, request: ProviderRequest, response: ProviderResponse, attempt: int,
-                    call_id: str) -> str | None:
-        """Record the call; store the conversation if the answer is good. Returns the problem, if any."""
-        try:
-            generated = check_answer(response)
-        except ValueError as exc:
-            self.record_call(call_id, request, response, item, attempt, error=str(exc))
-            return str(exc)
+                    call_id: str, checked: GeneratedConversation | ValueError | None = None) -> str | None:
+        """Record the call; store the conversation if the answer is good. Returns the problem, if any.
+        `checked`: the answer's check when keep_answer made it already."""
+        generated = _checked(response) if checked is None else checked
+        if isinstance(generated, ValueError):
+            self.record_call(call_id, request, response, item, attempt, error=str(generated))
+            return str(generated)
         self.record_call(call_id, request, response, item, attempt)
         self.record_conversation(item, generated, call_id, response.model, attempt)
         return None
@@ -266,8 +280,10 @@ class JobRunner:
         while not self.cancelled:
             request = self.request_for(item, attempt, feedback)
             call_id = f"call-{item.item_id}-a{attempt}"
-            cached = self.cached_answer(request, call_id)
+            key = request.cache_key(self.provider.cache_name) if self.cache is not None else None  # once per request
+            cached = self.cached_answer(request, call_id, key)
             response, call_id = cached if cached else (None, call_id)
+            checked = None
             if response is None:
                 started = time.perf_counter()
                 epoch = await self.limiter.acquire()
@@ -301,8 +317,8 @@ class JobRunner:
                     await self.limiter.release()
                 await self.limiter.succeeded()
                 self.outcome(None)
-                self.keep_answer(request, response, call_id)
-            problem = self.take_answer(item, request, response, attempt, call_id)
+                checked = self.keep_answer(request, response, call_id, key)
+            problem = self.take_answer(item, request, response, attempt, call_id, checked)
             if problem is None:
                 return
             if attempt >= last_attempt:
@@ -341,8 +357,9 @@ class JobRunner:
     # -- writing ----------------------------------------------------------------------------
 
     async def flush(self, status: str = "processing", force: bool = False) -> None:
-        """Write what the buffer holds. The write stays on the event loop: building the rows is Python
-        work, and in a thread it fought the loop for the GIL (measured: worse, bench_generation)."""
+        """Write what the buffer holds. The frames are built on the event loop (Python work: in a thread
+        it fought the loop for the GIL, measured worse in bench_generation); the Parquet writes and fsyncs,
+        which release the GIL, run in a thread while the calls go on, one flush at a time, in order."""
         due = (len(self.buffer) >= self.settings.flush_items
                or time.monotonic() - self.last_flush >= self.settings.flush_seconds)
         if not (force or (due and (len(self.buffer) or self.buffer.calls))):
@@ -350,25 +367,32 @@ class JobRunner:
         buf, self.buffer = self.buffer, _Buffer()
         journal = self.journal.rotate() if buf.cache_rows else None  # later answers go to a new file
         self.last_flush = time.monotonic()
-        self._write(buf, status)
+        progress = replace(self.progress)  # what this flush commits
+        frames = self._frames(buf, status)
+        async with self._writing:
+            await asyncio.to_thread(self._write, frames)
         if journal is not None:
             journal.unlink(missing_ok=True)  # its answers are in the tables now
         if self.progress_fn:
-            self.progress_fn(self.progress)
+            self.progress_fn(progress)
 
-    def _write(self, buf: _Buffer, status: str) -> None:
-        ws = self.ws
-        if buf.cache_rows:
-            ws.append("response_cache", buf.cache_rows)
-        ws.append_models("llm_calls", buf.calls)
-        ws.append_models("failed_generations", buf.failures)
-        if buf.turns:
-            ws.append("turns", buf.turns)
-        ws.append_models("conversations", buf.conversations)  # the commit point of each item
-        ws.append_models("batch_items", buf.items)
-        self.write_job(status)
+    def _frames(self, buf: _Buffer, status: str) -> list[tuple[str, pl.DataFrame]]:
+        """The buffer's rows as one frame per table, in the order they are written, and the job's row."""
+        rows = [("response_cache", buf.cache_rows), ("llm_calls", _dumped(buf.calls)),
+                ("failed_generations", _dumped(buf.failures)), ("turns", buf.turns),
+                ("conversations", _dumped(buf.conversations)),  # the commit point of each item
+                ("batch_items", _dumped(buf.items)), ("batch_jobs", [self.next_job(status).model_dump()])]
+        return [(table, self.ws.store.rows_frame(table, r)) for table, r in rows if r]
+
+    def _write(self, frames: list[tuple[str, pl.DataFrame]]) -> None:
+        for table, frame in frames:
+            self.ws.append(table, frame)
 
     def write_job(self, status: str, note: str | None = None) -> None:
+        self.ws.append_models("batch_jobs", [self.next_job(status, note)])
+
+    def next_job(self, status: str, note: str | None = None) -> BatchJob:
+        """The job's row with this status and the progress so far (it becomes self.job)."""
         p, now = self.progress, utcnow()
         finished = status in ("completed", "failed", "cancelled")
         update = {"status": status, "done": p.done, "failed": p.failed, "input_tokens": p.input_tokens,
@@ -381,7 +405,7 @@ class JobRunner:
         if note is not None:
             update["note"] = "; ".join(n for n in (update.get("note", self.job.note), note) if n)
         self.job = self.job.model_copy(update=update)
-        self.ws.append_models("batch_jobs", [self.job])
+        return self.job
 
     def start(self) -> None:
         self.job = self.job.model_copy(update={"run_started_at": utcnow(),

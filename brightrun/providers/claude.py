@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import anthropic
 import httpx2
+import orjson
 
 from brightrun.errors import ProviderError
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
@@ -83,16 +84,36 @@ class ClaudeProvider(Provider):
             latency_ms=(time.perf_counter() - started) * 1000, batch=batch,
         )
 
+    def _answer(self, data: dict, model: str, started: float) -> ProviderResponse:
+        """What `_response` reads from a Message, read from the Messages response body itself: building the
+        SDK's Message model for these five fields cost ~0.14 ms a call (bench_generation)."""
+        try:
+            text = "".join(block.get("text", "") for block in data["content"] if block.get("type") == "text")
+            usage = data["usage"]
+            return ProviderResponse(
+                text=text, model=data.get("model") or model, input_tokens=usage["input_tokens"],
+                output_tokens=usage["output_tokens"], stop_reason=data.get("stop_reason") or "end_turn",
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # not a Messages response at all
+            raise ProviderError(scrub(f"{self.name}: the answer is not a Messages response ({type(exc).__name__}: "
+                                      f"{exc}). Fix: check the base URL points at the Anthropic API; BrightRun "
+                                      f"retries.", [self._key]), error_type="malformed_response", transient=True,
+                                raw=orjson.dumps(data).decode()[:2000] if isinstance(data, dict) else None) from None
+
     def _error(self, exc: Exception) -> ProviderError:
         return from_exception(exc, provider=self.name, secrets=[self._key], timeout=self.timeout)
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         started = time.perf_counter()
         try:
-            message = await self.client.messages.create(**self._params(request))
+            # the SDK's raw response (errors are raised as with create); a body that is not JSON is a
+            # ValueError, as it is in the SDK
+            raw = await self.client.messages.with_raw_response.create(**self._params(request))
+            data = orjson.loads(await raw.read())
         except _SDK_ERRORS as exc:
             raise self._error(exc) from None
-        return self._response(message, request.model, started)
+        return self._answer(data, request.model, started)
 
     # -- Message Batches ------------------------------------------------------------------------
 

@@ -105,21 +105,22 @@ class TableStore:
             )
         return frame.select([pl.col(c).cast(t, strict=True) for c, t in spec.schema.items()])
 
+    def rows_frame(self, table: str, rows: list[dict]) -> pl.DataFrame:
+        """The rows as a frame of the table's columns; rows with a missing or unknown column are an error."""
+        spec = self.spec(table)
+        keys = set().union(*(row.keys() for row in rows)) if rows else set(spec.schema)
+        if keys != set(spec.schema) or any(len(row) != len(spec.schema) for row in rows):
+            missing = sorted(set(spec.schema) - keys) or sorted(
+                c for c in spec.schema if any(c not in row for row in rows))
+            raise WorkspaceError(
+                f"rows for table {table!r} do not match its columns (missing: {missing or 'none'}; "
+                f"unknown: {sorted(keys - set(spec.schema)) or 'none'}). Fix: build the rows from the "
+                f"table's model.")
+        return pl.DataFrame(rows, schema=spec.schema)
+
     def append(self, table: str, rows: pl.DataFrame | list[dict]) -> Path | None:
         """Write rows as one new immutable part; returns its path (None when there are no rows)."""
-        if isinstance(rows, pl.DataFrame):
-            frame = rows
-        else:
-            spec = self.spec(table)
-            keys = set().union(*(row.keys() for row in rows)) if rows else set(spec.schema)
-            if keys != set(spec.schema) or any(len(row) != len(spec.schema) for row in rows):
-                missing = sorted(set(spec.schema) - keys) or sorted(
-                    c for c in spec.schema if any(c not in row for row in rows))
-                raise WorkspaceError(
-                    f"rows for table {table!r} do not match its columns (missing: {missing or 'none'}; "
-                    f"unknown: {sorted(keys - set(spec.schema)) or 'none'}). Fix: build the rows from the "
-                    f"table's model.")
-            frame = pl.DataFrame(rows, schema=spec.schema)
+        frame = rows if isinstance(rows, pl.DataFrame) else self.rows_frame(table, rows)
         if frame.height == 0:
             return None
         frame = self.conform(table, frame)
