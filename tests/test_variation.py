@@ -1,5 +1,5 @@
 """Declared variation: validated at load time, drawn per sample from the item's seed, rendered through
-placeholders."""
+placeholders and recorded on the conversation."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import polars as pl
 import pytest
 import yaml
+from test_storage import NOW
 
 from brightrun.errors import ScaffoldingError, TemplateError
-from brightrun.generation import build_request, create_job, plan_uniform
+from brightrun.generation import build_request, create_job, plan_uniform, run_job
 from brightrun.generation.jobs import item_seed
 from brightrun.models import BatchItem
+from brightrun.providers import ScriptedProvider
 from brightrun.scaffolding import default_library, load_scaffolding
 from brightrun.templates import template_version
-from brightrun.variation import draw_variation, options_for, variation_json
+from brightrun.variation import draw_variation, options_for, parse_variation, variation_json
 from brightrun.workspace import Workspace
+from brightrun.workspace.store import _CLOCK
 
 CELL = (["jennifer_walsh"], ["crisis_to_stabilization"], ["emergency_fund"])
 
@@ -87,8 +91,30 @@ def test_samples_of_one_cell_send_different_prompts_with_unchanged_turn_counts(w
     assert len({r.cache_key("p") for r in requests}) == len({r.prompt for r in requests})
 
 
+def test_each_conversation_records_its_draw(ws: Workspace) -> None:
+    create_job(ws, plan_uniform(ws.scaffolding.cells(*CELL), 6), provider="scripted", model="scripted-1", seed=3,
+               job_id="j")
+    run_job(ws, "j", ScriptedProvider())
+    rows = ws.sql("SELECT i.item_index, c.variation FROM conversations c JOIN batch_items i USING (item_id) "
+                  "ORDER BY 1").rows()
+    s = ws.scaffolding
+    expected = [variation_json(draw_variation(s.templates["tpl_crisis_to_stabilization"], s.topics["emergency_fund"],
+                                              item_seed(3, index))) for index, _ in rows]
+    assert [text for _, text in rows] == expected
+    assert set(parse_variation(expected[0])) == {"client_mood", "crisis_event", "detail", "opening", "situation"}
+    assert orjson.loads(expected[0]) == parse_variation(expected[0])
 
 
+def test_conversations_written_before_variation_read_as_none_drawn(ws: Workspace) -> None:
+    folder = ws.root / "tables" / "conversations"
+    folder.mkdir(parents=True)
+    old = {"conversation_id": "old", "job_id": "j", "item_id": "i", "persona_key": "david_chen",
+           "arc_key": "confusion_to_clarity", "topic_key": "emergency_fund", "template_key": "tpl_confusion_to_clarity",
+           "template_version": "x", "tier": "template", "provider": "scripted", "model": "m", "is_scripted": True,
+           "title": "t", "turn_count": 2, "call_id": "c", "created_at": NOW, "_seq": _CLOCK.next()}
+    pl.DataFrame([old]).write_parquet(folder / "part-1-1-old.parquet")
+    assert ws.sql("SELECT variation FROM conversations").item() == "{}"
+    assert parse_variation("{}") == {} and parse_variation(None) == {}
 
 
 def test_a_template_without_variation_keeps_its_version() -> None:
