@@ -15,8 +15,6 @@ TemplateTier = Literal["template", "scenario", "edge_case"]
 Complexity = Literal["basic", "intermediate", "advanced"]
 
 
-
-
 def _not_blank(option: str) -> str:
     if not option.strip():
         raise PydanticCustomError("blank_option", "a variation option is blank")
