@@ -20,6 +20,7 @@ from brightrun.models.scaffolding import (
     TrainingTopic,
 )
 from brightrun.templates import check_template, template_version
+from brightrun.variation import check_topic_variation
 
 FILES = {
     "consultant": "consultant.yaml",
@@ -36,6 +37,10 @@ _FIXES = {
     "string_pattern_mismatch": "keys are lowercase letters, digits and underscores, starting with a letter",
     "too_short": "add at least the minimum number of entries",
     "string_too_short": "give it a non-empty value",
+    "blank_option": "write the option's text or remove the entry",
+    "duplicate_option": "remove the repeated option (a repeat would be drawn twice as often)",
+    "list_type": "write it as a list, one '- item' per line",
+    "dict_type": "write it as a mapping, one 'name:' per line",
 }
 
 
@@ -209,6 +214,7 @@ def load_scaffolding(folder: Path | str) -> Scaffolding:
                 f"{template.turns.max}. Fix: swap them."
             )
         templates[template.key] = template
+    check_topic_variation(topics, templates, folder / FILES["training_topics"])
     return Scaffolding(
         source=folder, consultant=consultant, personas=personas, arcs=arcs, topics=topics,
         templates=templates, versions={k: template_version(t) for k, t in templates.items()},

@@ -51,8 +51,9 @@ def placeholders(text: str) -> list[str]:
 
 
 def check_template(template: PromptTemplate, source: str) -> None:
-    """Raise TemplateError if the template uses a placeholder nobody can fill."""
-    known = set(BUILTIN_PLACEHOLDERS) | set(template.variables)
+    """Raise TemplateError if the template uses a placeholder nobody can fill, or declares a variation
+    dimension that clashes with another placeholder or that its text never uses."""
+    known = set(BUILTIN_PLACEHOLDERS) | set(template.variables) | set(template.variation)
     for field in ("system_prompt", "body"):
         text = getattr(template, field)
         for name in placeholders(text):
@@ -69,18 +70,37 @@ def check_template(template: PromptTemplate, source: str) -> None:
                     f"{source}: template {template.key!r}, field {field}: unknown placeholder "
                     f"{{{{{name}}}}}.{hint} Fix: use one of the built-in placeholders "
                     f"({', '.join(sorted(BUILTIN_PLACEHOLDERS))}) or declare it under 'variables:' "
-                    f"in the template."
+                    f"(one value) or 'variation:' (options drawn per sample) in the template."
                 )
         if text.count("{{") != len(PLACEHOLDER.findall(text)):
             raise TemplateError(
                 f"{source}: template {template.key!r}, field {field}: an opening '{{{{' has no "
                 f"matching '}}}}'. Fix: close every placeholder, like {{{{topic_name}}}}."
             )
+    _check_variation(template, source)
+
+
+def _check_variation(template: PromptTemplate, source: str) -> None:
+    used = set(placeholders(template.system_prompt)) | set(placeholders(template.body))
+    for name in template.variation:
+        where = f"{source}: template {template.key!r}, field variation.{name}"
+        if name in BUILTIN_PLACEHOLDERS or name in template.variables:
+            kind = "a built-in placeholder" if name in BUILTIN_PLACEHOLDERS else "a variable under 'variables:'"
+            raise TemplateError(f"{where}: {name!r} is already {kind}. Fix: rename the variation dimension "
+                                f"(and its {{{{{name}}}}} placeholders), for example to {name}_variant.")
+        if name not in used:
+            raise TemplateError(f"{where}: the dimension is declared but neither system_prompt nor body uses "
+                                f"{{{{{name}}}}}, so its draw would be recorded without changing the prompt. "
+                                f"Fix: use {{{{{name}}}}} in the body, or remove the dimension.")
 
 
 def template_version(template: PromptTemplate) -> str:
-    """A content hash of everything that shapes the request: the template's immutable version id."""
-    canonical = orjson.dumps(template.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    """A content hash of everything that shapes the request: the template's immutable version id.
+    A template without variation hashes as it did before variation existed (same versions)."""
+    content = template.model_dump(mode="json")
+    if not content["variation"]:
+        del content["variation"]
+    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()[:12]
 
 
@@ -143,8 +163,14 @@ def render(text: str, values: dict[str, str | None], *, template_key: str = "?")
 def render_template(
     template: PromptTemplate, context: dict[str, str], overrides: dict[str, str] | None = None
 ) -> tuple[str, str]:
-    """Render (system prompt, body) from the scaffold context, template defaults and overrides."""
+    """Render (system prompt, body) from the scaffold context, template defaults and overrides (which carry
+    the sample's variation draw, brightrun.variation.draw_variation)."""
     values: dict[str, str | None] = {**template.variables, **context, **(overrides or {})}
+    undrawn = [name for name in template.variation if not values.get(name)]
+    if undrawn:
+        raise TemplateError(
+            f"template {template.key!r}: no draw for the variation dimension(s) {', '.join(undrawn)}. Fix: pass "
+            f"the sample's draw, brightrun.variation.draw_variation(template, topic, seed), as the overrides.")
     return (
         render(template.system_prompt, values, template_key=template.key),
         render(template.body, values, template_key=template.key),

@@ -1,5 +1,6 @@
-"""Panels of the Quality page that several controls share: the data contracts and the LLM judge.
-Streamlit drawing only; the numbers come from brightrun.validation and brightrun.quality.judge."""
+"""Panels of the Quality page that several controls share: the data contracts, the LLM judge and the
+variation drawn per cell. Streamlit drawing only; the numbers come from brightrun.validation,
+brightrun.quality.judge and brightrun.quality.diversity."""
 
 from __future__ import annotations
 
@@ -8,6 +9,27 @@ import polars as pl
 import streamlit as st
 
 from brightrun.workspace import Workspace
+
+
+def variation_panel(ws: Workspace, cells: pl.DataFrame) -> None:
+    """The declared variation one chosen cell of `cells` (a diversity frame) was drawn: each dimension's
+    options and how many of the cell's conversations used them."""
+    from brightrun.quality.diversity import cell_draws
+
+    if cells.is_empty():
+        return
+    rows = cells.select("persona", "arc", "topic", "persona_key", "arc_key", "topic_key", "variation_draws").rows()
+    pick = st.selectbox("Variation drawn in a cell", range(len(rows)), key="div_cell",
+                        format_func=lambda i: f"{rows[i][0]} / {rows[i][1]} / {rows[i][2]} "
+                                              f"({rows[i][6] or 0} distinct draw(s))")
+    draws = cell_draws(ws, *rows[pick][3:6])
+    if draws.is_empty():
+        st.caption("No declared variation was recorded for this cell: its conversations were generated before "
+                   "variation existed, or its template declares none (docs/scaffolding.md).")
+        return
+    st.dataframe(draws, hide_index=True, key="div_draws")
+    st.caption("The options drawn per dimension (the template's `variation:` lists, with the topic's added) and "
+               "how many of the cell's conversations were asked for each.")
 
 
 def contracts_panel(ws: Workspace) -> None:

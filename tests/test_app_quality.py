@@ -120,6 +120,14 @@ def test_diversity_and_arc_adherence(page: AppTest, demo_copy: Workspace) -> Non
     at = page
     cells = frame(at, column="repeated_openings")
     assert len(cells) == demo_copy.scalar("SELECT count(DISTINCT (persona_key, arc_key, topic_key)) FROM conversations")
+    assert (cells["variation_draws"] >= 1).all() and "persona_key" not in cells.columns  # every demo sample drew
+    for index in (0, len(cells) - 1):  # the variation panel lists the chosen cell's draws
+        at.selectbox(key="div_cell").set_value(index).run()
+        draws = frame(at, column="dimension")
+        per_dimension = draws.groupby("dimension")["conversations"].sum()
+        assert (per_dimension == cells["conversations"].iloc[index]).all()
+        assert draws.groupby("dimension")["value"].nunique().sum() == sum(
+            int(part.split()[-1]) for part in cells["variation_values"].iloc[index].split(", "))
     at.toggle(key="div_low").set_value(True).run()
     assert frame(at, column="repeated_openings")["low"].all()
     arcs = frame(at, column="mean_adherence")

@@ -20,6 +20,9 @@ def test_quality_report_saves_and_prints(demo_copy: Workspace) -> None:
     assert saved is not None and saved.conversations == 160
     assert "160 conversations (160 enriched)" in result.stdout
     assert f"{len(saved.pair_duplicates.near)} near-duplicate cluster(s)" in result.stdout
+    cells, draws = len(saved.diversity), sum(c.variation_draws for c in saved.diversity)
+    assert draws >= cells and f"variation: {cells} of {cells} scaffold cell(s) drew declared variation, {draws:,} " \
+        "distinct draw(s)" in result.stdout
 
     cached = runner.invoke(app, ["quality", "report", "-w", path, "--cached", "--json"])
     assert cached.exit_code == 0, cached.output

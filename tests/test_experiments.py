@@ -88,14 +88,14 @@ def test_the_truly_better_version_wins(versions) -> None:
                             hypothesis="Mirroring and one concrete action raise the thumbs-up rate",
                             control={"name": "control", "template_version": old},
                             variants=[{"name": "guided", "template_version": new}],
-                            success_metric="thumbs_up", guardrails=["failed", "response_words"], per_arm=5, seed=3)
+                            success_metric="thumbs_up", guardrails=["failed", "response_words"], per_arm=15, seed=3)
     assert exp.status == "draft" and (exp.control.template_version, exp.variants[0].template_version) == (old, new)
     run_experiment(ws, "guided")
     enrich(ws)
     simulate_reviews(ws)
     report = experiment_report(ws, "guided")
     arms = {r["arm"]: r for r in report.arms.to_dicts()}
-    assert arms["control"]["conversations"] == arms["guided"]["conversations"] == 4 * 8 * 5
+    assert arms["control"]["conversations"] == arms["guided"]["conversations"] == 4 * 8 * 15
     assert ws.scalar("SELECT count(DISTINCT template_version) FROM conversations WHERE job_id = 'exp-guided-guided'") == 1
     # Better answers are longer here, and the experiment said longer is worse: the guardrail holds the win back.
     assert report.decision.winner is None and report.decision.candidates == ["guided"]
@@ -104,7 +104,7 @@ def test_the_truly_better_version_wins(versions) -> None:
     create_experiment(ws, experiment_id="guided-2", name="Guided prompt, length allowed", template_key=KEY,
                       control={"name": "control", "template_version": old},
                       variants=[{"name": "guided", "template_version": new}], success_metric="thumbs_up",
-                      guardrails=["failed"], per_arm=5, seed=3)
+                      guardrails=["failed"], per_arm=15, seed=3)
     run_experiment(ws, "guided-2")
     enrich(ws)
     simulate_reviews(ws, seed=2)
@@ -198,12 +198,12 @@ def test_cli_create_run_report_list_status(versions) -> None:
     path = str(ws.root)
     made = runner.invoke(app, ["experiments", "create", "cli-exp", "-w", path, "--template", KEY, "--control",
                                f"control={old}", "--variant", "guided=", "--persona", "david_chen", "--persona",
-                               "marcus_chen", "--per-arm", "8", "--seed", "4"])
+                               "marcus_chen", "--per-arm", "24", "--seed", "4"])
     assert made.exit_code == 0, made.output
     assert load_experiment(ws, "cli-exp").variants[0].template_version == new  # empty version: the current one
     ran = runner.invoke(app, ["experiments", "run", "cli-exp", "-w", path])
     assert ran.exit_code == 0, ran.output
-    assert ws.scalar("SELECT count(*) FROM conversations WHERE job_id LIKE 'exp-cli-exp-%'") == 2 * 2 * 8 * 8
+    assert ws.scalar("SELECT count(*) FROM conversations WHERE job_id LIKE 'exp-cli-exp-%'") == 2 * 2 * 8 * 24
     simulate_reviews(ws)
     shown = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path, "--json"])
     assert shown.exit_code == 0, shown.output

@@ -7,6 +7,7 @@ import pytest
 from brightrun.errors import TemplateError
 from brightrun.scaffolding import default_library, load_scaffolding
 from brightrun.templates import placeholders, render, render_template, scaffold_context, template_version
+from brightrun.variation import draw_variation
 
 
 def test_placeholders_in_order_with_spaces() -> None:
@@ -28,15 +29,19 @@ def test_every_default_template_renders_for_a_real_cell() -> None:
     topic = s.topics["mortgage_payoff_strategy"]
     for template in s.templates.values():
         context = scaffold_context(s.consultant, persona, s.arcs[template.arc_type], topic, 8)
-        system, body = render_template(template, context)
+        with pytest.raises(TemplateError, match="no draw for the variation"):
+            render_template(template, context)
+        draw = draw_variation(template, topic, seed=1)
+        system, body = render_template(template, context, draw)
         assert "{{" not in system + body
+        assert all(option in system + body for option in draw.values())
         assert persona.name in system + body or persona.name.split(" - ")[0] in system + body
 
 
 def test_declared_variable_without_default_must_be_given() -> None:
     s = load_scaffolding(default_library())
     template = s.templates["tpl_confusion_to_clarity"].model_copy(
-        update={"variables": {"deadline": None}, "body": "Due {{deadline}}."})
+        update={"variables": {"deadline": None}, "body": "Due {{deadline}}.", "variation": {}})
     context = scaffold_context(s.consultant, next(iter(s.personas.values())), s.arcs["confusion_to_clarity"],
                                s.topics["emergency_fund"], 8)
     with pytest.raises(TemplateError, match="deadline"):

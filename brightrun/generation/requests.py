@@ -13,6 +13,7 @@ from brightrun.providers.answers import echo, problem_of, validate_answer
 from brightrun.providers.base import ProviderRequest, ProviderResponse, ScaffoldSpec
 from brightrun.providers.schema import conversation_schema
 from brightrun.templates import render_template, scaffold_context
+from brightrun.variation import draw_variation
 from brightrun.workspace import Workspace
 
 OUTPUT_SCHEMA = conversation_schema()
@@ -40,8 +41,9 @@ def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model
     persona, arc, topic = (scaffolding.personas[item.persona_key], scaffolding.arcs[item.arc_key],
                            scaffolding.topics[item.topic_key])
     turn_count = 2 * random.Random(seed).randint(template.turns.min // 2, template.turns.max // 2)
+    variation = draw_variation(template, topic, seed)
     system, prompt = render_template(template, scaffold_context(scaffolding.consultant, persona, arc, topic,
-                                                                turn_count))
+                                                                turn_count), variation)
     return ProviderRequest(
         system=system, prompt=prompt, model=model or template.model_settings.model,
         temperature=template.model_settings.temperature if temperature is None else temperature,
@@ -49,7 +51,8 @@ def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model
         output_schema=_schema_for(turn_count), seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
         sample=sample_of(item),
         scaffold=ScaffoldSpec(consultant=scaffolding.consultant, persona=persona, arc=arc, topic=topic,
-                              template=template, template_version=item.template_version, turn_count=turn_count),
+                              template=template, template_version=item.template_version, turn_count=turn_count,
+                              variation=variation),
     )
 
 

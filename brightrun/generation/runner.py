@@ -33,6 +33,7 @@ from brightrun.models import (
 )
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import RateLimited
+from brightrun.variation import variation_of
 from brightrun.workspace import Workspace, utcnow
 
 ProgressFn = Callable[["JobProgress"], None]
@@ -206,7 +207,7 @@ class JobRunner:
             self.record_call(call_id, request, response, item, attempt, error=str(generated))
             return str(generated)
         self.record_call(call_id, request, response, item, attempt)
-        self.record_conversation(item, generated, call_id, response.model, attempt)
+        self.record_conversation(item, generated, call_id, response.model, attempt, variation_of(request))
         return None
 
     # -- records ----------------------------------------------------------------------------
@@ -235,7 +236,7 @@ class JobRunner:
             self.progress.cost_usd += cost
 
     def record_conversation(self, item: BatchItem, generated: GeneratedConversation, call_id: str, model: str,
-                            attempt: int) -> None:
+                            attempt: int, variation: str = "{}") -> None:
         conversation_id = f"conv-{item.item_id}"
         now = utcnow()
         self.buffer.turns += [
@@ -250,6 +251,7 @@ class JobRunner:
             tier=templates[item.template_key].tier if item.template_key in templates else "unknown",
             provider=self.provider.name, model=model, is_scripted=self.provider.is_scripted,
             title=generated.title, turn_count=len(generated.turns), call_id=call_id, created_at=now,
+            variation=variation,
         ))
         self.buffer.items.append(item.model_copy(update={
             "status": "completed", "attempts": attempt, "conversation_id": conversation_id, "updated_at": now}))

@@ -116,6 +116,7 @@ class Conversation(_Record):
     turn_count: int
     call_id: str = Field(description="the LLM call that produced it")
     created_at: datetime
+    variation: str = Field(default="{}", description="JSON of the declared variation drawn for it ('{}': none)")
 
 
 class TurnRecord(_Record):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 """A stable identifier: lowercase letters, digits and underscores, starting with a letter."""
@@ -12,6 +13,29 @@ Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 ArcTier = Literal["template", "edge_case"]
 TemplateTier = Literal["template", "scenario", "edge_case"]
 Complexity = Literal["basic", "intermediate", "advanced"]
+
+
+def _not_blank(option: str) -> str:
+    if not option.strip():
+        raise PydanticCustomError("blank_option", "a variation option is blank")
+    return option
+
+
+def _distinct(options: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for option in options:
+        if option in seen:
+            raise PydanticCustomError("duplicate_option", "the option '{option}' appears twice",
+                                      {"option": option})
+        seen.add(option)
+    return options
+
+
+Options = Annotated[list[Annotated[str, AfterValidator(_not_blank)]], Field(min_length=1),
+                    AfterValidator(_distinct)]
+Variation = dict[Key, Options]
+"""Declared variation: named dimensions (placeholder-safe keys), each a non-empty list of distinct,
+non-blank options. One option per dimension is drawn for each sample (brightrun/variation.py)."""
 
 
 class _Strict(BaseModel):
@@ -72,6 +96,11 @@ class TrainingTopic(_Strict):
     complexity: Complexity
     key_points: list[str] = Field(min_length=3, description="advice an expert would give")
     client_questions: list[str] = Field(min_length=3, description="questions a client would ask")
+    variation: Variation = Field(
+        default_factory=dict,
+        description="more options for variation dimensions a template declares: for conversations about "
+                    "this topic they are drawn along with the template's",
+    )
 
 
 class ModelSettings(_Strict):
@@ -98,6 +127,10 @@ class PromptTemplate(_Strict):
     variables: dict[Key, str | None] = Field(
         default_factory=dict,
         description="extra placeholders this template declares, with a default (null: must be given)",
+    )
+    variation: Variation = Field(
+        default_factory=dict,
+        description="dimensions drawn per sample (one option each) and rendered through {{name}}",
     )
     turns: TurnRange = TurnRange()
     model_settings: ModelSettings = ModelSettings()

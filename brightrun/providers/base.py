@@ -31,6 +31,7 @@ class ScaffoldSpec(BaseModel):
     template: PromptTemplate
     template_version: str
     turn_count: int
+    variation: dict[str, str] = Field(default_factory=dict, description="the declared variation drawn for it")
 
 
 class ProviderRequest(BaseModel):

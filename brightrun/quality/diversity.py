@@ -5,9 +5,12 @@ Per persona x arc x topic cell (template-level collapse shows as the same patter
 - distinct_2: distinct word bigrams / all word bigrams over the cell's advisor turns (1.0 when every
   bigram is new; a cell of identical conversations falls towards 1 / conversations);
 - repeated_openings: share of the cell's conversations whose first advisor sentence (normalized)
-  also opens another conversation of the cell.
+  also opens another conversation of the cell;
+- variation_draws: how many distinct declared-variation draws (brightrun/variation.py) the cell's
+  conversations were asked for (0: none recorded), and variation_values: how many distinct options of
+  each dimension they used, e.g. "client_mood 3, opening 4". cell_draws lists the options themselves.
 
-Cells with a single conversation have no diversity to measure: their figures are null.
+Cells with a single conversation have no diversity to measure: their bigram and opening figures are null.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import polars as pl
 
 from brightrun.quality.duplicates import normalize
 from brightrun.quality.scoring import sentences
+from brightrun.variation import parse_variation, variation_json
 from brightrun.workspace import Workspace
+
+CELL = ["persona_key", "arc_key", "topic_key"]
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
@@ -52,4 +58,37 @@ def cell_diversity(ws: Workspace) -> pl.DataFrame:
                      "repeated_openings": round(repeated_openings(openings), 3) if n > 1 else None})
     schema = {"persona_key": pl.String, "arc_key": pl.String, "topic_key": pl.String, "conversations": pl.Int64,
               "distinct_2": pl.Float64, "repeated_openings": pl.Float64}
-    return pl.DataFrame(rows, schema=schema).sort("distinct_2", nulls_last=True)
+    cells = pl.DataFrame(rows, schema=schema).join(cell_variation(ws), on=CELL, how="left")
+    return cells.with_columns(pl.col("variation_draws").fill_null(0), pl.col("variation_values").fill_null("")
+                              ).sort("distinct_2", nulls_last=True)
+
+
+def cell_variation(ws: Workspace) -> pl.DataFrame:
+    """One row per cell: variation_draws (distinct draws among its conversations) and variation_values
+    (distinct options used per dimension, "name count" joined by commas; '' when nothing was drawn)."""
+    cells: dict[tuple[str, str, str], tuple[set[str], dict[str, set[str]]]] = {}
+    for persona, arc, topic, text in ws.sql(
+            "SELECT persona_key, arc_key, topic_key, variation FROM conversations").iter_rows():
+        draws, values = cells.setdefault((persona, arc, topic), (set(), {}))
+        draw = parse_variation(text)
+        if draw:
+            draws.add(variation_json(draw))
+            for name, value in draw.items():
+                values.setdefault(name, set()).add(value)
+    rows = [{"persona_key": p, "arc_key": a, "topic_key": t, "variation_draws": len(draws),
+             "variation_values": ", ".join(f"{name} {len(v)}" for name, v in sorted(values.items()))}
+            for (p, a, t), (draws, values) in cells.items()]
+    return pl.DataFrame(rows, schema={"persona_key": pl.String, "arc_key": pl.String, "topic_key": pl.String,
+                                      "variation_draws": pl.Int64, "variation_values": pl.String})
+
+
+def cell_draws(ws: Workspace, persona_key: str, arc_key: str, topic_key: str) -> pl.DataFrame:
+    """The options one cell's conversations were drawn: dimension, value and how many conversations used it,
+    most used first within each dimension."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for (text,) in ws.sql("SELECT variation FROM conversations WHERE persona_key = ? AND arc_key = ? "
+                          "AND topic_key = ?", [persona_key, arc_key, topic_key]).iter_rows():
+        counts.update(parse_variation(text).items())
+    rows = [{"dimension": d, "value": v, "conversations": n} for (d, v), n in counts.items()]
+    return pl.DataFrame(rows, schema={"dimension": pl.String, "value": pl.String, "conversations": pl.Int64}
+                        ).sort(["dimension", "conversations", "value"], descending=[False, True, False])

@@ -224,9 +224,12 @@ def diversity_frame(ws: Workspace, report) -> pl.DataFrame:
     """The report's per-cell diversity with scaffold names, collapsed cells first."""
     frame = pl.DataFrame([c.model_dump() for c in report.diversity], schema={
         "persona_key": pl.String, "arc_key": pl.String, "topic_key": pl.String, "conversations": pl.Int64,
-        "distinct_2": pl.Float64, "repeated_openings": pl.Float64, "low": pl.Boolean})
-    return with_names(ws, frame).select("persona", "arc", "topic", "conversations", "distinct_2", "repeated_openings", "low"
-             ).sort(["low", "distinct_2"], descending=[True, False], nulls_last=True)
+        "distinct_2": pl.Float64, "repeated_openings": pl.Float64, "low": pl.Boolean,
+        "variation_draws": pl.Int64, "variation_values": pl.String})
+    return with_names(ws, frame).select(
+        "persona", "arc", "topic", "persona_key", "arc_key", "topic_key", "conversations", "distinct_2",
+        "variation_draws", "variation_values", "repeated_openings", "low",
+    ).sort(["low", "distinct_2"], descending=[True, False], nulls_last=True)
 
 
 def filter_diversity(frame: pl.DataFrame, *, only_low: bool = False, personas: list[str] | None = None) -> pl.DataFrame:

@@ -54,6 +54,10 @@ class CellDiversity(BaseModel):
     distinct_2: float | None
     repeated_openings: float | None
     low: bool
+    variation_draws: int | None = None
+    """Distinct declared-variation draws among the cell's conversations (None: a report from before)."""
+    variation_values: str | None = None
+    """Distinct options used per variation dimension, e.g. "client_mood 3, opening 4"."""
 
 
 class ScoreSummary(BaseModel):
@@ -169,6 +173,10 @@ def summarize(report: QualityReport) -> str:
     low = report.low_diversity
     lines.append(f"diversity: {len(low)} of {len(report.diversity)} scaffold cell(s) look collapsed"
                  + (f" (e.g. {low[0].persona_key} / {low[0].arc_key} / {low[0].topic_key})" if low else ""))
+    drew = [c for c in report.diversity if c.variation_draws]
+    if drew:
+        lines.append(f"variation: {len(drew)} of {len(report.diversity)} scaffold cell(s) drew declared variation, "
+                     f"{sum(c.variation_draws for c in drew):,} distinct draw(s) in all")
     lines.append(f"computed in {report.seconds:.1f} s at {report.computed_at:%Y-%m-%d %H:%M} UTC")
     return "\n".join(lines)
 

@@ -82,7 +82,7 @@ TABLES: dict[str, TableSpec] = {
     for spec in [
         TableSpec("batch_jobs", ("job_id",), schema_of(BatchJob), defaults_of(BatchJob)),
         TableSpec("batch_items", ("item_id",), schema_of(BatchItem), defaults_of(BatchItem)),
-        TableSpec("conversations", ("conversation_id",), schema_of(Conversation)),
+        TableSpec("conversations", ("conversation_id",), schema_of(Conversation), defaults_of(Conversation)),
         TableSpec("turns", ("conversation_id", "turn_number"), schema_of(TurnRecord)),
         TableSpec("llm_calls", ("call_id",), schema_of(LLMCall), defaults_of(LLMCall)),
         TableSpec("failed_generations", ("failure_id",), schema_of(FailedGeneration)),

@@ -69,8 +69,8 @@ DERIVED_VIEWS = {
 }
 
 VIEW_DOCS = {
-    "conversations": "one row per conversation: scaffold keys, template version, provider, model, "
-                     "enrichment_status, quality_score, arc_adherence",
+    "conversations": "one row per conversation: scaffold keys, template version, variation (JSON draw), provider, "
+                     "model, enrichment_status, quality_score, arc_adherence",
     "turns": "one row per turn: conversation_id, turn_number, role (user/assistant), content",
     "training_pairs": "one row per advisor turn, in the enriched structure (history, input, target)",
     "batch_jobs": "one row per generation job with its status, counts, tokens and cost",

@@ -186,14 +186,17 @@ with ui.guard():
                 x=shown["distinct_2"].to_list(), y=shown["repeated_openings"].to_list(), mode="markers",
                 marker={"size": [6 + 2 * n for n in shown["conversations"].to_list()],
                         "color": ["#d62728" if low else "#1f77b4" for low in shown["low"].to_list()]},
-                text=[f"{p} / {a_} / {t} ({n})" for p, a_, t, n in shown.select(
-                    "persona", "arc", "topic", "conversations").iter_rows()],
+                text=[f"{p} / {a_} / {t} ({n}, {d or 0} variation draw(s))" for p, a_, t, n, d in shown.select(
+                    "persona", "arc", "topic", "conversations", "variation_draws").iter_rows()],
                 hovertemplate="%{text}<br>distinct bigrams %{x:.2f}<br>repeated openings %{y:.2f}<extra></extra>",
             )).update_layout(height=320, xaxis_title="distinct bigrams (share)", yaxis_title="repeated openings (share)",
                              margin={"l": 10, "r": 10, "t": 10, "b": 10}), key="div_chart")
             st.caption(f"{shown.height:,} cell(s). Red: at least {quality_report.MIN_CELL} conversations and distinct "
-                       f"bigrams under {quality_report.LOW_DIVERSITY} or openings repeated in over half.")
-            st.dataframe(shown, hide_index=True, key="div_table")
+                       f"bigrams under {quality_report.LOW_DIVERSITY} or openings repeated in over half. "
+                       "variation_draws: distinct declared-variation draws the cell's conversations were asked for; "
+                       "variation_values: distinct options used per dimension.")
+            st.dataframe(shown.drop("persona_key", "arc_key", "topic_key"), hide_index=True, key="div_table")
+            ui_quality.variation_panel(ws, shown)
 
     # --------------------------------------------------------------------------------- arc adherence
     with arc_tab:
