@@ -765,6 +765,9 @@ class MessagesHandler(_ItemHandler):
         return _validate_message_params(body)
 
     def success(self, body: dict, item_key: str, kind: str | None) -> bytes:
+        if self.srv.keep_message_bodies:
+            with self.srv._lock:
+                self.srv.message_bodies.append(body)
         text, stop = _message_text_for(kind, item_key, is_judge_request(body))
         text, stop = _probe_text(kind) if is_probe_request(body) else (text, stop)
         return _dumps(_message_obj(body["model"], text, stop, _anthropic_input_tokens(body)))
@@ -991,6 +994,9 @@ class FakeLLMServer:
         """How the Chat Completions side behaves: see OPENAI_MODES."""
         self.system_dropped = 0
         """System messages a "no_system" server dropped."""
+        self.keep_message_bodies = False
+        """When True, every Messages body answered 200 is kept in `message_bodies` (off: benchmarks send many)."""
+        self.message_bodies: list[dict] = []
         self.chat_bodies: list[dict] = []
         """Every Chat Completions body answered 200, as the model saw it."""
         self.held = False

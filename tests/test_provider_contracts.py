@@ -52,7 +52,7 @@ from brightrun.generation.requests import correction  # noqa: E402
 from brightrun.providers.base import ProviderRequest, ProviderResponse  # noqa: E402
 from brightrun.providers.claude import ClaudeProvider  # noqa: E402
 from brightrun.providers.openai_compat import OpenAICompatibleProvider  # noqa: E402
-from brightrun.quality.judge import judge_pairs  # noqa: E402
+from brightrun.quality.judge import JUDGE_SCHEMA, judge_pairs  # noqa: E402
 from brightrun.workspace import Workspace  # noqa: E402
 
 KEY = "sk-ant-contract-test-5e4d3c2b1a"
@@ -67,6 +67,7 @@ def _job(ws: Workspace, provider: str, job_id: str, count: int = 1, model: str =
 
 def test_a_claude_job_and_the_judge_pass_the_strict_server(ws: Workspace) -> None:
     with FakeLLMServer(seed=2) as server:
+        server.keep_message_bodies = True
         job = _job(ws, "anthropic", "strict", count=2)
         done = run_job(ws, job.job_id, ClaudeProvider(api_key=KEY, base_url=server.base_url), settings=FAST)
         assert (done.done, done.failed) == (done.total, 0)
@@ -76,6 +77,15 @@ def test_a_claude_job_and_the_judge_pass_the_strict_server(ws: Workspace) -> Non
         result = judge_pairs(ws, ClaudeProvider(api_key=KEY, base_url=server.base_url), limit=4)
         assert (result.judged, result.failed) == (4, 0)
         assert server.counts()["invalid"] == 0  # no request was refused
+        # The schema travels as output_config in the body (through extra_body, which the SDK merges in).
+        bodies = server.message_bodies
+        assert len(bodies) == job.total + 4 and all("extra_body" not in b for b in bodies)
+        schemas = [b["output_config"]["format"]["schema"] for b in bodies]
+        assert {tuple(s["properties"]) for s in schemas} == {("title", "turns"), tuple(JUDGE_SCHEMA["properties"])}
+
+        sendable = [claude_schema(conversation_schema(n)) for n in range(2, 41, 2)] + [claude_schema(JUDGE_SCHEMA)]
+        assert all(s in sendable for s in schemas)
+        assert list(claude_schema(JUDGE_SCHEMA)["properties"]) == list(JUDGE_SCHEMA["properties"])  # order kept
         sent = [orjson.loads(c) for c in ws.sql("SELECT request FROM llm_calls")["request"].to_list()]
         assert sent and all("output_schema" not in r for r in sent)  # the log keeps no schema copies
 

@@ -66,11 +66,16 @@ class ClaudeProvider(Provider):
             "model": request.model, "max_tokens": request.max_tokens, "system": request.system,
             "messages": request.messages(),
         }
+        extra: dict = {}
         if accepts_temperature(request.model):
             # The 2.x SDK has no temperature argument (5-series models refuse it); older models take it raw.
-            params["extra_body"] = {"temperature": request.temperature}
+            extra["temperature"] = request.temperature
         if request.output_schema:
-            params["output_config"] = {"format": {"type": "json_schema", "schema": claude_schema(request.output_schema)}}
+            # Sent as `output_config` all the same (extra_body merges into the JSON body): as a typed argument
+            # the SDK would walk the ~5 KB schema on every call, 0.2 to 0.4 ms of CPU here (bench_generation).
+            extra["output_config"] = {"format": {"type": "json_schema", "schema": claude_schema(request.output_schema)}}
+        if extra:
+            params["extra_body"] = extra
         if request.tag:
             params["metadata"] = {"user_id": request.tag}
         return params

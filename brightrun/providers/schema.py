@@ -39,9 +39,19 @@ def _claude(frozen: bytes) -> bytes:
     return orjson.dumps(anthropic.transform_schema(inline_refs(orjson.loads(frozen))))
 
 
+_BY_OBJECT: dict[int, tuple[dict, dict]] = {}
+
+
 def claude_schema(schema: dict) -> dict:
-    """`schema` in the subset the Anthropic API accepts (memoized: a job sends the same few schemas)."""
-    return orjson.loads(_claude(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)))
+    """`schema` in the subset the Anthropic API accepts. Memoized: a job sends the same few schema objects,
+    and gets the same result object back for each (never change it)."""
+    hit = _BY_OBJECT.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    result = orjson.loads(_claude(orjson.dumps(schema)))  # keys keep their order: the model answers in it
+    if len(_BY_OBJECT) < 256:
+        _BY_OBJECT[id(schema)] = (schema, result)  # holds `schema`, so its id is never reused meanwhile
+    return result
 
 
 def conversation_schema(turn_count: int | None = None) -> dict:
