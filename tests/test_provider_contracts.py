@@ -216,3 +216,33 @@ def test_the_servers_own_error_text_is_kept_and_timeouts_name_their_flag() -> No
         with pytest.raises(ProviderError) as info:
             asyncio.run(_ask(slow))
         assert "within the 1 s timeout" in str(info.value) and "--timeout" in str(info.value)
+
+
+def _reference_key(request: ProviderRequest, provider: str) -> str:
+    """The cache key as first defined: pydantic's JSON dump of the request, sorted, hashed. Keys in existing
+    workspaces were made this way, so the fast path must give the same."""
+    import hashlib
+
+    shaped = request.model_dump(mode="json", exclude={"tag", "scaffold", "attempt", "action_type"})
+    shaped["provider"] = provider
+    return hashlib.sha256(orjson.dumps(shaped, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def test_the_cache_key_and_the_logged_request_are_what_they_were(ws: Workspace) -> None:
+    from brightrun.generation.requests import build_request
+    from brightrun.quality.judge import JUDGE_SCHEMA
+
+    job = _job(ws, "anthropic", "keys", count=3)
+    items = ws.sql("SELECT * FROM batch_items WHERE job_id = 'keys'").to_dicts()
+    from brightrun.models import BatchItem
+
+    requests = [build_request(ws, BatchItem.model_validate(i), seed, 1, None) for seed, i in enumerate(items)]
+    requests.append(requests[0].model_copy(update={"feedback": [{"role": "assistant", "content": "{\"x\": 1.5}"},
+                                                                {"role": "user", "content": "again \u00e9"}]}))
+    requests.append(ProviderRequest(system="s", prompt="p", model="m", output_schema=JUDGE_SCHEMA, temperature=0))
+    requests.append(ProviderRequest(system="s", prompt="p", model="m", tag="t", attempt=3))
+    assert len({r.cache_key("anthropic") for r in requests}) == len(requests) and job.total == 24
+    for request in requests:
+        for provider in ("anthropic", "openai-compatible@http://x/v1+fold_system"):
+            assert request.cache_key(provider) == _reference_key(request, provider)
+        assert request.for_log() == request.model_dump(mode="json", exclude={"output_schema"})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from brightrun.models.scaffolding import (
     ConsultantProfile,
@@ -43,7 +45,9 @@ class ProviderRequest(BaseModel):
     model: str
     temperature: float = 0.8
     max_tokens: int = 4096
-    output_schema: dict | None = None
+    output_schema: SkipValidation[dict | None] = Field(
+        default=None, description="the answer's JSON schema; kept as the very object given (requests share a few, "
+                                  "and memos key on it): never change one")
     seed: int = 0
     attempt: int = 1
     sample: str = Field(default="", description="which variation of a cell this is: part of the cache key")
@@ -53,22 +57,44 @@ class ProviderRequest(BaseModel):
     scaffold: ScaffoldSpec | None = Field(default=None, exclude=True)
 
     def for_log(self) -> dict:
-        """The request as stored in `llm_calls` (no secrets ever live on a request)."""
-        return self.model_dump(mode="json", exclude={"output_schema"})
+        """The request as stored in `llm_calls` (no secrets ever live on a request): every field but the
+        schema and the scaffold, in field order (what `model_dump(mode="json")` gives, built directly: this
+        runs for every call)."""
+        return {"action_type": self.action_type, "system": self.system, "prompt": self.prompt, "model": self.model,
+                "temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed,
+                "attempt": self.attempt, "sample": self.sample, "tag": self.tag, "feedback": self.feedback}
 
     def messages(self) -> list[dict]:
         """The conversation sent to a chat API: the prompt, then any corrections."""
         return [{"role": "user", "content": self.prompt}, *self.feedback]
 
     def cache_key(self, provider: str) -> str:
-        """A hash of everything that shapes the answer: equal keys need not be paid for twice."""
-        import hashlib
+        """A hash of everything that shapes the answer: equal keys need not be paid for twice. It is the
+        sha256 of the request's JSON with sorted keys (tag, attempt and action type left out, the provider
+        added); the schema's part is serialized once per schema object, not per call."""
+        shaped = {"system": self.system, "prompt": self.prompt, "model": self.model, "temperature": self.temperature,
+                  "max_tokens": self.max_tokens, "output_schema": None if self.output_schema is None else _MARK,
+                  "seed": self.seed, "sample": self.sample, "feedback": self.feedback, "provider": provider}
+        data = orjson.dumps(shaped, option=orjson.OPT_SORT_KEYS)
+        if self.output_schema is not None:
+            data = data.replace(_MARK_JSON, _sorted_json(self.output_schema), 1)
+        return hashlib.sha256(data).hexdigest()
 
-        import orjson
 
-        shaped = self.model_dump(mode="json", exclude={"tag", "scaffold", "attempt", "action_type"})
-        shaped["provider"] = provider
-        return hashlib.sha256(orjson.dumps(shaped, option=orjson.OPT_SORT_KEYS)).hexdigest()
+_MARK = "\x00brightrun:output_schema\x00"
+_MARK_JSON = orjson.dumps(_MARK)
+_SORTED: dict[int, tuple[dict, bytes]] = {}
+
+
+def _sorted_json(schema: dict) -> bytes:
+    """`schema` as JSON with sorted keys, memoized per schema object (requests share a few)."""
+    hit = _SORTED.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    data = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    if len(_SORTED) < 256:
+        _SORTED[id(schema)] = (schema, data)  # holds `schema`, so its id is not reused meanwhile
+    return data
 
 
 class ProviderResponse(BaseModel):
