@@ -12,7 +12,7 @@ unchanged. The draw is sent to the model through the placeholders and recorded o
 
 from __future__ import annotations
 
-import random
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,10 +33,17 @@ def options_for(template: PromptTemplate, topic: TrainingTopic) -> dict[str, lis
             for name, options in sorted(template.variation.items())}
 
 
+def pick(seed: int, name: str, options: list[str]) -> str:
+    """The option of dimension `name` for `seed`: the first 8 bytes of blake2b("<seed>:variation:<name>") as
+    a number, modulo the options' count (uniform to within 1e-17; no random.Random to seed per dimension,
+    which cost ~5 us each on every request)."""
+    digest = hashlib.blake2b(f"{seed}:variation:{name}".encode(), digest_size=8).digest()
+    return options[int.from_bytes(digest, "big") % len(options)]
+
+
 def draw_variation(template: PromptTemplate, topic: TrainingTopic, seed: int) -> dict[str, str]:
-    """One option per declared dimension, drawn from the item's seed (a stream per dimension name)."""
-    return {name: random.Random(f"{seed}:variation:{name}").choice(options)
-            for name, options in options_for(template, topic).items()}
+    """One option per declared dimension, drawn from the item's seed (independently per dimension name)."""
+    return {name: pick(seed, name, options) for name, options in options_for(template, topic).items()}
 
 
 def variation_json(draw: dict[str, str]) -> str:

@@ -22,7 +22,7 @@ from brightrun.models import BatchItem
 from brightrun.providers import ScriptedProvider
 from brightrun.scaffolding import default_library, load_scaffolding
 from brightrun.templates import template_version
-from brightrun.variation import draw_variation, options_for, parse_variation, variation_json
+from brightrun.variation import draw_variation, options_for, parse_variation, pick, variation_json
 from brightrun.workspace import Workspace
 from brightrun.workspace.store import _CLOCK
 
@@ -64,7 +64,7 @@ def test_a_draw_is_one_option_per_dimension_reproducible_and_independent_per_dim
     options = options_for(template, topic)
     draw = draw_variation(template, topic, 41)
     assert draw == draw_variation(template, topic, 41)
-    assert draw == {name: random.Random(f"41:variation:{name}").choice(opts) for name, opts in options.items()}
+    assert draw == {name: pick(41, name, opts) for name, opts in options.items()}
     assert all(draw[name] in options[name] for name in options)
     fewer = template.model_copy(update={"variation": {k: v for k, v in template.variation.items() if k != "detail"}})
     assert draw_variation(fewer, topic, 41) == {k: v for k, v in draw.items() if k != "detail"}
