@@ -241,13 +241,26 @@ def bench_requests(n: int, concurrency: int) -> list:
     return requests
 
 
+def plain_kwargs(params: dict) -> dict:
+    """ClaudeProvider's kwargs as a plain SDK user writes them: the schema as the documented `output_config`
+    argument. ClaudeProvider sends the same JSON through `extra_body` (the same bytes on the wire), which
+    spares the SDK a walk of the schema on every call: that saving is BrightRun's own, not the loop's."""
+    extra = dict(params.get("extra_body") or {})
+    plain = {k: v for k, v in params.items() if k != "extra_body"}
+    if "output_config" in extra:
+        plain["output_config"] = extra.pop("output_config")
+    if extra:
+        plain["extra_body"] = extra
+    return plain
+
+
 def write_payloads(path: Path, n: int, concurrency: int) -> int:
-    """Write the kwargs ClaudeProvider passes to messages.create for each of the N requests, as JSON, for
-    the plain loop; returns the first body's size in bytes."""
+    """Write the kwargs for messages.create of each of the N requests BrightRun sends, as a plain SDK user
+    passes them (plain_kwargs), as JSON, for the plain loop; returns the first body's size in bytes."""
     from brightrun.providers.claude import ClaudeProvider
 
     provider = ClaudeProvider(api_key="bench", base_url="http://127.0.0.1:9", concurrency=concurrency)
-    payloads = [provider._params(r) for r in bench_requests(n, concurrency)]
+    payloads = [plain_kwargs(provider._params(r)) for r in bench_requests(n, concurrency)]
     asyncio.run(provider.aclose())
     path.write_text(json.dumps(payloads))
     return len(json.dumps(payloads[0]))
