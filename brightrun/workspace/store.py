@@ -327,8 +327,11 @@ class TableStore:
                 (folder / name).unlink(missing_ok=True)
             write_json(folder / MANIFEST, {"generation": generation, "base": bases, "absorbed": []})
             for stray in folder.glob(".tmp-*"):
-                if time.time() - stray.stat().st_mtime > 3600:
-                    stray.unlink(missing_ok=True)
+                try:  # a writer may rename its temporary file into place between the listing and this look
+                    if time.time() - stray.stat().st_mtime > 3600:
+                        stray.unlink(missing_ok=True)
+                except FileNotFoundError:
+                    continue
             return len(files.deltas)
 
     def _compaction_connection(self) -> duckdb.DuckDBPyConnection:
