@@ -77,6 +77,7 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -162,6 +163,9 @@ class FaultPlan:
     """Transient fault kinds to draw from, uniformly (any of ``ALL_KINDS``)."""
     permanent: dict[str, str] = field(default_factory=dict)
     """item key -> fault kind that this item always gets."""
+    permanent_matching: dict[str, str] = field(default_factory=dict)
+    """regular expression -> fault kind that every item whose key it matches (re.search) always gets, for
+    items whose keys are not known beforehand (e.g. a job id made by the app)."""
     retry_after: float = 1.0
     """Seconds in the ``retry-after`` header of a rate_limit fault."""
     hang_seconds: float = 30.0
@@ -175,9 +179,16 @@ class FaultPlan:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"FaultPlan.rate must be between 0 and 1, got {self.rate!r}")
         self.kinds = list(self.kinds)
-        for kind in [*self.kinds, *self.permanent.values()]:
+        for kind in [*self.kinds, *self.permanent.values(), *self.permanent_matching.values()]:
             if kind not in ALL_KINDS:
                 raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(ALL_KINDS)}")
+
+    def permanent_kind(self, item_key: str) -> str | None:
+        """The fault this item always gets, if any."""
+        kind = self.permanent.get(item_key)
+        if kind is None:
+            kind = next((k for pattern, k in self.permanent_matching.items() if re.search(pattern, item_key)), None)
+        return kind
 
     def storming(self, now: float | None = None) -> bool:
         return (time.monotonic() if now is None else now) < self.storm_until
@@ -199,7 +210,7 @@ class FaultPlan:
             return "storm"
         if item_key is None:
             return None
-        permanent = self.permanent.get(item_key)
+        permanent = self.permanent_kind(item_key)
         if permanent is not None:
             return permanent
         return self.draw(seed, item_key, attempt)
@@ -1233,7 +1244,7 @@ class FakeLLMServer:
             custom_id, params = request["custom_id"], request["params"]
             attempt = self._next_attempt(custom_id)
             # Storms apply to the create call itself (answered 429 before we get here), not inside.
-            kind = plan.permanent.get(custom_id) or plan.draw(seed, custom_id, attempt)
+            kind = plan.permanent_kind(custom_id) or plan.draw(seed, custom_id, attempt)
             problem = _validate_message_params(params)
             if problem is not None:
                 kind_out, result = "invalid", {"type": "errored", "error": _anthropic_error_body(
