@@ -20,8 +20,8 @@ from brightrun.generation.jobs import (
     plan_uniform,
     request_cancel,
 )
+from brightrun.generation.progress import JobProgress, RunSettings
 from brightrun.generation.requests import build_request
-from brightrun.generation.runner import JobProgress, RunSettings
 
 __all__ = ["JobProgress", "change_provider_settings", "PlannedCell", "RunSettings", "build_request", "cancel_requested", "create_job",
            "job_is_running", "launch_background", "load_job", "make_plan", "plan_quota", "plan_spread", "plan_uniform",

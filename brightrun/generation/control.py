@@ -14,7 +14,8 @@ import orjson
 from brightrun import aio
 from brightrun.errors import JobError
 from brightrun.generation.jobs import clear_cancel, load_job
-from brightrun.generation.runner import JobRunner, ProgressFn, RunSettings
+from brightrun.generation.progress import ProgressFn, RunSettings
+from brightrun.generation.runner import JobRunner
 from brightrun.models import BatchItem, BatchJob
 from brightrun.providers import Provider, get_provider
 from brightrun.workspace import Workspace, utcnow

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -22,6 +21,7 @@ from brightrun.errors import JobStopped, ProviderError
 from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_journals
 from brightrun.generation.jobs import cancel_requested, item_seed
 from brightrun.generation.limiter import AdaptiveLimiter, EarlyStop, backoff
+from brightrun.generation.progress import JobProgress, ProgressFn, RunSettings
 from brightrun.generation.requests import build_request, check_answer, correction, sample_of
 from brightrun.models import (
     BatchItem,
@@ -36,7 +36,6 @@ from brightrun.providers.errors import RateLimited
 from brightrun.variation import variation_of
 from brightrun.workspace import Workspace, utcnow
 
-ProgressFn = Callable[["JobProgress"], None]
 JOB_TABLES = ["llm_calls", "turns", "conversations", "batch_items", "batch_jobs", "failed_generations",
               "response_cache", "provider_batches"]
 COMPACT_EVERY_SECONDS = 30.0
@@ -53,37 +52,6 @@ def _checked(response: ProviderResponse) -> GeneratedConversation | ValueError:
         return check_answer(response)
     except ValueError as exc:
         return exc
-
-
-@dataclass
-class RunSettings:
-    concurrency: int = 8
-    max_attempts: int = 3
-    flush_items: int = 200
-    flush_seconds: float = 1.0
-    backoff_base: float = 0.5
-    max_rate_limit_waits: int = 200
-    poll_seconds: float = 30.0
-    batch_size: int = 2000
-
-
-@dataclass
-class JobProgress:
-    job_id: str
-    total: int
-    done: int
-    failed: int
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    requests: int = 0
-    cache_hits: int = 0
-    rate_limits: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed
 
 
 @dataclass
