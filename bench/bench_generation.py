@@ -125,10 +125,11 @@ def uptime() -> str:
 
 
 class GcTimer:
-    """Time spent in the garbage collector while registered (gc.callbacks), per generation."""
+    """Time spent in the garbage collector while registered (gc.callbacks), and collections, per generation."""
 
     def __init__(self) -> None:
         self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict) -> None:
@@ -136,6 +137,7 @@ class GcTimer:
             self._started = time.perf_counter()
         else:
             self.seconds[info["generation"]] += time.perf_counter() - self._started
+            self.counts[info["generation"]] += 1
 
     def __enter__(self) -> GcTimer:
         import gc
@@ -366,16 +368,7 @@ class Probe:
         self._ticker: asyncio.Task | None = None
         self.limiter = None
         self.limiter_log: list[tuple[float, int, int, int, float, int]] = []
-        self.gc_seconds = [0.0, 0.0, 0.0]  # time in the garbage collector, per generation
-        self.gc_counts = [0, 0, 0]
-        self._gc_started = 0.0
-
-    def gc_callback(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.gc_seconds[info["generation"]] += time.perf_counter() - self._gc_started
-            self.gc_counts[info["generation"]] += 1
+        self.gc = GcTimer()  # time in the garbage collector, per generation
 
     async def tick(self) -> None:
         n = 0
@@ -501,9 +494,7 @@ def phase_brightrun(args: argparse.Namespace, storm: bool) -> dict[str, Any]:
             import cProfile
 
             profiler = cProfile.Profile()
-        import gc
-
-        gc.callbacks.append(probe.gc_callback)
+        probe.gc.__enter__()
         cpu0, m0, t0 = cpu_seconds(), time.monotonic(), time.perf_counter()
         if profiler:
             profiler.enable()
@@ -511,7 +502,7 @@ def phase_brightrun(args: argparse.Namespace, storm: bool) -> dict[str, Any]:
         if profiler:
             profiler.disable()
         wall, cpu, end = time.perf_counter() - t0, cpu_seconds() - cpu0, time.monotonic()
-        gc.callbacks.remove(probe.gc_callback)
+        probe.gc.__exit__()
         peak = peak_rss_mib()
 
         counts = ws.sql("SELECT count(*) AS n, count(DISTINCT conversation_id) AS d, count(DISTINCT item_id) AS i "
@@ -559,7 +550,7 @@ def phase_brightrun(args: argparse.Namespace, storm: bool) -> dict[str, Any]:
         "loop_lag_p50_ms": lags[len(lags) // 2] * 1000, "loop_lag_p99_ms": lags[int(len(lags) * 0.99)] * 1000,
         "loop_lag_max_ms": lags[-1] * 1000, "loop_lag_max_at": worst[0] - first,
         "loop_lag_max_after_1s_ms": max(late) * 1000,
-        "gc_seconds": sum(probe.gc_seconds), "gc_gen2_seconds": probe.gc_seconds[2], "gc_counts": probe.gc_counts,
+        "gc_seconds": sum(probe.gc.seconds), "gc_gen2_seconds": probe.gc.seconds[2], "gc_counts": probe.gc.counts,
         "answers_per_half_second": half_second_curve(ok, first),
         "flush_log": [(round(t - first, 3), round(d * 1000, 1), k) for t, d, k in probe.flushes],
         "limiter_log": [(round(t - first, 2), lim, inflight, w) for t, lim, inflight, w, _, _ in probe.limiter_log],
