@@ -7,7 +7,7 @@ a deep link (a bookmark, a reload of /generate?job=...) to that file alone, with
 import streamlit as st
 
 from brightrun import ui
-from brightrun.overview import totals
+from brightrun.explore import totals
 
 st.set_page_config(page_title="BrightRun", page_icon=":material/stacked_line_chart:", layout="wide")
 

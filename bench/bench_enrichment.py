@@ -16,7 +16,7 @@ memory are its own:
              Not timed for the ratio
   naive      the baseline: for each document, json.load, normalize and validate the turns, build the
              enriched training pairs in plain Python dicts (history, current client input, emotional
-             context with brightrun.emotions.detect, the arc stage, quality scores with
+             context with brightrun.enrichment.emotions.detect, the arc stage, quality scores with
              brightrun.quality.scoring.score_response, word counts, the conversation's quality and
              arc adherence) and write one enriched JSON document per conversation
   enrich     BrightRun: `enrich(ws, force=True)` (reads the tables, writes training_pairs,
@@ -72,7 +72,7 @@ from _common import (  # noqa: E402
     rss_now_kib,
 )
 
-from brightrun import emotions  # noqa: E402 - only re; the naive baseline uses it
+from brightrun.enrichment import emotions  # noqa: E402 - only re; the naive baseline uses it
 from brightrun.quality import scoring  # noqa: E402 - only re and numpy
 
 BEFORE_COMMIT = "69ea1142f384d6f72b742557cffa456d6200b8da"
@@ -341,7 +341,7 @@ def stage_naive(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage_enrich(args: argparse.Namespace) -> dict[str, Any]:
-    from brightrun.enrichment import enrich
+    from brightrun.enrichment.pipeline import enrich
 
     ws = open_ws(args)
     before = int(ws.scalar("SELECT count(*) FROM training_pairs"))

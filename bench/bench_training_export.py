@@ -87,7 +87,7 @@ from _common import (  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from brightrun.enrichment import enrich  # noqa: E402
+from brightrun.enrichment.pipeline import enrich  # noqa: E402
 from brightrun.exports import FORMATS  # noqa: E402
 from brightrun.exports import checks as export_checks  # noqa: E402
 from brightrun.exports import common as export_common  # noqa: E402

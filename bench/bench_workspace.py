@@ -46,9 +46,9 @@ from _common import MEMORY_BUDGET_KIB, SEED, disk_bytes, mib, parquet_files, pea
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from brightrun import overview  # noqa: E402
-from brightrun.browse import ConversationFilter, list_conversations  # noqa: E402
-from brightrun.enrichment import enrich  # noqa: E402
+from brightrun.enrichment.pipeline import enrich  # noqa: E402
+from brightrun.explore import overview  # noqa: E402
+from brightrun.explore.browse import ConversationFilter, list_conversations  # noqa: E402
 from brightrun.generation import build_request, create_job, plan_spread, run_job  # noqa: E402
 from brightrun.generation.jobs import item_seed  # noqa: E402
 from brightrun.models import BatchItem  # noqa: E402
@@ -140,7 +140,7 @@ def provider_baseline(ws: Workspace, job_id: str, job_seed: int, total: int, sam
 
 # -- queries ------------------------------------------------------------------------------------
 
-# The SQL the package runs (brightrun/overview.py, brightrun/browse.py), with each view written as a
+# The SQL the package runs (brightrun/explore/overview.py, brightrun/explore/browse.py), with each view written as a
 # placeholder so that the baseline can read the compacted base files directly.
 TOTALS_SQL = """
     SELECT

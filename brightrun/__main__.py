@@ -1,4 +1,7 @@
-"""`python -m brightrun` is the `brightrun` command."""
+"""`python -m brightrun` is the `brightrun` command.
+
+May import: cli.
+"""
 
 from brightrun.cli import main
 

@@ -1,4 +1,7 @@
-"""Running BrightRun's async work from synchronous code, in a script or in a notebook."""
+"""Running BrightRun's async work from synchronous code, in a script or in a notebook.
+
+May import: nothing from BrightRun.
+"""
 
 from __future__ import annotations
 

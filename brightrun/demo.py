@@ -1,4 +1,7 @@
-"""The demo workspace: realistic scripted data over the whole scaffold grid."""
+"""The demo workspace: realistic scripted data over the whole scaffold grid.
+
+May import: applogs, enrichment, errors, generation, models, providers, workspace.
+"""
 
 from __future__ import annotations
 

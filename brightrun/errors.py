@@ -1,4 +1,7 @@
-"""One error root for BrightRun. Every message says what to do next."""
+"""One error root for BrightRun. Every message says what to do next.
+
+May import: nothing from BrightRun.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""API keys: read from the environment (or, in the app, Streamlit's secrets), never stored anywhere."""
+"""API keys: read from the environment (or, in the app, Streamlit's secrets), never stored anywhere.
+
+May import: nothing from BrightRun.
+"""
 
 from __future__ import annotations
 

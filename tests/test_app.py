@@ -41,7 +41,7 @@ def test_overview_shows_counts_heatmap_and_jobs(app: AppTest, demo_ws_path: Path
     assert metrics["Conversations"] == "160" and metrics["Enriched"] == "100%"
     assert int(metrics["Training pairs"].replace(",", "")) > 160
     # Scripted generation costs nothing; the imported app log carries the app's own costs.
-    from brightrun.ui import fmt_usd
+    from brightrun.ui.common import fmt_usd
 
     imported = demo_ws.scalar("SELECT sum(cost_usd) FROM llm_calls WHERE import_id IS NOT NULL")
     assert imported > 0 and demo_ws.scalar("SELECT sum(cost_usd) FROM llm_calls WHERE import_id IS NULL") == 0
@@ -104,7 +104,7 @@ def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> N
 
 
 def test_the_match_count_is_the_true_count_beyond_the_table_limit(app: AppTest, monkeypatch) -> None:
-    import brightrun.browse as browse
+    import brightrun.explore.browse as browse
 
     original = browse.ConversationFilter
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from test_finetuning import FORCE, MODEL
 
 from brightrun.finetuning import estimate_job, list_jobs, list_models, openai_client, submit_job
-from brightrun.ui_finetuning import fmt_cost
+from brightrun.finetuning.tables import fmt_cost
 from brightrun.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent

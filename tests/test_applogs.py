@@ -30,7 +30,7 @@ from brightrun.applogs import (
 )
 from brightrun.applogs.demo_log import STEPS, build_coaching_log
 from brightrun.applogs.rows import MAX_TEXT_CHARS
-from brightrun.cli import app
+from brightrun.cli.main import app
 from brightrun.errors import BrightRunError
 from brightrun.workspace import Workspace
 

@@ -7,7 +7,7 @@ from openai_ft_server import FakeOpenAIFineTuning
 from test_finetuning import FORCE, MODEL, PRICE
 from typer.testing import CliRunner
 
-from brightrun.cli import app
+from brightrun.cli.main import app
 from brightrun.finetuning import estimate_job, list_jobs
 from brightrun.workspace import Workspace
 

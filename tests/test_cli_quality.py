@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from typer.testing import CliRunner
 
-from brightrun.cli import app
+from brightrun.cli.main import app
 from brightrun.quality.report import latest_quality_report
 from brightrun.workspace import Workspace
 

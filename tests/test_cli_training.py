@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 from typer.testing import CliRunner
 
-from brightrun.cli import app
+from brightrun.cli.main import app
 from brightrun.workspace import Workspace
 
 runner = CliRunner()

@@ -129,7 +129,7 @@ def test_cli_builds_lists_and_exports(demo_copy: Workspace, tmp_path) -> None:
     import orjson
     from typer.testing import CliRunner
 
-    from brightrun.cli import app
+    from brightrun.cli.main import app
 
     runner = CliRunner()
     path = str(demo_copy.root)

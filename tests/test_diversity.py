@@ -15,7 +15,7 @@ from brightrun.quality.diversity import (
     distinct_n,
     repeated_openings,
 )
-from brightrun.variation import draw_variation, variation_json
+from brightrun.scaffolding.variation import draw_variation, variation_json
 from brightrun.workspace import Workspace
 
 

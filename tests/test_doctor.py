@@ -10,14 +10,15 @@ import pytest
 from llm_server import FakeLLMServer, FaultPlan
 from typer.testing import CliRunner
 
-from brightrun.cli import app
-from brightrun.doctor import run_doctor
-from brightrun.doctor_messages import KEY_VARIABLES, explain, is_alias_of
-from brightrun.doctor_probe import PROBE_ACTION, PROBE_SCHEMA, ProbeAnswer, estimate_probe, parse_probe
+from brightrun.cli.main import app
+from brightrun.doctor.checks import run_doctor
+from brightrun.doctor.messages import KEY_VARIABLES, explain, is_alias_of
+from brightrun.doctor.probe import PROBE_ACTION, PROBE_SCHEMA, ProbeAnswer, estimate_probe, parse_probe
+from brightrun.doctor.schemas import outgoing_schemas
 from brightrun.errors import ProviderError
 from brightrun.providers.base import ProviderResponse
 from brightrun.providers.errors import KINDS
-from brightrun.providers.schema import claude_schema, outgoing_schemas
+from brightrun.providers.schema import claude_schema
 from brightrun.workspace import Workspace
 
 KEY = "sk-ant-doctor-5e1b7c0d9a-never-print-me"

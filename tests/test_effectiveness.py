@@ -12,11 +12,11 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from brightrun import effectiveness as eff
 from brightrun.demo import build_demo
-from brightrun.effectiveness_chain import LINKS
 from brightrun.errors import BrightRunError
 from brightrun.feedback import record_feedback
+from brightrun.prompts import effectiveness as eff
+from brightrun.prompts.chain import LINKS
 from brightrun.stats import ASSOCIATIONAL_LABEL
 from brightrun.workspace import Workspace
 

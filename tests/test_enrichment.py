@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from brightrun.enrichment import ENRICHMENT_VERSION, enrich, enriched_conversation
+from brightrun.enrichment.pipeline import ENRICHMENT_VERSION, enrich, enriched_conversation
 from brightrun.errors import WorkspaceError
 from brightrun.models import EnrichedConversation
 from brightrun.workspace import Workspace
@@ -167,7 +167,7 @@ def test_a_workspace_with_bad_files_and_bad_records_enriches_every_good_one(ws: 
 
 
 def test_status_moves_through_in_progress_and_a_crash_is_picked_up_again(ws: Workspace, monkeypatch) -> None:
-    import brightrun.enrichment as enrichment
+    import brightrun.enrichment.pipeline as enrichment
 
     plant(ws, "a", GOOD)
     plant(ws, "b", GOOD)

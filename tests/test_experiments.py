@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from brightrun.enrichment import enrich
+from brightrun.enrichment.pipeline import enrich
 from brightrun.experiments import (
     ExperimentError,
     assign,
@@ -191,7 +191,7 @@ def test_cli_create_run_report_list_status(versions) -> None:
     import orjson
     from typer.testing import CliRunner
 
-    from brightrun.cli import app
+    from brightrun.cli.main import app
 
     ws, old, new = versions
     runner = CliRunner()

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from brightrun.datasets import DatasetSpec, build_dataset, read_examples, split_of
-from brightrun.enrichment import enriched_conversation
+from brightrun.enrichment.pipeline import enriched_conversation
 from brightrun.exports import (
     ESTIMATE,
     FORMATS,

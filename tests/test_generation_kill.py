@@ -141,7 +141,7 @@ def test_sigkill_after_a_corrected_answer_repeats_no_request_and_the_ledger_matc
                         "FROM llm_calls WHERE job_id = 'fix' AND response <> ''").row(0, named=True)
         assert ledger["n"] == server.paid["answers"]
         assert (ledger["i"], ledger["o"]) == (server.paid["input_tokens"], server.paid["output_tokens"])
-        from brightrun.pricing import price_table
+        from brightrun.providers.pricing import price_table
 
         paid = price_table().cost("claude-sonnet-5-5", server.paid["input_tokens"], server.paid["output_tokens"])
         assert ledger["c"] == pytest.approx(paid, rel=1e-9)

@@ -38,7 +38,7 @@ def test_default_model_is_current_in_the_sdk_and_not_deprecated() -> None:
     from anthropic.types import Model
 
     from brightrun.models import ModelSettings
-    from brightrun.scaffolding import default_library, load_scaffolding
+    from brightrun.scaffolding.library import default_library, load_scaffolding
 
     known = set(typing.get_args(typing.get_args(Model)[0]))
     models = {ModelSettings().model} | {t.model_settings.model for t in load_scaffolding(default_library()).templates.values()}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from brightrun import prompts
-from brightrun.enrichment import enrich
+from brightrun.enrichment.pipeline import enrich
 from brightrun.errors import BrightRunError
 from brightrun.feedback import record_feedback
 from brightrun.generation import create_job, plan_uniform, run_job
+from brightrun.prompts import registry as prompts
 from brightrun.providers import ScriptedProvider
 from brightrun.workspace import Workspace
 
@@ -120,7 +120,7 @@ def test_cli_lists_labels_and_diffs(two_versions) -> None:
     import orjson
     from typer.testing import CliRunner
 
-    from brightrun.cli import app
+    from brightrun.cli.main import app
 
     ws, old, new = two_versions
     runner = CliRunner()

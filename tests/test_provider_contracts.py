@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from llm_server import claude_schema_problem
 
+from brightrun.doctor.schemas import outgoing_schemas
 from brightrun.generation.requests import OUTPUT_SCHEMA
-from brightrun.providers.schema import claude_schema, conversation_schema, inline_refs, outgoing_schemas
+from brightrun.providers.schema import claude_schema, conversation_schema, inline_refs
 
 
 def test_every_schema_the_package_sends_is_inside_claudes_subset() -> None:
@@ -45,7 +46,7 @@ import orjson  # noqa: E402
 from llm_server import FakeLLMServer, FaultPlan  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from brightrun.cli import app  # noqa: E402
+from brightrun.cli.main import app  # noqa: E402
 from brightrun.errors import ProviderError  # noqa: E402
 from brightrun.generation import RunSettings, create_job, load_job, make_plan, run_job  # noqa: E402
 from brightrun.generation.requests import correction  # noqa: E402
@@ -71,7 +72,7 @@ def test_a_claude_job_and_the_judge_pass_the_strict_server(ws: Workspace) -> Non
         job = _job(ws, "anthropic", "strict", count=2)
         done = run_job(ws, job.job_id, ClaudeProvider(api_key=KEY, base_url=server.base_url), settings=FAST)
         assert (done.done, done.failed) == (done.total, 0)
-        from brightrun.enrichment import enrich
+        from brightrun.enrichment.pipeline import enrich
 
         enrich(ws)
         result = judge_pairs(ws, ClaudeProvider(api_key=KEY, base_url=server.base_url), limit=4)

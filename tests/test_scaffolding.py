@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from brightrun.errors import ScaffoldingError, TemplateError
-from brightrun.scaffolding import default_library, load_scaffolding
+from brightrun.scaffolding.library import default_library, load_scaffolding
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_enrichment import plant
 
-from brightrun.enrichment import enrich, enriched_conversation
+from brightrun.enrichment.pipeline import enrich, enriched_conversation
 from brightrun.quality import scoring
 from brightrun.workspace import Workspace
 

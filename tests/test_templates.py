@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from brightrun.errors import TemplateError
-from brightrun.scaffolding import default_library, load_scaffolding
-from brightrun.templates import placeholders, render, render_template, scaffold_context, template_version
-from brightrun.variation import draw_variation
+from brightrun.scaffolding.library import default_library, load_scaffolding
+from brightrun.scaffolding.templates import (
+    placeholders,
+    render,
+    render_template,
+    scaffold_context,
+    template_version,
+)
+from brightrun.scaffolding.variation import draw_variation
 
 
 def test_placeholders_in_order_with_spaces() -> None:

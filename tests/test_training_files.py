@@ -360,7 +360,7 @@ def test_a_failed_write_leaves_no_files_and_no_writer_thread(demo_copy, monkeypa
 def test_streamed_records_equal_the_enriched_records(demo_copy):
     """The bulk, chunked builder gives each member exactly enrichment's per-conversation record (plus
     its split), and each JSONL line is that record serialized with sorted keys."""
-    from brightrun.enrichment import enriched_conversation
+    from brightrun.enrichment.pipeline import enriched_conversation
     from brightrun.training_files import build as build_module
 
     ws = demo_copy
@@ -450,7 +450,7 @@ def test_membership_rows_without_a_version_row_do_not_count(demo_copy):
 
 
 def test_json_pairs_are_the_enriched_records(demo_copy):
-    from brightrun.enrichment import enriched_conversation
+    from brightrun.enrichment.pipeline import enriched_conversation
 
     ws = demo_copy
     tf.create_training_file(ws, "f")

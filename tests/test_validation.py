@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from brightrun.browse import ENRICHMENT_STATUSES
-from brightrun.enrichment import MAX_TURN_CHARS, MAX_TURNS
+from brightrun.enrichment.pipeline import MAX_TURN_CHARS, MAX_TURNS
 from brightrun.errors import BrightRunError
+from brightrun.explore.browse import ENRICHMENT_STATUSES
 from brightrun.validation import (
     ContractError,
     ValidationReport,

@@ -20,9 +20,9 @@ from brightrun.generation import build_request, create_job, plan_uniform, run_jo
 from brightrun.generation.jobs import item_seed
 from brightrun.models import BatchItem
 from brightrun.providers import ScriptedProvider
-from brightrun.scaffolding import default_library, load_scaffolding
-from brightrun.templates import template_version
-from brightrun.variation import draw_variation, options_for, parse_variation, pick, variation_json
+from brightrun.scaffolding.library import default_library, load_scaffolding
+from brightrun.scaffolding.templates import template_version
+from brightrun.scaffolding.variation import draw_variation, options_for, parse_variation, pick, variation_json
 from brightrun.workspace import Workspace
 from brightrun.workspace.store import _CLOCK
 

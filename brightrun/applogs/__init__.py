@@ -4,6 +4,8 @@ the personal data they hold, and build the demo's coaching-app log.
     from brightrun.applogs import import_log, guess_mapping, redact
     result = import_log(ws, "app_log.jsonl")          # mapping guessed from the column names
     result.new_calls, result.already_present, result.errors[:5], result.pii
+
+May import: errors, providers, workspace.
 """
 
 from brightrun.applogs.importer import (

@@ -46,7 +46,7 @@ from brightrun.applogs.readers import (
 )
 from brightrun.applogs.rows import call_ids, validate_chunk
 from brightrun.errors import BrightRunError
-from brightrun.pricing import price_table
+from brightrun.providers.pricing import price_table
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import atomic_write_bytes, read_json, write_json
 from brightrun.workspace.tables import TABLES

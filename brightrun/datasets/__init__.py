@@ -1,4 +1,7 @@
-"""Training data from human judgement: SFT examples, preference pairs and per-step app datasets."""
+"""Training data from human judgement: SFT examples, preference pairs and per-step app datasets.
+
+May import: applogs, errors, workspace.
+"""
 
 from brightrun.datasets.build import (
     DatasetResult,

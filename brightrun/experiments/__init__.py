@@ -1,4 +1,7 @@
-"""A/B experiments on prompt versions and model settings, with honest statistics (brightrun.stats)."""
+"""A/B experiments on prompt versions and model settings, with honest statistics (brightrun.stats).
+
+May import: errors, generation, stats, workspace.
+"""
 
 from brightrun.experiments.core import (
     ExperimentError,

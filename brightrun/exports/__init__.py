@@ -1,6 +1,6 @@
 """Exports of training data to every major fine-tuning stack, each checked by its consumer's rules.
 
-Facts and rules: shared/reference/formats.md. Inputs are canonical records (records.py): SFT conversations
+Inputs are canonical records (records.py): SFT conversations
 with optional per-turn weights, preference pairs, and unpaired (KTO) examples. Each format has a writer,
 `write_<format>(records, folder, *, split_names=None) -> list[Path]`, which writes data/<split>.jsonl (or
 Parquet shards), a README.md dataset card naming the splits, manifest.json and the format's own files, and a
@@ -12,6 +12,8 @@ and names the file, line, record and fix of each problem. FORMATS lists them all
     records = [sft_records_from_enriched(enriched_conversation(ws, cid)) for cid in ids]
     spec = FORMATS["openai_sft"]
     result = spec.validator(spec.writer(records, "exports/openai"))
+
+May import: datasets, errors, quality.
 """
 
 from brightrun.exports.axolotl import validate_axolotl, write_axolotl

@@ -1,4 +1,7 @@
-"""Human feedback: recording judgements, the review queue, agreement between reviewers, export."""
+"""Human feedback: recording judgements, the review queue, agreement between reviewers, export.
+
+May import: errors, models, quality, workspace.
+"""
 
 from brightrun.feedback.agreement import Agreement, agreement, disagreements
 from brightrun.feedback.queue import ReviewFilter, progress, review_items, review_queue

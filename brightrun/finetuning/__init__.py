@@ -4,6 +4,8 @@ jobs and of the models they produced (views `finetuning_jobs`, `finetuning_event
     from brightrun.finetuning import submit_job, refresh_jobs, list_jobs
     job = submit_job(ws, "advisor", base_model="gpt-4o-mini-2024-07-18", hyperparameters={"n_epochs": 3})
     refresh_jobs(ws)            # later: status, trained tokens, actual cost, the fine-tuned model
+
+May import: errors, exports, providers, secrets, training_files, validation, workspace.
 """
 
 from brightrun.finetuning.client import api_key_from_environment, openai_client, translate

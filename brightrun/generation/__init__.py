@@ -1,4 +1,7 @@
-"""Generation: batch jobs over scaffold cells, run by any provider."""
+"""Generation: batch jobs over scaffold cells, run by any provider.
+
+May import: aio, errors, models, providers, scaffolding, workspace.
+"""
 
 from brightrun.generation.control import (
     change_provider_settings,

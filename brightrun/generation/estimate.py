@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from brightrun.generation.jobs import PlannedCell, item_seed
 from brightrun.generation.requests import OUTPUT_SCHEMA, build_request
 from brightrun.models import BatchItem
-from brightrun.pricing import price_table
+from brightrun.providers.pricing import price_table
 from brightrun.workspace import Workspace, utcnow
 
 CHARS_PER_TOKEN = 4.0

@@ -12,8 +12,7 @@ import orjson
 
 from brightrun.errors import JobError
 from brightrun.models import BatchItem, BatchJob, Cell, PromptTemplate
-from brightrun.scaffolding import Scaffolding
-from brightrun.scaffolding_frames import template_rows
+from brightrun.scaffolding import Scaffolding, template_rows
 from brightrun.workspace import Workspace, utcnow
 
 _JOB_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

@@ -12,8 +12,7 @@ from brightrun.models import BatchItem, GeneratedConversation
 from brightrun.providers.answers import echo, problem_of, validate_answer
 from brightrun.providers.base import ProviderRequest, ProviderResponse, ScaffoldSpec
 from brightrun.providers.schema import conversation_schema
-from brightrun.templates import render_template, scaffold_context
-from brightrun.variation import draw_variation
+from brightrun.scaffolding import draw_variation, render_template, scaffold_context, variation_json
 from brightrun.workspace import Workspace
 
 OUTPUT_SCHEMA = conversation_schema()
@@ -71,3 +70,8 @@ def correction(response: ProviderResponse, problem: str) -> list[dict]:
     return [{"role": "assistant", "content": echo(response.text)},
             {"role": "user", "content": f"That answer could not be used: {problem}. Reply again with only the "
                                         f"JSON object that matches the schema, complete and shorter if needed."}]
+
+
+def variation_of(request: ProviderRequest) -> str:
+    """The stored form of the draw a request was rendered with."""
+    return variation_json(request.scaffold.variation if request.scaffold is not None else {})

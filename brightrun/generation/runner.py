@@ -22,7 +22,7 @@ from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_j
 from brightrun.generation.jobs import cancel_requested, item_seed
 from brightrun.generation.limiter import AdaptiveLimiter, EarlyStop, backoff
 from brightrun.generation.progress import JobProgress, ProgressFn, RunSettings
-from brightrun.generation.requests import build_request, check_answer, correction, sample_of
+from brightrun.generation.requests import build_request, check_answer, correction, sample_of, variation_of
 from brightrun.models import (
     BatchItem,
     BatchJob,
@@ -33,7 +33,6 @@ from brightrun.models import (
 )
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import RateLimited
-from brightrun.variation import variation_of
 from brightrun.workspace import Workspace, utcnow
 
 JOB_TABLES = ["llm_calls", "turns", "conversations", "batch_items", "batch_jobs", "failed_generations",

@@ -1,4 +1,7 @@
-"""The domain model: pydantic v2 types for every entity, and their JSON schemas."""
+"""The domain model: pydantic v2 types for every entity, and their JSON schemas.
+
+May import: nothing from BrightRun.
+"""
 
 from __future__ import annotations
 

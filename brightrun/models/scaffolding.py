@@ -35,7 +35,7 @@ Options = Annotated[list[Annotated[str, AfterValidator(_not_blank)]], Field(min_
                     AfterValidator(_distinct)]
 Variation = dict[Key, Options]
 """Declared variation: named dimensions (placeholder-safe keys), each a non-empty list of distinct,
-non-blank options. One option per dimension is drawn for each sample (brightrun/variation.py)."""
+non-blank options. One option per dimension is drawn for each sample (brightrun/scaffolding/variation.py)."""
 
 
 class _Strict(BaseModel):

@@ -1,4 +1,7 @@
-"""Model providers behind one small interface."""
+"""Model providers behind one small interface.
+
+May import: errors, models, secrets.
+"""
 
 from __future__ import annotations
 

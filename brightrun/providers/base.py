@@ -130,7 +130,7 @@ class Provider(ABC):
 
     def cost_usd(self, model: str, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
         """What the call cost, from the price table."""
-        from brightrun.pricing import price_table
+        from brightrun.providers.pricing import price_table
 
         return price_table().cost(model, input_tokens, output_tokens, batch=batch)
 

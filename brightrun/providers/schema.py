@@ -7,7 +7,8 @@ object with `additionalProperties: false`; no `default`, `pattern` or unknown ke
 each dropped bound into the description, where the model can still read it. The full pydantic model then
 checks the answer locally, bounds included, and a bad answer gets one correction request.
 
-`OUTGOING_SCHEMAS` names every schema the package can send, so a test can prove each is inside the subset.
+`brightrun.doctor.schemas.outgoing_schemas` names every schema the package can send, so a test can prove
+each is inside the subset.
 """
 
 from __future__ import annotations
@@ -66,17 +67,3 @@ def conversation_schema(turn_count: int | None = None) -> dict:
         turns["minItems"] = turns["maxItems"] = turn_count
         schema["properties"] = {**schema["properties"], "turns": turns}
     return schema
-
-
-def outgoing_schemas() -> dict[str, dict]:
-    """Every output schema the package can send, by a name for test reports: the conversation schema at
-    each turn count a template allows, the and the quality judge's."""
-    from brightrun.doctor_probe import PROBE_SCHEMA
-    from brightrun.quality.judge import JUDGE_SCHEMA
-
-    schemas = {"conversation": conversation_schema()}
-    for n in range(2, 41, 2):
-        schemas[f"conversation/{n} turns"] = conversation_schema(n)
-    schemas["quality_judge"] = JUDGE_SCHEMA
-    schemas["doctor_probe"] = PROBE_SCHEMA
-    return schemas

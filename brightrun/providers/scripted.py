@@ -5,8 +5,10 @@ Wording, length and quality vary by seed; quality also shifts a little per templ
 hash of the version) and is lower for edge-case tiers, so analytics have real differences to show.
 Every record it makes carries provider "scripted" and model "scripted-1".
 
-Quality-judge requests (action type `quality_judge`) are answered from the prompt alone: the heuristic
-scores of the response being judged, with small seeded noise, in the judge's schema.
+Requests of another action type are answered by the `Script` that the package sending them registered
+(`register_script`): the quality judge registers `quality_judge`, answered from the prompt alone with the
+heuristic scores of the response being judged, with small seeded noise, in the judge's schema. So this
+module imports nothing above the providers.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -160,6 +165,28 @@ def compose(spec: ScaffoldSpec, seed: int) -> dict:
     return {"title": title, "turns": turns}
 
 
+@dataclass(frozen=True)
+class Script:
+    """How the scripted provider answers one action type: `parse` reads the prompt (ValueError: the request
+    was not built by the package that registered the script; `fix` says what to do), `answer` makes the
+    answer from what `parse` returned and a seeded random, `cut_off` is the truncated text of a failed
+    attempt, `tag` names the script in seeds and messages."""
+
+    parse: Callable[[str], Any]
+    answer: Callable[[Any, random.Random], dict]
+    cut_off: str
+    tag: str
+    fix: str
+
+
+SCRIPTS: dict[str, Script] = {}
+
+
+def register_script(action_type: str, script: Script) -> None:
+    """Answer requests of `action_type` with `script` (registered by the package that sends them)."""
+    SCRIPTS[action_type] = script
+
+
 class ScriptedProvider(Provider):
     """Deterministic offline provider. `failure_rate` makes that share of first attempts answer
     malformed, truncated JSON (a retry recovers); `permanent_failure_rate` makes that share of items
@@ -179,8 +206,9 @@ class ScriptedProvider(Provider):
         self.seed = seed
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
-        if request.action_type == "quality_judge":
-            return self._judge(request)
+        script = SCRIPTS.get(request.action_type)
+        if script is not None:
+            return self._scripted(request, script)
         if request.scaffold is None:
             raise ProviderError(
                 "the scripted provider needs the request's scaffold. Fix: build requests with "
@@ -202,31 +230,22 @@ class ScriptedProvider(Provider):
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _judge(self, request: ProviderRequest) -> ProviderResponse:
-        """A judge answer: the heuristic scores of the response in the prompt, with seeded noise, on the
-        rubric's 1-5 scale; the same rates of cut-off first answers and permanent failures as conversations."""
-        from brightrun.quality.judge import parse_prompt
-        from brightrun.quality.scoring import DIMENSIONS, score_response
-
+    def _scripted(self, request: ProviderRequest, script: Script) -> ProviderResponse:
+        """An answer from a registered script, with the same rates of cut-off first answers and permanent
+        failures as conversations."""
         started = time.perf_counter()
         try:
-            response, is_last = parse_prompt(request.prompt)
+            parsed = script.parse(request.prompt)
         except ValueError as exc:
-            raise ProviderError(f"scripted judge: {exc}. Fix: build the request with brightrun.quality.judge.",
-                                error_type="bad_request") from None
-        fails_always = random.Random(f"{self.seed}:{request.seed}:judge-permanent").random() < self.permanent_failure_rate
+            raise ProviderError(f"scripted {script.tag}: {exc}. Fix: {script.fix}.", error_type="bad_request") from None
+        fails_always = random.Random(
+            f"{self.seed}:{request.seed}:{script.tag}-permanent").random() < self.permanent_failure_rate
         fails_now = request.attempt == 1 and random.Random(
-            f"{self.seed}:{request.seed}:judge-first").random() < self.failure_rate
+            f"{self.seed}:{request.seed}:{script.tag}-first").random() < self.failure_rate
         if fails_always or fails_now:
-            text, stop = '{"empathy": 4, "clarity": ', "max_tokens"
+            text, stop = script.cut_off, "max_tokens"
         else:
-            rng = random.Random(f"{self.seed}:{request.seed}:judge")
-            heuristic = score_response(response, is_last=is_last)
-            answer: dict = {d: 1 + round(4 * min(1.0, max(0.0, heuristic[d] + rng.gauss(0, 0.1)))) for d in DIMENSIONS}
-            answer["overall"] = round(min(10.0, max(0.0, heuristic["quality_score"] + rng.gauss(0, 0.6))), 1)
-            best, worst = max(DIMENSIONS, key=answer.get), min(DIMENSIONS, key=answer.get)
-            answer["rationale"] = (f"Scripted judge: strongest on {best.replace('_', ' ')}, weakest on "
-                                   f"{worst.replace('_', ' ')}.")
+            answer = script.answer(parsed, random.Random(f"{self.seed}:{request.seed}:{script.tag}"))
             text, stop = orjson.dumps(answer).decode(), "end_turn"
         return ProviderResponse(
             text=text, model=self.default_model, input_tokens=(len(request.system) + len(request.prompt)) // 4,

@@ -1,1 +1,4 @@
-"""Quality signals over the workspace tables."""
+"""Quality signals over the workspace tables.
+
+May import: aio, errors, explore, generation, models, providers, scaffolding, workspace.
+"""

@@ -6,7 +6,7 @@ Per persona x arc x topic cell (template-level collapse shows as the same patter
   bigram is new; a cell of identical conversations falls towards 1 / conversations);
 - repeated_openings: share of the cell's conversations whose first advisor sentence (normalized)
   also opens another conversation of the cell;
-- variation_draws: how many distinct declared-variation draws (brightrun/variation.py) the cell's
+- variation_draws: how many distinct declared-variation draws (brightrun/scaffolding/variation.py) the cell's
   conversations were asked for (0: none recorded), and variation_values: how many distinct options of
   each dimension they used, e.g. "client_mood 3, opening 4". cell_draws lists the options themselves.
 
@@ -21,7 +21,7 @@ import polars as pl
 
 from brightrun.quality.duplicates import normalize
 from brightrun.quality.scoring import sentences
-from brightrun.variation import parse_variation, variation_json
+from brightrun.scaffolding import parse_variation, variation_json
 from brightrun.workspace import Workspace
 
 CELL = ["persona_key", "arc_key", "topic_key"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from brightrun.errors import BrightRunError
-from brightrun.overview import dimension_labels
+from brightrun.explore import dimension_labels
 from brightrun.quality.scoring import DIMENSIONS
 from brightrun.workspace import Workspace
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -31,7 +32,8 @@ from brightrun.models import LLMCall
 from brightrun.providers.answers import echo, problem_of, validate_answer
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import RateLimited
-from brightrun.quality.scoring import DIMENSIONS
+from brightrun.providers.scripted import Script, register_script
+from brightrun.quality.scoring import DIMENSIONS, score_response
 from brightrun.workspace import Workspace, utcnow
 
 RUBRIC_VERSION, ACTION_TYPE, TEMPERATURE, MAX_TOKENS = "judge-v1", "quality_judge", 0.0, 600
@@ -343,3 +345,20 @@ def agreement(ws: Workspace, *, model: str | None = None, rubric_version: str | 
     out["by_dimension"] = {d: {k: v for k, v in agreement_of(table[f"judge_{d}"].to_list(), table[f"heuristic_{d}"]
                                .to_list()).items() if k in ("spearman", "mean_abs_diff")} for d in DIMENSIONS}
     return out
+
+
+def _scripted_answer(parsed: tuple[str, bool], rng: random.Random) -> dict:
+    """The scripted provider's judge answer: the heuristic scores of the response, with seeded noise, on the
+    rubric's 1-5 scale."""
+    response, is_last = parsed
+    heuristic = score_response(response, is_last=is_last)
+    answer: dict = {d: 1 + round(4 * min(1.0, max(0.0, heuristic[d] + rng.gauss(0, 0.1)))) for d in DIMENSIONS}
+    answer["overall"] = round(min(10.0, max(0.0, heuristic["quality_score"] + rng.gauss(0, 0.6))), 1)
+    best, worst = max(DIMENSIONS, key=answer.get), min(DIMENSIONS, key=answer.get)
+    answer["rationale"] = (f"Scripted judge: strongest on {best.replace('_', ' ')}, weakest on "
+                           f"{worst.replace('_', ' ')}.")
+    return answer
+
+
+register_script(ACTION_TYPE, Script(parse=parse_prompt, answer=_scripted_answer, cut_off='{"empathy": 4, "clarity": ',
+                                    tag="judge", fix="build the request with brightrun.quality.judge"))

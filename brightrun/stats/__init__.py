@@ -4,7 +4,10 @@ Modules: rates (Wilson, z / Fisher, lifts), continuous (t intervals, Welch, Mann
 BH), bayes (P(beat control), expected loss), srm (sample-ratio mismatch, mix balance), strata (per-stratum
 and Mantel-Haenszel estimates, Simpson warning), power (sample size, MDE), sequential (always-valid mSPRT),
 correlate (Spearman/Kendall, regression with controls; associational), results (compare_arms,
-decide_winner). Methods and known answers: ../shared/reference/statistics.md.
+decide_winner). The methods, and the known answers the tests check them against: docs/experiments.md.
+
+May import: errors.
+Outside BrightRun, only: numpy, polars, scipy, statsmodels.
 """
 
 from brightrun.stats._common import ASSOCIATIONAL_LABEL, StatsError

@@ -1,4 +1,7 @@
-"""Training files: versioned sets of enriched conversations, their JSON + JSONL, and leak-free splits."""
+"""Training files: versioned sets of enriched conversations, their JSON + JSONL, and leak-free splits.
+
+May import: datasets, enrichment, errors, exports, quality, validation, workspace.
+"""
 
 from brightrun.training_files.build import Built, build_version, check_agreement, iter_conversations
 from brightrun.training_files.core import (

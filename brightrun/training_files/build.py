@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from brightrun import emotions
+from brightrun.enrichment import emotions
 from brightrun.quality import scoring
 from brightrun.training_files.core import (
     TrainingFileError,

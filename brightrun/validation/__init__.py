@@ -7,6 +7,8 @@
 
 Great Expectations is imported on first use (it takes seconds) with analytics off, in an ephemeral
 context: nothing is written outside the workspace and nothing is sent anywhere.
+
+May import: errors, quality, workspace.
 """
 
 from brightrun.validation.errors import ContractError

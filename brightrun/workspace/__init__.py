@@ -1,4 +1,7 @@
-"""The storage layer: it alone owns paths, files and DuckDB."""
+"""The storage layer: it alone owns paths, files and DuckDB.
+
+May import: errors, models, scaffolding.
+"""
 
 from brightrun.workspace.workspace import ENV_VAR, Workspace, open_workspace, resolve_path, utcnow
 

@@ -208,7 +208,7 @@ class Workspace:
     _views_ready = False
 
     def _register_scaffolding(self, scaffolding: Scaffolding) -> None:
-        from brightrun.scaffolding_frames import scaffolding_frames
+        from brightrun.scaffolding import scaffolding_frames
 
         for name, frame in scaffolding_frames(scaffolding).items():
             self._con.register(f"_scaffold_{name}", frame.to_arrow())

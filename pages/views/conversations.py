@@ -3,7 +3,7 @@
 import streamlit as st
 
 from brightrun import ui
-from brightrun.browse import (
+from brightrun.explore import (
     ConversationFilter,
     conversation_detail,
     count_conversations,

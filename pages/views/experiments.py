@@ -4,9 +4,7 @@ per-persona and per-topic effects) and size the next one with the power calculat
 
 import streamlit as st
 
-from brightrun import prompts, ui
-from brightrun import ui_experiments as uix
-from brightrun.browse import filter_options
+from brightrun import ui
 from brightrun.enrichment import enrich
 from brightrun.errors import BrightRunError
 from brightrun.experiments import (
@@ -20,9 +18,12 @@ from brightrun.experiments import (
 )
 from brightrun.experiments.core import TRANSITIONS, cells
 from brightrun.experiments.report import outcomes
+from brightrun.explore import filter_options
 from brightrun.generation import load_job
+from brightrun.prompts import registry as prompts
 from brightrun.providers.claude import api_key_from_environment
 from brightrun.stats import power
+from brightrun.ui import experiments as uix
 
 st.title("Experiments")
 PROVIDERS = {"scripted": "Scripted (offline, free)", "anthropic": "Claude (Anthropic API)",

@@ -5,7 +5,6 @@ is estimated to cost."""
 import streamlit as st
 
 from brightrun import ui
-from brightrun import ui_finetuning as uif
 from brightrun.errors import BrightRunError
 from brightrun.finetuning import (
     ENVIRONMENTS,
@@ -14,6 +13,7 @@ from brightrun.finetuning import (
     refresh_jobs,
     submit_job,
 )
+from brightrun.finetuning import tables as uif
 
 st.title("Fine-tuning")
 st.caption("Submit a training-file version to OpenAI fine-tuning and follow the job. Each job records the "

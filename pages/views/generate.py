@@ -3,8 +3,8 @@
 import streamlit as st
 
 from brightrun import ui
-from brightrun.browse import filter_options
 from brightrun.doctor import estimate_probe, run_doctor
+from brightrun.explore import filter_options
 from brightrun.generation import create_job, launch_background, make_plan, request_cancel, retry_failed
 from brightrun.generation.estimate import estimate_plan
 from brightrun.generation.views import job_failures, job_state, job_table

@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from brightrun import ui
-from brightrun.overview import by_dimension, coverage, recent_jobs, totals
+from brightrun.explore import by_dimension, coverage, recent_jobs, totals
 
 st.title("Overview")
 

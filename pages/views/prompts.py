@@ -3,8 +3,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from brightrun import effectiveness as eff
-from brightrun import prompts, ui
+from brightrun import ui
+from brightrun.prompts import effectiveness as eff
+from brightrun.prompts import registry as prompts
 
 
 def _effectiveness_section(ws) -> None:

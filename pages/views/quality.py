@@ -4,10 +4,11 @@ side, diversity per cell, arc adherence, the data contracts and the LLM judge.""
 import plotly.graph_objects as go
 import streamlit as st
 
-from brightrun import ui, ui_quality
-from brightrun.overview import totals
+from brightrun import ui
+from brightrun.explore import totals
 from brightrun.quality import explore
 from brightrun.quality import report as quality_report
+from brightrun.ui import quality as ui_quality
 
 st.title("Quality")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}

@@ -8,8 +8,8 @@ import polars as pl
 import streamlit as st
 
 from brightrun import ui
-from brightrun.browse import conversation_detail, filter_options
 from brightrun.errors import BrightRunError
+from brightrun.explore import conversation_detail, filter_options, totals
 from brightrun.feedback import (
     ReviewFilter,
     agreement,
@@ -23,7 +23,6 @@ from brightrun.feedback import (
     review_queue,
     reviewers,
 )
-from brightrun.overview import totals
 from brightrun.quality.explore import labels
 from brightrun.workspace import Workspace
 

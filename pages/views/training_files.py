@@ -3,8 +3,8 @@ leaks, build the full JSON and its JSONL, and export a version to any fine-tunin
 
 import streamlit as st
 
-from brightrun import ui, ui_training
-from brightrun.browse import filter_options
+from brightrun import ui
+from brightrun.explore import filter_options
 from brightrun.training_files import (
     TrainingFileError,
     add_conversations,
@@ -18,6 +18,7 @@ from brightrun.training_files import (
     split_counts,
 )
 from brightrun.training_files.export import export_folder, export_version
+from brightrun.ui import training as ui_training
 
 st.title("Training files")
 st.caption("A training file is a named, versioned set of enriched conversations. Every change makes a new "

@@ -15,7 +15,7 @@ import pytest
 from conftest import AppServer, choose, rerun_after, serve, wait_idle
 from playwright.sync_api import expect
 
-from brightrun.enrichment import enrich
+from brightrun.enrichment.pipeline import enrich
 from brightrun.experiments import create_experiment, experiment_report, run_experiment
 from brightrun.stats.power import sample_size_rates
 from brightrun.workspace import Workspace

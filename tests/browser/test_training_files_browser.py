@@ -19,7 +19,7 @@ from conftest import AppServer, choose, rerun_after, serve, wait_idle
 from playwright.sync_api import expect
 
 import brightrun.training_files as tf
-from brightrun.browse import filter_options
+from brightrun.explore.browse import filter_options
 from brightrun.exports import FORMATS
 from brightrun.workspace import Workspace, utcnow
 

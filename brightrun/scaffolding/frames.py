@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import polars as pl
 
-from brightrun.scaffolding import Scaffolding
+from brightrun.scaffolding.library import Scaffolding
 
 
 def template_rows(scaffolding: Scaffolding) -> list[dict]:

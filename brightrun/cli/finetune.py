@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
+from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
 
 finetune_app = typer.Typer(help="Fine-tuning: submit a training-file version to OpenAI, follow the jobs, and the "
                                 "models they produced.", no_args_is_help=True)
@@ -40,7 +40,7 @@ def submit(
     """Export a training-file version as OpenAI chat SFT, validate it, upload it and create the fine-tuning job
     (needs OPENAI_API_KEY). Prints the estimated cost; the actual cost comes once the job has finished."""
     from brightrun.finetuning import estimate_job, submit_job
-    from brightrun.ui_finetuning import estimate_text
+    from brightrun.finetuning.tables import estimate_text
 
     ws = open_workspace(workspace)
     if estimate_only:
@@ -73,7 +73,7 @@ def list_command(
     """The fine-tuning jobs (status, estimated and actual cost, the OpenAI job, the fine-tuned model) and the
     models they produced."""
     from brightrun.finetuning import list_jobs, list_models, refresh_jobs
-    from brightrun.ui_finetuning import jobs_table, models_table, resumable_jobs
+    from brightrun.finetuning.tables import jobs_table, models_table, resumable_jobs
 
     ws = open_workspace(workspace)
     if refresh:

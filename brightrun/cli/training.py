@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
+from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
 
 training_app = typer.Typer(help="Training files: versioned sets of enriched conversations, split without leaks, "
                                 "exported to every fine-tuning stack.", no_args_is_help=True)

@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel, Field, computed_field
 
 from brightrun import aio
-from brightrun.doctor_messages import (
+from brightrun.doctor.messages import (
     KEY_VARIABLES,
     explain,
     is_alias_of,
@@ -27,7 +27,7 @@ from brightrun.doctor_messages import (
     preview,
     resolved_base_url,
 )
-from brightrun.doctor_probe import (
+from brightrun.doctor.probe import (
     PROBE_ACTION,
     ProbeEstimate,
     default_model,
@@ -36,10 +36,10 @@ from brightrun.doctor_probe import (
     probe_request,
 )
 from brightrun.errors import BrightRunError, ProviderError
-from brightrun.pricing import price_table
 from brightrun.providers import PROVIDERS, get_provider
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import scrub
+from brightrun.providers.pricing import price_table
 from brightrun.secrets import secret
 
 TIMEOUT = 60.0

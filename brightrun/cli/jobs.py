@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_common import (
+from brightrun.cli.common import (
     BaseUrlOpt,
     FoldSystemOpt,
     JsonModeOpt,

@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out, progress_bar
+from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out, progress_bar
 
 SHOWN_ERRORS = 20
 

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 
 from brightrun.errors import ScaffoldingError
 from brightrun.models.scaffolding import PromptTemplate, TrainingTopic
-
-if TYPE_CHECKING:
-    from brightrun.providers.base import ProviderRequest
 
 NO_VARIATION = "{}"
 
@@ -49,11 +45,6 @@ def draw_variation(template: PromptTemplate, topic: TrainingTopic, seed: int) ->
 def variation_json(draw: dict[str, str]) -> str:
     """The draw as stored on a conversation: JSON with sorted keys, '{}' when nothing was drawn."""
     return orjson.dumps(draw, option=orjson.OPT_SORT_KEYS).decode() if draw else NO_VARIATION
-
-
-def variation_of(request: ProviderRequest) -> str:
-    """The stored form of the draw a request was rendered with."""
-    return variation_json(request.scaffold.variation if request.scaffold is not None else {})
 
 
 def parse_variation(text: str | None) -> dict[str, str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from brightrun.pricing import price_table
 from brightrun.providers.base import ProviderRequest, ProviderResponse
+from brightrun.providers.pricing import price_table
 
 PROBE_SCHEMA: dict = {
     "type": "object", "additionalProperties": False, "required": ["ok", "word"],

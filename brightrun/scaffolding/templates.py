@@ -164,13 +164,13 @@ def render_template(
     template: PromptTemplate, context: dict[str, str], overrides: dict[str, str] | None = None
 ) -> tuple[str, str]:
     """Render (system prompt, body) from the scaffold context, template defaults and overrides (which carry
-    the sample's variation draw, brightrun.variation.draw_variation)."""
+    the sample's variation draw, brightrun.scaffolding.variation.draw_variation)."""
     values: dict[str, str | None] = {**template.variables, **context, **(overrides or {})}
     undrawn = [name for name in template.variation if not values.get(name)]
     if undrawn:
         raise TemplateError(
             f"template {template.key!r}: no draw for the variation dimension(s) {', '.join(undrawn)}. Fix: pass "
-            f"the sample's draw, brightrun.variation.draw_variation(template, topic, seed), as the overrides.")
+            f"the sample's draw, brightrun.scaffolding.variation.draw_variation(template, topic, seed), as the overrides.")
     return (
         render(template.system_prompt, values, template_key=template.key),
         render(template.body, values, template_key=template.key),

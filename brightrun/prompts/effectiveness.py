@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from brightrun.effectiveness_chain import ChainReport, app_log_chain
 from brightrun.errors import BrightRunError
+from brightrun.prompts.chain import ChainReport, app_log_chain
 from brightrun.stats._common import ASSOCIATIONAL_LABEL, StatsError
 from brightrun.stats.correlate import Correlation, Regression, correlate_features, regress
 from brightrun.workspace import Workspace

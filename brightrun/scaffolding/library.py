@@ -19,8 +19,8 @@ from brightrun.models.scaffolding import (
     PromptTemplate,
     TrainingTopic,
 )
-from brightrun.templates import check_template, template_version
-from brightrun.variation import check_topic_variation
+from brightrun.scaffolding.templates import check_template, template_version
+from brightrun.scaffolding.variation import check_topic_variation
 
 FILES = {
     "consultant": "consultant.yaml",
@@ -224,7 +224,8 @@ def load_scaffolding(folder: Path | str) -> Scaffolding:
 
 def default_library() -> Path:
     """The scaffolding library shipped with BrightRun (in a wheel, or data/scaffolding in a checkout)."""
-    packaged = Path(__file__).parent / "_scaffolding"
+    package_root = Path(__file__).resolve().parent.parent  # brightrun/
+    packaged = package_root / "_scaffolding"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "data" / "scaffolding"
+    return package_root.parent / "data" / "scaffolding"

@@ -17,7 +17,7 @@ from brightrun.workspace import Workspace
 
 FILTER_FIELDS = {"personas": "persona_key", "arcs": "arc_key", "topics": "topic_key", "templates": "template_key",
                  "tiers": "tier", "statuses": "enrichment_status"}
-"""The page's filter widgets (brightrun.browse.filter_options keys) -> training-file filter columns."""
+"""The page's filter widgets (brightrun.explore.browse.filter_options keys) -> training-file filter columns."""
 
 MIME = {".jsonl": "application/jsonl", ".json": "application/json", ".parquet": "application/vnd.apache.parquet",
         ".md": "text/markdown", ".yaml": "application/yaml"}

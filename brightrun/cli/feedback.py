@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out
+from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out
 
 feedback_app = typer.Typer(help="Human feedback: export every judgement, or only the current ones.",
                            no_args_is_help=True)

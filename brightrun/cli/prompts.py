@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
+from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
 
 prompts_app = typer.Typer(help="Prompt template versions: labels, outcomes, diffs.", no_args_is_help=True)
 

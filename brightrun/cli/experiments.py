@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
+from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
 
 experiments_app = typer.Typer(help="A/B experiments on prompt versions and model settings.", no_args_is_help=True)
 

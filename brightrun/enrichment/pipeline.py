@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from brightrun import emotions
+from brightrun.enrichment import emotions
 from brightrun.errors import WorkspaceError
 from brightrun.models import ConsultantProfile, EnrichedConversation
 from brightrun.quality import scoring

@@ -8,8 +8,8 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli_applogs import import_log_command
-from brightrun.cli_common import (
+from brightrun.cli.applogs import import_log_command
+from brightrun.cli.common import (
     BaseUrlOpt,
     FoldSystemOpt,
     JsonModeOpt,
@@ -26,14 +26,14 @@ from brightrun.cli_common import (
     report_job,
     run_with_progress,
 )
-from brightrun.cli_doctor import doctor_command
-from brightrun.cli_experiments import experiments_app
-from brightrun.cli_feedback import datasets_app, feedback_app
-from brightrun.cli_finetune import finetune_app
-from brightrun.cli_jobs import jobs_app
-from brightrun.cli_prompts import prompts_app
-from brightrun.cli_quality import quality_app, validate
-from brightrun.cli_training import training_app
+from brightrun.cli.doctor import doctor_command
+from brightrun.cli.experiments import experiments_app
+from brightrun.cli.feedback import datasets_app, feedback_app
+from brightrun.cli.finetune import finetune_app
+from brightrun.cli.jobs import jobs_app
+from brightrun.cli.prompts import prompts_app
+from brightrun.cli.quality import quality_app, validate
+from brightrun.cli.training import training_app
 from brightrun.errors import BrightRunError
 
 app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-tuning data.",
@@ -215,8 +215,8 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """What the workspace holds, and its jobs."""
     from dataclasses import asdict
 
+    from brightrun.explore import recent_jobs, totals
     from brightrun.generation import job_is_running
-    from brightrun.overview import recent_jobs, totals
 
     ws = open_workspace(workspace)
     t = totals(ws)

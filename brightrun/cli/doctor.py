@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from brightrun.cli_common import JsonOpt, WorkspaceOpt, console, open_workspace, out
+from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out
 
 STYLES = {"ok": "green", "failed": "red", "not_checked": "yellow"}
 

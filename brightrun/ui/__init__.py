@@ -1,0 +1,11 @@
+"""Helpers for the Streamlit pages: the open workspace, error display and number formats (common.py), and
+the page-specific figure and table builders (experiments.py, quality.py, training.py).
+
+Pages use `from brightrun import ui` for the common helpers and import the others as modules.
+
+May import: errors, experiments, exports, quality, stats, training_files, validation, workspace.
+"""
+
+from brightrun.ui.common import fmt_duration, fmt_int, fmt_usd, guard, new_seed, workspace
+
+__all__ = ["fmt_duration", "fmt_int", "fmt_usd", "guard", "new_seed", "workspace"]
