@@ -93,6 +93,7 @@ from brightrun.exports import checks as export_checks  # noqa: E402
 from brightrun.exports import common as export_common  # noqa: E402
 from brightrun.training_files import add_conversations, build_version, create_training_file  # noqa: E402
 from brightrun.training_files import build as tf_build  # noqa: E402
+from brightrun.training_files import chunks as tf_chunks  # noqa: E402
 from brightrun.training_files import core as tf_core  # noqa: E402
 from brightrun.training_files import export as tf_export  # noqa: E402
 from brightrun.training_files import splits as tf_splits  # noqa: E402
@@ -269,9 +270,9 @@ def probe_build(ws: Workspace) -> Probe:
     probe = Probe()
     probe.wrap(tf_build, "_write_files", "_write_files (total)", peak=True)
     probe.wrap(tf_build, "iter_chunks", "  iter_chunks (total)", generator=True)
-    probe.wrap(tf_build, "_read_pairs", "    _read_pairs (polars over the Parquet parts)")
-    probe.wrap(tf_build, "_shaped", "    _shaped (polars structs)")
-    probe.wrap(tf_build.Buffers, "ndjson", "    Buffers.ndjson (write_ndjson into a reused buffer)")
+    probe.wrap(tf_chunks, "_read_pairs", "    _read_pairs (polars over the Parquet parts)")
+    probe.wrap(tf_chunks, "_shaped", "    _shaped (polars structs)")
+    probe.wrap(tf_chunks.Buffers, "ndjson", "    Buffers.ndjson (write_ndjson into a reused buffer)")
     probe.wrap(tf_build._JsonPieces, "__call__", "  _JsonPieces (the JSON's commas and heads)")
     probe.wrap(tf_build._Writer, "put", "  _Writer.put (waits while the writer is a chunk behind)")
     probe.wrap(StreamFile, "finish", "  StreamFile.finish (tail, fsync)")

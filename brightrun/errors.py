@@ -5,6 +5,8 @@ May import: nothing from BrightRun.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class BrightRunError(Exception):
     """Base of every error BrightRun raises on purpose.
@@ -65,3 +67,11 @@ class FeedbackError(BrightRunError):
 
 class DatasetError(BrightRunError):
     """A training dataset could not be built as asked."""
+
+
+class TrainingFileError(BrightRunError):
+    """A training file cannot be created, changed or built as asked."""
+
+    def __init__(self, message: str, problems: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = dict(problems or {})

@@ -13,12 +13,13 @@ from brightrun.training_files.core import (
     get_version,
     ids_from_filter,
     ineligible,
+    leakage_report,
     list_training_files,
     members,
     remove_conversations,
+    split_counts,
     versions,
 )
-from brightrun.training_files.splits import leakage_report, split_counts
 
 __all__ = [
     "Built", "TrainingFileError", "Version", "add_conversations", "assign_splits", "build_version",

@@ -22,7 +22,9 @@ import orjson
 import polars as pl
 
 from brightrun.enrichment import ENRICHMENT_VERSION
-from brightrun.errors import BrightRunError, WorkspaceError
+from brightrun.errors import TrainingFileError, WorkspaceError
+from brightrun.training_files.chunks import jsonl_sha256
+from brightrun.training_files.splits import check_ratios, leakage_pairs, split_members
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import safe_name
 
@@ -30,14 +32,6 @@ DEFAULT_RATIOS = (80, 10, 10)
 FOLDER = "training_files"
 FILTER_COLUMNS = ("tier", "arc_key", "persona_key", "topic_key", "template_key", "provider", "model",
                   "is_scripted", "job_id", "enrichment_status")
-
-
-class TrainingFileError(BrightRunError):
-    """A training file cannot be created, changed or built as asked."""
-
-    def __init__(self, message: str, problems: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = dict(problems or {})
 
 
 @dataclass(frozen=True)
@@ -148,9 +142,7 @@ def records_hash(ws: Workspace, ids: list[str], splits: list[str], name: str = "
     """The sha256 of the training.jsonl that conversations `ids` with `splits` make: every training pair
     of theirs as the build writes it. It changes exactly when what a build of them would contain
     changes (a re-enrichment, a deleted pair, a renamed persona, arc or topic), and the build gets it
-    for free as the JSONL's own sha256 (build.jsonl_sha256 streams the same chunks without writing)."""
-    from brightrun.training_files.build import jsonl_sha256
-
+    for free as the JSONL's own sha256 (chunks.jsonl_sha256 streams the same chunks without writing)."""
     return jsonl_sha256(ws, ids, splits, name)
 
 
@@ -270,8 +262,6 @@ def remove_conversations(ws: Workspace, name: str, ids: Iterable[str]) -> Versio
 def assign_splits(ws: Workspace, name: str, ratios: tuple[int, int, int] = DEFAULT_RATIOS,
                   salt: str = "") -> Version:
     """Split the members by `ratios` (train, validation, test) with `salt`; a new version."""
-    from brightrun.training_files.splits import check_ratios
-
     check_ratios(ratios)
     with _lock(ws, name):
         current = get_version(ws, name)
@@ -280,8 +270,6 @@ def assign_splits(ws: Workspace, name: str, ratios: tuple[int, int, int] = DEFAU
 
 def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple, salt: str,
             current: Version | None) -> Version:
-    from brightrun.training_files.splits import split_members
-
     ids = sorted(ids)
     now = utcnow()
     number = (current.version if current else 0) + 1
@@ -306,3 +294,17 @@ def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple
            "enrichment_version": ",".join(enrichment) or ENRICHMENT_VERSION, "created_at": now}
     ws.append("training_file_versions", [row])
     return _version(row)
+
+
+def leakage_report(ws: Workspace, name: str, version: int | None = None, threshold: float = 0.6) -> pl.DataFrame:
+    """Pairs of members in different splits whose texts are exact or near duplicates (empty when the
+    splits are sound): kind, id_a, split_a, id_b, split_b."""
+    v = get_version(ws, name, version)
+    return leakage_pairs(ws, v.member_ids, v.split_of, threshold)
+
+
+def split_counts(ws: Workspace, name: str, version: int | None = None) -> pl.DataFrame:
+    """Conversations per split and tier x arc stratum of a version."""
+    v = get_version(ws, name, version)
+    return ws.sql("SELECT tier, arc_key, split, count(*) AS conversations FROM training_file_conversations "
+                  "WHERE name = ? AND version = ? GROUP BY ALL ORDER BY ALL", [name, v.version])

@@ -17,13 +17,12 @@ from collections.abc import Sequence
 import polars as pl
 
 from brightrun.datasets.rules import SPLITS
+from brightrun.errors import TrainingFileError
 from brightrun.quality.duplicates import exact_duplicates, near_duplicate_clusters
 from brightrun.workspace import Workspace
 
 
 def check_ratios(ratios: Sequence[int]) -> None:
-    from brightrun.training_files.core import TrainingFileError
-
     if len(ratios) != 3 or any((not isinstance(r, int)) or r < 0 for r in ratios) or sum(ratios) <= 0:
         raise TrainingFileError(f"split ratios {tuple(ratios)!r} are not three non-negative whole numbers with a "
                                 f"positive sum. Fix: use e.g. (80, 10, 10).")
@@ -95,14 +94,12 @@ def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt
     return assignment, groups
 
 
-def leakage_report(ws: Workspace, name: str, version: int | None = None, threshold: float = 0.6) -> pl.DataFrame:
-    """Pairs of members in different splits whose texts are exact or near duplicates (empty when the
-    splits are sound): kind, id_a, split_a, id_b, split_b."""
-    from brightrun.training_files.core import get_version
-
-    v = get_version(ws, name, version)
-    split = v.split_of
-    texts = member_texts(ws, v.member_ids)
+def leakage_pairs(ws: Workspace, member_ids: list[str], split_of: dict[str, str],
+                  threshold: float = 0.6) -> pl.DataFrame:
+    """Pairs of `member_ids` in different splits (`split_of`) whose texts are exact or near duplicates:
+    kind, id_a, split_a, id_b, split_b."""
+    split = split_of
+    texts = member_texts(ws, member_ids)
     rows = []
     seen: set[tuple[str, str]] = set()
     exact = exact_duplicates(texts)
@@ -115,14 +112,3 @@ def leakage_report(ws: Workspace, name: str, version: int | None = None, thresho
                         rows.append({"kind": kind, "id_a": a, "split_a": split[a], "id_b": b, "split_b": split[b]})
     return pl.DataFrame(rows, schema={"kind": pl.String, "id_a": pl.String, "split_a": pl.String,
                                       "id_b": pl.String, "split_b": pl.String})
-
-
-def split_counts(ws: Workspace, name: str, version: int | None = None) -> pl.DataFrame:
-    """Conversations per split and tier x arc stratum of a version."""
-    from brightrun.training_files.core import get_version
-
-    v = get_version(ws, name, version)
-    return ws.sql("SELECT tier, arc_key, split, count(*) AS conversations FROM training_file_conversations "
-                  "WHERE name = ? AND version = ? GROUP BY ALL ORDER BY ALL", [name, v.version])
-
-

@@ -1,69 +1,14 @@
-"""The byte machinery of a training-file build: buffers reused from chunk to chunk, the writer thread,
-and the JSON's pieces made from the JSONL's bytes (build.py decides what is written; this, how)."""
+"""The byte machinery of a training-file build: the writer thread, and the JSON's pieces made from the
+JSONL's bytes (build.py decides what is written; this, how)."""
 
 from __future__ import annotations
 
 import hashlib
 import queue
 import threading
-from typing import TYPE_CHECKING
 
-import polars as pl
-
+from brightrun.training_files.chunks import Buffers, Chunk
 from brightrun.workspace.files import StreamFile
-
-if TYPE_CHECKING:
-    from brightrun.training_files.build import Chunk
-
-
-class Buffers:
-    """Byte buffers used in turn. Serializing each chunk into a fresh buffer of about 100 MB costs a page
-    fault per 4 KiB, which on a VM is a quarter of the serializing time; reusing buffers does not. A
-    buffer handed out is overwritten `slots` turns later, so `slots` bounds how many chunks a consumer
-    may hold at once."""
-
-    def __init__(self, slots: int = 1) -> None:
-        self.slots = [bytearray() for _ in range(slots)]
-        self.turn = -1
-
-    def advance(self) -> int:
-        self.turn = (self.turn + 1) % len(self.slots)
-        return self.turn
-
-    def take(self, size: int) -> bytearray:
-        """The next buffer, at least `size` bytes long."""
-        turn = self.advance()
-        if len(self.slots[turn]) < size:
-            self.slots[turn] = bytearray(size + size // 4)
-        return self.slots[turn]
-
-    def ndjson(self, frame: pl.DataFrame) -> memoryview:
-        """`frame.write_ndjson` into the next buffer; a view of the bytes written."""
-        sink = _Sink(self, self.advance())
-        if frame.height:
-            frame.write_ndjson(sink)
-        return memoryview(self.slots[sink.turn])[:sink.size]
-
-
-class _Sink:
-    """A writable file for polars that fills a buffer of a Buffers, growing it when needed."""
-
-    def __init__(self, buffers: Buffers, turn: int) -> None:
-        self.buffers, self.turn, self.size = buffers, turn, 0
-
-    def write(self, data: bytes) -> int:
-        end = self.size + len(data)
-        buffer = self.buffers.slots[self.turn]
-        if end > len(buffer):
-            grown = bytearray(end + end // 2)
-            grown[:self.size] = memoryview(buffer)[:self.size]
-            self.buffers.slots[self.turn] = buffer = grown
-        buffer[self.size:end] = data
-        self.size = end
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 class _Writer:

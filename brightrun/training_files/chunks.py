@@ -1,0 +1,204 @@
+"""The members of a training-file version, serialized chunk by chunk, and the hashes of what they make.
+
+Each chunk holds, per conversation, its JSON head (the conversation without its training pairs) and how
+many training pairs it has, and all their training pairs as JSONL, read with one query and shaped by
+polars expressions (build.py writes both files from these bytes; core.py hashes them to know when a
+version's records change). Imports no other module of training_files, so core, build and writing can
+all import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import polars as pl
+
+from brightrun.enrichment import emotions
+from brightrun.errors import TrainingFileError
+from brightrun.quality import scoring
+from brightrun.workspace import Workspace
+
+CHUNK = 4_000
+"""Members read, shaped and written per step (bounds memory at any size)."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_hash(json_frame_sha: str, jsonl_sha: str) -> str:
+    """The hash of both files' every byte (see _JsonPieces.frame)."""
+    return sha256(json_frame_sha.encode() + b"\n" + jsonl_sha.encode())
+
+
+class Buffers:
+    """Byte buffers used in turn. Serializing each chunk into a fresh buffer of about 100 MB costs a page
+    fault per 4 KiB, which on a VM is a quarter of the serializing time; reusing buffers does not. A
+    buffer handed out is overwritten `slots` turns later, so `slots` bounds how many chunks a consumer
+    may hold at once."""
+
+    def __init__(self, slots: int = 1) -> None:
+        self.slots = [bytearray() for _ in range(slots)]
+        self.turn = -1
+
+    def advance(self) -> int:
+        self.turn = (self.turn + 1) % len(self.slots)
+        return self.turn
+
+    def take(self, size: int) -> bytearray:
+        """The next buffer, at least `size` bytes long."""
+        turn = self.advance()
+        if len(self.slots[turn]) < size:
+            self.slots[turn] = bytearray(size + size // 4)
+        return self.slots[turn]
+
+    def ndjson(self, frame: pl.DataFrame) -> memoryview:
+        """`frame.write_ndjson` into the next buffer; a view of the bytes written."""
+        sink = _Sink(self, self.advance())
+        if frame.height:
+            frame.write_ndjson(sink)
+        return memoryview(self.slots[sink.turn])[:sink.size]
+
+
+class _Sink:
+    """A writable file for polars that fills a buffer of a Buffers, growing it when needed."""
+
+    def __init__(self, buffers: Buffers, turn: int) -> None:
+        self.buffers, self.turn, self.size = buffers, turn, 0
+
+    def write(self, data: bytes) -> int:
+        end = self.size + len(data)
+        buffer = self.buffers.slots[self.turn]
+        if end > len(buffer):
+            grown = bytearray(end + end // 2)
+            grown[:self.size] = memoryview(buffer)[:self.size]
+            self.buffers.slots[self.turn] = buffer = grown
+        buffer[self.size:end] = data
+        self.size = end
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+# -- shaping -----------------------------------------------------------------------------------------
+
+
+def _lookup(ws: Workspace) -> dict[str, dict[str, str]]:
+    s = ws.scaffolding
+    return {
+        "client_persona": {k: p.name for k, p in s.personas.items()},
+        "persona_archetype": {k: p.archetype for k, p in s.personas.items()},
+        "client_background": {k: p.background for k, p in s.personas.items()},
+        "emotional_arc": {k: a.name for k, a in s.arcs.items()},
+        "training_topic": {k: t.name for k, t in s.topics.items()},
+    }
+
+
+def _shaped(frame: pl.DataFrame, lookup: dict[str, dict[str, str]]) -> pl.DataFrame:
+    """One row per training pair with a single struct column `pair`, keys sorted at every level: the
+    record enrichment.enriched_conversation gives, plus the pair's split."""
+    keyed = {"client_persona": "persona_key", "persona_archetype": "persona_key", "client_background": "persona_key",
+             "emotional_arc": "arc_key", "training_topic": "topic_key"}
+    named = {field: pl.col(column).replace_strict(lookup[field], default=None, return_dtype=pl.String).alias(field)
+             for field, column in keyed.items()}
+    frame = frame.with_columns(*named.values())
+    for field, column in keyed.items():
+        missing = frame.filter(pl.col(field).is_null())[column].unique().to_list()
+        if missing:
+            raise TrainingFileError(f"the scaffolding has no {column.removesuffix('_key')} {missing[0]!r}, which "
+                                    f"training pairs use. Fix: restore it in the scaffolding, or remove those "
+                                    f"conversations from the training file.")
+    metadata = pl.struct(
+        pl.col("client_background"), pl.col("client_persona"), pl.col("emotional_arc"),
+        pl.col("arc_key").alias("emotional_arc_key"), pl.col("persona_archetype"), pl.col("training_topic"),
+        pl.col("topic_key").alias("training_topic_key")).alias("conversation_metadata")
+    history = pl.col("conversation_history").list.eval(
+        pl.struct(pl.element().struct.field("content"), pl.element().struct.field("role")))
+    emotional = pl.struct(
+        pl.col("detected_emotions"), pl.col("expected_stage_emotion"), pl.col("intensity"),
+        pl.lit(emotions.METHOD).alias("method"), pl.col("primary_emotion"), pl.col("valence"),
+    ).alias("emotional_context")
+    training = pl.struct(
+        pl.col("enrichment_version"), pl.col("history_turns"), pl.col("is_scripted"), pl.col("model"),
+        pl.col("provider"), pl.col("quality_score"),
+        pl.struct(*(pl.col(d) for d in sorted(scoring.DIMENSIONS))).alias("quality_scores"),
+        pl.col("response_word_count"), pl.col("template_key"), pl.col("template_version"), pl.col("tier"),
+        pl.col("user_input_word_count")).alias("training_metadata")
+    pair = pl.struct(
+        history.alias("conversation_history"), pl.col("conversation_id"), metadata, pl.col("current_user_input"),
+        emotional, pl.col("pair_id").alias("id"), pl.col("split"), pl.col("system_prompt"),
+        pl.col("target_response"), training, pl.col("turn_number")).alias("pair")
+    return frame.select(pl.col("ord"), pl.col("conversation_id"), pl.col("split"), metadata, pair)
+
+
+def _ndjson(frame: pl.DataFrame) -> bytes:
+    """The frame as JSONL: one compact JSON object a line, each ending with a newline."""
+    if not frame.height:
+        return b""
+    buffer = io.BytesIO()
+    frame.write_ndjson(buffer)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The members of one step, serialized: per conversation its JSON head (the object without its
+    training pairs) and how many training pairs it has, and all their training pairs as JSONL."""
+
+    ids: list[str]
+    splits: list[str]
+    heads: list[bytes]
+    counts: list[int]
+    jsonl: memoryview
+    """The training pairs of the chunk's conversations in order, one line each (a view of a buffer of
+    the Buffers given to iter_chunks: valid until that buffer's next turn)."""
+
+
+def _read_pairs(ws: Workspace, ids: list[str], splits: list[str]) -> pl.DataFrame:
+    """The training pairs of `ids` (every column but created_at) with each one's member position `ord`
+    (from 1) and split, in (ord, turn_number) order. Bounded by the first and last id, so that row
+    groups of other conversations are skipped by their statistics."""
+    members = pl.LazyFrame({"conversation_id": ids, "split": splits, "ord": range(1, len(ids) + 1)},
+                           schema={"conversation_id": pl.String, "split": pl.String, "ord": pl.Int64})
+    low, high = min(ids), max(ids)
+    return ws.read("training_pairs", lambda rows: (
+        rows.filter(pl.col("conversation_id").is_between(pl.lit(low), pl.lit(high))).drop("created_at")
+        .join(members, on="conversation_id", how="inner").sort("ord", "turn_number")))
+
+
+def iter_chunks(ws: Workspace, ids: list[str], splits: list[str], chunk: int = CHUNK,
+                name: str = "", buffers: Buffers | None = None) -> Iterator[Chunk]:
+    """The members `ids` (with their `splits`) in order, `chunk` at a time, serialized. Each chunk's JSONL
+    is written into the next buffer of `buffers` (by default one buffer: a chunk is valid until the
+    next is made)."""
+    lookup = _lookup(ws)
+    buffers = buffers or Buffers()
+    for start in range(0, len(ids), chunk):
+        part, part_splits = ids[start:start + chunk], splits[start:start + chunk]
+        frame = _read_pairs(ws, part, part_splits)
+        counted = dict(frame.group_by("ord").len().iter_rows()) if frame.height else {}
+        counts = [counted.get(o, 0) for o in range(1, len(part) + 1)]
+        empty = [cid for cid, n in zip(part, counts, strict=True) if n == 0]
+        if empty:
+            where = f" of training file {name!r}" if name else ""
+            raise TrainingFileError(f"conversation {empty[0]!r}{where} has no training pairs any more "
+                                    f"({len(empty)} such). Fix: enrich it again, or remove it from the "
+                                    f"training file.")
+        shaped = _shaped(frame, lookup)
+        jsonl = buffers.ndjson(shaped.select("pair").unnest("pair"))
+        heads = _ndjson(shaped.unique("ord", keep="first", maintain_order=True)
+                        .select("conversation_id", "conversation_metadata", "split")).split(b"\n")[:-1]
+        yield Chunk(part, part_splits, heads, counts, jsonl)
+
+
+def jsonl_sha256(ws: Workspace, ids: list[str], splits: list[str], name: str = "") -> str:
+    """The sha256 of the training.jsonl a version with these members and splits has: computed without
+    writing it (core.records_hash)."""
+    digest = hashlib.sha256()
+    for part in iter_chunks(ws, ids, splits, CHUNK, name):
+        digest.update(part.jsonl)
+    return digest.hexdigest()
