@@ -589,9 +589,13 @@ class _Base(tornado.web.RequestHandler):
             loop = asyncio.get_running_loop()
             self._waiter = waiter = loop.create_future()
             timer = loop.call_later(seconds, _resolve, waiter)
+            srv = self.srv
+            srv.pausing += 1
+            srv.most_pausing = max(srv.most_pausing, srv.pausing)
             try:
                 await waiter
             finally:
+                srv.pausing -= 1
                 timer.cancel()
                 self._waiter = None
         return self._gone
@@ -1018,6 +1022,9 @@ class FakeLLMServer:
         """Billable answers delivered (every 200 with usage, bad content included; batch results when the batch
         ends uncancelled) and their tokens: what a real API would charge for."""
         self.latency = float(latency)
+        self.pausing = 0
+        self.most_pausing = 0
+        """Requests waiting out their latency now, and the most at once (only the server's loop changes them)."""
         self.seed = seed
         self.faults = faults if faults is not None else FaultPlan()
         self.batch_delay = float(batch_delay)

@@ -104,7 +104,7 @@ def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> N
 
 
 def test_the_match_count_is_the_true_count_beyond_the_table_limit(app: AppTest, monkeypatch) -> None:
-    import brightrun.explore.browse as browse
+    import brightrun.explore as browse
 
     original = browse.ConversationFilter
 
