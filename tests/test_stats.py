@@ -36,7 +36,7 @@ from brightrun.stats import (
     srm,
     strata,
 )
-from brightrun.stats.results import arms_from_frame
+from brightrun.stats.results import always_valid_results, arms_from_frame
 
 
 def band(q: float, n: int, k: float = 3.0) -> tuple[float, float]:
@@ -533,3 +533,27 @@ def test_arms_from_frame():
     frame = pl.DataFrame({"variant": ["A", "B", "A", "B", "B"], "rating": [4, 5, None, 3, 4]})
     arms = arms_from_frame(frame, arm="variant", value="rating")
     assert arms["A"].tolist() == [4.0] and arms["B"].tolist() == [5.0, 3.0, 4.0]
+
+
+def test_repeated_looks_with_the_always_valid_decision_keep_false_positives_below_alpha():
+    """A/A, 200 conversations per arm planned, the report read every 20 per arm. Before the planned size the
+    decision uses the always-valid p (as experiment_report does); at it, the fixed-sample test."""
+    rng = np.random.default_rng(111)
+    reps, planned = 150, 200
+    fixed_alarms = safe_alarms = 0
+    for _ in range(reps):
+        a, b = rng.binomial(1, 0.3, planned), rng.binomial(1, 0.3, planned)
+        fixed = safe = False
+        for n in range(20, planned + 1, 20):
+            results = always_valid_results(compare_arms(Counts(int(a[:n].sum()), n),
+                                                        {"B": Counts(int(b[:n].sum()), n)}, "rate"), planned)
+            r = results[0]
+            assert r.seq_low <= r.abs_lift <= r.seq_high and r.seq_p_value >= r.p_value
+            fixed |= r.p_adjusted <= 0.05
+            safe |= (r.seq_p_adjusted if n < planned else r.p_adjusted) <= 0.05
+            safe_winner = decide_winner(results, interim=n < planned).winner is not None
+            assert not safe_winner or safe
+        fixed_alarms += fixed
+        safe_alarms += safe
+    assert fixed_alarms / reps > 0.12  # peeking at the fixed-sample test: about 20% false alarms
+    assert safe_alarms / reps <= band(0.05, reps)[1], safe_alarms / reps
