@@ -230,10 +230,27 @@ def test_cli_create_run_report_list_status(versions) -> None:
     shown = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path, "--json"])
     assert shown.exit_code == 0, shown.output
     data = orjson.loads(shown.stdout)
-    assert data["decision"]["winner"] == "guided" and data["srm"]["mismatch"] is False
+    # scripted arms: simulated data, named, and no decision (the statistics alone would name "guided")
+    assert data["decision"]["winner"] is None and data["decision"]["reason"].startswith("Simulated data: no decision")
+    assert data["data"] == {"simulated": True, "scripted_share": {"control": 1.0, "guided": 1.0},
+                            "note": data["data"]["note"]} and data["data"]["note"].startswith("Simulated data")
+    assert [a["scripted_share"] for a in data["arms"]] == [1.0, 1.0] and data["srm"]["mismatch"] is False
     assert {r["metric"] for r in data["results"]} == {"thumbs_up", "failed"}
+    assert data["planned_n_per_arm"] == 2 * 8 * 24 and data["interim"] is False
+    main = next(r for r in data["results"] if r["metric"] == "thumbs_up")
+    for key in ("rel_lift", "rel_low", "rel_high", "control_low", "control_high", "seq_p_value", "seq_low",
+                "seq_high", "seq_tau", "scripted_share", "p_adjusted", "effect_size"):
+        assert main[key] is not None, key
+    assert main["seq_low"] <= main["abs_lift"] <= main["seq_high"] and main["seq_p_value"] >= main["p_value"]
+    persona = data["strata"]["guided"]["persona"]
+    assert {"cmh_p", "cmh_p_uncorrected", "balance_p", "homogeneity_p", "strata"} <= set(persona)
+    assert data["minimum_detectable_effect"]["method"] == "Cohen's h (arcsine approximation)"
+    assert data["decision"]["decided_on"] == "fixed-sample p-values"
+    report = experiment_report(ws, "cli-exp", allow_simulated=True)
+    assert report.decision.winner == "guided"
     text = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path])
-    assert "Winner: guided" in text.stdout
+    assert text.stdout.startswith("Simulated data") and "Simulated data: no decision" in text.stdout
+    assert "valid only at the planned size (384 conversations per arm)" in " ".join(text.stdout.split())
     listed = runner.invoke(app, ["experiments", "list", "-w", path, "--json"])
     assert [e["status"] for e in orjson.loads(listed.stdout)] == ["running"]
     assert runner.invoke(app, ["experiments", "status", "cli-exp", "paused", "-w", path]).exit_code == 0

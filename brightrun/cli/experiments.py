@@ -92,23 +92,25 @@ def report(
     """Per arm and metric: estimate, interval, lift, test, adjusted p, P(beat control); SRM, strata and
     the winner or "no winner yet"."""
     from brightrun.experiments import experiment_report, results_frame
+    from brightrun.experiments.report import report_dict
 
     result = experiment_report(open_workspace(workspace), experiment_id, alpha=alpha, exploratory=exploratory)
+    if json_out:
+        sys.stdout.write(orjson.dumps(report_dict(result), default=str,
+                                      option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+        return
     table = results_frame(result)
     d = result.decision
-    if json_out:
-        sys.stdout.write(orjson.dumps({
-            "experiment": result.experiment.model_dump(mode="json"), "arms": result.arms.to_dicts(),
-            "results": table.to_dicts(), "decision": {"winner": d.winner, "confidence": d.confidence,
-                                                      "reason": d.reason, "failed_guardrails": d.failed_guardrails},
-            "srm": None if result.srm is None else {"p_value": result.srm.p_value, "mismatch": result.srm.mismatch,
-                                                     "message": result.srm.message},
-            "warnings": result.warnings}, default=str).decode() + "\n")
-        return
+    out.print(result.data_note(), markup=False, soft_wrap=True, style="bold yellow" if result.simulated else None)
     print_frame(result.arms, False)
     if table.height:
-        print_frame(table.select("metric", "arm", "n", "estimate", "low", "high", "abs_lift", "abs_low", "abs_high",
-                                 "test", "p_adjusted", "prob_beat_control"), False)
+        print_frame(table.select("metric", "arm", "scripted_share", "n", "estimate", "low", "high", "abs_lift",
+                                 "abs_low", "abs_high", "test", "p_adjusted", "seq_p_adjusted", "seq_low", "seq_high",
+                                 "prob_beat_control"), False)
+        out.print(f"Fixed-sample p-values and intervals are valid only at the planned size ({result.planned_n:,} "
+                  "conversations per arm); seq_*: always-valid (mSPRT), valid at every look"
+                  + (". The decision uses the always-valid ones: the planned size is not reached." if result.interim
+                     else "."), markup=False, soft_wrap=True)
     if result.srm is not None:
         out.print(f"Sample ratio: {result.srm.message}", markup=False, soft_wrap=True)
     for warning in result.warnings:

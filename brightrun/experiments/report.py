@@ -5,13 +5,14 @@ post-stratified) estimate beside the naive one, and a winner or "no winner yet".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
+from brightrun.errors import BrightRunError
 from brightrun.experiments.core import cells, load_experiment
 from brightrun.experiments.model import METRICS, Experiment
-from brightrun.stats import ArmResult, Decision, Metric, compare_metrics, decide_winner
+from brightrun.stats import ArmResult, Decision, Metric, compare_metrics, decide_winner, power
 from brightrun.stats.results import always_valid_results
 from brightrun.stats.srm import SRMResult, srm_check
 from brightrun.stats.strata import stratified_means, stratified_rates_from_frame
@@ -149,8 +150,9 @@ def _strata(exp: Experiment, frame: pl.DataFrame, warnings: list[str]) -> dict[s
                           for (key,), g in pair.group_by(column)}
                 result = stratified_means(groups, by=by, higher_is_better=spec.higher_is_better)
             out[variant.name][by] = result
-            if result.simpson_warning:
-                warnings.append(f"{variant.name} vs {control}, by {by}: {result.simpson_warning}")
+            for text in (result.simpson_warning, result.heterogeneity_warning):
+                if text:
+                    warnings.append(f"{variant.name} vs {control}, by {by}: {text}")
     return out
 
 
@@ -161,6 +163,43 @@ def results_frame(report: ExperimentReport) -> pl.DataFrame:
              "n": r.n, "estimate": r.estimate,
              "low": r.low, "high": r.high, "control": r.control_estimate, "abs_lift": r.abs_lift,
              "abs_low": r.abs_low, "abs_high": r.abs_high, "rel_lift": r.rel_lift, "test": r.test,
-             "p_value": r.p_value, "p_adjusted": r.p_adjusted, "prob_beat_control": r.prob_beat_control,
-             "significant": r.significant} for r in report.results]
+             "p_value": r.p_value, "p_adjusted": r.p_adjusted, "seq_p_value": r.seq_p_value,
+             "seq_p_adjusted": r.seq_p_adjusted, "seq_low": r.seq_low, "seq_high": r.seq_high,
+             "prob_beat_control": r.prob_beat_control, "significant": r.significant} for r in report.results]
     return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def success_mde(report: ExperimentReport) -> dict | None:
+    """For a rate success metric: the lift found with 80% power at control's measured size and rate (the
+    two-proportion z test's arcsine approximation, `power.mde_rates`); None when it does not apply."""
+    main = next((r for r in report.results if r.metric == report.experiment.success_metric), None)
+    if main is None or main.metric_type != "rate" or not 0 < main.control_estimate < 1:
+        return None
+    try:
+        mde = power.mde_rates(main.control_estimate, main.control_n, alpha=main.alpha)
+    except BrightRunError:
+        return None
+    if mde.diff is None:
+        return None
+    return {"control_n": main.control_n, "control_rate": main.control_estimate, "power": 0.8,
+            "mde_diff": mde.diff, "mde_rate": mde.p_treatment, "method": "Cohen's h (arcsine approximation)"}
+
+
+def report_dict(report: ExperimentReport) -> dict:
+    """Every number the Experiments page shows, as plain data (`brightrun experiments report --json`)."""
+    d = report.decision
+    return {
+        "experiment": report.experiment.model_dump(mode="json"), "planned_n_per_arm": report.planned_n,
+        "interim": report.interim,
+        "data": {"simulated": report.simulated, "scripted_share": report.scripted, "note": report.data_note()},
+        "arms": report.arms.to_dicts(),
+        "results": [asdict(r) | {"scripted_share": report.scripted.get(r.arm),
+                                 "control_scripted_share": report.scripted.get(r.control)} for r in report.results],
+        "decision": {"winner": d.winner, "confidence": d.confidence, "reason": d.reason,
+                     "candidates": d.candidates, "failed_guardrails": d.failed_guardrails,
+                     "decided_on": "always-valid p-values" if report.interim else "fixed-sample p-values"},
+        "srm": None if report.srm is None else asdict(report.srm),
+        "strata": {variant: {by: asdict(result) for by, result in by_kind.items()}
+                   for variant, by_kind in report.strata.items()},
+        "minimum_detectable_effect": success_mde(report),
+        "warnings": report.warnings}

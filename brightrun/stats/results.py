@@ -154,7 +154,11 @@ def _compare_mean(metric: str, metric_type: str, arm: str, control: str, treat: 
     rel = continuous.relative_lift_delta(est_t.mean, var_t, t.size, est_c.mean, var_c, c.size, alpha)
     post = bayes.beat_control_means(est_t.mean, var_t, t.size, est_c.mean, var_c, c.size, higher_is_better)
     notes: list[str] = []
-    if metric_type == "rating":
+    if welch.p_value is None:  # no spread in either arm: the same for ratings and continuous metrics
+        test = "Mann-Whitney U" if metric_type == "rating" else "Welch t"
+        statistic, p = None, None
+        effect, effect_name = None, ("P(T > C) + P(T = C)/2" if metric_type == "rating" else "Cohen's d")
+    elif metric_type == "rating":
         mw = continuous.mann_whitney(t, c)
         test, statistic, p = f"Mann-Whitney U ({mw.method})", mw.u_treatment, mw.p_value
         effect, effect_name = mw.prob_superiority, "P(T > C) + P(T = C)/2"
@@ -163,7 +167,8 @@ def _compare_mean(metric: str, metric_type: str, arm: str, control: str, treat: 
         spread = math.sqrt((var_t + var_c) / 2)
         effect, effect_name = (welch.diff / spread if spread else None), "Cohen's d"
     if p is None:
-        notes.append("no spread in either arm: no test possible")
+        notes.append("no spread in either arm (every value within an arm is the same): no test and no interval "
+                     "of the difference are possible; collect more varied outcomes")
     if rel.rel_lift is None:
         notes.append("control mean is 0: no relative lift")
     return ArmResult(metric, metric_type, arm, control, est_t.n, est_t.mean, est_t.low, est_t.high, est_c.n,
