@@ -1,6 +1,6 @@
 """Relating prompt features to outcomes: rank correlations and regressions with persona and topic as
 controls. Features are not randomized, so every result carries `associational=True` and a label saying it
-is an association, not a cause (statistics.md section 10).
+is an association, not a cause (docs/experiments.md).
 
 Spearman (scipy `spearmanr`) and Kendall tau-b (scipy `kendalltau`) handle ties in 1-5 ratings. Their
 intervals are written here: Fisher's z transform with the Fieller, Hartley & Pearson (1957) variances,
