@@ -93,7 +93,7 @@ def test_the_truly_better_version_wins(versions) -> None:
     run_experiment(ws, "guided")
     enrich(ws)
     simulate_reviews(ws)
-    report = experiment_report(ws, "guided", allow_simulated=True)  # the statistics, on simulated data
+    report = experiment_report(ws, "guided", allow_simulated=True, fixed_sample=True)  # statistics on simulated data
     arms = {r["arm"]: r for r in report.arms.to_dicts()}
     assert arms["control"]["conversations"] == arms["guided"]["conversations"] == 4 * 8 * 15
     assert ws.scalar("SELECT count(DISTINCT template_version) FROM conversations WHERE job_id = 'exp-guided-guided'") == 1
@@ -108,7 +108,7 @@ def test_the_truly_better_version_wins(versions) -> None:
     run_experiment(ws, "guided-2")
     enrich(ws)
     simulate_reviews(ws, seed=2)
-    report = experiment_report(ws, "guided-2", allow_simulated=True)
+    report = experiment_report(ws, "guided-2", allow_simulated=True, fixed_sample=True)  # the one planned look
     assert report.decision.winner == "guided", report.decision.reason
     assert report.decision.confidence > 0.95
     table = results_frame(report)
@@ -245,9 +245,10 @@ def test_cli_create_run_report_list_status(versions) -> None:
     persona = data["strata"]["guided"]["persona"]
     assert {"cmh_p", "cmh_p_uncorrected", "balance_p", "homogeneity_p", "strata"} <= set(persona)
     assert data["minimum_detectable_effect"]["method"] == "Cohen's h (arcsine approximation)"
-    assert data["decision"]["decided_on"] == "fixed-sample p-values"
-    report = experiment_report(ws, "cli-exp", allow_simulated=True)
-    assert report.decision.winner == "guided"
+    assert data["decision"]["decided_on"] == "always-valid p-values"
+    assert experiment_report(ws, "cli-exp", allow_simulated=True, fixed_sample=True).decision.winner == "guided"
+    safe = experiment_report(ws, "cli-exp", allow_simulated=True)  # the default: always-valid p-values
+    assert not safe.fixed_sample and "always-valid adjusted p" in safe.decision.reason
     text = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path])
     assert text.stdout.startswith("Simulated data") and "Simulated data: no decision" in text.stdout
     assert "valid only at the planned size (384 conversations per arm)" in " ".join(text.stdout.split())

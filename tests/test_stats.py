@@ -536,8 +536,9 @@ def test_arms_from_frame():
 
 
 def test_repeated_looks_with_the_always_valid_decision_keep_false_positives_below_alpha():
-    """A/A, 200 conversations per arm planned, the report read every 20 per arm. Before the planned size the
-    decision uses the always-valid p (as experiment_report does); at it, the fixed-sample test."""
+    """A/A, 200 conversations per arm planned, the report read every 20 per arm up to the planned size. The
+    decision on the always-valid p (experiment_report's default) keeps false alarms below alpha; peeking at
+    the fixed-sample test does not (switching to it at the planned size after earlier looks gave ~7%)."""
     rng = np.random.default_rng(111)
     reps, planned = 150, 200
     fixed_alarms = safe_alarms = 0
@@ -550,13 +551,13 @@ def test_repeated_looks_with_the_always_valid_decision_keep_false_positives_belo
             r = results[0]
             assert r.seq_low <= r.abs_lift <= r.seq_high and r.seq_p_value >= r.p_value
             fixed |= r.p_adjusted <= 0.05
-            safe |= (r.seq_p_adjusted if n < planned else r.p_adjusted) <= 0.05
-            safe_winner = decide_winner(results, interim=n < planned).winner is not None
+            safe |= r.seq_p_adjusted <= 0.05
+            safe_winner = decide_winner(results, interim=True).winner is not None
             assert not safe_winner or safe
         fixed_alarms += fixed
         safe_alarms += safe
     assert fixed_alarms / reps > 0.12  # peeking at the fixed-sample test: about 20% false alarms
-    assert safe_alarms / reps <= band(0.05, reps)[1], safe_alarms / reps
+    assert safe_alarms / reps <= 0.05, safe_alarms / reps
 
 
 @pytest.mark.parametrize("reviewed_share", [1.0, 0.5])

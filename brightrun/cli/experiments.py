@@ -87,6 +87,8 @@ def report(
     workspace: WorkspaceOpt = None,
     alpha: Annotated[float, typer.Option(help="Significance level.", min=0.001, max=0.5)] = 0.05,
     exploratory: Annotated[bool, typer.Option(help="Benjamini-Hochberg instead of Holm.")] = False,
+    fixed_sample: Annotated[bool, typer.Option(
+        help="Decide on the fixed-sample p-values: only for the single look at the planned size.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Per arm and metric: estimate, interval, lift, test, adjusted p, P(beat control); SRM, strata and
@@ -94,7 +96,8 @@ def report(
     from brightrun.experiments import experiment_report, results_frame
     from brightrun.experiments.report import report_dict
 
-    result = experiment_report(open_workspace(workspace), experiment_id, alpha=alpha, exploratory=exploratory)
+    result = experiment_report(open_workspace(workspace), experiment_id, alpha=alpha, exploratory=exploratory,
+                               fixed_sample=fixed_sample)
     if json_out:
         sys.stdout.write(orjson.dumps(report_dict(result), default=str,
                                       option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
@@ -108,9 +111,8 @@ def report(
                                  "abs_low", "abs_high", "test", "p_adjusted", "seq_p_adjusted", "seq_low", "seq_high",
                                  "prob_beat_control"), False)
         out.print(f"Fixed-sample p-values and intervals are valid only at the planned size ({result.planned_n:,} "
-                  "conversations per arm); seq_*: always-valid (mSPRT), valid at every look"
-                  + (". The decision uses the always-valid ones: the planned size is not reached." if result.interim
-                     else "."), markup=False, soft_wrap=True)
+                  f"conversations per arm); seq_*: always-valid (mSPRT), valid at every look. {result.decision_basis()}",
+                  markup=False, soft_wrap=True)
     if result.srm is not None:
         out.print(f"Sample ratio: {result.srm.message}", markup=False, soft_wrap=True)
     for warning in result.warnings:

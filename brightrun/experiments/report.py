@@ -56,8 +56,17 @@ class ExperimentReport:
     planned_n: int = 0
     """Conversations planned per arm (cells x per_arm): the size the fixed-sample results are valid at."""
     interim: bool = False
-    """The success metric is measured on fewer than planned_n conversations in some arm: the decision uses
-    the always-valid p-values, since the fixed-sample ones are valid only at the planned size."""
+    """The success metric is measured on fewer than planned_n conversations in some arm."""
+    fixed_sample: bool = False
+    """The decision uses the fixed-sample p-values: asked for (the single planned look) and the planned
+    size is reached. Otherwise it uses the always-valid ones, safe however often the report is read."""
+
+    def decision_basis(self) -> str:
+        if self.fixed_sample:
+            return ("The decision uses the fixed-sample p-values: this report was declared the single look at the "
+                    "planned size.")
+        return ("The decision uses the always-valid p-values, safe however often the report is read"
+                + (" (the planned size is not reached yet)." if self.interim else "."))
 
     @property
     def simulated(self) -> bool:
@@ -89,9 +98,12 @@ def outcomes(ws: Workspace, exp: Experiment) -> pl.DataFrame:
 
 
 def experiment_report(ws: Workspace, experiment_id: str, *, alpha: float = 0.05,
-                      exploratory: bool = False, allow_simulated: bool = False) -> ExperimentReport:
-    """The experiment's results. When an arm holds scripted (simulated) conversations the decision is
-    "Simulated data: no decision" unless `allow_simulated` (for testing the statistics on simulated data)."""
+                      exploratory: bool = False, allow_simulated: bool = False,
+                      fixed_sample: bool = False) -> ExperimentReport:
+    """The experiment's results. The decision uses the always-valid p-values, unless `fixed_sample` (this is
+    the single, planned look) and the planned size is reached. When an arm holds scripted (simulated)
+    conversations the decision is "Simulated data: no decision" unless `allow_simulated` (for testing the
+    statistics on simulated data)."""
     exp = load_experiment(ws, experiment_id)
     frame = outcomes(ws, exp)
     control = exp.control.name
@@ -119,15 +131,17 @@ def experiment_report(ws: Workspace, experiment_id: str, *, alpha: float = 0.05,
     if results:
         results = always_valid_results(results, planned_n, exploratory=exploratory)
     interim = any(min(r.n, r.control_n) < planned_n for r in results if r.metric == exp.success_metric)
+    fixed_sample = fixed_sample and not interim
     generated = dict(zip(arms["arm"].to_list(), arms["conversations"].to_list(), strict=True))
     srm = srm_check(generated) if sum(generated.values()) and len(generated) > 1 else None
-    decision = (decide_winner(results, alpha, primary=exp.success_metric, srm=srm, interim=interim)
+    decision = (decide_winner(results, alpha, primary=exp.success_metric, srm=srm, interim=not fixed_sample)
                 if any(not r.guardrail for r in results) else
                 Decision(None, None, f"No winner yet: {exp.success_metric} is not measured in every arm."))
     if any(share > 0 for share in scripted.values()) and not allow_simulated:
         decision = _simulated_decision(scripted, exp.success_metric)
     strata = _strata(exp, frame, warnings)
-    return ExperimentReport(exp, frame, arms, results, decision, srm, strata, warnings, scripted, planned_n, interim)
+    return ExperimentReport(exp, frame, arms, results, decision, srm, strata, warnings, scripted, planned_n, interim,
+                            fixed_sample)
 
 
 def _strata(exp: Experiment, frame: pl.DataFrame, warnings: list[str]) -> dict[str, dict[str, object]]:
@@ -197,7 +211,8 @@ def report_dict(report: ExperimentReport) -> dict:
                                  "control_scripted_share": report.scripted.get(r.control)} for r in report.results],
         "decision": {"winner": d.winner, "confidence": d.confidence, "reason": d.reason,
                      "candidates": d.candidates, "failed_guardrails": d.failed_guardrails,
-                     "decided_on": "always-valid p-values" if report.interim else "fixed-sample p-values"},
+                     "decided_on": "fixed-sample p-values" if report.fixed_sample else "always-valid p-values",
+                     "basis": report.decision_basis()},
         "srm": None if report.srm is None else asdict(report.srm),
         "strata": {variant: {by: asdict(result) for by, result in by_kind.items()}
                    for variant, by_kind in report.strata.items()},

@@ -91,9 +91,7 @@ def _results(ws, exp, names) -> None:
         st.caption(f"Fixed-sample p-values and intervals are valid only at the planned size ({report.planned_n:,} "
                    "conversations per arm), read once. Always-valid p and interval (mSPRT, tau = the minimum "
                    "detectable effect at the planned size) stay valid however often you look. "
-                   + ("The planned size is not reached yet: the decision uses the always-valid p-values."
-                      if report.interim else "The planned size is reached: the decision uses the fixed-sample "
-                                             "p-values."))
+                   + report.decision_basis())
         mde = success_mde(report)
         if mde is not None:
             st.caption(f"With {mde['control_n']:,} measured conversations in control at {mde['control_rate']:.1%}, a "

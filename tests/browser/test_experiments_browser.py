@@ -42,7 +42,7 @@ def experiment_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_experiment(ws, "guided")
     enrich(ws)
     simulate_reviews(ws, seed=2)
-    assert experiment_report(ws, "guided", allow_simulated=True).decision.winner == "guided"
+    assert experiment_report(ws, "guided", allow_simulated=True, fixed_sample=True).decision.winner == "guided"
     assert experiment_report(ws, "guided").decision.winner is None  # scripted arms: simulated data
     create_experiment(ws, experiment_id="later", name="A later draft", template_key=KEY,
                       control={"name": "control", "template_version": old},
