@@ -94,24 +94,27 @@ def test_create_run_read_and_complete_an_experiment(two_versions, open_page) -> 
     at.button(key="ex_run").click().run()
     assert not at.exception, at.exception
     assert load_experiment(ws, "guided").status == "running"
-    assert not at.error, texts(at.error)
+    assert all(e.value.startswith("**Simulated data: no decision.**") for e in at.error), texts(at.error)
     arms = {r["arm"]: r for r in tables(at, "planned", "reviewed")[0].to_dict("records")}
+    assert arms["control"]["scripted_share"] == arms["guided"]["scripted_share"] == 1.0
     assert arms["control"]["conversations"] == arms["guided"]["conversations"] == 4 * 8 * 5
     assert "ex_run" not in [b.key for b in at.button]  # every arm is generated
-    assert "No winner yet" in texts(at.info)  # generated, not reviewed: only the guardrail is measured
+    assert "Simulated data: scripted (simulated) conversations per arm: control 100%, guided 100%" in texts(at.warning)
     assert any(w.value.startswith("thumbs_up: fewer than 2 measured") for w in at.warning)
     assert sorted(forest_points(at)) == [("failed", "guided")]
     simulate_reviews(ws, seed=2)
     at.run()
     assert not at.exception, at.exception
-    banner = texts(at.success)
-    assert "Winner: guided" in banner and "confidence" in banner, texts(at.info)
+    # the scripted arms are simulated data: the statistics favour guided, the page decides nothing
+    assert not at.success and "Simulated data: no decision." in texts(at.error)
     assert sorted(forest_points(at)) == [("failed", "guided"), ("thumbs_up", "guided")]  # variants x metrics
     results = tables(at, "abs lift [CI]")[0]
     assert list(results["metric"]) == ["thumbs_up", "failed"] and list(results["role"]) == ["success", "guardrail"]
     main = results.iloc[0]
     assert main["n"] == 160 and main["adjusted p"] < 0.05 and main["P(beat control)"] > 0.95
     assert "pts [" in main["abs lift [CI]"] and main["test"] and main["verdict"] == "better"
+    assert main["always-valid p"] >= main["p"] and main["always-valid interval"].endswith(" pts]")
+    assert any("valid only at the planned size (160 conversations per arm)" in c.value for c in at.caption)
     assert any("No sample ratio mismatch" in c.value for c in at.caption)
     persona = tables(at, "persona", "difference [CI]")[0]
     assert len(persona) == 4 and "difference [CI]" in persona.columns
@@ -133,7 +136,7 @@ def test_create_run_read_and_complete_an_experiment(two_versions, open_page) -> 
     assert load_experiment(ws, "guided").status == "completed"
     assert not [b for b in at.button if b.key and (b.key.startswith("ex_status_") or b.key == "ex_run")]
     assert list(tables(at, "id", "success metric")[0]["status"]) == ["completed"]
-    assert "Winner: guided" in texts(at.success)  # the results stay
+    assert "Simulated data: no decision." in texts(at.error)  # the results stay
 
 
 def test_a_confounded_review_shows_the_simpson_warning(two_versions, open_page) -> None:
@@ -149,7 +152,8 @@ def test_a_confounded_review_shows_the_simpson_warning(two_versions, open_page) 
     pooled = tables(at, "naive (pooled)")[0].set_index("estimate")
     naive, mh = pooled.loc["difference", "naive (pooled)"], pooled.loc["difference", "Mantel-Haenszel"]
     assert naive.startswith("-") and mh.startswith("+")  # worse pooled, better within each persona
-    assert any("disagree" in m.value for m in at.markdown)
+    assert any("see the warning above" in m.value for m in at.markdown)
+    assert any("chi-square balance test of the persona mix between the arms p = " in c.value for c in at.caption)
     assert sorted(forest_points(at)) == [("thumbs_up", "variant")]
 
 

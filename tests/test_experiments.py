@@ -93,7 +93,7 @@ def test_the_truly_better_version_wins(versions) -> None:
     run_experiment(ws, "guided")
     enrich(ws)
     simulate_reviews(ws)
-    report = experiment_report(ws, "guided")
+    report = experiment_report(ws, "guided", allow_simulated=True, fixed_sample=True)  # statistics on simulated data
     arms = {r["arm"]: r for r in report.arms.to_dicts()}
     assert arms["control"]["conversations"] == arms["guided"]["conversations"] == 4 * 8 * 15
     assert ws.scalar("SELECT count(DISTINCT template_version) FROM conversations WHERE job_id = 'exp-guided-guided'") == 1
@@ -108,7 +108,7 @@ def test_the_truly_better_version_wins(versions) -> None:
     run_experiment(ws, "guided-2")
     enrich(ws)
     simulate_reviews(ws, seed=2)
-    report = experiment_report(ws, "guided-2")
+    report = experiment_report(ws, "guided-2", allow_simulated=True, fixed_sample=True)  # the one planned look
     assert report.decision.winner == "guided", report.decision.reason
     assert report.decision.confidence > 0.95
     table = results_frame(report)
@@ -122,6 +122,28 @@ def test_the_truly_better_version_wins(versions) -> None:
         run_experiment(ws, "guided-2")
 
 
+def test_scripted_arms_show_simulated_data_and_no_winner(versions) -> None:
+    """The scripted provider raises the quality of a version that adds GUIDED, so on quality_score the
+    statistics find a 'winner'; the data are simulated, so the report names them and decides nothing."""
+    ws, old, new = versions
+    create_experiment(ws, experiment_id="natural", name="Scripted", template_key=KEY,
+                      control={"name": "control", "template_version": old},
+                      variants=[{"name": "guided", "template_version": new}], success_metric="quality_score",
+                      guardrails=[], per_arm=3, seed=1)
+    run_experiment(ws, "natural")
+    enrich(ws)
+    statistics_only = experiment_report(ws, "natural", allow_simulated=True)
+    assert statistics_only.decision.winner == "guided", statistics_only.decision.reason
+    report = experiment_report(ws, "natural")
+    assert report.scripted == {"control": 1.0, "guided": 1.0} and report.simulated
+    assert report.decision.winner is None and report.decision.confidence is None
+    assert report.decision.reason.startswith("Simulated data: no decision.") and "Fix:" in report.decision.reason
+    assert report.data_note().startswith("Simulated data: scripted (simulated) conversations per arm: control 100%")
+    table = results_frame(report)
+    assert table["scripted_share"].to_list() == [1.0] and table["control_scripted_share"].to_list() == [1.0]
+    assert report.arms["scripted_share"].to_list() == [1.0, 1.0]
+
+
 def test_an_a_a_experiment_has_no_winner(versions) -> None:
     ws, _, new = versions
     create_experiment(ws, experiment_id="aa", name="A/A", template_key=KEY,
@@ -130,7 +152,7 @@ def test_an_a_a_experiment_has_no_winner(versions) -> None:
     run_experiment(ws, "aa")
     enrich(ws)
     simulate_reviews(ws, seed=1)
-    report = experiment_report(ws, "aa")
+    report = experiment_report(ws, "aa", allow_simulated=True)
     assert report.decision.winner is None and report.decision.reason.startswith("No winner yet")
     assert results_frame(report).filter(metric="thumbs_up")["p_adjusted"].item() > 0.05
 
@@ -208,10 +230,28 @@ def test_cli_create_run_report_list_status(versions) -> None:
     shown = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path, "--json"])
     assert shown.exit_code == 0, shown.output
     data = orjson.loads(shown.stdout)
-    assert data["decision"]["winner"] == "guided" and data["srm"]["mismatch"] is False
+    # scripted arms: simulated data, named, and no decision (the statistics alone would name "guided")
+    assert data["decision"]["winner"] is None and data["decision"]["reason"].startswith("Simulated data: no decision")
+    assert data["data"] == {"simulated": True, "scripted_share": {"control": 1.0, "guided": 1.0},
+                            "note": data["data"]["note"]} and data["data"]["note"].startswith("Simulated data")
+    assert [a["scripted_share"] for a in data["arms"]] == [1.0, 1.0] and data["srm"]["mismatch"] is False
     assert {r["metric"] for r in data["results"]} == {"thumbs_up", "failed"}
+    assert data["planned_n_per_arm"] == 2 * 8 * 24 and data["interim"] is False
+    main = next(r for r in data["results"] if r["metric"] == "thumbs_up")
+    for key in ("rel_lift", "rel_low", "rel_high", "control_low", "control_high", "seq_p_value", "seq_low",
+                "seq_high", "seq_tau", "scripted_share", "p_adjusted", "effect_size"):
+        assert main[key] is not None, key
+    assert main["seq_low"] <= main["abs_lift"] <= main["seq_high"] and main["seq_p_value"] >= main["p_value"]
+    persona = data["strata"]["guided"]["persona"]
+    assert {"cmh_p", "cmh_p_uncorrected", "balance_p", "homogeneity_p", "strata"} <= set(persona)
+    assert data["minimum_detectable_effect"]["method"] == "Cohen's h (arcsine approximation)"
+    assert data["decision"]["decided_on"] == "always-valid p-values"
+    assert experiment_report(ws, "cli-exp", allow_simulated=True, fixed_sample=True).decision.winner == "guided"
+    safe = experiment_report(ws, "cli-exp", allow_simulated=True)  # the default: always-valid p-values
+    assert not safe.fixed_sample and "always-valid adjusted p" in safe.decision.reason
     text = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path])
-    assert "Winner: guided" in text.stdout
+    assert text.stdout.startswith("Simulated data") and "Simulated data: no decision" in text.stdout
+    assert "valid only at the planned size (384 conversations per arm)" in " ".join(text.stdout.split())
     listed = runner.invoke(app, ["experiments", "list", "-w", path, "--json"])
     assert [e["status"] for e in orjson.loads(listed.stdout)] == ["running"]
     assert runner.invoke(app, ["experiments", "status", "cli-exp", "paused", "-w", path]).exit_code == 0

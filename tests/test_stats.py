@@ -36,7 +36,7 @@ from brightrun.stats import (
     srm,
     strata,
 )
-from brightrun.stats.results import arms_from_frame
+from brightrun.stats.results import always_valid_results, arms_from_frame
 
 
 def band(q: float, n: int, k: float = 3.0) -> tuple[float, float]:
@@ -533,3 +533,106 @@ def test_arms_from_frame():
     frame = pl.DataFrame({"variant": ["A", "B", "A", "B", "B"], "rating": [4, 5, None, 3, 4]})
     arms = arms_from_frame(frame, arm="variant", value="rating")
     assert arms["A"].tolist() == [4.0] and arms["B"].tolist() == [5.0, 3.0, 4.0]
+
+
+def test_repeated_looks_with_the_always_valid_decision_keep_false_positives_below_alpha():
+    """A/A, 200 conversations per arm planned, the report read every 20 per arm up to the planned size. The
+    decision on the always-valid p (experiment_report's default) keeps false alarms below alpha; peeking at
+    the fixed-sample test does not (switching to it at the planned size after earlier looks gave ~7%)."""
+    rng = np.random.default_rng(111)
+    reps, planned = 150, 200
+    fixed_alarms = safe_alarms = 0
+    for _ in range(reps):
+        a, b = rng.binomial(1, 0.3, planned), rng.binomial(1, 0.3, planned)
+        fixed = safe = False
+        for n in range(20, planned + 1, 20):
+            results = always_valid_results(compare_arms(Counts(int(a[:n].sum()), n),
+                                                        {"B": Counts(int(b[:n].sum()), n)}, "rate"), planned)
+            r = results[0]
+            assert r.seq_low <= r.abs_lift <= r.seq_high and r.seq_p_value >= r.p_value
+            fixed |= r.p_adjusted <= 0.05
+            safe |= r.seq_p_adjusted <= 0.05
+            safe_winner = decide_winner(results, interim=True).winner is not None
+            assert not safe_winner or safe
+        fixed_alarms += fixed
+        safe_alarms += safe
+    assert fixed_alarms / reps > 0.12  # peeking at the fixed-sample test: about 20% false alarms
+    assert safe_alarms / reps <= 0.05, safe_alarms / reps
+
+
+@pytest.mark.parametrize("reviewed_share", [1.0, 0.5])
+def test_balanced_a_a_strata_warnings_fire_at_about_alpha(reviewed_share):
+    """A/A with four personas of very different thumbs-up rates, assigned in equal numbers to both arms; then
+    every conversation or a random half of them is measured (reviewed). The old 10%-change rule warned in
+    12.6% and 51.9% of such runs; tested warnings (balance test and Breslow-Day, each at alpha) at about alpha."""
+    rng = np.random.default_rng(112 if reviewed_share == 1 else 113)
+    reps, per_cell, rates = 300, 60, {"novice": 0.3, "saver": 0.5, "expert": 0.7, "retiree": 0.85}
+    confounding = heterogeneity = 0
+    for _ in range(reps):
+        cells = {}
+        for persona, rate in rates.items():
+            n_t, n_c = (rng.binomial(per_cell, reviewed_share) for _ in range(2))
+            cells[persona] = (int(rng.binomial(n_t, rate)), int(n_t), int(rng.binomial(n_c, rate)), int(n_c))
+        result = strata.stratified_rates(cells, by="persona")
+        confounding += result.simpson_warning is not None
+        heterogeneity += result.heterogeneity_warning is not None
+        if result.simpson_warning:
+            assert "chi-square balance test of the persona mix between the arms: p = " in result.simpson_warning
+    assert confounding / reps <= band(0.05, reps)[1], confounding / reps
+    assert heterogeneity / reps <= band(0.05, reps)[1], heterogeneity / reps
+    assert (confounding + heterogeneity) / reps <= band(0.10, reps)[1]  # two tests at alpha: at most ~2 alpha
+
+
+def test_stratified_means_interaction_and_balance_tests():
+    rng = np.random.default_rng(114)
+    same = {"a": (rng.normal(1, 1, 80), rng.normal(0, 1, 80)), "b": (rng.normal(3, 1, 80), rng.normal(2, 1, 80))}
+    result = strata.stratified_means(same, by="persona")
+    assert result.balance_p == pytest.approx(1.0) and result.simpson_warning is None
+    assert result.interaction_p > 0.05 and result.heterogeneity_warning is None
+    opposite = {"a": (rng.normal(1, 1, 80), rng.normal(0, 1, 80)), "b": (rng.normal(0, 1, 80), rng.normal(1, 1, 80))}
+    hetero = strata.stratified_means(opposite, by="persona")
+    assert hetero.interaction_p < 1e-6
+    assert hetero.heterogeneity_warning.startswith("The variant's effect differs between persona groups (F test of "
+                                                   "the arm x persona interaction: p = ")
+
+
+# --- edge cases and the Cochran-Mantel-Haenszel continuity correction -------------------------------------
+
+# UC Berkeley admissions 1973 (R's UCBAdmissions): per department, (male admitted, male applicants,
+# female admitted, female applicants).
+BERKELEY = {"A": (512, 825, 89, 108), "B": (353, 560, 17, 25), "C": (120, 325, 202, 593),
+            "D": (138, 417, 131, 375), "E": (53, 191, 94, 393), "F": (22, 373, 24, 341)}
+
+
+def test_cmh_uses_the_continuity_correction_by_default_like_r():
+    """R: mantelhaen.test(UCBAdmissions) gives Mantel-Haenszel X-squared = 1.4269, p = 0.2323 (continuity
+    correction, R's default); without it X-squared = 1.5246, p = 0.2169. Common odds ratio 0.9047."""
+    result = strata.stratified_rates(BERKELEY, by="department")
+    assert result.cmh_p == pytest.approx(0.23226346281704802, rel=1e-9)
+    assert result.cmh_p_uncorrected == pytest.approx(0.21692369705551817, rel=1e-9)
+    assert sps.chi2.isf(result.cmh_p, 1) == pytest.approx(1.4269462, rel=1e-6)
+    assert result.mh_odds_ratio == pytest.approx(0.9046968, rel=1e-6)
+
+
+@pytest.mark.parametrize("counts", [(0, 50, 5, 50), (1, 1, 1, 1), (5, 5, 3, 5), (50, 50, 50, 50), (0, 20, 20, 20)])
+def test_rate_lift_intervals_contain_their_estimates(counts):
+    lift = rates.rate_lift(*counts)
+    assert lift.diff_low <= lift.diff <= lift.diff_high
+    assert lift.rel_low <= lift.rel_lift <= lift.rel_high
+    assert lift.rel_high > lift.rel_low  # never a zero-width interval (1/1 vs 1/1 gave (0, 0))
+
+
+def test_zero_spread_arms_behave_the_same_for_ratings_and_continuous_metrics():
+    rating = compare_arms([4] * 20, {"B": [5] * 20}, "rating")[0]
+    score = compare_arms([4.0] * 20, {"B": [5.0] * 20}, "continuous")[0]
+    for r in (rating, score):
+        assert r.p_value is None and r.abs_low is None and not r.significant
+        assert r.abs_lift == 1.0 and r.low == r.estimate == r.high == 5.0
+        assert any("no spread in either arm" in note for note in r.notes)
+    assert decide_winner([rating]).winner is None and decide_winner([score]).winner is None
+
+
+def test_z_test_reason_reports_the_smallest_expected_cell():
+    assert rates.two_proportion_ztest(30, 100, 40, 100).reason == "every expected cell is at least 5 (smallest 35)"
+    small = rates.two_proportion_ztest(1, 10, 3, 10).reason
+    assert small.startswith("chosen although the smallest expected cell is 2 (< 5)")

@@ -87,28 +87,32 @@ def report(
     workspace: WorkspaceOpt = None,
     alpha: Annotated[float, typer.Option(help="Significance level.", min=0.001, max=0.5)] = 0.05,
     exploratory: Annotated[bool, typer.Option(help="Benjamini-Hochberg instead of Holm.")] = False,
+    fixed_sample: Annotated[bool, typer.Option(
+        help="Decide on the fixed-sample p-values: only for the single look at the planned size.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Per arm and metric: estimate, interval, lift, test, adjusted p, P(beat control); SRM, strata and
     the winner or "no winner yet"."""
     from brightrun.experiments import experiment_report, results_frame
+    from brightrun.experiments.report import report_dict
 
-    result = experiment_report(open_workspace(workspace), experiment_id, alpha=alpha, exploratory=exploratory)
+    result = experiment_report(open_workspace(workspace), experiment_id, alpha=alpha, exploratory=exploratory,
+                               fixed_sample=fixed_sample)
+    if json_out:
+        sys.stdout.write(orjson.dumps(report_dict(result), default=str,
+                                      option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+        return
     table = results_frame(result)
     d = result.decision
-    if json_out:
-        sys.stdout.write(orjson.dumps({
-            "experiment": result.experiment.model_dump(mode="json"), "arms": result.arms.to_dicts(),
-            "results": table.to_dicts(), "decision": {"winner": d.winner, "confidence": d.confidence,
-                                                      "reason": d.reason, "failed_guardrails": d.failed_guardrails},
-            "srm": None if result.srm is None else {"p_value": result.srm.p_value, "mismatch": result.srm.mismatch,
-                                                     "message": result.srm.message},
-            "warnings": result.warnings}, default=str).decode() + "\n")
-        return
+    out.print(result.data_note(), markup=False, soft_wrap=True, style="bold yellow" if result.simulated else None)
     print_frame(result.arms, False)
     if table.height:
-        print_frame(table.select("metric", "arm", "n", "estimate", "low", "high", "abs_lift", "abs_low", "abs_high",
-                                 "test", "p_adjusted", "prob_beat_control"), False)
+        print_frame(table.select("metric", "arm", "scripted_share", "n", "estimate", "low", "high", "abs_lift",
+                                 "abs_low", "abs_high", "test", "p_adjusted", "seq_p_adjusted", "seq_low", "seq_high",
+                                 "prob_beat_control"), False)
+        out.print(f"Fixed-sample p-values and intervals are valid only at the planned size ({result.planned_n:,} "
+                  f"conversations per arm); seq_*: always-valid (mSPRT), valid at every look. {result.decision_basis()}",
+                  markup=False, soft_wrap=True)
     if result.srm is not None:
         out.print(f"Sample ratio: {result.srm.message}", markup=False, soft_wrap=True)
     for warning in result.warnings:

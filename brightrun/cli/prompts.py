@@ -23,7 +23,7 @@ def list_versions(
     from brightrun.prompts import versions
 
     frame = versions(open_workspace(workspace), template)
-    columns = ["template_key", "version", "labels", "is_current", "conversations", "mean_quality", "thumbs_up_rate",
+    columns = ["template_key", "version", "labels", "is_current", "conversations", "scripted_share", "mean_quality", "thumbs_up_rate",
                "mean_rating", "edit_rate", "failure_rate", "tokens", "cost_usd"]
     print_frame(frame if json_out else frame.select(columns), json_out)
 

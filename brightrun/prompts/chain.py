@@ -6,7 +6,7 @@ them as `Q1: <question the app asked>` / `A1: <the user's answer>` lines; the st
 (`blueprint_generation`, `scene_generation`, `master_assembly`, `final_assembly`) write the plan, the
 scenes and the vision documents. Other steps hold no user answers in this form and are not used.
 
-The chain computed here, with the **session** as the unit (statistics.md section 2; one row per session
+The chain computed here, with the **session** as the unit (docs/experiments.md; one row per session
 that has at least one step with answer lines):
 - `prompt_words`: words of the questions put to the user (`Q<n>:` lines, without the label), per answering
   step, averaged over the session's answering steps. When a step has answers but no question lines, the

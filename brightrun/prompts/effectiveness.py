@@ -1,11 +1,25 @@
 """Prompt effectiveness: how features of the prompt that produced a training pair go with its outcomes.
 
-Unit of analysis: the **training pair** (one row per pair). Reviews, the heuristic quality score and the
-response length are recorded per pair; the prompt features belong to the template version of the pair's
-conversation, so the pairs of one conversation share them. The regression therefore uses errors clustered
-by conversation (statistics.md section 2). The rank correlations treat pairs as independent, so their
-p-values and intervals are optimistic when conversations contribute several pairs: read the clustered
-regression as the stricter check.
+Unit of analysis: the **template version**. Reviews, the heuristic quality score and the response length
+are recorded per training pair, but the prompt features belong to the template version of the pair's
+conversation: every pair of one version shares them, and pairs of one version also share whatever else
+that version brings (its topic mix, the provider's reaction to its wording). Counting pairs as independent
+makes ordinary version-to-version variation look like a feature effect (with 12 versions and 4,000 pairs,
+some feature came out "significant" in nearly every simulation without any feature effect). So:
+
+- the effective n is the number of template versions with the outcome (`effective_n`); with fewer than
+  `MIN_VERSIONS` (8) no inference is possible, and the report gives descriptives only (`versions`: one row
+  per version with its pairs, raw and adjusted mean outcome and features) with a message saying so;
+- rank correlations (Spearman or Kendall) are computed across versions, between each feature and the
+  version's mean outcome, with Benjamini-Hochberg adjusted p-values;
+- the regression is two-stage: (1) each version's mean outcome adjusted for the persona and topic mix of
+  its pairs (OLS of the outcome on version and control indicators, `brightrun.stats.correlate.unit_means`);
+  (2) OLS of those adjusted means on the features, one row per version, classical errors with the t
+  distribution on versions - features - 1 degrees of freedom. For 0/1 outcomes the means are shares and
+  the coefficients changes in the share (a linear probability model). Fitted only when at least 2 residual
+  degrees of freedom remain; features beyond that are left out (named in the notes).
+A feature that varies within a version (e.g. `response_words`) enters as its mean per version: the result
+is a between-version association.
 
 Prompt features (of the template version: system prompt + body, as stored, each `{{placeholder}}` one word):
 - `prompt_words`: words, split on whitespace.
@@ -20,17 +34,15 @@ Controls: `persona`, `topic`. Outcomes: `rating` (mean of the current review rat
 most current thumbs are up, 0 when most are down, missing on a tie), `edited` (1 when any reviewer's current
 judgement edits the response), `quality` (heuristic quality score), `response_words`.
 
-`effectiveness` gives rank correlations with intervals and Benjamini-Hochberg adjusted p-values, and a
-regression with `C(persona) + C(topic)` controls (logit for 0/1 outcomes, OLS otherwise; OLS on
-log(response words) for the length). Nothing here is randomized: every result is associational.
+Pairs made by the scripted provider are simulated: `scripted_share` says how many there are, and the page
+names them. Nothing here is randomized: every result is associational.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -38,10 +50,10 @@ import polars as pl
 from brightrun.errors import BrightRunError
 from brightrun.prompts.chain import ChainReport, app_log_chain
 from brightrun.stats._common import ASSOCIATIONAL_LABEL, StatsError
-from brightrun.stats.correlate import Correlation, Regression, correlate_features, regress
+from brightrun.stats.correlate import Correlation, Regression, correlate_features, regress, unit_means
 from brightrun.workspace import Workspace
 
-__all__ = ["ASSOCIATIONAL_LABEL", "FEATURES", "OUTCOMES", "ChainReport", "EffectivenessReport", "app_log_chain", "effectiveness",
+__all__ = ["ASSOCIATIONAL_LABEL", "FEATURES", "MIN_VERSIONS", "OUTCOMES", "ChainReport", "EffectivenessReport", "app_log_chain", "effectiveness",
            "prompt_features", "prompt_text_features"]
 
 FOCUS_KEYWORDS = {
@@ -62,6 +74,8 @@ OUTCOMES = {  # name -> (description, regression kind)
     "response_words": ("response length in words", "ols"),
 }
 MIN_ROWS = 20
+MIN_VERSIONS = 8
+"""Fewer template versions with the outcome than this: no inference (descriptives only)."""
 
 PAIRS_SQL = """
 WITH fb AS (
@@ -71,7 +85,8 @@ WITH fb AS (
 SELECT p.pair_id, p.conversation_id, p.persona_key AS persona, p.topic_key AS topic, p.template_key,
        p.template_version, p.tier, (p.tier = 'edge_case')::INT AS edge_case, fb.rating,
        CASE WHEN fb.up_share > 0.5 THEN 1 WHEN fb.up_share < 0.5 THEN 0 END AS thumbs, fb.edited,
-       coalesce(fb.judgements, 0) AS judgements, p.quality_score AS quality, p.response_word_count AS response_words
+       coalesce(fb.judgements, 0) AS judgements, p.quality_score AS quality, p.response_word_count AS response_words,
+       p.is_scripted
 FROM training_pairs p LEFT JOIN fb USING (pair_id) ORDER BY p.pair_id
 """
 VERSIONS_SQL = """
@@ -103,15 +118,18 @@ def prompt_features(ws: Workspace) -> pl.DataFrame:
     features = pl.concat([versions.select("template_key", "template_version", "version_rank"),
                           pl.DataFrame(text, schema=schema)], how="horizontal")
     frame = pairs.join(features, on=["template_key", "template_version"], how="left")
-    outcome_columns = ["rating", "thumbs", "edited", "judgements", "quality", "response_words"]
+    outcome_columns = ["rating", "thumbs", "edited", "judgements", "quality", "response_words", "is_scripted"]
     return frame.select("pair_id", "conversation_id", "persona", "topic", "template_key", "template_version",
                         "tier", "focus", *FEATURES, *[f"{k}_terms" for k in FOCUS_LEVELS], *outcome_columns)
 
 
 @dataclass(frozen=True)
 class EffectivenessReport:
-    """Correlations of each feature with one outcome and a regression with persona and topic controls.
-    `message` is set (and the rest empty) when there is too little data to say anything."""
+    """Correlations of each feature with one outcome across template versions and a version-level regression
+    on persona- and topic-adjusted means. `n` (= `effective_n`) counts template versions, `pairs` the
+    training pairs behind them. `message` is set, and the correlations and regression empty, when no
+    inference is possible (too few pairs or versions, no variation); `versions` then still holds the
+    descriptives when there are any."""
 
     outcome: str
     outcome_label: str
@@ -119,6 +137,10 @@ class EffectivenessReport:
     unit: str
     n: int
     features: list[str]
+    pairs: int = 0
+    min_versions: int = MIN_VERSIONS
+    versions: pl.DataFrame = field(default_factory=pl.DataFrame)
+    scripted_share: float | None = None
     correlations: list[Correlation] = field(default_factory=list)
     regression: Regression | None = None
     message: str | None = None
@@ -130,6 +152,10 @@ class EffectivenessReport:
     @property
     def ok(self) -> bool:
         return self.message is None
+
+    @property
+    def effective_n(self) -> int:
+        return self.n
 
     def table(self) -> pl.DataFrame:
         """feature, rho (or tau), low, high, p_value, p_adjusted (Benjamini-Hochberg), n."""
@@ -168,50 +194,58 @@ def _independent(frame: pl.DataFrame, features: list[str], controls: Sequence[st
     return kept, redundant
 
 
-def _regression(rows: pl.DataFrame, outcome: str, used: list[str], alpha: float,
-                notes: list[str]) -> Regression | None:
-    kind = OUTCOMES[outcome][1]
-    rows = rows.drop_nulls([outcome, *used, "persona", "topic", "conversation_id"])
-    focus = [f for f in used if f.startswith("focus_") and f[6:] in FOCUS_LEVELS]
+def _regression(versions: pl.DataFrame, used: list[str], alpha: float, notes: list[str]) -> Regression | None:
+    """Stage 2: OLS of the versions' adjusted means on the features (classical errors, t distribution)."""
     features = list(used)
-    if len(focus) == len(FOCUS_LEVELS) and rows["focus"].is_in(list(FOCUS_LEVELS)).all():
-        reference = max(focus, key=lambda f: (int(rows[f].sum()), f))  # the indicators sum to 1: drop one
+    focus = [f for f in features if f.startswith("focus_") and f[6:] in FOCUS_LEVELS]
+    if len(focus) == len(FOCUS_LEVELS) and (versions.select(focus).sum_horizontal() == 1).all():
+        reference = max(focus, key=lambda f: (int(versions[f].sum()), f))  # the indicators sum to 1: drop one
         features.remove(reference)
         notes.append(f"regression: {reference} is the reference level of the focus indicators")
-    controls = ("persona", "topic")
-    features, redundant = _independent(rows, features, controls)
+    features, redundant = _independent(versions, features, ())
     if redundant:
-        notes.append(f"regression: {', '.join(redundant)} left out (a combination of the other features and the "
-                     "controls in these rows)")
+        notes.append(f"regression: {', '.join(redundant)} left out (a combination of the other features across "
+                     "these versions)")
+    room = versions.height - 3  # keep at least 2 residual degrees of freedom beside the intercept
+    if len(features) > room:
+        notes.append(f"regression: {', '.join(features[room:])} left out: {versions.height} versions leave room "
+                     f"for {max(room, 0)} feature(s)")
+        features = features[:max(room, 0)]
     if not features:
         notes.append("regression not fitted: no feature is left once redundant ones are removed")
         return None
-    y = outcome
-    if outcome == "response_words":
-        y = "log_response_words"
-        rows = rows.with_columns(pl.col("response_words").clip(lower_bound=1).log().alias(y))
-        notes.append("regression: OLS on log(response words); a coefficient is a proportional change")
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = regress(rows, y, features, controls=controls, kind=kind, cluster="conversation_id", alpha=alpha)
+        return regress(versions, "adjusted", features, controls=(), kind="ols", alpha=alpha, robust=False)
     except StatsError as exc:
         notes.append(f"regression not fitted: {exc}")
         return None
-    seen = {str(w.message).split("\n")[0] for w in caught if not issubclass(w.category, DeprecationWarning)}
-    notes += [f"regression warning: {m}" for m in sorted(seen)]
-    return result
 
 
-def effectiveness(ws: Workspace, outcome: str, *, features: Sequence[str] | None = None, method: str = "spearman",
-                  alpha: float = 0.05, frame: pl.DataFrame | None = None) -> EffectivenessReport:
-    """Rank correlations of each prompt feature with `outcome` (intervals, BH-adjusted p-values) and a
-    regression of the outcome on the features with persona and topic controls, clustered by conversation.
+def _version_table(rows: pl.DataFrame, outcome: str, features: list[str], notes: list[str]) -> pl.DataFrame:
+    """One row per template version: pairs, raw and adjusted mean outcome, scripted share, feature means."""
+    keyed = rows.with_columns(pl.concat_str("template_key", "template_version", separator=" @ ").alias("version"))
+    means, control_notes = unit_means(keyed, outcome, "version")
+    notes += [f"adjusted means: {n}" for n in control_notes]
+    per_version = keyed.group_by("version").agg(
+        pl.col("template_key").first(), pl.col("template_version").first(),
+        pl.col("is_scripted").cast(pl.Float64).mean().alias("scripted_share"),
+        *(pl.col(f).cast(pl.Float64).mean() for f in features))
+    return (per_version.join(means, on="version").rename({"n": "pairs"})
+            .select("template_key", "template_version", "pairs", "mean", "adjusted", "scripted_share", *features)
+            .sort("template_key", "template_version"))
+
+
+def effectiveness(ws: Workspace | None, outcome: str, *, features: Sequence[str] | None = None,
+                  method: str = "spearman", alpha: float = 0.05,
+                  frame: pl.DataFrame | None = None) -> EffectivenessReport:
+    """Rank correlations of each prompt feature with `outcome` across template versions (intervals,
+    BH-adjusted p-values) and a version-level regression on persona- and topic-adjusted means (module doc).
 
     `features`: columns of `prompt_features(ws)` (default `FEATURES`; any numeric column such as
-    `response_words` may be given). `frame`: a `prompt_features` frame already at hand (else it is read).
-    Too little data (fewer than 20 pairs with the outcome, an outcome or every feature without variation)
-    gives a report whose `message` says so; an unknown outcome, feature or method raises BrightRunError."""
+    `response_words` may be given; it is averaged per version). `frame`: a `prompt_features` frame already
+    at hand (else it is read from `ws`). Too little data (fewer than 20 pairs or 8 template versions with the
+    outcome, an outcome or every feature without variation) gives a report whose `message` says so and
+    whose `versions` holds the descriptives; an unknown outcome, feature or method raises BrightRunError."""
     if outcome not in OUTCOMES:
         raise BrightRunError(f"unknown outcome {outcome!r}. Fix: use one of {', '.join(OUTCOMES)}.")
     if method not in ("spearman", "kendall"):
@@ -225,11 +259,17 @@ def effectiveness(ws: Workspace, outcome: str, *, features: Sequence[str] | None
                              f"columns other than the outcome: {', '.join(numeric)}.")
     description = OUTCOMES[outcome][0]
     rows = data.filter(pl.col(outcome).is_not_null())
-    report = {"outcome": outcome, "outcome_label": description, "method": method, "unit": "training pair",
-              "n": rows.height, "features": features}
+    if "is_scripted" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.Boolean).alias("is_scripted"))
+    notes: list[str] = []
+    versions = _version_table(rows, outcome, features, notes) if rows.height else pl.DataFrame()
+    scripted = rows["is_scripted"].cast(pl.Float64).mean() if rows.height else None
+    report = {"outcome": outcome, "outcome_label": description, "method": method, "unit": "template version",
+              "n": versions.height, "pairs": rows.height, "features": features, "versions": versions,
+              "scripted_share": scripted, "notes": notes}
+    where = "review more pairs on the Review page" if outcome in ("rating", "thumbs", "edited") else \
+        "generate and enrich more conversations"
     if rows.height < MIN_ROWS:
-        where = "review more pairs on the Review page" if outcome in ("rating", "thumbs", "edited") else \
-            "generate and enrich more conversations"
         return EffectivenessReport(**report, message=(
             f"Too little data: {rows.height} training pair(s) have a {description}; at least {MIN_ROWS} are "
             f"needed. Fix: {where}."))
@@ -237,18 +277,25 @@ def effectiveness(ws: Workspace, outcome: str, *, features: Sequence[str] | None
         return EffectivenessReport(**report, message=(
             f"No variation: every one of the {rows.height} pairs has the same {description} "
             f"({rows[outcome][0]}), so nothing can go with it. Collect more varied outcomes."))
-    dropped = {f: f"no variation (every pair has {rows[f].drop_nulls()[0] if rows[f].drop_nulls().len() else 'none'})"
-               for f in features if rows[f].drop_nulls().n_unique() < 2}
+    if versions.height < MIN_VERSIONS:
+        return EffectivenessReport(**report, message=(
+            f"No inference possible yet: prompt features vary only between template versions, and "
+            f"{versions.height} version(s) have a {description} (effective n = {versions.height}; at least "
+            f"{MIN_VERSIONS} are needed). Below: descriptives only, one row per version. Fix: make more template "
+            "versions (edit the templates' YAML), generate with them and "
+            f"{'review their pairs' if outcome in ('rating', 'thumbs', 'edited') else 'enrich them'}."))
+    dropped = {f: f"no variation (every version has {versions[f].drop_nulls()[0] if versions[f].drop_nulls().len() else 'none'})"
+               for f in features if versions[f].drop_nulls().n_unique() < 2}
     used = [f for f in features if f not in dropped]
-    notes = [f"{f} left out: {why}" for f, why in dropped.items()]
+    notes += [f"{f} left out: {why}" for f, why in dropped.items()]
     if not used:
         return EffectivenessReport(**report, message=(
-            "No feature varies across these pairs: " + "; ".join(notes) + ". Generate with more templates or "
-            "template versions to compare prompts."), dropped=dropped, notes=notes)
-    correlations = correlate_features(rows, used, outcome, method=method, adjust="bh", alpha=alpha)
-    if rows["conversation_id"].n_unique() < rows.height:
-        notes.append("correlations treat pairs as independent, but pairs of one conversation share its prompt: "
-                     "their p-values are optimistic; the regression's errors are clustered by conversation")
-    regression = _regression(rows, outcome, used, alpha, notes)
-    return EffectivenessReport(**report, correlations=correlations, regression=regression, dropped=dropped,
-                               notes=notes)
+            "No feature varies across these template versions: " + "; ".join(notes) + ". Generate with more "
+            "templates or template versions to compare prompts."), dropped=dropped)
+    within = [f for f in used if f not in FEATURES]
+    if within:
+        notes.append(f"{', '.join(within)}: averaged per template version (a between-version association)")
+    correlations = correlate_features(versions, used, "mean", method=method, adjust="bh", alpha=alpha)
+    correlations = [replace(c, outcome=outcome) for c in correlations]
+    regression = _regression(versions, used, alpha, notes)
+    return EffectivenessReport(**report, correlations=correlations, regression=regression, dropped=dropped)

@@ -21,7 +21,8 @@ SUGGESTED_LABELS = ["production", "candidate", "baseline", "archived"]
 METRICS_SQL = """
 WITH conv AS (
     SELECT template_key, template_version AS version, count(*) AS conversations,
-           avg(quality_score) AS mean_quality, avg(arc_adherence) AS mean_arc_adherence
+           avg(quality_score) AS mean_quality, avg(arc_adherence) AS mean_arc_adherence,
+           avg(is_scripted::INT) AS scripted_share
     FROM conversations GROUP BY 1, 2),
 calls AS (
     SELECT c.template_key, c.template_version AS version,
@@ -40,7 +41,7 @@ fb AS (
     FROM feedback_latest f JOIN training_pairs p ON f.target_type = 'training_pair' AND p.pair_id = f.target_id
     WHERE f.source = 'review' GROUP BY 1, 2)
 SELECT v.template_key, v.version, v.name, v.tier, v.is_current, v.first_used_at,
-       coalesce(conv.conversations, 0) AS conversations, calls.tokens, calls.cost_usd, calls.mean_latency_ms,
+       coalesce(conv.conversations, 0) AS conversations, conv.scripted_share, calls.tokens, calls.cost_usd, calls.mean_latency_ms,
        conv.mean_quality, conv.mean_arc_adherence, fb.judgements, fb.thumbs, fb.thumbs_up,
        fb.thumbs_up::DOUBLE / nullif(fb.thumbs, 0) AS thumbs_up_rate, fb.mean_rating, fb.ratings, fb.edit_rate,
        items.items, items.failed_items, items.failed_items::DOUBLE / nullif(items.items, 0) AS failure_rate

@@ -2,7 +2,7 @@
 shipping it.
 
 Rates: Beta-Binomial with a Beta(1, 1) prior by default; the probability is Evan Miller's closed form
-(statistics.md section 3), computed here in log space with scipy `betaln` because no library offers it.
+(https://www.evanmiller.org/bayesian-ab-testing.html), computed here in log space with scipy `betaln` because no library offers it.
 The expected loss (Stucchio's decision rule) uses the same closed form, through the identity
 E[X 1(X > Y)] = E[X] P(X+ > Y) with X+ ~ Beta(a + 1, b) (the size-biased Beta), so it is exact too.
 Means: a normal approximation to the difference of means (flat prior), written here: P = Phi(d / se) and

@@ -3,7 +3,7 @@ the interval of the difference, Mann-Whitney U with an effect size, and the rela
 
 Library calls: statsmodels `DescrStatsW.tconfint_mean`, scipy `ttest_ind(equal_var=False)` and its
 `confidence_interval`, scipy `mannwhitneyu`. Written here: the relative-lift delta method (GrowthBook's
-formula, statistics.md section 4; no library offers it) and the Mann-Whitney effect sizes (one line each).
+formula, docs/experiments.md; no library offers it) and the Mann-Whitney effect sizes (one line each).
 
 Arm 1 is the treatment, arm 2 the control: positive differences favour the treatment.
 """
@@ -123,7 +123,7 @@ def relative_lift_delta(mean_t: float, var_t: float, n_t: int, mean_c: float, va
                         alpha: float = 0.05) -> RelativeLift:
     """Relative lift mean_t / mean_c - 1 with its delta-method interval.
 
-    Written here (GrowthBook's formula, statistics.md section 4):
+    Written here (GrowthBook's delta-method formula, docs/experiments.md):
     var = var_c * mean_t^2 / (mean_c^4 * n_c) + var_t / (mean_c^2 * n_t), interval = lift +- z * sqrt(var).
     `var_*` are the sample variances of the outcomes (not of the means)."""
     if mean_c == 0:

@@ -1,6 +1,6 @@
 """Relating prompt features to outcomes: rank correlations and regressions with persona and topic as
 controls. Features are not randomized, so every result carries `associational=True` and a label saying it
-is an association, not a cause (statistics.md section 10).
+is an association, not a cause (docs/experiments.md).
 
 Spearman (scipy `spearmanr`) and Kendall tau-b (scipy `kendalltau`) handle ties in 1-5 ratings. Their
 intervals are written here: Fisher's z transform with the Fieller, Hartley & Pearson (1957) variances,
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
+import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
@@ -137,13 +138,24 @@ def _quote(name: str) -> str:
     return f'Q("{name}")'
 
 
+def _ols(formula: str, data, outcome: str, features: Sequence[str], controls: Sequence[str], cov: dict):
+    """OLS by formula, or, with no categorical controls, on the arrays directly (the same model; patsy's
+    design step dominates the time of a small fit, e.g. one row per template version)."""
+    if controls:
+        return smf.ols(formula, data).fit(**cov)
+    exog = data[list(features)].astype(float).set_axis([_quote(f) for f in features], axis=1)
+    return sm.OLS(data[outcome].astype(float), sm.add_constant(exog, has_constant="add")).fit(**cov)
+
+
 def regress(frame: pl.DataFrame, outcome: str, features: Sequence[str], *,
             controls: Sequence[str] = ("persona", "topic"), kind: str = "ols", cluster: str | None = None,
-            adjust: str = "bh", alpha: float = 0.05) -> Regression:
+            adjust: str = "bh", alpha: float = 0.05, robust: bool = True) -> Regression:
     """Regress the outcome on the features with categorical controls (`C(persona) + C(topic)`).
 
     kind="ols" (ratings, scores, log length; HC1 robust errors) or "logit" (0/1 outcomes such as thumbs).
     `cluster`: a column (user id) for cluster-robust errors when one user contributes several rows.
+    `robust=False`: classical OLS errors with the t distribution on the residual degrees of freedom (for
+    few rows, such as one per template version, where HC1 errors are too small).
     Rows with a missing value in any column used are dropped. Feature p-values are adjusted across the
     features (not the controls) with `adjust`."""
     alpha = check_alpha(alpha)
@@ -167,11 +179,11 @@ def regress(frame: pl.DataFrame, outcome: str, features: Sequence[str], *,
         cov = {"cov_type": "cluster",
                "cov_kwds": {"groups": data[cluster].astype("category").cat.codes.to_numpy()}}
     else:
-        cov = {"cov_type": "HC1" if kind == "ols" else "nonrobust"}
+        cov = {"cov_type": "HC1" if kind == "ols" and robust else "nonrobust"}
     cov_type = cov["cov_type"]
     try:
         if kind == "ols":
-            model = smf.ols(formula, data).fit(**cov)
+            model = _ols(formula, data, outcome, features, used_controls, cov)
             fit_stat, fit_name = finite(model.rsquared), "R-squared"
         else:
             model = smf.logit(formula, data).fit(disp=0, **cov)
@@ -191,3 +203,47 @@ def regress(frame: pl.DataFrame, outcome: str, features: Sequence[str], *,
     coefficients = [replace(c, p_adjusted=a) for c, a in zip(coefficients, adjustment.adjusted, strict=True)]
     return Regression(outcome, kind, formula, int(model.nobs), coefficients, used_controls, cov_type, fit_stat,
                       fit_name, adjustment.method, notes)
+
+
+def unit_means(frame: pl.DataFrame, outcome: str, unit: str, *,
+               controls: Sequence[str] = ("persona", "topic")) -> tuple[pl.DataFrame, list[str]]:
+    """One row per unit (e.g. template version): `n` rows with the outcome, the raw `mean` and the
+    `adjusted` mean, i.e. the unit's mean at the average mix of the categorical controls.
+
+    `adjusted` comes from OLS of the outcome on unit indicators and control indicators (no intercept:
+    y = b_unit + c_persona + c_topic + e); adjusted_u = b_u + the mean of the control part over all rows.
+    A unit's rows are averaged into one value, so the units, not the rows, are what later tests count.
+    Controls with a single value, or that would make the units unidentifiable (a control level seen in
+    one unit only, say), are left out and named in the returned notes."""
+    missing = [c for c in [outcome, unit, *controls] if c not in frame.columns]
+    if missing:
+        raise StatsError(f"unit_means: column(s) {missing} not in the frame ({frame.columns}).")
+    data = frame.drop_nulls([outcome, unit]).with_columns(pl.col(unit).cast(pl.String))
+    if data.is_empty():
+        raise StatsError(f"unit_means: no row has both {outcome!r} and {unit!r}.")
+    y = data[outcome].cast(pl.Float64).to_numpy()
+    units = data.select(unit).to_dummies()
+    design = units.to_numpy().astype(float)
+    notes: list[str] = []
+    parts = []
+    for control in controls:
+        values = data[control].cast(pl.String).fill_null("(none)")
+        if values.n_unique() < 2:
+            notes.append(f"control {control!r} has a single value and was left out")
+            continue
+        dummies = values.to_frame(control).to_dummies(drop_first=True).to_numpy().astype(float)
+        trial = np.column_stack([design, *parts, dummies])
+        if np.linalg.matrix_rank(trial) < trial.shape[1]:
+            notes.append(f"control {control!r} left out: some of its values occur within a single {unit} only, "
+                         f"so its effect cannot be told apart from the {unit}'s")
+            continue
+        parts.append(dummies)
+    control_part = np.zeros(len(y))
+    coef = np.linalg.lstsq(np.column_stack([design, *parts]), y, rcond=None)[0]
+    if parts:
+        control_part = np.column_stack(parts) @ coef[design.shape[1]:]
+    names = [c.removeprefix(f"{unit}_") for c in units.columns]
+    adjusted = coef[:design.shape[1]] + control_part.mean()
+    summary = data.group_by(unit).agg(pl.len().alias("n"), pl.col(outcome).cast(pl.Float64).mean().alias("mean"))
+    table = summary.join(pl.DataFrame({unit: names, "adjusted": adjusted}), on=unit, how="left").sort(unit)
+    return table, notes

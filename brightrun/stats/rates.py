@@ -10,6 +10,7 @@ variant has the higher rate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from brightrun.stats._common import StatsError, check_alpha, check_count, finite
 
 MIN_EXPECTED = 5.0
 """Cochran's rule: the z (= chi-square) approximation is trusted when every expected cell of the 2x2 table
-is at least 5; below that Fisher's exact test is used (statistics.md section 3)."""
+is at least 5; below that Fisher's exact test is used (Cochran 1954, Biometrics 10:417)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ class RateLift:
     """Treatment minus control and treatment / control, each with an interval.
 
     diff: Newcombe hybrid score interval (statsmodels method "newcomb").
-    ratio: Katz log interval (statsmodels "log"); "log-adjusted" (0.5 added to each count) when a count is 0.
+    ratio: Katz log interval (statsmodels "log"); with a zero cell (no success, or no failure, in an arm) the
+    Katz interval is degenerate (1/1 vs 1/1 gives a zero-width interval), so 0.5 is added to each cell
+    ("log-adjusted", Gart's adjustment), and the interval is widened to contain the observed ratio when the
+    adjustment moves it away (no success in the variant: ratio 0, so the lower bound is 0).
     rel_lift = ratio - 1, with the ratio's interval shifted by 1. None when the control rate is 0."""
 
     diff: float
@@ -115,7 +119,11 @@ def two_proportion_ztest(x1: int, n1: int, x2: int, n2: int) -> RateTest:
     if pooled in (0.0, 1.0):
         return RateTest("two-proportion z", None, 1.0, "both arms have the same all-or-nothing outcome")
     z, p = proportions_ztest(count=[x1, x2], nobs=[n1, n2])
-    return RateTest("two-proportion z", float(z), float(p), "every expected cell is at least 5")
+    smallest = float(expected_counts(x1, n1, x2, n2).min())
+    reason = (f"every expected cell is at least {MIN_EXPECTED:g} (smallest {smallest:.3g})" if smallest >= MIN_EXPECTED
+              else f"chosen although the smallest expected cell is {smallest:.3g} (< {MIN_EXPECTED:g}): "
+                   "Fisher's exact test is the safer choice here")
+    return RateTest("two-proportion z", float(z), float(p), reason)
 
 
 def one_proportion_ztest(successes: int, n: int, value: float) -> RateTest:
@@ -164,10 +172,15 @@ def rate_lift(x_t: int, n_t: int, x_c: int, n_c: int, alpha: float = 0.05) -> Ra
     if x_c == 0:
         return RateLift(diff, float(d_low), float(d_high), None, None, None, None, None, None)
     ratio = (x_t / n_t) / (x_c / n_c)
-    zero_cell = x_t == 0  # the Katz log variance has 1/x_t; x_c == 0 returned above
-    method = "log-adjusted" if zero_cell else "log"
-    r_low, r_high = confint_proportions_2indep(x_t, n_t, x_c, n_c, method=method, compare="ratio",
-                                               alpha=alpha)
+    zero_cell = x_t in (0, n_t) or x_c == n_c  # a zero cell of the 2x2 table; x_c == 0 returned above
+    if zero_cell:  # written here: statsmodels' "log-adjusted" adds 0.5 to successes only (1/1 vs 1/1: zero width)
+        a_t, m_t, a_c, m_c = x_t + 0.5, n_t + 1.0, x_c + 0.5, n_c + 1.0
+        se = math.sqrt(1 / a_t - 1 / m_t + 1 / a_c - 1 / m_c)
+        centre, half = math.log((a_t / m_t) / (a_c / m_c)), float(sps.norm.ppf(1 - alpha / 2)) * se
+        r_low, r_high = math.exp(centre - half), math.exp(centre + half)
+    else:
+        r_low, r_high = confint_proportions_2indep(x_t, n_t, x_c, n_c, method="log", compare="ratio", alpha=alpha)
+    r_low, r_high = min(float(r_low), ratio), max(float(r_high), ratio)
     return RateLift(diff, float(d_low), float(d_high), ratio, float(r_low), float(r_high),
                     ratio - 1.0, float(r_low) - 1.0, float(r_high) - 1.0,
                     ratio_method="katz-log-adjusted" if zero_cell else "katz-log")

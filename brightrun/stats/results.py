@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from brightrun.stats import bayes, continuous, rates
+from brightrun.stats import bayes, continuous, rates, sequential
 from brightrun.stats._common import StatsError, check_alpha, clean_values
 from brightrun.stats.multiple import adjust_pvalues
 from brightrun.stats.srm import SRMResult
@@ -92,6 +92,18 @@ class ArmResult:
     adjust_method: str | None = None
     significant: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    se: float | None = None
+    """Unpooled standard error of abs_lift (what the always-valid view uses)."""
+    outcome_sd: float | None = None
+    """The outcome's standard deviation, both arms pooled (sets the always-valid view's tau)."""
+    planned_n: int | None = None
+    seq_tau: float | None = None
+    seq_p_value: float | None = None
+    seq_p_adjusted: float | None = None
+    seq_low: float | None = None
+    seq_high: float | None = None
+    """Always-valid (mSPRT) p-value, adjusted p and interval of abs_lift, valid at every look; None until
+    `always_valid_results` adds them (it needs the planned sample size)."""
 
     @property
     def improves(self) -> bool:
@@ -118,6 +130,8 @@ def _compare_rate(metric: str, arm: str, control: str, treat: ArmData, ctrl: Arm
     test = rates.rate_test(x_t, n_t, x_c, n_c, method=rate_test)
     post = bayes.beat_control_rates(x_t, n_t, x_c, n_c, higher_is_better=higher_is_better)
     h = 2 * math.asin(math.sqrt(est_t.rate)) - 2 * math.asin(math.sqrt(est_c.rate))
+    se = math.sqrt(est_t.rate * (1 - est_t.rate) / n_t + est_c.rate * (1 - est_c.rate) / n_c)
+    pooled = (x_t + x_c) / (n_t + n_c)
     notes = (f"{test.test}: {test.reason}",) + (("control rate is 0: no relative lift",) if lift.rel_lift is None
                                                else ())
     return ArmResult(metric, "rate", arm, control, n_t, est_t.rate, est_t.low, est_t.high, n_c, est_c.rate,
@@ -125,7 +139,7 @@ def _compare_rate(metric: str, arm: str, control: str, treat: ArmData, ctrl: Arm
                      lift.rel_low, lift.rel_high, test.test, test.statistic, test.p_value,
                      post.prob_beat_control, post.risk_treatment, h, "Cohen's h",
                      f"Wilson; difference {lift.diff_method}; ratio {lift.ratio_method}", alpha,
-                     higher_is_better, notes=notes)
+                     higher_is_better, notes=notes, se=se, outcome_sd=math.sqrt(pooled * (1 - pooled)))
 
 
 def _compare_mean(metric: str, metric_type: str, arm: str, control: str, treat: ArmData, ctrl: ArmData,
@@ -140,7 +154,11 @@ def _compare_mean(metric: str, metric_type: str, arm: str, control: str, treat: 
     rel = continuous.relative_lift_delta(est_t.mean, var_t, t.size, est_c.mean, var_c, c.size, alpha)
     post = bayes.beat_control_means(est_t.mean, var_t, t.size, est_c.mean, var_c, c.size, higher_is_better)
     notes: list[str] = []
-    if metric_type == "rating":
+    if welch.p_value is None:  # no spread in either arm: the same for ratings and continuous metrics
+        test = "Mann-Whitney U" if metric_type == "rating" else "Welch t"
+        statistic, p = None, None
+        effect, effect_name = None, ("P(T > C) + P(T = C)/2" if metric_type == "rating" else "Cohen's d")
+    elif metric_type == "rating":
         mw = continuous.mann_whitney(t, c)
         test, statistic, p = f"Mann-Whitney U ({mw.method})", mw.u_treatment, mw.p_value
         effect, effect_name = mw.prob_superiority, "P(T > C) + P(T = C)/2"
@@ -149,14 +167,16 @@ def _compare_mean(metric: str, metric_type: str, arm: str, control: str, treat: 
         spread = math.sqrt((var_t + var_c) / 2)
         effect, effect_name = (welch.diff / spread if spread else None), "Cohen's d"
     if p is None:
-        notes.append("no spread in either arm: no test possible")
+        notes.append("no spread in either arm (every value within an arm is the same): no test and no interval "
+                     "of the difference are possible; collect more varied outcomes")
     if rel.rel_lift is None:
         notes.append("control mean is 0: no relative lift")
     return ArmResult(metric, metric_type, arm, control, est_t.n, est_t.mean, est_t.low, est_t.high, est_c.n,
                      est_c.mean, est_c.low, est_c.high, welch.diff, welch.diff_low, welch.diff_high,
                      rel.rel_lift, rel.low, rel.high, test, statistic, p, post.prob_beat_control,
                      post.risk_treatment, effect, effect_name, "t; difference Welch; relative delta method",
-                     alpha, higher_is_better, notes=tuple(notes))
+                     alpha, higher_is_better, notes=tuple(notes), se=math.sqrt(var_t / t.size + var_c / c.size),
+                     outcome_sd=math.sqrt((var_t + var_c) / 2))
 
 
 def adjust_family(results: Sequence[ArmResult], *, exploratory: bool = False,
@@ -230,6 +250,34 @@ def compare_metrics(metrics: Sequence[Metric], *, control_name: str = "control",
     return adjust_family(results, exploratory=exploratory, alpha=alpha)
 
 
+def always_valid_results(results: Sequence[ArmResult], planned_n: int, *, exploratory: bool = False,
+                         power: float = 0.8) -> list[ArmResult]:
+    """Add the always-valid (mSPRT, `brightrun.stats.sequential`) p-value and interval to every result.
+
+    tau, the effect the mixture is centred on, is the minimum detectable effect at the planned size:
+    (z_{1-alpha/2} + z_{power}) * sd * sqrt(2 / planned_n), sd the outcome's pooled standard deviation.
+    The always-valid p-values are adjusted across the same family as the fixed ones (Holm, or BH when
+    exploratory); guardrails keep theirs unadjusted."""
+    if planned_n is None or planned_n < 1:
+        raise StatsError(f"always_valid_results: planned_n={planned_n!r}; give the planned units per arm (>= 1).")
+    out = []
+    for r in results:
+        tau = sequential.planned_tau(r.outcome_sd, planned_n, alpha=r.alpha, power=power)
+        if tau is None or r.se is None:
+            out.append(replace(r, planned_n=planned_n))
+            continue
+        view = sequential.always_valid([r.abs_lift], [r.se**2], tau, r.alpha)
+        low, high = float(view.low[-1]), float(view.high[-1])
+        out.append(replace(r, planned_n=planned_n, seq_tau=tau, seq_p_value=float(view.p_value[-1]),
+                           seq_low=low if math.isfinite(low) else None, seq_high=high if math.isfinite(high) else None))
+    family = [i for i, r in enumerate(out) if not r.guardrail]
+    adjusted = adjust_pvalues([out[i].seq_p_value for i in family], "bh" if exploratory else "holm",
+                              check_alpha(out[0].alpha) if out else 0.05).adjusted
+    for i, a in zip(family, adjusted, strict=True):
+        out[i] = replace(out[i], seq_p_adjusted=a)
+    return out
+
+
 def arms_from_frame(frame: pl.DataFrame, *, arm: str, value: str) -> dict[str, np.ndarray]:
     """One array of `value` per arm, from one row per user (or conversation); nulls dropped."""
     for column in (arm, value):
@@ -264,12 +312,14 @@ def _fmt_lift(r: ArmResult) -> str:
 
 
 def decide_winner(results: Sequence[ArmResult], alpha: float = 0.05, *, primary: str | None = None,
-                  srm: SRMResult | None = None) -> Decision:
+                  srm: SRMResult | None = None, interim: bool = False) -> Decision:
     """The winner: among variants that beat control on the primary metric with adjusted p <= alpha and fail
     no guardrail, the one with the largest improvement. Otherwise winner None ("no winner yet") with the
     reason. The primary metric defaults to the first non-guardrail metric; an SRM mismatch blocks any winner.
     Candidates are compared with control, not with each other: the best of two significant variants is
-    the larger estimate, not a tested difference (the reason says so)."""
+    the larger estimate, not a tested difference (the reason says so).
+    `interim`: decide on the always-valid p-values (`always_valid_results`), as before the planned
+    sample size, where the fixed-sample p-values are not valid (every look would add false positives)."""
     check_alpha(alpha)
     if srm is not None and srm.mismatch:
         return Decision(None, None, f"No winner yet: {srm.message}")
@@ -279,9 +329,15 @@ def decide_winner(results: Sequence[ArmResult], alpha: float = 0.05, *, primary:
         raise StatsError("decide_winner: no non-guardrail result to decide on. Compare the arms first "
                          "(compare_arms or compare_metrics) on a primary metric.")
     method = rows[0].adjust_method or "no"
+    p_name = "always-valid adjusted p" if interim else "adjusted p"
+
+    def p_of(r: ArmResult) -> float | None:
+        if interim:
+            return r.seq_p_value if r.guardrail else r.seq_p_adjusted
+        return r.p_value if r.guardrail else r.p_adjusted
 
     def significant(r: ArmResult) -> bool:
-        p = r.p_value if r.guardrail else r.p_adjusted
+        p = p_of(r)
         return p is not None and p <= alpha
 
     candidates = [r for r in rows if significant(r) and r.improves]
@@ -289,13 +345,13 @@ def decide_winner(results: Sequence[ArmResult], alpha: float = 0.05, *, primary:
     for r in candidates:
         harms = [g for g in results if g.guardrail and g.arm == r.arm and significant(g) and not g.improves]
         if harms:
-            failed[r.arm] = [f"{g.metric} {_fmt_lift(g)}, p = {g.p_value:.3g}" for g in harms]
+            failed[r.arm] = [f"{g.metric} {_fmt_lift(g)}, p = {p_of(g):.3g}" for g in harms]
     passing = [r for r in candidates if r.arm not in failed]
     names = [r.arm for r in candidates]
     if not candidates:
-        tested = [r for r in rows if r.p_adjusted is not None]
-        best = min(tested, key=lambda r: r.p_adjusted) if tested else None
-        detail = (f"; the closest is {best.arm}: {_fmt_lift(best)}, adjusted p = {best.p_adjusted:.3g} "
+        tested = [r for r in rows if p_of(r) is not None]
+        best = min(tested, key=p_of) if tested else None
+        detail = (f"; the closest is {best.arm}: {_fmt_lift(best)}, {p_name} = {p_of(best):.3g} "
                   f"({method} adjustment)" if best else "")
         worse = [r.arm for r in rows if significant(r) and not r.improves]
         worse_text = f". Significantly worse than control: {', '.join(worse)}" if worse else ""
@@ -310,8 +366,8 @@ def decide_winner(results: Sequence[ArmResult], alpha: float = 0.05, *, primary:
     sign = 1 if passing[0].higher_is_better else -1
     best = max(passing, key=lambda r: sign * r.abs_lift)
     others = [r.arm for r in passing if r is not best]
-    reason = (f"{best.arm} beats {best.control} on {primary}: {_fmt_lift(best)}, adjusted p = "
-              f"{best.p_adjusted:.3g} ({method}), P(beat control) = {best.prob_beat_control:.3f}; "
+    reason = (f"{best.arm} beats {best.control} on {primary}: {_fmt_lift(best)}, {p_name} = "
+              f"{p_of(best):.3g} ({method}), P(beat control) = {best.prob_beat_control:.3f}; "
               "no guardrail fails.")
     if others:
         reason += (f" Also beating control: {', '.join(others)}; {best.arm} has the largest estimate, but the "

@@ -84,6 +84,19 @@ class BalanceResult:
     message: str
 
 
+def mix_test(table) -> tuple[float, float, int]:
+    """Chi-square test of independence of an arms x groups table of counts (scipy `chi2_contingency`, no
+    continuity correction): (chi2, p, dof). Groups empty in every arm are dropped; p = 1 when fewer than
+    two arms or groups remain."""
+    table = np.asarray(table, dtype=float)
+    table = table[:, table.sum(axis=0) > 0]
+    table = table[table.sum(axis=1) > 0]
+    if table.shape[0] < 2 or table.shape[1] < 2:
+        return 0.0, 1.0, 0
+    chi2, p, dof, _ = sps.chi2_contingency(table, correction=False)
+    return float(chi2), float(p), int(dof)
+
+
 def balance_check(frame: pl.DataFrame, *, arm: str, by: str, threshold: float = SRM_THRESHOLD) -> BalanceResult:
     """Test whether the mix of `by` values (one row per user or conversation) differs between arms."""
     for column in (arm, by):
@@ -96,7 +109,7 @@ def balance_check(frame: pl.DataFrame, *, arm: str, by: str, threshold: float = 
         return BalanceResult(by, {}, 0.0, 1.0, 0, False, f"Only one arm or one {by}: nothing to compare.")
     lookup = {(r[arm], r[by]): r["len"] for r in counts.iter_rows(named=True)}
     table = np.array([[lookup.get((a, lv), 0) for lv in levels] for a in arms], dtype=float)
-    chi2, p, dof, _ = sps.chi2_contingency(table, correction=False)
+    chi2, p, dof = mix_test(table)
     imbalanced = bool(p < threshold)
     message = (f"The {by} mix differs between arms (p = {p:.2g}): compare arms within each {by} "
                f"(stratified results) and check how users were assigned." if imbalanced

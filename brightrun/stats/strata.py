@@ -9,14 +9,21 @@ Sato's (1989, Biometrics 45:1323) variance, weights n_t n_c / N per stratum.
 Means: a post-stratified difference of means (strata weighted by their share of all users, as GrowthBook's
 post-stratification), written here; variance sum w_k^2 (s_tk^2 / n_tk + s_ck^2 / n_ck).
 
-When do the naive and stratified estimates "disagree"? (`simpson_warning`)
-- Rates: the odds ratios differ by more than `margin` (default 10%, the change-in-estimate rule of
-  Greenland 1989 / Maldonado & Greenland 1993), i.e. |log OR_naive - log OR_MH| > log(1 + margin).
-- Means: the differences of means differ by more than `margin` standard deviations of the outcome (0.1 SD,
-  half of Cohen's "small" effect).
-When the two also point in opposite directions the message says so (Simpson's paradox). A sign flip of two
-estimates that are both within the margin of each other (e.g. OR 1.01 vs 0.99, typical of a null effect) is
-noise, not confounding, and gets no warning; otherwise every null experiment would warn half the time.
+Warnings are tests, each at the report's alpha, and their text names the test and its p:
+- Confounding (`simpson_warning`): the stratum mix of the compared units differs between the arms -- the
+  balance test, a chi-square test of independence of arm x stratum counts (`srm.mix_test`, the test of
+  `srm.balance_check`), p < alpha -- AND the naive and stratified estimates differ by more than `margin`:
+  for rates |log OR_naive - log OR_MH| > log(1 + margin) (default 10%, the change-in-estimate rule of
+  Greenland 1989 / Maldonado & Greenland 1993), for means by more than `margin` standard deviations of the
+  outcome (0.1 SD). The balance test makes the claim "the mix differs" a tested one, so balanced A/A
+  experiments warn at about alpha; the margin keeps a tested but harmless imbalance quiet. When the two
+  estimates point in opposite directions the message says so (Simpson's paradox).
+- Heterogeneity (`heterogeneity_warning`): the variant's effect differs between strata -- for rates the
+  Breslow-Day test of equal odds ratios (statsmodels `StratifiedTable.test_equal_odds`, Breslow & Day 1980),
+  for means the F test of the arm x stratum interaction in OLS `y ~ arm * C(stratum)` against
+  `y ~ arm + C(stratum)` (statsmodels `compare_f_test`) -- p < alpha.
+The Cochran-Mantel-Haenszel test uses the continuity correction by default, as R's `mantelhaen.test`
+does (`cmh_p`); the uncorrected p is `cmh_p_uncorrected`.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import statsmodels.api as sm
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import StratifiedTable, Table2x2
 
 from brightrun.stats._common import StatsError, check_alpha, check_count, clean_values, finite
 from brightrun.stats.rates import rate_lift
+from brightrun.stats.srm import mix_test
 
 MARGIN = 0.10
 
@@ -74,6 +83,9 @@ class StratifiedRates:
     homogeneity_p: float | None
     simpson_warning: str | None
     skipped: list[str] = field(default_factory=list)
+    cmh_p_uncorrected: float | None = None
+    balance_p: float | None = None
+    heterogeneity_warning: str | None = None
 
 
 def _direction(value: float, higher_is_better: bool) -> str:
@@ -84,11 +96,16 @@ def _direction(value: float, higher_is_better: bool) -> str:
 def simpson_warning(naive: float, stratified: float, *, by: str, scale: str = "log odds ratio",
                     margin: float = MARGIN, sd: float | None = None,
                     strata_effects: Sequence[float] = (), describe: str = "",
-                    higher_is_better: bool = True) -> str | None:
-    """The warning text when the naive and stratified estimates disagree (rule in the module docstring),
-    else None. `naive` and `stratified` are on the log-odds-ratio scale ("log odds ratio") or differences
-    of means ("difference", then `sd` is the outcome's standard deviation). `describe` adds the estimates
-    in readable units; `higher_is_better` chooses the words better/worse."""
+                    higher_is_better: bool = True, balance_p: float | None = None,
+                    alpha: float = 0.05) -> str | None:
+    """The warning text when the stratum mix differs between the arms (balance test p < alpha) and the
+    naive and stratified estimates disagree (rule in the module docstring), else None. `naive` and
+    `stratified` are on the log-odds-ratio scale ("log odds ratio") or differences of means ("difference",
+    then `sd` is the outcome's standard deviation). `balance_p`: the balance test's p (None: not tested,
+    then only the margin rule applies). `describe` adds the estimates in readable units;
+    `higher_is_better` chooses the words better/worse."""
+    if balance_p is not None and not balance_p < alpha:
+        return None
     if scale == "log odds ratio":
         disagree = abs(naive - stratified) > math.log1p(margin)
         size = f"by more than {margin:.0%}"
@@ -106,14 +123,24 @@ def simpson_warning(naive: float, stratified: float, *, by: str, scale: str = "l
         better = sum((e > 0) if higher_is_better else (e < 0) for e in strata_effects)
         within = f"; better in {better} of {len(strata_effects)} {by} groups"
     details = f" ({describe}{within})" if describe or within else ""
+    tested = (f" (chi-square balance test of the {by} mix between the arms: p = {balance_p:.2g} < {alpha:g})"
+              if balance_p is not None else "")
     if naive * stratified < 0:
         return (f"Simpson's paradox: pooled over {by}, the variant looks {_direction(naive, higher_is_better)} than control, "
                 f"but compared within each {by} it is {_direction(stratified, higher_is_better)}{details}. The {by} mix "
-                f"differs between the arms, so the pooled comparison is confounded. Report the {by}-stratified "
-                f"estimate and check how users were assigned to arms.")
+                f"differs between the arms{tested}, so the pooled comparison is confounded. Report the "
+                f"{by}-stratified estimate and check how users were assigned (or reviewed) in each arm.")
     return (f"The pooled and {by}-stratified estimates differ {size}{details}: the {by} mix differs between "
-            f"the arms and distorts the pooled comparison. Prefer the stratified estimate and check how users "
-            f"were assigned to arms.")
+            f"the arms{tested} and distorts the pooled comparison. Prefer the stratified estimate and check how "
+            f"users were assigned (or reviewed) in each arm.")
+
+
+def heterogeneity_warning(p_value: float | None, *, by: str, test: str, alpha: float = 0.05) -> str | None:
+    """The warning text when the test that the variant's effect is the same in every stratum rejects."""
+    if p_value is None or not p_value < alpha:
+        return None
+    return (f"The variant's effect differs between {by} groups ({test}: p = {p_value:.2g} < {alpha:g}): one pooled "
+            f"effect hides that. Read the per-{by} rows before deciding, and check the groups where it is worse.")
 
 
 def _mh_risk_difference(tables: np.ndarray, alpha: float) -> tuple[float, float, float]:
@@ -169,17 +196,22 @@ def stratified_rates(strata: Mapping[str, tuple[int, int, int, int]], *, by: str
         mh_or = finite(st.oddsratio_pooled)
         or_low, or_high = ((finite(v) for v in st.oddsratio_pooled_confint(alpha=alpha)) if mh_or
                            else (None, None))
-        cmh_p = finite(st.test_null_odds(correction=False).pvalue)
+        cmh_p = finite(st.test_null_odds(correction=True).pvalue)
+        cmh_p_uncorrected = finite(st.test_null_odds(correction=False).pvalue)
         homogeneity_p = finite(st.test_equal_odds(adjust=False).pvalue) if len(rows) > 1 else None
+    balance_p = mix_test(counts[:, [1, 3]].T)[1]
     warning = None
     if naive_or and mh_or:
         describe = (f"pooled odds ratio {naive_or:.2f}, difference {naive.diff * 100:+.1f} points; "
                     f"Mantel-Haenszel odds ratio {mh_or:.2f}, difference {mh_rd * 100:+.1f} points")
         warning = simpson_warning(math.log(naive_or), math.log(mh_or), by=by, margin=margin,
                                   strata_effects=[r.diff for r in rows], describe=describe,
-                                  higher_is_better=higher_is_better)
+                                  higher_is_better=higher_is_better, balance_p=balance_p, alpha=alpha)
+    hetero = heterogeneity_warning(homogeneity_p, by=by, alpha=alpha,
+                                   test="Breslow-Day test of equal odds ratios across the groups")
     return StratifiedRates(by, rows, naive.diff, naive.diff_low, naive.diff_high, naive_or, mh_rd, mh_low,
-                           mh_high, mh_or, or_low, or_high, cmh_p, homogeneity_p, warning, skipped)
+                           mh_high, mh_or, or_low, or_high, cmh_p, homogeneity_p, warning, skipped,
+                           cmh_p_uncorrected, balance_p, hetero)
 
 
 def _strata_key(frame: pl.DataFrame, by: str | Sequence[str]) -> tuple[pl.DataFrame, str]:
@@ -229,6 +261,26 @@ class StratifiedMeans:
     adjusted_high: float
     simpson_warning: str | None
     skipped: list[str] = field(default_factory=list)
+    balance_p: float | None = None
+    interaction_p: float | None = None
+    heterogeneity_warning: str | None = None
+
+
+def _interaction_p(t_parts: Sequence[np.ndarray], c_parts: Sequence[np.ndarray]) -> float | None:
+    """F test of the arm x stratum interaction: OLS y ~ arm * C(stratum) against y ~ arm + C(stratum)."""
+    if len(t_parts) < 2:
+        return None
+    y = np.concatenate([np.concatenate([t, c]) for t, c in zip(t_parts, c_parts, strict=True)])
+    arm = np.concatenate([np.r_[np.ones(t.size), np.zeros(c.size)] for t, c in zip(t_parts, c_parts, strict=True)])
+    group = np.concatenate([np.full(t.size + c.size, k) for k, (t, c) in enumerate(zip(t_parts, c_parts,
+                                                                                       strict=True))])
+    dummies = (group[:, None] == np.arange(1, len(t_parts))[None, :]).astype(float)
+    additive = np.column_stack([np.ones(y.size), arm, dummies])
+    full = np.column_stack([additive, dummies * arm[:, None]])
+    small, large = sm.OLS(y, additive).fit(), sm.OLS(y, full).fit()
+    if large.df_resid <= 0 or large.ssr <= 0:
+        return None
+    return finite(large.compare_f_test(small)[1])
 
 
 def stratified_means(strata: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, by: str = "stratum",
@@ -258,8 +310,13 @@ def stratified_means(strata: Mapping[str, tuple[Sequence[float], Sequence[float]
     pooled_t, pooled_c = np.concatenate(all_t), np.concatenate(all_c)
     naive = float(pooled_t.mean() - pooled_c.mean())
     sd = float(np.concatenate([pooled_t, pooled_c]).std(ddof=1))
+    balance_p = mix_test([[r.n_t for r in rows], [r.n_c for r in rows]])[1]
     warning = simpson_warning(naive, adjusted, by=by, scale="difference", margin=margin, sd=sd,
                               strata_effects=[r.diff for r in rows],
                               describe=f"pooled difference {naive:+.3g}, stratified {adjusted:+.3g}",
-                              higher_is_better=higher_is_better)
-    return StratifiedMeans(by, rows, naive, adjusted, adjusted - half, adjusted + half, warning, skipped)
+                              higher_is_better=higher_is_better, balance_p=balance_p, alpha=alpha)
+    interaction_p = _interaction_p(all_t, all_c)
+    hetero = heterogeneity_warning(interaction_p, by=by, alpha=alpha,
+                                   test=f"F test of the arm x {by} interaction")
+    return StratifiedMeans(by, rows, naive, adjusted, adjusted - half, adjusted + half, warning, skipped,
+                           balance_p, interaction_p, hetero)

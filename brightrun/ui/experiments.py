@@ -17,6 +17,8 @@ MARGIN = {"l": 10, "r": 10, "t": 30, "b": 10}
 def fmt_value(v, kind: str, *, lift: bool = False) -> str:
     if v is None:
         return "–"
+    if kind == "rate" and round(v * 100, 1) == 0 or kind != "rate" and float(f"{v:.3g}") == 0:
+        v = 0.0  # no "-0.0"
     if kind == "rate":
         return f"{v * 100:+.1f} pts" if lift else f"{v:.1%}"
     return f"{v:+.3g}" if lift else f"{v:.3g}"
@@ -102,6 +104,8 @@ def results_table(report) -> None:
             "control [CI]": fmt_interval(r.control_estimate, r.control_low, r.control_high, kind),
             "abs lift [CI]": fmt_interval(r.abs_lift, r.abs_low, r.abs_high, kind, lift=True),
             "rel lift [CI]": fmt_relative(r), "test": r.test, "p": r.p_value, "adjusted p": r.p_adjusted,
+            "always-valid p": r.seq_p_value, "always-valid adjusted p": r.seq_p_adjusted,
+            "always-valid interval": fmt_bounds(r.seq_low, r.seq_high, kind, lift=True) or "–",
             "adjustment": r.adjust_method or ("none (guardrail)" if r.guardrail else "–"),
             "P(beat control)": r.prob_beat_control,
             "effect size": (f"{r.effect_size:.3g} ({r.effect_size_name})" if r.effect_size is not None else "–"),
@@ -109,6 +113,8 @@ def results_table(report) -> None:
     st.dataframe(rows, hide_index=True, key="ex_results", column_config={
         "p": st.column_config.NumberColumn(format="%.3g"),
         "adjusted p": st.column_config.NumberColumn(format="%.3g"),
+        "always-valid p": st.column_config.NumberColumn(format="%.3g"),
+        "always-valid adjusted p": st.column_config.NumberColumn(format="%.3g"),
         "P(beat control)": st.column_config.NumberColumn(format="%.3f")})
 
 
@@ -118,8 +124,9 @@ def strata_section(report, names: dict[str, dict[str, str]], alpha: float) -> No
     st.subheader("Per persona and per topic")
     st.caption(f"The success metric ({metric}) compared within each persona and each topic, beside the naive "
                "estimate pooled over them. Rates: Mantel-Haenszel risk difference (Sato's variance) and odds ratio; "
-               "means: post-stratified difference (strata weighted by their size). When the two disagree the mix of "
-               "reviewed conversations differs between the arms and the pooled number is confounded.")
+               "means: post-stratified difference (strata weighted by their size). A warning needs tests: the chi-square "
+               "balance test of the mix between the arms (and a gap between naive and stratified), or Breslow-Day / "
+               "the interaction F test for an effect that differs between groups.")
     if not any(report.strata.values()):
         st.caption("Nothing to stratify yet: the success metric is not measured in both arms.")
         return
@@ -130,8 +137,8 @@ def strata_section(report, names: dict[str, dict[str, str]], alpha: float) -> No
                 continue
             label = names["personas" if by == "persona" else "topics"]
             st.markdown(f"**{variant} vs {exp.control.name}, by {by}**"
-                        + (" · :orange[naive and stratified disagree: see the warning above]"
-                           if result.simpson_warning else ""))
+                        + (" · :orange[see the warning above]"
+                           if result.simpson_warning or result.heterogeneity_warning else ""))
             if kind == "rate":
                 rows = [{by: label.get(s.stratum, s.stratum), variant: f"{s.x_t}/{s.n_t} ({s.rate_t:.1%})",
                          exp.control.name: f"{s.x_c}/{s.n_c} ({s.rate_c:.1%})",
@@ -147,8 +154,10 @@ def strata_section(report, names: dict[str, dict[str, str]], alpha: float) -> No
                     {"estimate": "odds ratio", "naive (pooled)": fmt_value(result.naive_odds_ratio, "ratio"),
                      "Mantel-Haenszel": fmt_interval(result.mh_odds_ratio, result.mh_or_low, result.mh_or_high,
                                                   "ratio")}]
-                extra = (f"Cochran-Mantel-Haenszel p = {fmt_p(result.cmh_p)}; Breslow-Day homogeneity p = "
-                         f"{fmt_p(result.homogeneity_p)} (a small one: the effect differs between {by} groups). "
+                extra = (f"Cochran-Mantel-Haenszel p = {fmt_p(result.cmh_p)} (continuity-corrected, as R; "
+                         f"uncorrected {fmt_p(result.cmh_p_uncorrected)}); Breslow-Day homogeneity p = "
+                         f"{fmt_p(result.homogeneity_p)} (a small one: the effect differs between {by} groups); "
+                         f"chi-square balance test of the {by} mix between the arms p = {fmt_p(result.balance_p)}. "
                          f"Per {by}: successes/measured (rate).")
             else:
                 rows = [{by: label.get(s.stratum, s.stratum), f"{variant} n": s.n_t, f"{variant} mean": s.mean_t,
@@ -159,7 +168,8 @@ def strata_section(report, names: dict[str, dict[str, str]], alpha: float) -> No
                      "post-stratified": fmt_value(result.adjusted_diff, kind, lift=True)},
                     {"estimate": f"{1 - alpha:.0%} interval", "naive (pooled)": "–",
                      "post-stratified": fmt_bounds(result.adjusted_low, result.adjusted_high, kind, lift=True)}]
-                extra = ""
+                extra = (f"F test of the arm x {by} interaction p = {fmt_p(result.interaction_p)}; chi-square "
+                         f"balance test of the {by} mix between the arms p = {fmt_p(result.balance_p)}.")
             st.dataframe(rows, hide_index=True, key=f"ex_strata_{variant}_{by}")
             left, right = st.columns([3, 2])
             left.dataframe(pooled, hide_index=True, key=f"ex_pooled_{variant}_{by}")

@@ -17,12 +17,11 @@ from brightrun.experiments import (
     set_status,
 )
 from brightrun.experiments.core import TRANSITIONS, cells
-from brightrun.experiments.report import outcomes
+from brightrun.experiments.report import outcomes, success_mde
 from brightrun.explore import filter_options
 from brightrun.generation import load_job
 from brightrun.prompts import registry as prompts
 from brightrun.providers.claude import api_key_from_environment
-from brightrun.stats import power
 from brightrun.ui import experiments as uix
 
 st.title("Experiments")
@@ -49,12 +48,19 @@ def _results(ws, exp, names) -> None:
         st.info(f"Not every arm has been generated yet (missing: {', '.join(missing)}): generate the arms above.")
         return
     report = experiment_report(ws, exp.experiment_id, alpha=alpha, exploratory=exploratory)
+    if report.simulated:
+        st.warning(f"**{report.data_note()}**", icon=":material/science:")
+    else:
+        st.caption(report.data_note())
     st.dataframe(report.arms, hide_index=True, key="ex_arms")
-    st.caption("Per arm: planned and generated conversations, how many have a review (thumbs), and the mean of every "
-               "metric (rates as shares).")
+    st.caption("Per arm: planned and generated conversations, how many have a review (thumbs), the share made by the "
+               "scripted provider (simulated), and the mean of every metric (rates as shares).")
 
     d = report.decision
-    if d.winner:
+    if report.simulated:
+        st.error(f"**Simulated data: no decision.** {d.reason.removeprefix('Simulated data: no decision. ')}",
+                 icon=":material/science:")
+    elif d.winner:
         st.success(f"**Winner: {d.winner}** · confidence {d.confidence:.1%} (P(beat control)). {d.reason}",
                    icon=":material/emoji_events:")
     else:
@@ -82,17 +88,16 @@ def _results(ws, exp, names) -> None:
     if report.results:
         uix.forest(report)
         uix.results_table(report)
-        main = next((r for r in report.results if r.metric == exp.success_metric), None)
-        if main is not None and main.metric_type == "rate" and 0 < main.control_estimate < 1:
-            try:
-                mde = power.mde_rates(main.control_estimate, main.control_n, alpha=alpha)
-            except BrightRunError:
-                mde = None
-            if mde is not None and mde.diff is not None:
-                st.caption(f"With {main.control_n:,} measured conversations in control at "
-                           f"{main.control_estimate:.1%}, a true lift of {mde.diff * 100:+.1f} points (to "
-                           f"{mde.p_treatment:.1%}) would be found with 80% power; smaller lifts need more "
-                           "reviews (Calculator tab).")
+        st.caption(f"Fixed-sample p-values and intervals are valid only at the planned size ({report.planned_n:,} "
+                   "conversations per arm), read once. Always-valid p and interval (mSPRT, tau = the minimum "
+                   "detectable effect at the planned size) stay valid however often you look. "
+                   + report.decision_basis())
+        mde = success_mde(report)
+        if mde is not None:
+            st.caption(f"With {mde['control_n']:,} measured conversations in control at {mde['control_rate']:.1%}, a "
+                       f"true lift of {mde['mde_diff'] * 100:+.1f} points (to {mde['mde_rate']:.1%}) would be found "
+                       "with 80% power (Cohen's h, the arcsine approximation); smaller lifts need more reviews "
+                       "(Calculator tab).")
     uix.strata_section(report, names, alpha)
 
 

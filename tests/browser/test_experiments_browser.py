@@ -1,4 +1,5 @@
-"""The Experiments page in a real browser: open a generated and reviewed experiment, see the winner and the
+"""The Experiments page in a real browser: open a generated and reviewed experiment, see that its scripted
+arms are named as simulated data with no decision (the statistics alone would name a winner) and the
 forest plot drawn by plotly, then size an experiment on the Calculator tab.
 
 The workspace is prepared in Python before Chromium starts: generating the arms runs asyncio.run, which
@@ -41,7 +42,8 @@ def experiment_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_experiment(ws, "guided")
     enrich(ws)
     simulate_reviews(ws, seed=2)
-    assert experiment_report(ws, "guided").decision.winner == "guided"
+    assert experiment_report(ws, "guided", allow_simulated=True, fixed_sample=True).decision.winner == "guided"
+    assert experiment_report(ws, "guided").decision.winner is None  # scripted arms: simulated data
     create_experiment(ws, experiment_id="later", name="A later draft", template_key=KEY,
                       control={"name": "control", "template_version": old},
                       variants=[{"name": "warm", "template_version": old, "temperature": 0.3}])
@@ -54,7 +56,7 @@ def experiment_app(experiment_ws: Path, tmp_path: Path) -> Iterator[AppServer]:
         yield server
 
 
-def test_open_an_experiment_see_the_winner_and_the_forest_plot_then_size_one(
+def test_open_an_experiment_see_simulated_data_named_and_the_forest_plot_then_size_one(
         experiment_ws: Path, browser, experiment_app: AppServer) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
@@ -71,10 +73,12 @@ def test_open_an_experiment_see_the_winner_and_the_forest_plot_then_size_one(
         choose(page, "Open experiment", "Guided prompt · guided · running")
         expect(page).to_have_url(re.compile(r"experiment=guided"))
         expect(page.get_by_role("heading", name="Guided prompt")).to_be_visible()
-        banner = page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Winner: guided")
+        banner = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Simulated data: no decision.")
         banner.scroll_into_view_if_needed()
         expect(banner).to_be_visible()
-        expect(banner).to_contain_text("confidence")
+        expect(page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Winner")).to_have_count(0)
+        expect(page.locator('[data-testid="stAlertContentWarning"]').filter(
+            has_text="control 100%, guided 100%")).to_be_visible()
 
         # The forest plot, drawn by plotly: one marker per variant x metric (thumbs_up, failed).
         chart = page.locator(".st-key-ex_forest")
