@@ -257,3 +257,18 @@ def test_cli_create_run_report_list_status(versions) -> None:
     assert runner.invoke(app, ["experiments", "status", "cli-exp", "paused", "-w", path]).exit_code == 0
     bad = runner.invoke(app, ["experiments", "status", "cli-exp", "draft", "-w", path])
     assert bad.exit_code != 0 and "cannot become draft" in str(bad.exception)
+
+
+def test_the_page_verdict_follows_the_p_value_the_decision_uses() -> None:
+    # fixed-sample significant, always-valid not: before the single planned look the page must not say "better"
+    from types import SimpleNamespace
+
+    from brightrun.ui.experiments import verdict
+
+    r = SimpleNamespace(significant=True, improves=True, guardrail=False, alpha=0.05, p_adjusted=0.01,
+                        seq_p_adjusted=0.4, seq_p_value=0.3)
+    assert verdict(r, fixed_sample=True) == "better"
+    assert verdict(r, fixed_sample=False) == "not significant"
+    worse = SimpleNamespace(significant=True, improves=False, guardrail=True, alpha=0.05, p_value=0.001,
+                            seq_p_value=0.01, seq_p_adjusted=None)
+    assert verdict(worse, fixed_sample=False) == "worse"

@@ -46,8 +46,17 @@ def fmt_p(v) -> str:
     return "–" if v is None else f"{v:.3g}"
 
 
-def verdict(r) -> str:
-    if not r.significant:
+def significant(r, fixed_sample: bool) -> bool:
+    """Significant on the p-value the report decides with: the always-valid one unless the report is the
+    single planned fixed-sample look (guardrails: unadjusted, the success metric: adjusted)."""
+    if fixed_sample:
+        return r.significant
+    p = r.seq_p_value if r.guardrail else r.seq_p_adjusted
+    return p is not None and p <= r.alpha
+
+
+def verdict(r, fixed_sample: bool) -> str:
+    if not significant(r, fixed_sample):
         return "not significant"
     return "better" if r.improves else "worse"
 
@@ -72,15 +81,16 @@ def forest(report) -> None:
         lift = [r.abs_lift * scale for r in rows]
         high = [(r.abs_high * scale - x) if r.abs_high is not None else 0.0 for r, x in zip(rows, lift, strict=True)]
         low = [(x - r.abs_low * scale) if r.abs_low is not None else 0.0 for r, x in zip(rows, lift, strict=True)]
-        color = ["#2ca02c" if r.significant and r.improves else "#d62728" if r.significant else "#7f7f7f"
-                 for r in rows]
+        fixed = report.fixed_sample
+        color = ["#2ca02c" if significant(r, fixed) and r.improves else "#d62728" if significant(r, fixed)
+                 else "#7f7f7f" for r in rows]
         fig.add_trace(go.Scatter(
             x=lift, y=[r.arm for r in rows], mode="markers", name=metric, showlegend=False,
             marker={"size": 12, "color": color, "symbol": "diamond" if rows[0].guardrail else "circle"},
             error_x={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
             customdata=[[f"p = {fmt_p(r.p_value)} (guardrail: unadjusted)" if r.guardrail else
                          f"adjusted p = {fmt_p(r.p_adjusted)} ({r.adjust_method})", f"{r.prob_beat_control:.3f}",
-                         verdict(r)] for r in rows],
+                         verdict(r, fixed)] for r in rows],
             hovertemplate="%{y}: %{x:+.3g}" + (" points" if scale == 100 else "")
                           + "<br>%{customdata[0]}<br>P(beat control) %{customdata[1]}<br>%{customdata[2]}<extra>"
                           + metric + "</extra>",
@@ -91,7 +101,9 @@ def forest(report) -> None:
     st.caption(f"Absolute lift of each variant over {report.experiment.control.name} with its "
                f"{1 - report.results[0].alpha:.0%} interval (not adjusted for multiplicity). Circles: the success "
                "metric; diamonds: guardrails. Green: significantly better, red: significantly worse (success metric: "
-               "adjusted p; guardrails: unadjusted p), grey: not significant. Rates in percentage points.")
+               f"{'' if report.fixed_sample else 'always-valid '}adjusted p; guardrails: "
+               f"{'' if report.fixed_sample else 'always-valid '}unadjusted p), grey: not significant. "
+               "Rates in percentage points.")
 
 
 def results_table(report) -> None:
@@ -109,7 +121,7 @@ def results_table(report) -> None:
             "adjustment": r.adjust_method or ("none (guardrail)" if r.guardrail else "–"),
             "P(beat control)": r.prob_beat_control,
             "effect size": (f"{r.effect_size:.3g} ({r.effect_size_name})" if r.effect_size is not None else "–"),
-            "verdict": verdict(r), "notes": "; ".join(r.notes)})
+            "verdict": verdict(r, report.fixed_sample), "notes": "; ".join(r.notes)})
     st.dataframe(rows, hide_index=True, key="ex_results", column_config={
         "p": st.column_config.NumberColumn(format="%.3g"),
         "adjusted p": st.column_config.NumberColumn(format="%.3g"),
