@@ -146,6 +146,15 @@ def records_hash(ws: Workspace, ids: list[str], splits: list[str], name: str = "
     return jsonl_sha256(ws, ids, splits, name)
 
 
+def records_changed(name: str, version: int) -> TrainingFileError:
+    """The refusal when a version's records can no longer be made (build, export)."""
+    return TrainingFileError(
+        f"training file {name!r} version {version} cannot be rebuilt byte for byte: the training pairs of its "
+        f"conversations changed since it was made (re-enriched or deleted, or a persona, arc or topic renamed in "
+        f"the scaffolding). Fix: build the current state as a new version (add or remove a conversation, or "
+        f"re-split).")
+
+
 # -- eligibility --------------------------------------------------------------------------------------
 
 
