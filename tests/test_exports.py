@@ -564,6 +564,23 @@ def test_shared_warnings_duplicates_leakage_and_token_limits(tmp_path: Path) -> 
     assert result.ok  # none of these is rejected by OpenAI
 
 
+@pytest.mark.parametrize("fmt", ["trl_dpo", "openai_dpo", "llama_factory_preference"])
+def test_leakage_checks_every_text_of_every_row_not_only_the_chosen_side(tmp_path: Path, fmt: str) -> None:
+    """A training row's rejected answer taken from a held-out row is a leak, whatever the prompts."""
+    rng = random.Random(11)
+    records = pref_set()
+    held_answer = _sentence(rng, 40)
+    records[-1]["chosen"] = held_answer                     # validation: chosen answer
+    records[2]["rejected"] = held_answer                    # train: the same text as its rejected answer
+    records[-2]["rejected"] = records[4]["rejected"] + " Indeed."  # validation rejected ~ a train rejected side
+    paths = FORMATS[fmt].writer(records, tmp_path / fmt)
+    result = FORMATS[fmt].validator(paths, near_duplicates=True)
+    found = {(p.rule, p.line): p.message for p in result.warnings if p.rule.startswith("leakage")}
+    assert found[("leakage_exact", 3)] == "its chosen answer is in train (line 3)"
+    assert ("leakage_near_duplicate", 2) in found and "rejected" in found[("leakage_near_duplicate", 2)]
+    assert not any(line == 1 for _, line in found)  # the untouched held-out row is not flagged
+
+
 @pytest.mark.parametrize("fmt", ["trl_sft", "axolotl", "openai_sft"])
 def test_non_alternating_roles_are_a_warning_where_the_consumer_does_not_check(tmp_path: Path, fmt: str) -> None:
     """TRL and Axolotl do not check the order, but many chat templates raise on it (check 5)."""
