@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import threading
 from collections import Counter
 
@@ -433,6 +434,36 @@ def test_near_duplicates_share_a_split_and_the_leakage_report_finds_leaks(demo_c
     assert report.height > 0
     assert set(report["id_a"]) | set(report["id_b"]) <= set(planted)
     assert (report["split_a"] != report["split_b"]).all()
+
+
+def test_adding_members_twice_never_moves_an_earlier_member_and_keeps_the_ratios(demo_copy, monkeypatch):
+    ws = demo_copy
+    ids = _ids(ws)
+    random.Random(5).shuffle(ids)
+    first, second, third = ids[:60], ids[60:110], ids[110:]
+    # a new member that near-duplicates an earlier one joins its split
+    texts = splits_module.member_texts(ws, ids)
+    twin_of = {third[0]: first[0]}
+    monkeypatch.setattr(splits_module, "member_texts",
+                        lambda w, wanted: {c: texts[twin_of.get(c, c)] + " more" * (c in twin_of) for c in wanted})
+    tf.create_training_file(ws, "grow")
+    history = [tf.add_conversations(ws, "grow", first), tf.add_conversations(ws, "grow", second),
+               tf.add_conversations(ws, "grow", third)]
+    for earlier, later in zip(history, history[1:], strict=False):
+        moved = {c: (s, later.split_of[c]) for c, s in earlier.split_of.items() if later.split_of[c] != s}
+        assert moved == {}
+    assert history[-1].split_of[third[0]] == history[0].split_of[first[0]]
+    final = Counter(history[-1].splits)
+    assert abs(final["train"] - 128) <= 4 and abs(final["validation"] - 16) <= 3 and abs(final["test"] - 16) <= 3
+    rows = ws.sql("SELECT tier, split, count(*) n FROM training_file_conversations WHERE name = 'grow' "
+                  "AND version = ? GROUP BY ALL", [history[-1].version])
+    for tier in ("template", "edge_case"):
+        shares = {r["split"]: r["n"] for r in rows.filter(pl.col("tier") == tier).iter_rows(named=True)}
+        assert shares.get("train", 0) / sum(shares.values()) == pytest.approx(0.8, abs=0.1)
+    # removing members moves nobody either; only an explicit re-split places everyone afresh
+    after = tf.remove_conversations(ws, "grow", second[:10])
+    assert all(after.split_of[c] == history[-1].split_of[c] for c in after.member_ids)
+    assert tf.assign_splits(ws, "grow", (50, 25, 25), salt="new").split_of != after.split_of
 
 
 def test_membership_rows_without_a_version_row_do_not_count(demo_copy):

@@ -9,6 +9,8 @@ Rules:
 - every change (create, add, remove, re-split) makes a new version. Its membership rows are written to
   `training_file_conversations` first, then the version row to `training_file_versions`: the version
   row is the commit point, so a crash in between leaves rows of a version that never existed (ignored).
+- adding or removing members never moves a member that stays to another split (splits.py); only a
+  re-split does.
 """
 
 from __future__ import annotations
@@ -284,7 +286,8 @@ def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple
     number = (current.version if current else 0) + 1
     info = ws.sql("SELECT conversation_id, tier, arc_key, template_key, template_version FROM conversations "
                   "WHERE conversation_id IN (SELECT unnest(?)) ORDER BY conversation_id", [ids])
-    assignment, clusters = split_members(ws, info, ratios, salt)
+    keep = current.split_of if current is not None and change in ("add", "remove") else None
+    assignment, clusters = split_members(ws, info, ratios, salt, keep)
     enrichment = ws.sql("SELECT DISTINCT enrichment_version FROM training_pairs WHERE conversation_id IN "
                         "(SELECT unnest(?)) ORDER BY 1", [ids])["enrichment_version"].to_list()
     templates = sorted({f"{k}@{v}" for k, v in zip(info["template_key"].to_list(),
