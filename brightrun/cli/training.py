@@ -119,8 +119,9 @@ def export(
                                                               "the reason is recorded.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export a version, validate it by its consumer's rules, and estimate tokens and cost. Preference and
-    KTO formats take the review's preference pairs (edits, ratings) of the member conversations."""
+    """Export a version, validate it by its consumer's rules, and estimate tokens and cost; exit 1 when any
+    rule of the consumer fails. Preference and KTO formats take the review's preference pairs (edits,
+    ratings) whose both answers belong to member conversations of one split."""
     from brightrun.training_files.export import export_version
 
     done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force)
@@ -128,6 +129,8 @@ def export(
         sys.stdout.write(orjson.dumps({"files": [str(p) for p in done.files], "valid": done.validation.ok,
                                        "errors": [e.model_dump() for e in done.validation.errors[:50]],
                                        "costs": [c.model_dump() for c in done.costs]}, default=str).decode() + "\n")
+        if not done.validation.ok:
+            raise typer.Exit(1)
         return
     console.print(f"Exported {name} v{done.version} as {fmt} to {folder}: {len(done.files)} file(s); "
                   + ("[green]valid[/]" if done.validation.ok else f"[red]{len(done.validation.errors)} problem(s)[/]"))
@@ -137,6 +140,10 @@ def export(
     for c in priced[:6]:
         out.print(f"  {c.model}: {c.epochs} epoch(s), {c.charged_tokens:,} charged tokens, about ${c.cost_usd:,.2f}",
                   markup=False)
+    if not done.validation.ok:  # written, but the consumer would refuse or skip records: not done
+        out.print(f"error: the export breaks {len(done.validation.errors)} rule(s) of its consumer. Fix: correct "
+                  "what is listed above and export again.", markup=False)
+        raise typer.Exit(1)
 
 
 @training_app.command("validate")
