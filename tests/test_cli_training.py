@@ -90,3 +90,4 @@ def test_export_and_validate_exit_1_when_a_consumer_rule_fails(demo_copy: Worksp
     fine = runner.invoke(app, ["training-file", "export", "tiny", "trl_sft", str(tmp_path / "trl"), "-w", path,
                                "--force", "test"])
     assert fine.exit_code == 0, fine.output
+    assert "No priced target model trains from trl_sft" in fine.stdout and "gpt-4o" not in fine.stdout

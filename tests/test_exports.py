@@ -42,7 +42,7 @@ from brightrun.exports import (
     validate_openai_sft,
     validate_vertex,
     write_alpaca,
-    write_bedrock,
+    write_bedrock_haiku,
     write_hf_parquet,
     write_openai_sft,
     write_trl_sft,
@@ -153,13 +153,30 @@ def test_bedrock_record_matches_the_reference(tmp_path: Path) -> None:
     answer = '{\n  "answer": {\n    "squareRoot": 12, ...}\n}'
     first = [_msg("system", "JSON Mode: Enabled"), _msg("user", "What's the square root of 144?"),
              _msg("assistant", answer, weight=1)]
-    paths = write_bedrock(sft_set(first), tmp_path / "b")
+    paths = write_bedrock_haiku(sft_set(first), tmp_path / "b")
     assert read_lines(paths[0])[0] == {"system": "JSON Mode: Enabled", "messages": [
         {"role": "user", "content": "What's the square root of 144?"}, {"role": "assistant", "content": answer}]}
-    marv = read_lines(write_bedrock(sft_set(), tmp_path / "m")[0])[0]
+    marv = read_lines(write_bedrock_haiku(sft_set(), tmp_path / "m")[0])[0]
     assert marv["system"] == MARV[0]["content"] and [m["role"] for m in marv["messages"]] == [
         "user", "assistant", "user", "assistant"]  # weights cannot be expressed and are dropped
+    assert FORMATS["bedrock_haiku"].validator(paths).errors == []
+
+
+def test_bedrock_default_is_the_converse_format(tmp_path: Path) -> None:
+    """AWS's example record of the Converse fine-tuning format, written and accepted; the Haiku shape is not."""
+    system = ("A chat between a curious User and an artificial intelligence Bot. The Bot gives helpful, detailed, "
+              "and polite answers to the User's questions.")
+    answer = "The sky is blue because molecules in the air scatter blue light from the Sun more than other colors."
+    first = [_msg("system", system), _msg("user", "why is the sky blue"), _msg("assistant", answer)]
+    paths = FORMATS["bedrock"].writer(sft_set(first), tmp_path / "c")
+    assert read_lines(paths[0])[0] == {
+        "schemaVersion": "bedrock-conversation-2024", "system": [{"text": system}],
+        "messages": [{"role": "user", "content": [{"text": "why is the sky blue"}]},
+                     {"role": "assistant", "content": [{"text": answer}]}]}
     assert FORMATS["bedrock"].validator(paths).errors == []
+    haiku = FORMATS["bedrock_haiku"].writer(sft_set(first), tmp_path / "h")
+    refused = FORMATS["bedrock"].validator(haiku)
+    assert {"schema_version", "content_blocks"} <= refused.rules("errors")
 
 
 SKY_SFT = [_msg("user", "What color is the sky?"), _msg("assistant", "It is blue.")]
@@ -204,6 +221,20 @@ def test_axolotl_record_and_config(tmp_path: Path) -> None:
     assert result.errors == [] and result.rules("warnings") <= {"token_limit"}
 
 
+@pytest.mark.parametrize("fmt", ["axolotl", "sharegpt"])
+def test_axolotl_evaluates_on_validation_only_never_on_test(tmp_path: Path, fmt: str) -> None:
+    records = sft_set(n_train=12, n_val=6)
+    for r in records[-3:]:
+        r["split"] = "test"
+    FORMATS[fmt].writer(records, tmp_path / fmt)
+    text = (tmp_path / fmt / "axolotl.yaml").read_text()
+    config = yaml.safe_load(text)
+    assert [d["path"] for d in config["datasets"]] == ["data/train.jsonl"]
+    assert [d["path"] for d in config["test_datasets"]] == ["data/validation.jsonl"]
+    assert "data/test.jsonl" not in yaml.safe_dump(config)  # only named in a comment, for the final evaluation
+    assert "NOT listed here" in text and "data/test.jsonl" in text
+
+
 def test_sharegpt_and_alpaca_records(tmp_path: Path) -> None:
     paths = FORMATS["sharegpt"].writer(sft_set(), tmp_path / "s")
     assert read_lines(paths[0])[0] == {"conversations": [
@@ -223,6 +254,20 @@ def test_sharegpt_and_alpaca_records(tmp_path: Path) -> None:
                                         "history": [["q1", "a1"]]}
     assert set(read_lines(alpaca[0])[1]) == {"instruction", "input", "output", "system"}  # no empty history
     assert FORMATS["alpaca"].validator(alpaca).errors == []
+    # LLaMA-Factory reads it through dataset_info.json, which must map system and history (its defaults
+    # drop the system prompt and train only the last answer)
+    info = orjson.loads((tmp_path / "al" / "dataset_info.json").read_bytes())
+    assert info == {f"brightrun_{split}": {
+        "file_name": f"data/{split}.jsonl", "formatting": "alpaca",
+        "columns": {"prompt": "instruction", "query": "input", "response": "output", "system": "system",
+                    "history": "history"}} for split in ("train", "validation")}
+    for entry in info.values():
+        del entry["columns"]["history"]
+    (tmp_path / "al" / "dataset_info.json").write_bytes(orjson.dumps(info))
+    dropped = FORMATS["alpaca"].validator(tmp_path / "al")
+    assert [(p.rule, p.line) for p in dropped.errors] == [("dataset_info_columns", 1)]
+    (tmp_path / "al" / "dataset_info.json").unlink()
+    assert "dataset_info" in FORMATS["alpaca"].validator(tmp_path / "al").rules("errors")
     odd = sft_set([_msg("user", "a"), _msg("user", "b"), _msg("assistant", "c")])
     with pytest.raises(ExportError, match="'ref'.*Alpaca needs user/assistant pairs"):
         write_alpaca(odd, tmp_path / "odd")
@@ -286,7 +331,7 @@ def test_vertex_record_matches_the_reference(tmp_path: Path) -> None:
 
 
 def test_every_format_is_registered_with_a_writer_and_validator() -> None:
-    assert set(FORMATS) == {"openai_sft", "openai_dpo", "bedrock", "trl_sft", "trl_dpo", "trl_kto", "axolotl",
+    assert set(FORMATS) == {"openai_sft", "openai_dpo", "bedrock", "bedrock_haiku", "trl_sft", "trl_dpo", "trl_kto", "axolotl",
                             "sharegpt", "alpaca", "llama_factory", "llama_factory_preference", "llama_factory_kto",
                             "hf_parquet", "vertex"}
     assert {s.kind for s in FORMATS.values()} == {"sft", "preference", "kto"}
@@ -368,16 +413,30 @@ PLANTS = [
     ("openai_dpo", lambda o: {**o, "non_preferred_output": o["preferred_output"]}, "identical_outputs"),
     ("openai_dpo", _set("preferred_output.0.content", ""), "missing_content"),
     ("openai_dpo", _set("input.messages.1.role", "bot"), "unrecognized_role"),
-    # Bedrock: no extra keys, user/assistant only, user first, assistant last, alternating, >= 2 messages
+    # Bedrock (Claude 3 Haiku shape): no extra keys, user/assistant only, user first, assistant last,
+    # alternating, >= 2 messages
+    ("bedrock_haiku", _set("id", "x"), "unrecognized_key"),
+    ("bedrock_haiku", _set("messages.0.weight", 1), "message_unrecognized_key"),
+    ("bedrock_haiku", lambda o: {**o, "messages": [_msg("system", "s"), *o["messages"]]}, "system_in_messages"),
+    ("bedrock_haiku", _set("messages.0.role", "human"), "unrecognized_role"),
+    ("bedrock_haiku", lambda o: {**o, "messages": [o["messages"][0], *o["messages"]]}, "role_order"),
+    ("bedrock_haiku", _append("messages", _msg("user", "More?")), "last_not_assistant"),
+    ("bedrock_haiku", lambda o: {**o, "messages": o["messages"][1:]}, "too_few_messages"),
+    ("bedrock_haiku", _set("system", ""), "system_type"),
+    ("bedrock_haiku", _set("messages.0.content", ""), "missing_content"),
+    # Bedrock Converse: the same, with schemaVersion and text blocks
+    ("bedrock", _set("schemaVersion", "bedrock-conversation-2023"), "schema_version"),
+    ("bedrock", lambda o: {k: v for k, v in o.items() if k != "schemaVersion"}, "schema_version"),
     ("bedrock", _set("id", "x"), "unrecognized_key"),
-    ("bedrock", _set("messages.0.weight", 1), "message_unrecognized_key"),
-    ("bedrock", lambda o: {**o, "messages": [_msg("system", "s"), *o["messages"]]}, "system_in_messages"),
-    ("bedrock", _set("messages.0.role", "human"), "unrecognized_role"),
+    ("bedrock", _set("system", "a plain string"), "content_blocks"),
+    ("bedrock", _set("messages.0.content", "a plain string"), "content_blocks"),
+    ("bedrock", _set("messages.0.content.0", {"image": {"format": "png"}}), "content_blocks"),
+    ("bedrock", _set("messages.0.content.0.text", " "), "missing_content"),
+    ("bedrock", _set("messages.0.content.0.cachePoint", {}), "unrecognized_key"),
+    ("bedrock", _set("messages.0.role", "system"), "system_in_messages"),
     ("bedrock", lambda o: {**o, "messages": [o["messages"][0], *o["messages"]]}, "role_order"),
-    ("bedrock", _append("messages", _msg("user", "More?")), "last_not_assistant"),
+    ("bedrock", _append("messages", {"role": "user", "content": [{"text": "More?"}]}), "last_not_assistant"),
     ("bedrock", lambda o: {**o, "messages": o["messages"][1:]}, "too_few_messages"),
-    ("bedrock", _set("system", ""), "system_type"),
-    ("bedrock", _set("messages.0.content", ""), "missing_content"),
     # TRL
     ("trl_sft", lambda o: {"conversation": o["messages"]}, "missing_key"),
     ("trl_sft", lambda o: {"prompt": o["messages"][:-1], "completion": o["messages"][-1:]}, "mixed_types"),
@@ -614,7 +673,7 @@ def test_writers_refuse_bad_records_and_foreign_folders(tmp_path: Path) -> None:
     assert (foreign / "notes.txt").read_text() == "keep me"
     middle = sft_set([_msg("user", "a"), _msg("system", "b"), _msg("assistant", "c")])
     with pytest.raises(ExportError, match="'ref'.*system turn in the middle"):
-        write_bedrock(middle, tmp_path / "b")
+        write_bedrock_haiku(middle, tmp_path / "b")
     first = write_openai_sft(sft_set(), tmp_path / "again")
     second = write_openai_sft(sft_set(n_val=0), tmp_path / "again")  # an export is replaced whole
     assert first[1].name == "validation.jsonl" and not first[1].exists() and second[0].exists()
@@ -778,6 +837,27 @@ def test_cookbook_default_epochs() -> None:
     assert default_epochs(5) == 20          # the cookbook's toy file: 5 examples -> 20 epochs
     assert default_epochs(1) == 25 and default_epochs(33) == 3 and default_epochs(34) == 3
     assert default_epochs(10_000) == 2 and default_epochs(20_000) == 1 and default_epochs(100) == 3
+
+
+def test_costs_only_for_the_targets_that_train_each_format(tmp_path: Path) -> None:
+    records = sft_set()
+    openai = {"gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "gpt-3.5-turbo-0125", "gpt-4.1-2025-04-14",
+              "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14"}
+    expected = {"openai_sft": openai, "openai_dpo": {m for m in openai if m.startswith("gpt-4.1")},
+                "bedrock_haiku": {"anthropic.claude-3-haiku-20240307-v1:0:200k"},
+                "vertex": {"gemini-2.5-flash", "gemini-2.5-pro"}}
+    for fmt, spec in FORMATS.items():
+        recs = records if spec.kind == "sft" else pref_set() if spec.kind == "preference" else \
+            kto_records_from_preference(pref_set())
+        assert {c.model for c in estimate_all(recs, kind=spec.kind, fmt=fmt)} == expected.get(fmt, set()), fmt
+    # a workspace table adds a Converse target, and an override keeps the shipped formats
+    (tmp_path / "training_prices.yaml").write_text(yaml.safe_dump({"recorded": "2026-12-01", "models": {
+        "amazon.nova-micro-v1:0": {"provider": "bedrock", "usd_per_million_training_tokens": 1.0,
+                                   "formats": ["bedrock"]},
+        "gpt-4o-2024-08-06": {"provider": "openai", "usd_per_million_training_tokens": 20.0}}}))
+    prices = training_prices(tmp_path)
+    assert prices.models_for("bedrock") == ["amazon.nova-micro-v1:0"]
+    assert "gpt-4o-2024-08-06" in prices.models_for("openai_sft")
 
 
 def test_cost_estimates_on_known_inputs() -> None:

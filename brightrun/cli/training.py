@@ -122,7 +122,7 @@ def export(
     """Export a version, validate it by its consumer's rules, and estimate tokens and cost; exit 1 when any
     rule of the consumer fails. Preference and KTO formats take the review's preference pairs (edits,
     ratings) whose both answers belong to member conversations of one split."""
-    from brightrun.training_files.export import export_version
+    from brightrun.training_files.export import export_version, no_cost_note
 
     done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force)
     if json_out:
@@ -137,7 +137,9 @@ def export(
     for problem in done.validation.errors[:20]:
         out.print(f"  {problem}", markup=False, soft_wrap=True)
     priced = [c for c in done.costs if c.cost_usd is not None]
-    for c in priced[:6]:
+    if not done.costs:
+        out.print(f"  {no_cost_note(fmt)}", markup=False)
+    for c in priced:
         out.print(f"  {c.model}: {c.epochs} epoch(s), {c.charged_tokens:,} charged tokens, about ${c.cost_usd:,.2f}",
                   markup=False)
     if not done.validation.ok:  # written, but the consumer would refuse or skip records: not done

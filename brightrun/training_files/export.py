@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from brightrun.exports import FORMATS, estimate_all
+from brightrun.exports import FORMATS, estimate_all, training_prices
 from brightrun.exports.base import ValidationResult
 from brightrun.exports.records import (
     kto_records_from_preference,
@@ -45,6 +45,12 @@ class Exported:
     validation: ValidationResult
     costs: list
     forced: str | None
+
+
+def no_cost_note(fmt: str) -> str:
+    """What an export says when no priced target model trains from its format."""
+    return (f"No priced target model trains from {fmt} (a self-hosted stack, or a provider not in the training "
+            "price table; a workspace training_prices.yaml may add one with its formats).")
 
 
 def export_folder(ws: Workspace, name: str, version: int, fmt: str) -> Path:
@@ -160,7 +166,7 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
             records = kto_records_from_preference(records)
     files = spec.writer(records, out)
     validation = spec.validator(out)
-    costs = estimate_all(records, kind=spec.kind)
+    costs = estimate_all(records, kind=spec.kind, fmt=fmt, prices=training_prices(ws.root))
     write_json(out / "brightrun_export.json", {
         "training_file": name, "version": v.version, "content_hash": content, "format": fmt,
         "exported_at": utcnow().isoformat(), "contracts_passed": bool(report and report.success),

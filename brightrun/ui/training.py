@@ -140,6 +140,12 @@ def token_table(done: Exported) -> pl.DataFrame:
     return pl.DataFrame([{"split": s, **{k: stats.get(k) for k in keep}} for s, stats in splits.items()])
 
 
+def no_cost_note(done: Exported) -> str:
+    from brightrun.training_files.export import no_cost_note as note
+
+    return note(done.format)
+
+
 def cost_table(done: Exported) -> pl.DataFrame:
     return pl.DataFrame([{"model": c.model, "provider": c.provider, "epochs": c.epochs, "epochs rule": c.epochs_rule,
                           "charged tokens": c.charged_tokens, "truncated": c.truncated_examples,

@@ -204,8 +204,11 @@ with ui.guard():
                                             key=f"dl_export_{i}", on_click="ignore")
             st.markdown("**Tokens per split** (offline estimate unless a tokenizer is installed)")
             st.dataframe(ui_training.token_table(done), hide_index=True, key="export_tokens")
-            st.markdown("**Estimated fine-tuning cost per target model**")
-            st.dataframe(ui_training.cost_table(done), hide_index=True, key="export_costs")
+            st.markdown("**Estimated fine-tuning cost per target model that trains this format**")
+            if done.costs:
+                st.dataframe(ui_training.cost_table(done), hide_index=True, key="export_costs")
+            else:
+                st.caption(ui_training.no_cost_note(done))
 
     with history_tab:
         st.dataframe(ui_training.versions_table(ws, name), hide_index=True, key="versions")
