@@ -168,6 +168,49 @@ def test_add_any_number_at_once_and_by_saved_filter(demo_copy):
         tf.add_conversations(ws, "edge", saved_filter={"tier": "no-such-tier"})
 
 
+def test_adding_by_filter_tops_up_and_reports_what_it_left_out(demo_copy):
+    ws = demo_copy
+    persona = ws.scalar("SELECT persona_key FROM conversations ORDER BY conversation_id LIMIT 1")
+    matched = tf.ids_from_filter(ws, {"persona_key": [persona]})
+    first, later = matched[:len(matched) // 2], matched[len(matched) // 2:]
+    tf.create_training_file(ws, "top")
+    tf.add_conversations(ws, "top", first)
+    _set_status(ws, later[0], "not_started")
+    _set_status(ws, later[1], "failed")
+    preview = tf.match_filter(ws, "top", {"persona_key": [persona]})
+    new = len(later) - 2
+    assert preview.label() == f"{new} new ({len(first)} already members, 1 not enriched, 1 failed)"
+    v, match = tf.add_matching(ws, "top", saved_filter={"persona_key": [persona]})
+    assert match == preview and sorted(v.member_ids) == sorted(first + later[2:])
+    assert match.left_out[later[1]][0] == "failed" and "'failed'" in match.left_out[later[1]][1]
+    # the same filter again adds nothing: refused, and every match is listed with its reason
+    with pytest.raises(tf.TrainingFileError, match=rf"matches {len(matched)} conversation\(s\): "
+                       rf"{len(matched) - 2} already members, 1 not enriched, 1 failed") as err:
+        tf.add_conversations(ws, "top", saved_filter={"persona_key": [persona]})
+    assert set(err.value.problems) == set(matched)
+    # the enrichment status is a filter too; explicit ids stay all or nothing
+    _set_status(ws, later[0], "completed")
+    v, match = tf.add_matching(ws, "top", saved_filter={"enrichment_status": ["completed"],
+                                                         "persona_key": [persona]})
+    assert match.new == [later[0]] and later[0] in v.member_ids
+    with pytest.raises(tf.TrainingFileError, match="nothing was added"):
+        tf.add_conversations(ws, "top", [later[1]], saved_filter={"persona_key": [persona]})
+
+
+def test_an_id_both_ineligible_and_repeated_keeps_both_reasons_and_long_names_are_cut(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 2)
+    _set_status(ws, ids[0], "not_started")
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.add_conversations(ws, "f", [ids[0], ids[1], ids[0]])
+    assert "'not_started'" in err.value.problems[ids[0]] and "listed more than once" in err.value.problems[ids[0]]
+    assert set(err.value.problems) == {ids[0]}
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.create_training_file(ws, "x" * 10_000)
+    assert len(str(err.value)) < 400 and "10,000 characters" in str(err.value) and "Fix:" in str(err.value)
+
+
 def test_remove_members_all_or_nothing(demo_copy):
     ws = demo_copy
     tf.create_training_file(ws, "f")
