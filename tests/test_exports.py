@@ -320,6 +320,18 @@ def test_hf_parquet_rows_and_dataset_card(tmp_path: Path) -> None:
     assert validate_hf_parquet(shards).errors == []
 
 
+def test_hf_parquet_writes_weights_only_where_the_openai_export_does(tmp_path: Path) -> None:
+    """Every assistant turn trained (all weights 1): no weight field, as in openai_sft and every other format."""
+    records = sft_set(SKY_SFT)
+    for r in records:
+        r["messages"] = [{**m, "weight": 1} if m["role"] == "assistant" else m for m in r["messages"]]
+    plain_rows = pq.read_table(write_hf_parquet(records, tmp_path / "plain")[0]).to_pylist()
+    assert "weight" not in plain_rows[0]["messages"][0]
+    assert "weight" not in read_lines(write_openai_sft(records, tmp_path / "o")[0])[0]["messages"][1]
+    weighted = pq.read_table(write_hf_parquet(sft_set(), tmp_path / "w")[0]).to_pylist()[0]["messages"]
+    assert [m["weight"] for m in weighted] == [None, None, 0, None, 1]
+
+
 def test_vertex_record_matches_the_reference(tmp_path: Path) -> None:
     paths = write_vertex(sft_set([_msg("system", "Be brief."), *SKY_SFT]), tmp_path / "v")
     assert read_lines(paths[0])[0] == {
