@@ -25,8 +25,9 @@ Every stage has a baseline measured in the same run, on the same data, and the r
                pairs/s over its); also our JSONL bytes/s over its bytes/s.
                The baseline runs after the export: polars keeps part of the memory of its 3 GiB
                DataFrame after freeing it, which would otherwise count in the export's memory
-  export       `export_version(ws, name, "openai_sft", out, force_reason="benchmark")`: records_of,
-               the writer, the validator and the cost estimate, each timed apart inside the one call.
+  export       `export_version(ws, name, "openai_sft", out, force_reason="benchmark")`: records_of
+               (from the version's built training.jsonl; the build stage has made it), the writer, the
+               validator and the cost estimate (openai_sft's targets), each timed apart inside the call.
                Baseline: the same records (`records_of` output) as a polars DataFrame, `write_ndjson`
                (DataFrame construction reported apart). Ratio = our records/s / the baseline's
 
@@ -290,7 +291,9 @@ def probe_export(ws: Workspace, keep: dict[str, Any]) -> Probe:
 
     probe.replace(tf_export, "records_of", keeping)
     probe.wrap(tf_export, "records_of", "records_of (total)", peak=True)
-    probe.wrap(tf_export, "iter_conversations", "  iter_conversations (query, shape, orjson.loads)", generator=True)
+    probe.wrap(tf_export, "version_file", "  version_file (the version's build, made when missing)", peak=True)
+    probe.wrap(tf_export, "_conversations", "  _conversations (read training.jsonl, orjson.loads, sha256)",
+               generator=True)
     probe.wrap(tf_export, "sft_records_from_enriched", "  sft_records_from_enriched")
     spec = FORMATS[FORMAT]
     parts = SimpleNamespace(writer=spec.writer, validator=spec.validator)
@@ -303,7 +306,7 @@ def probe_export(ws: Workspace, keep: dict[str, Any]) -> Probe:
     probe.wrap(export_checks, "_duplicates", "  _duplicates", peak=True)
     probe.wrap(export_checks, "_leakage", "  _leakage (total)", peak=True)
     probe.wrap(export_checks, "near_duplicate_clusters", "    near_duplicate_clusters (leakage)", peak=True)
-    probe.wrap(tf_export, "estimate_all", "estimate_all (cost, every model in the price table)", peak=True)
+    probe.wrap(tf_export, "estimate_all", "estimate_all (cost, the models that train openai_sft)", peak=True)
     probe.wrap_sql(ws)
     return probe
 

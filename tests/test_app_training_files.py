@@ -1,5 +1,5 @@
-"""AppTest of the Training files page: create, add by filter and by id (ineligible and duplicate selections
-blocked with their list, nothing added), remove, split with the leakage report, build, and export gated by
+"""AppTest of the Training files page: create, add by filter (eligible non-members, the rest listed) and by
+id (ineligible and duplicate selections blocked with their list, nothing added), remove, split with the leakage report, build, and export gated by
 the data contracts with downloads, token statistics and costs."""
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ def table(at: AppTest, *columns: str):
     raise AssertionError(f"no table with columns {columns}: {[list(f.value.columns) for f in at.dataframe]}")
 
 
+def blocked_list(at: AppTest):
+    """The list of a refused change (exactly these two columns: the filter's left-out list has a third)."""
+    (frame,) = [f.value for f in at.dataframe if list(f.value.columns) == ["conversation_id", "reason"]]
+    return frame
+
+
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
@@ -79,7 +85,7 @@ def test_ineligible_selection_is_blocked_with_its_list_and_nothing_is_added(made
     at.text_area(key="add_ids").input("\n".join(ids.to_list())).run()
     at.button(key="add_by_id").click().run()
     assert any("nothing was added" in e and "2 ineligible" in e for e in errors(at)), errors(at)
-    listed = table(at, "conversation_id", "reason")
+    listed = blocked_list(at)
     assert sorted(listed["conversation_id"].to_list()) == sorted(ids[:2].to_list())
     assert all("not_started" in r for r in listed["reason"].to_list())
     assert tf.members(ws, "coaching-v1") == []  # the eligible third was not added either
@@ -87,7 +93,7 @@ def test_ineligible_selection_is_blocked_with_its_list_and_nothing_is_added(made
     # by filter on the enrichment status: the same list
     at.multiselect(key="add_statuses").set_value(["not_started"]).run()
     at.button(key="add_filter").click().run()
-    assert sorted(table(at, "conversation_id", "reason")["conversation_id"].to_list()) == sorted(ids[:2].to_list())
+    assert sorted(blocked_list(at)["conversation_id"].to_list()) == sorted(ids[:2].to_list())
     assert tf.get_version(ws, "coaching-v1").version == 1
 
     # a duplicate blocks too, naming it
@@ -97,10 +103,29 @@ def test_ineligible_selection_is_blocked_with_its_list_and_nothing_is_added(made
     assert at.text_area(key="add_ids").value == ""  # cleared after it went through
     at.text_area(key="add_ids").input(ids[2]).run()
     at.button(key="add_by_id").click().run()
-    listed = table(at, "conversation_id", "reason")
+    listed = blocked_list(at)
     assert listed["conversation_id"].to_list() == [ids[2]]
     assert "already in training file" in listed["reason"][0]
     assert tf.members(ws, "coaching-v1") == [ids[2]]
+
+
+def test_the_filter_button_tops_up_and_says_what_it_leaves_out(made) -> None:
+    ws, at = made
+    persona = ws.scalar("SELECT persona_key FROM conversations ORDER BY conversation_id LIMIT 1")
+    matched = tf.ids_from_filter(ws, {"persona_key": [persona]})
+    tf.add_conversations(ws, "coaching-v1", matched[:5])
+    for cid in matched[5:7]:
+        ws.append("conversation_status", [{"conversation_id": cid, "status": "not_started",
+                                           "enrichment_version": "2", "updated_at": utcnow()}])
+    at.multiselect(key="add_personas").set_value([persona]).run()
+    new = len(matched) - 7
+    assert at.button(key="add_filter").label == f"Add {new} new (5 already members, 2 not enriched)"
+    left = table(at, "conversation_id", "left out", "reason")
+    assert sorted(left["conversation_id"].to_list()) == sorted(matched[:7])
+    at.button(key="add_filter").click().run()
+    assert not errors(at), errors(at)
+    assert any(f"Added {new} new (5 already members, 2 not enriched)" in s.value for s in at.success)
+    assert sorted(tf.members(ws, "coaching-v1")) == sorted(matched[:5] + matched[7:])
 
 
 def test_unsafe_and_taken_names_are_refused(made) -> None:

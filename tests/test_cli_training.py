@@ -24,7 +24,7 @@ def test_training_file_from_filter_to_validated_openai_export(demo_copy: Workspa
     demo_copy.append("conversation_status", [{"conversation_id": "conv-demo-template-000001", "status": "failed",
                                               "enrichment_version": "2", "updated_at": demo_copy.scalar(
                                                   "SELECT max(updated_at) FROM _t_conversation_status")}])
-    blocked = runner.invoke(app, ["training-file", "add", "advisor v1", "-w", path, "--persona", "david_chen"])
+    blocked = runner.invoke(app, ["training-file", "add", "advisor v1", "-w", path, "--id", "conv-demo-template-000001"])
     assert blocked.exit_code != 0 and "conv-demo-template-000001" in str(blocked.exception)
     assert "no conversations" in str(runner.invoke(app, ["training-file", "export", "advisor v1", "openai_sft",
                                                          str(tmp_path / "x"), "-w", path, "--force", "test"]).exception)
@@ -67,3 +67,44 @@ def test_training_file_from_filter_to_validated_openai_export(demo_copy: Workspa
     (target / "data" / "train.jsonl").write_text('{"messages": []}\n')
     broken = runner.invoke(app, ["training-file", "validate", "openai_sft", str(target)])
     assert broken.exit_code == 1 and "problem" in broken.stdout
+
+
+def test_export_and_validate_exit_1_when_a_consumer_rule_fails(demo_copy: Workspace, tmp_path: Path) -> None:
+    path = str(demo_copy.root)
+    ids = demo_copy.sql("SELECT conversation_id FROM conversations WHERE enrichment_status = 'completed' "
+                        "ORDER BY 1 LIMIT 3")["conversation_id"].to_list()
+    assert runner.invoke(app, ["training-file", "create", "tiny", "-w", path]).exit_code == 0
+    added = runner.invoke(app, ["training-file", "add", "tiny", "-w", path, *[a for i in ids for a in ("--id", i)]])
+    assert added.exit_code == 0, added.output
+    # 3 conversations: OpenAI needs at least 10 training examples. The files are written, the command failed.
+    for extra in ([], ["--json"]):
+        target = tmp_path / f"openai{len(extra)}"
+        done = runner.invoke(app, ["training-file", "export", "tiny", "openai_sft", str(target), "-w", path,
+                                   "--force", "test", *extra])
+        assert done.exit_code == 1, done.output
+        assert (target / "data").exists() and "min_examples" in done.stdout
+        assert ("error: the export breaks 1 rule(s) of its consumer" in done.stdout) == (not extra)
+    checked = runner.invoke(app, ["training-file", "validate", "openai_sft", str(tmp_path / "openai0")])
+    assert checked.exit_code == 1 and "min_examples" in checked.stdout
+    # a format whose consumer accepts 3 examples exits 0
+    fine = runner.invoke(app, ["training-file", "export", "tiny", "trl_sft", str(tmp_path / "trl"), "-w", path,
+                               "--force", "test"])
+    assert fine.exit_code == 0, fine.output
+    assert "No priced target model trains from trl_sft" in fine.stdout and "gpt-4o" not in fine.stdout
+
+
+def test_add_by_filter_tops_up_with_an_enrichment_status_filter(demo_copy: Workspace) -> None:
+    path = str(demo_copy.root)
+    matched = demo_copy.sql("SELECT conversation_id FROM conversations WHERE persona_key = 'david_chen' "
+                            "ORDER BY 1")["conversation_id"].to_list()
+    demo_copy.append("conversation_status", [{"conversation_id": matched[0], "status": "not_started",
+                                              "enrichment_version": "2", "updated_at": demo_copy.scalar(
+                                                  "SELECT max(updated_at) FROM _t_conversation_status")}])
+    assert runner.invoke(app, ["training-file", "create", "top", "-w", path]).exit_code == 0
+    first = runner.invoke(app, ["training-file", "add", "top", "-w", path, "--persona", "david_chen"])
+    assert first.exit_code == 0, first.output
+    assert f"added {len(matched) - 1} new (1 not enriched)" in first.output
+    assert f"left out {matched[0]}: enrichment_status is 'not_started'" in first.stdout
+    done = runner.invoke(app, ["training-file", "add", "top", "-w", path, "--persona", "david_chen",
+                               "--enrichment-status", "completed"])
+    assert done.exit_code != 0 and f"{len(matched) - 1:,} already members" in str(done.exception)

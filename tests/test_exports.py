@@ -42,7 +42,7 @@ from brightrun.exports import (
     validate_openai_sft,
     validate_vertex,
     write_alpaca,
-    write_bedrock,
+    write_bedrock_haiku,
     write_hf_parquet,
     write_openai_sft,
     write_trl_sft,
@@ -153,13 +153,30 @@ def test_bedrock_record_matches_the_reference(tmp_path: Path) -> None:
     answer = '{\n  "answer": {\n    "squareRoot": 12, ...}\n}'
     first = [_msg("system", "JSON Mode: Enabled"), _msg("user", "What's the square root of 144?"),
              _msg("assistant", answer, weight=1)]
-    paths = write_bedrock(sft_set(first), tmp_path / "b")
+    paths = write_bedrock_haiku(sft_set(first), tmp_path / "b")
     assert read_lines(paths[0])[0] == {"system": "JSON Mode: Enabled", "messages": [
         {"role": "user", "content": "What's the square root of 144?"}, {"role": "assistant", "content": answer}]}
-    marv = read_lines(write_bedrock(sft_set(), tmp_path / "m")[0])[0]
+    marv = read_lines(write_bedrock_haiku(sft_set(), tmp_path / "m")[0])[0]
     assert marv["system"] == MARV[0]["content"] and [m["role"] for m in marv["messages"]] == [
         "user", "assistant", "user", "assistant"]  # weights cannot be expressed and are dropped
+    assert FORMATS["bedrock_haiku"].validator(paths).errors == []
+
+
+def test_bedrock_default_is_the_converse_format(tmp_path: Path) -> None:
+    """AWS's example record of the Converse fine-tuning format, written and accepted; the Haiku shape is not."""
+    system = ("A chat between a curious User and an artificial intelligence Bot. The Bot gives helpful, detailed, "
+              "and polite answers to the User's questions.")
+    answer = "The sky is blue because molecules in the air scatter blue light from the Sun more than other colors."
+    first = [_msg("system", system), _msg("user", "why is the sky blue"), _msg("assistant", answer)]
+    paths = FORMATS["bedrock"].writer(sft_set(first), tmp_path / "c")
+    assert read_lines(paths[0])[0] == {
+        "schemaVersion": "bedrock-conversation-2024", "system": [{"text": system}],
+        "messages": [{"role": "user", "content": [{"text": "why is the sky blue"}]},
+                     {"role": "assistant", "content": [{"text": answer}]}]}
     assert FORMATS["bedrock"].validator(paths).errors == []
+    haiku = FORMATS["bedrock_haiku"].writer(sft_set(first), tmp_path / "h")
+    refused = FORMATS["bedrock"].validator(haiku)
+    assert {"schema_version", "content_blocks"} <= refused.rules("errors")
 
 
 SKY_SFT = [_msg("user", "What color is the sky?"), _msg("assistant", "It is blue.")]
@@ -204,6 +221,20 @@ def test_axolotl_record_and_config(tmp_path: Path) -> None:
     assert result.errors == [] and result.rules("warnings") <= {"token_limit"}
 
 
+@pytest.mark.parametrize("fmt", ["axolotl", "sharegpt"])
+def test_axolotl_evaluates_on_validation_only_never_on_test(tmp_path: Path, fmt: str) -> None:
+    records = sft_set(n_train=12, n_val=6)
+    for r in records[-3:]:
+        r["split"] = "test"
+    FORMATS[fmt].writer(records, tmp_path / fmt)
+    text = (tmp_path / fmt / "axolotl.yaml").read_text()
+    config = yaml.safe_load(text)
+    assert [d["path"] for d in config["datasets"]] == ["data/train.jsonl"]
+    assert [d["path"] for d in config["test_datasets"]] == ["data/validation.jsonl"]
+    assert "data/test.jsonl" not in yaml.safe_dump(config)  # only named in a comment, for the final evaluation
+    assert "NOT listed here" in text and "data/test.jsonl" in text
+
+
 def test_sharegpt_and_alpaca_records(tmp_path: Path) -> None:
     paths = FORMATS["sharegpt"].writer(sft_set(), tmp_path / "s")
     assert read_lines(paths[0])[0] == {"conversations": [
@@ -223,6 +254,20 @@ def test_sharegpt_and_alpaca_records(tmp_path: Path) -> None:
                                         "history": [["q1", "a1"]]}
     assert set(read_lines(alpaca[0])[1]) == {"instruction", "input", "output", "system"}  # no empty history
     assert FORMATS["alpaca"].validator(alpaca).errors == []
+    # LLaMA-Factory reads it through dataset_info.json, which must map system and history (its defaults
+    # drop the system prompt and train only the last answer)
+    info = orjson.loads((tmp_path / "al" / "dataset_info.json").read_bytes())
+    assert info == {f"brightrun_{split}": {
+        "file_name": f"data/{split}.jsonl", "formatting": "alpaca",
+        "columns": {"prompt": "instruction", "query": "input", "response": "output", "system": "system",
+                    "history": "history"}} for split in ("train", "validation")}
+    for entry in info.values():
+        del entry["columns"]["history"]
+    (tmp_path / "al" / "dataset_info.json").write_bytes(orjson.dumps(info))
+    dropped = FORMATS["alpaca"].validator(tmp_path / "al")
+    assert [(p.rule, p.line) for p in dropped.errors] == [("dataset_info_columns", 1)]
+    (tmp_path / "al" / "dataset_info.json").unlink()
+    assert "dataset_info" in FORMATS["alpaca"].validator(tmp_path / "al").rules("errors")
     odd = sft_set([_msg("user", "a"), _msg("user", "b"), _msg("assistant", "c")])
     with pytest.raises(ExportError, match="'ref'.*Alpaca needs user/assistant pairs"):
         write_alpaca(odd, tmp_path / "odd")
@@ -275,6 +320,18 @@ def test_hf_parquet_rows_and_dataset_card(tmp_path: Path) -> None:
     assert validate_hf_parquet(shards).errors == []
 
 
+def test_hf_parquet_writes_weights_only_where_the_openai_export_does(tmp_path: Path) -> None:
+    """Every assistant turn trained (all weights 1): no weight field, as in openai_sft and every other format."""
+    records = sft_set(SKY_SFT)
+    for r in records:
+        r["messages"] = [{**m, "weight": 1} if m["role"] == "assistant" else m for m in r["messages"]]
+    plain_rows = pq.read_table(write_hf_parquet(records, tmp_path / "plain")[0]).to_pylist()
+    assert "weight" not in plain_rows[0]["messages"][0]
+    assert "weight" not in read_lines(write_openai_sft(records, tmp_path / "o")[0])[0]["messages"][1]
+    weighted = pq.read_table(write_hf_parquet(sft_set(), tmp_path / "w")[0]).to_pylist()[0]["messages"]
+    assert [m["weight"] for m in weighted] == [None, None, 0, None, 1]
+
+
 def test_vertex_record_matches_the_reference(tmp_path: Path) -> None:
     paths = write_vertex(sft_set([_msg("system", "Be brief."), *SKY_SFT]), tmp_path / "v")
     assert read_lines(paths[0])[0] == {
@@ -286,7 +343,7 @@ def test_vertex_record_matches_the_reference(tmp_path: Path) -> None:
 
 
 def test_every_format_is_registered_with_a_writer_and_validator() -> None:
-    assert set(FORMATS) == {"openai_sft", "openai_dpo", "bedrock", "trl_sft", "trl_dpo", "trl_kto", "axolotl",
+    assert set(FORMATS) == {"openai_sft", "openai_dpo", "bedrock", "bedrock_haiku", "trl_sft", "trl_dpo", "trl_kto", "axolotl",
                             "sharegpt", "alpaca", "llama_factory", "llama_factory_preference", "llama_factory_kto",
                             "hf_parquet", "vertex"}
     assert {s.kind for s in FORMATS.values()} == {"sft", "preference", "kto"}
@@ -368,16 +425,30 @@ PLANTS = [
     ("openai_dpo", lambda o: {**o, "non_preferred_output": o["preferred_output"]}, "identical_outputs"),
     ("openai_dpo", _set("preferred_output.0.content", ""), "missing_content"),
     ("openai_dpo", _set("input.messages.1.role", "bot"), "unrecognized_role"),
-    # Bedrock: no extra keys, user/assistant only, user first, assistant last, alternating, >= 2 messages
+    # Bedrock (Claude 3 Haiku shape): no extra keys, user/assistant only, user first, assistant last,
+    # alternating, >= 2 messages
+    ("bedrock_haiku", _set("id", "x"), "unrecognized_key"),
+    ("bedrock_haiku", _set("messages.0.weight", 1), "message_unrecognized_key"),
+    ("bedrock_haiku", lambda o: {**o, "messages": [_msg("system", "s"), *o["messages"]]}, "system_in_messages"),
+    ("bedrock_haiku", _set("messages.0.role", "human"), "unrecognized_role"),
+    ("bedrock_haiku", lambda o: {**o, "messages": [o["messages"][0], *o["messages"]]}, "role_order"),
+    ("bedrock_haiku", _append("messages", _msg("user", "More?")), "last_not_assistant"),
+    ("bedrock_haiku", lambda o: {**o, "messages": o["messages"][1:]}, "too_few_messages"),
+    ("bedrock_haiku", _set("system", ""), "system_type"),
+    ("bedrock_haiku", _set("messages.0.content", ""), "missing_content"),
+    # Bedrock Converse: the same, with schemaVersion and text blocks
+    ("bedrock", _set("schemaVersion", "bedrock-conversation-2023"), "schema_version"),
+    ("bedrock", lambda o: {k: v for k, v in o.items() if k != "schemaVersion"}, "schema_version"),
     ("bedrock", _set("id", "x"), "unrecognized_key"),
-    ("bedrock", _set("messages.0.weight", 1), "message_unrecognized_key"),
-    ("bedrock", lambda o: {**o, "messages": [_msg("system", "s"), *o["messages"]]}, "system_in_messages"),
-    ("bedrock", _set("messages.0.role", "human"), "unrecognized_role"),
+    ("bedrock", _set("system", "a plain string"), "content_blocks"),
+    ("bedrock", _set("messages.0.content", "a plain string"), "content_blocks"),
+    ("bedrock", _set("messages.0.content.0", {"image": {"format": "png"}}), "content_blocks"),
+    ("bedrock", _set("messages.0.content.0.text", " "), "missing_content"),
+    ("bedrock", _set("messages.0.content.0.cachePoint", {}), "unrecognized_key"),
+    ("bedrock", _set("messages.0.role", "system"), "system_in_messages"),
     ("bedrock", lambda o: {**o, "messages": [o["messages"][0], *o["messages"]]}, "role_order"),
-    ("bedrock", _append("messages", _msg("user", "More?")), "last_not_assistant"),
+    ("bedrock", _append("messages", {"role": "user", "content": [{"text": "More?"}]}), "last_not_assistant"),
     ("bedrock", lambda o: {**o, "messages": o["messages"][1:]}, "too_few_messages"),
-    ("bedrock", _set("system", ""), "system_type"),
-    ("bedrock", _set("messages.0.content", ""), "missing_content"),
     # TRL
     ("trl_sft", lambda o: {"conversation": o["messages"]}, "missing_key"),
     ("trl_sft", lambda o: {"prompt": o["messages"][:-1], "completion": o["messages"][-1:]}, "mixed_types"),
@@ -564,6 +635,23 @@ def test_shared_warnings_duplicates_leakage_and_token_limits(tmp_path: Path) -> 
     assert result.ok  # none of these is rejected by OpenAI
 
 
+@pytest.mark.parametrize("fmt", ["trl_dpo", "openai_dpo", "llama_factory_preference"])
+def test_leakage_checks_every_text_of_every_row_not_only_the_chosen_side(tmp_path: Path, fmt: str) -> None:
+    """A training row's rejected answer taken from a held-out row is a leak, whatever the prompts."""
+    rng = random.Random(11)
+    records = pref_set()
+    held_answer = _sentence(rng, 40)
+    records[-1]["chosen"] = held_answer                     # validation: chosen answer
+    records[2]["rejected"] = held_answer                    # train: the same text as its rejected answer
+    records[-2]["rejected"] = records[4]["rejected"] + " Indeed."  # validation rejected ~ a train rejected side
+    paths = FORMATS[fmt].writer(records, tmp_path / fmt)
+    result = FORMATS[fmt].validator(paths, near_duplicates=True)
+    found = {(p.rule, p.line): p.message for p in result.warnings if p.rule.startswith("leakage")}
+    assert found[("leakage_exact", 3)] == "its chosen answer is in train (line 3)"
+    assert ("leakage_near_duplicate", 2) in found and "rejected" in found[("leakage_near_duplicate", 2)]
+    assert not any(line == 1 for _, line in found)  # the untouched held-out row is not flagged
+
+
 @pytest.mark.parametrize("fmt", ["trl_sft", "axolotl", "openai_sft"])
 def test_non_alternating_roles_are_a_warning_where_the_consumer_does_not_check(tmp_path: Path, fmt: str) -> None:
     """TRL and Axolotl do not check the order, but many chat templates raise on it (check 5)."""
@@ -597,7 +685,7 @@ def test_writers_refuse_bad_records_and_foreign_folders(tmp_path: Path) -> None:
     assert (foreign / "notes.txt").read_text() == "keep me"
     middle = sft_set([_msg("user", "a"), _msg("system", "b"), _msg("assistant", "c")])
     with pytest.raises(ExportError, match="'ref'.*system turn in the middle"):
-        write_bedrock(middle, tmp_path / "b")
+        write_bedrock_haiku(middle, tmp_path / "b")
     first = write_openai_sft(sft_set(), tmp_path / "again")
     second = write_openai_sft(sft_set(n_val=0), tmp_path / "again")  # an export is replaced whole
     assert first[1].name == "validation.jsonl" and not first[1].exists() and second[0].exists()
@@ -761,6 +849,27 @@ def test_cookbook_default_epochs() -> None:
     assert default_epochs(5) == 20          # the cookbook's toy file: 5 examples -> 20 epochs
     assert default_epochs(1) == 25 and default_epochs(33) == 3 and default_epochs(34) == 3
     assert default_epochs(10_000) == 2 and default_epochs(20_000) == 1 and default_epochs(100) == 3
+
+
+def test_costs_only_for_the_targets_that_train_each_format(tmp_path: Path) -> None:
+    records = sft_set()
+    openai = {"gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "gpt-3.5-turbo-0125", "gpt-4.1-2025-04-14",
+              "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14"}
+    expected = {"openai_sft": openai, "openai_dpo": {m for m in openai if m.startswith("gpt-4.1")},
+                "bedrock_haiku": {"anthropic.claude-3-haiku-20240307-v1:0:200k"},
+                "vertex": {"gemini-2.5-flash", "gemini-2.5-pro"}}
+    for fmt, spec in FORMATS.items():
+        recs = records if spec.kind == "sft" else pref_set() if spec.kind == "preference" else \
+            kto_records_from_preference(pref_set())
+        assert {c.model for c in estimate_all(recs, kind=spec.kind, fmt=fmt)} == expected.get(fmt, set()), fmt
+    # a workspace table adds a Converse target, and an override keeps the shipped formats
+    (tmp_path / "training_prices.yaml").write_text(yaml.safe_dump({"recorded": "2026-12-01", "models": {
+        "amazon.nova-micro-v1:0": {"provider": "bedrock", "usd_per_million_training_tokens": 1.0,
+                                   "formats": ["bedrock"]},
+        "gpt-4o-2024-08-06": {"provider": "openai", "usd_per_million_training_tokens": 20.0}}}))
+    prices = training_prices(tmp_path)
+    assert prices.models_for("bedrock") == ["amazon.nova-micro-v1:0"]
+    assert "gpt-4o-2024-08-06" in prices.models_for("openai_sft")
 
 
 def test_cost_estimates_on_known_inputs() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import threading
 from collections import Counter
 
@@ -165,6 +166,49 @@ def test_add_any_number_at_once_and_by_saved_filter(demo_copy):
         tf.ids_from_filter(ws, {"content; DROP": "x"})
     with pytest.raises(tf.TrainingFileError, match="no conversations to add"):
         tf.add_conversations(ws, "edge", saved_filter={"tier": "no-such-tier"})
+
+
+def test_adding_by_filter_tops_up_and_reports_what_it_left_out(demo_copy):
+    ws = demo_copy
+    persona = ws.scalar("SELECT persona_key FROM conversations ORDER BY conversation_id LIMIT 1")
+    matched = tf.ids_from_filter(ws, {"persona_key": [persona]})
+    first, later = matched[:len(matched) // 2], matched[len(matched) // 2:]
+    tf.create_training_file(ws, "top")
+    tf.add_conversations(ws, "top", first)
+    _set_status(ws, later[0], "not_started")
+    _set_status(ws, later[1], "failed")
+    preview = tf.match_filter(ws, "top", {"persona_key": [persona]})
+    new = len(later) - 2
+    assert preview.label() == f"{new} new ({len(first)} already members, 1 not enriched, 1 failed)"
+    v, match = tf.add_matching(ws, "top", saved_filter={"persona_key": [persona]})
+    assert match == preview and sorted(v.member_ids) == sorted(first + later[2:])
+    assert match.left_out[later[1]][0] == "failed" and "'failed'" in match.left_out[later[1]][1]
+    # the same filter again adds nothing: refused, and every match is listed with its reason
+    with pytest.raises(tf.TrainingFileError, match=rf"matches {len(matched)} conversation\(s\): "
+                       rf"{len(matched) - 2} already members, 1 not enriched, 1 failed") as err:
+        tf.add_conversations(ws, "top", saved_filter={"persona_key": [persona]})
+    assert set(err.value.problems) == set(matched)
+    # the enrichment status is a filter too; explicit ids stay all or nothing
+    _set_status(ws, later[0], "completed")
+    v, match = tf.add_matching(ws, "top", saved_filter={"enrichment_status": ["completed"],
+                                                         "persona_key": [persona]})
+    assert match.new == [later[0]] and later[0] in v.member_ids
+    with pytest.raises(tf.TrainingFileError, match="nothing was added"):
+        tf.add_conversations(ws, "top", [later[1]], saved_filter={"persona_key": [persona]})
+
+
+def test_an_id_both_ineligible_and_repeated_keeps_both_reasons_and_long_names_are_cut(demo_copy):
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    ids = _ids(ws, 2)
+    _set_status(ws, ids[0], "not_started")
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.add_conversations(ws, "f", [ids[0], ids[1], ids[0]])
+    assert "'not_started'" in err.value.problems[ids[0]] and "listed more than once" in err.value.problems[ids[0]]
+    assert set(err.value.problems) == {ids[0]}
+    with pytest.raises(tf.TrainingFileError) as err:
+        tf.create_training_file(ws, "x" * 10_000)
+    assert len(str(err.value)) < 400 and "10,000 characters" in str(err.value) and "Fix:" in str(err.value)
 
 
 def test_remove_members_all_or_nothing(demo_copy):
@@ -435,6 +479,36 @@ def test_near_duplicates_share_a_split_and_the_leakage_report_finds_leaks(demo_c
     assert (report["split_a"] != report["split_b"]).all()
 
 
+def test_adding_members_twice_never_moves_an_earlier_member_and_keeps_the_ratios(demo_copy, monkeypatch):
+    ws = demo_copy
+    ids = _ids(ws)
+    random.Random(5).shuffle(ids)
+    first, second, third = ids[:60], ids[60:110], ids[110:]
+    # a new member that near-duplicates an earlier one joins its split
+    texts = splits_module.member_texts(ws, ids)
+    twin_of = {third[0]: first[0]}
+    monkeypatch.setattr(splits_module, "member_texts",
+                        lambda w, wanted: {c: texts[twin_of.get(c, c)] + " more" * (c in twin_of) for c in wanted})
+    tf.create_training_file(ws, "grow")
+    history = [tf.add_conversations(ws, "grow", first), tf.add_conversations(ws, "grow", second),
+               tf.add_conversations(ws, "grow", third)]
+    for earlier, later in zip(history, history[1:], strict=False):
+        moved = {c: (s, later.split_of[c]) for c, s in earlier.split_of.items() if later.split_of[c] != s}
+        assert moved == {}
+    assert history[-1].split_of[third[0]] == history[0].split_of[first[0]]
+    final = Counter(history[-1].splits)
+    assert abs(final["train"] - 128) <= 4 and abs(final["validation"] - 16) <= 3 and abs(final["test"] - 16) <= 3
+    rows = ws.sql("SELECT tier, split, count(*) n FROM training_file_conversations WHERE name = 'grow' "
+                  "AND version = ? GROUP BY ALL", [history[-1].version])
+    for tier in ("template", "edge_case"):
+        shares = {r["split"]: r["n"] for r in rows.filter(pl.col("tier") == tier).iter_rows(named=True)}
+        assert shares.get("train", 0) / sum(shares.values()) == pytest.approx(0.8, abs=0.1)
+    # removing members moves nobody either; only an explicit re-split places everyone afresh
+    after = tf.remove_conversations(ws, "grow", second[:10])
+    assert all(after.split_of[c] == history[-1].split_of[c] for c in after.member_ids)
+    assert tf.assign_splits(ws, "grow", (50, 25, 25), salt="new").split_of != after.split_of
+
+
 def test_membership_rows_without_a_version_row_do_not_count(demo_copy):
     """The version row is the commit point: rows of a version that was never committed are ignored."""
     ws = demo_copy
@@ -501,3 +575,139 @@ def test_preference_formats_export_the_reviews_pairs_of_member_conversations(dem
                     for line in f.read_bytes().splitlines())
     assert labels == [False, True]
     assert FORMATS["trl_kto"].kind == "kto"
+
+
+# -- derived exports take both sides from members of one split (issue 15) ----------------------------
+
+
+def _twin(ws, source: str, new_id: str) -> None:
+    """A conversation `new_id` whose training pairs have the contexts of `source`'s (same system prompt,
+    history and user input) and answers of its own, and whose turns share no text with it (so it is no
+    near duplicate and may fall in any split)."""
+    _clone_conversation(ws, source, new_id)
+    ws.append("conversation_status", [{"conversation_id": new_id, "status": "completed", "enrichment_version": "2",
+                                       "updated_at": utcnow()}])
+    turns = ws.sql("SELECT * FROM turns WHERE conversation_id = ?", [new_id])
+    ws.append("turns", turns.with_columns(
+        pl.format("twin {} turn {} of another talk about {}", pl.lit(new_id), pl.col("turn_number"),
+                  pl.col("turn_number") * 7).alias("content")))
+    pairs = ws.sql("SELECT * FROM training_pairs WHERE conversation_id = ?", [source])
+    ws.append("training_pairs", pairs.with_columns(
+        pl.lit(new_id).alias("conversation_id"),
+        pl.col("pair_id").str.replace(source, new_id, literal=True).alias("pair_id"),
+        pl.format("The twin's own answer {}: {}", pl.col("turn_number"), pl.col("target_response"))
+        .alias("target_response")))
+
+
+def _rate_twins(ws, a: str, b: str) -> tuple[str, str]:
+    """Rate a's first pair 5 and b's first pair (same context) 1; returns both answers."""
+    from brightrun.feedback import record_feedback
+
+    answers = []
+    for cid, rating in ((a, 5), (b, 1)):
+        pair, answer = ws.sql("SELECT pair_id, target_response FROM training_pairs WHERE conversation_id = ? "
+                              "ORDER BY turn_number LIMIT 1", [cid]).row(0)
+        record_feedback(ws, "training_pair", pair, "ana", rating=rating)
+        answers.append(answer)
+    return answers[0], answers[1]
+
+
+def _rows(done) -> list[dict]:
+    return [orjson.loads(line) | {"_split": f.stem} for f in done.files if f.suffix == ".jsonl"
+            for line in f.read_bytes().splitlines()]
+
+
+def test_preference_and_kto_exports_take_no_text_from_non_members(demo_copy, tmp_path):
+    from brightrun.feedback import record_feedback
+    from brightrun.training_files.export import export_version
+
+    ws = demo_copy
+    ids = _ids(ws, 4)
+    _twin(ws, ids[0], "conv-twin-outsider")
+    member_answer, outsider_answer = _rate_twins(ws, ids[0], "conv-twin-outsider")
+    edited = ws.scalar("SELECT pair_id FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number "
+                       "LIMIT 1", [ids[1]])
+    record_feedback(ws, "training_pair", edited, "ana", rating=2, edited_response="A kinder, clearer answer.")
+    tf.create_training_file(ws, "small")
+    tf.add_conversations(ws, "small", ids)  # the twin is not a member
+    for fmt in ("trl_dpo", "openai_dpo", "llama_factory_preference", "trl_kto", "llama_factory_kto"):
+        done = export_version(ws, "small", fmt, tmp_path / fmt, force_reason="test")
+        text = b"".join(f.read_bytes() for f in done.files if f.suffix == ".jsonl").decode()
+        assert "The twin's own answer" not in text, fmt
+        assert "A kinder, clearer answer." in text, fmt
+    # with the twin a member in the same split, the rated pair is exported (both sides are members)
+    tf.add_conversations(ws, "small", ["conv-twin-outsider"])
+    v = tf.get_version(ws, "small")
+    if v.split_of["conv-twin-outsider"] == v.split_of[ids[0]]:
+        rows = _rows(export_version(ws, "small", "trl_dpo", tmp_path / "both", force_reason="test"))
+        assert [r["rejected"][0]["content"] for r in rows if r["chosen"][0]["content"] == member_answer] == [
+            outsider_answer]
+
+
+def test_rated_pairs_never_cross_splits(demo_copy, tmp_path):
+    from brightrun.feedback import record_feedback
+    from brightrun.training_files.export import export_version
+
+    ws = demo_copy
+    ids = _ids(ws, 30)
+    _twin(ws, ids[0], "conv-twin-held-out")
+    member_answer, twin_answer = _rate_twins(ws, ids[0], "conv-twin-held-out")
+    edited = ws.scalar("SELECT pair_id FROM training_pairs WHERE conversation_id = ? LIMIT 1", [ids[1]])
+    record_feedback(ws, "training_pair", edited, "ana", rating=2, edited_response="A kinder, clearer answer.")
+    tf.create_training_file(ws, "f")
+    tf.add_conversations(ws, "f", [*ids, "conv-twin-held-out"])
+    seen = set()
+    for salt in map(str, range(40)):
+        v = tf.assign_splits(ws, "f", (50, 25, 25), salt=salt)
+        same = v.split_of[ids[0]] == v.split_of["conv-twin-held-out"]
+        if same in seen:
+            continue
+        seen.add(same)
+        for fmt in ("trl_dpo", "trl_kto"):
+            rows = _rows(export_version(ws, "f", fmt, tmp_path / f"{fmt}-{salt}", force_reason="test"))
+            texts = {(r["_split"], m["content"]) for r in rows
+                     for side in ("chosen", "rejected", "completion") for m in r.get(side, [])}
+            if same:  # the rated pair is there, in its conversations' split
+                assert {(v.split_of[ids[0]], member_answer), (v.split_of[ids[0]], twin_answer)} <= texts
+            else:  # no row holds an answer of a conversation of another split
+                assert twin_answer not in {t for _, t in texts}
+                assert (v.split_of["conv-twin-held-out"], member_answer) not in texts
+        if seen == {True, False}:
+            break
+    assert seen == {True, False}
+
+
+def test_export_of_a_past_version_holds_exactly_its_records(demo_copy, tmp_path):
+    from brightrun.training_files.export import export_version
+
+    ws = demo_copy
+    ids = _ids(ws, 6)
+    tf.create_training_file(ws, "f")
+    tf.add_conversations(ws, "f", ids[:3])
+    # never built: the export builds it first and records its content hash (not null)
+    first = export_version(ws, "f", "openai_sft", tmp_path / "v2", force_reason="test")
+    meta = orjson.loads((tmp_path / "v2" / "brightrun_export.json").read_bytes())
+    assert meta["content_hash"] == tf.get_version(ws, "f", 2).content_hash is not None
+    before = {f.name: f.read_bytes() for f in first.files if f.suffix == ".jsonl"}
+    tf.add_conversations(ws, "f", ids[3:])  # version 3, never built
+    pair = ws.sql("SELECT * FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number LIMIT 1", [ids[0]])
+    ws.append("training_pairs", pair.with_columns(pl.lit("a re-enriched answer").alias("target_response")))
+    # version 2 was built: its export is its own records, not today's, under its own hash
+    again = export_version(ws, "f", "openai_sft", tmp_path / "v2again", version=2, force_reason="test")
+    text = b"".join(f.read_bytes() for f in again.files if f.suffix == ".jsonl")
+    assert b"a re-enriched answer" not in text
+    assert {f.name: f.read_bytes() for f in again.files if f.suffix == ".jsonl"} == before
+    assert orjson.loads((tmp_path / "v2again" / "brightrun_export.json").read_bytes())["content_hash"] == \
+        meta["content_hash"]
+    # version 3 cannot be made any more: refused with the build's message, for every kind of format
+    for fmt in ("openai_sft", "trl_dpo"):
+        with pytest.raises(tf.TrainingFileError, match="cannot be rebuilt byte for byte") as err:
+            export_version(ws, "f", fmt, tmp_path / f"v3-{fmt}", version=3, force_reason="test")
+        assert "Fix:" in str(err.value)
+    with pytest.raises(tf.TrainingFileError, match="cannot be rebuilt byte for byte"):
+        tf.build_version(ws, "f", 3)
+    # the built file changed on disk: not silently exported under the version's hash
+    built = ws.root / "training_files" / "f" / "v2" / "training.jsonl"
+    built.write_bytes(built.read_bytes().replace(b"}\n", b" }\n", 1))
+    with pytest.raises(tf.TrainingFileError, match="changed on disk"):
+        export_version(ws, "f", "openai_sft", tmp_path / "tampered", version=2, force_reason="test")

@@ -37,20 +37,29 @@ def add(
     arc: Annotated[list[str] | None, typer.Option(help="Filter: arc key (repeat).")] = None,
     topic: Annotated[list[str] | None, typer.Option(help="Filter: topic key (repeat).")] = None,
     tier: Annotated[list[str] | None, typer.Option(help="Filter: tier (repeat).")] = None,
+    enrichment_status: Annotated[list[str] | None, typer.Option(
+        help="Filter: enrichment status (repeat): completed, not_started, enrichment_in_progress, failed.")] = None,
     min_quality: Annotated[float | None, typer.Option(help="Filter: quality score at least this.")] = None,
 ) -> None:
-    """Add conversations by id or by a filter, all at once or not at all: any ineligible or duplicate
-    conversation blocks the whole addition, and every one is listed with its reason."""
-    from brightrun.training_files import add_conversations
+    """Add conversations by id (all or nothing: any ineligible or duplicate id blocks the whole addition,
+    and every one is listed with its reason) or by a filter (its eligible non-members are added; what it
+    leaves out, already members or not enriched, is listed with the reason)."""
+    from brightrun.training_files import add_matching
 
     ids = list(conversation or [])
     if ids_file:
         ids += [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
     conditions = {k: v for k, v in {"persona_key": persona, "arc_key": arc, "topic_key": topic, "tier": tier,
-                                    "min_quality": min_quality}.items() if v}
+                                    "enrichment_status": enrichment_status, "min_quality": min_quality}.items() if v}
     if not ids and not conditions:
         raise typer.BadParameter("give conversation ids (--id, --ids-file) or a filter (--persona, --arc, ...)")
-    v = add_conversations(open_workspace(workspace), name, ids or None, saved_filter=conditions or None)
+    v, match = add_matching(open_workspace(workspace), name, ids or None, saved_filter=conditions or None)
+    if match is not None:
+        console.print(f"Filter: added {match.label()}.")
+        for cid, (_, why) in list(match.left_out.items())[:20]:
+            out.print(f"  left out {cid}: {why}", markup=False, soft_wrap=True)
+        if len(match.left_out) > 20:
+            out.print(f"  ... and {len(match.left_out) - 20:,} more left out", markup=False)
     console.print(f"{name} is now version {v.version}: {len(v.member_ids):,} conversation(s).")
 
 
@@ -119,24 +128,33 @@ def export(
                                                               "the reason is recorded.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export a version, validate it by its consumer's rules, and estimate tokens and cost. Preference and
-    KTO formats take the review's preference pairs (edits, ratings) of the member conversations."""
-    from brightrun.training_files.export import export_version
+    """Export a version, validate it by its consumer's rules, and estimate tokens and cost; exit 1 when any
+    rule of the consumer fails. Preference and KTO formats take the review's preference pairs (edits,
+    ratings) whose both answers belong to member conversations of one split."""
+    from brightrun.training_files.export import export_version, no_cost_note
 
     done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force)
     if json_out:
         sys.stdout.write(orjson.dumps({"files": [str(p) for p in done.files], "valid": done.validation.ok,
                                        "errors": [e.model_dump() for e in done.validation.errors[:50]],
                                        "costs": [c.model_dump() for c in done.costs]}, default=str).decode() + "\n")
+        if not done.validation.ok:
+            raise typer.Exit(1)
         return
     console.print(f"Exported {name} v{done.version} as {fmt} to {folder}: {len(done.files)} file(s); "
                   + ("[green]valid[/]" if done.validation.ok else f"[red]{len(done.validation.errors)} problem(s)[/]"))
     for problem in done.validation.errors[:20]:
         out.print(f"  {problem}", markup=False, soft_wrap=True)
     priced = [c for c in done.costs if c.cost_usd is not None]
-    for c in priced[:6]:
+    if not done.costs:
+        out.print(f"  {no_cost_note(fmt)}", markup=False)
+    for c in priced:
         out.print(f"  {c.model}: {c.epochs} epoch(s), {c.charged_tokens:,} charged tokens, about ${c.cost_usd:,.2f}",
                   markup=False)
+    if not done.validation.ok:  # written, but the consumer would refuse or skip records: not done
+        out.print(f"error: the export breaks {len(done.validation.errors)} rule(s) of its consumer. Fix: correct "
+                  "what is listed above and export again.", markup=False)
+        raise typer.Exit(1)
 
 
 @training_app.command("validate")

@@ -7,7 +7,7 @@ import hashlib
 import shutil
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -134,7 +134,17 @@ def _sft(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: Counter)
     return out
 
 
-def _preference(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: Counter) -> list[dict]:
+SplitKey = Callable[[str], str | None]
+
+
+def _preference(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: Counter,
+                split_key: SplitKey | None = None) -> list[dict]:
+    """Edits (the edit chosen over its original) and rated pairs (the better rated of two answers to one
+    context). `split_key` maps a group (as the example's `group` shows it) to its split, or None when the
+    group may not be used: both sides of every pair then come from usable groups of one split, so no pair
+    carries text across splits (or from outside a training file). Default: the dataset's hash split.
+    Every example lists the groups its texts come from in `groups`."""
+    split_key = split_key or (lambda group: split_of(group, spec.ratios, spec.salt))
     out: list[dict] = []
     edits = ws.sql(f"""
         SELECT f.feedback_id, f.reviewer, f.target_type, f.target_id, f.edited_response, f.rating,
@@ -155,7 +165,11 @@ def _preference(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: C
             continue
         imported = e["target_type"] == "llm_call"
         fix = redact if imported else (lambda t: t)
-        out.append({"id": f"pref-edit-{e['feedback_id']}", "group": _anon(e["grp"]) if imported else e["grp"],
+        group = _anon(e["grp"]) if imported else e["grp"]
+        if split_key(group) is None:
+            excluded["the edited record's conversation is not in the selection"] += 1
+            continue
+        out.append({"id": f"pref-edit-{e['feedback_id']}", "group": group, "groups": [group, group],
                     "quality_score": None,
                     "prompt": _messages(e["system_prompt"], e["conversation_history"],
                                         fix(_prompt_of(e["input"]) if imported else e["input"])),
@@ -173,9 +187,14 @@ def _preference(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: C
         FROM r LEFT JOIN training_pairs p ON r.target_type = 'training_pair' AND p.pair_id = r.target_id
                LEFT JOIN llm_calls c ON r.target_type = 'llm_call' AND c.call_id = r.target_id
         WHERE coalesce(p.target_response, c.response) IS NOT NULL ORDER BY context, r.target_id""")
-    contexts: dict[str, list[dict]] = defaultdict(list)
+    contexts: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rated.to_dicts():
-        contexts[row["context"]].append(row)
+        row["group"] = _anon(row["grp"]) if row["target_type"] == "llm_call" else row["grp"]
+        split = split_key(row["group"])
+        if split is None:
+            excluded["the rated record's conversation is not in the selection"] += 1
+            continue
+        contexts[row["context"], split].append(row)  # answers pair only within one split
     for rows in contexts.values():
         if len(rows) < 2:
             continue
@@ -184,7 +203,7 @@ def _preference(ws: Workspace, spec: DatasetSpec, redact: _Redactor, excluded: C
             imported = a["target_type"] == "llm_call"
             fix = redact if imported else (lambda t: t)
             out.append({"id": f"pref-rated-{a['target_id']}-{b['target_id']}",
-                        "group": _anon(a["grp"]) if imported else a["grp"],
+                        "group": a["group"], "groups": [a["group"], b["group"]],
                         "quality_score": None, "rating_gap": round(a["rating"] - b["rating"], 3),
                         "prompt": _messages(a["system_prompt"], a["conversation_history"],
                                             fix(_prompt_of(a["input"]) if imported else a["input"])),
@@ -223,12 +242,20 @@ BUILDERS: dict[str, Callable[[Workspace, DatasetSpec, _Redactor, Counter], list[
     "sft": _sft, "preference": _preference, "app_steps": _app_steps}
 
 
-def preference_examples(ws: Workspace, source: Literal["all", "review", "import"] = "review") -> list[dict]:
+def preference_examples(ws: Workspace, source: Literal["all", "review", "import"] = "review", *,
+                        split_of_group: Mapping[str, str] | None = None) -> list[dict]:
     """The preference examples a `kind="preference"` dataset would hold (an edited answer chosen over its
     original; the better rated of two answers to one context), without writing a dataset. Examples from
-    reviewed training pairs have their conversation id as `group`; they have no split yet."""
-    return _preference(ws, DatasetSpec(name="preference", kind="preference", source=source), _Redactor(True),
-                       Counter())
+    reviewed training pairs have their conversation id as `group`. With `split_of_group` ({group: split},
+    e.g. a training file version's members) only those groups' texts are used, each pair's two sides from
+    one split, which each example carries as `split`."""
+    key = split_of_group.get if split_of_group is not None else None
+    examples = _preference(ws, DatasetSpec(name="preference", kind="preference", source=source), _Redactor(True),
+                           Counter(), key)
+    if split_of_group is not None:
+        for e in examples:
+            e["split"] = split_of_group[e["group"]]
+    return examples
 
 
 def datasets_dir(ws: Workspace) -> Path:

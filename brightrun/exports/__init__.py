@@ -18,7 +18,12 @@ May import: datasets, errors, quality.
 
 from brightrun.exports.axolotl import validate_axolotl, write_axolotl
 from brightrun.exports.base import ExportError, FormatSpec, Problem, ValidationResult
-from brightrun.exports.bedrock import validate_bedrock, write_bedrock
+from brightrun.exports.bedrock import (
+    validate_bedrock,
+    validate_bedrock_haiku,
+    write_bedrock,
+    write_bedrock_haiku,
+)
 from brightrun.exports.cost import (
     CostEstimate,
     default_epochs,
@@ -29,9 +34,11 @@ from brightrun.exports.cost import (
 )
 from brightrun.exports.hf import validate_hf_parquet, write_hf_parquet
 from brightrun.exports.llama_factory import (
+    validate_alpaca,
     validate_llama_factory,
     validate_llama_factory_kto,
     validate_llama_factory_preference,
+    write_alpaca,
     write_llama_factory,
     write_llama_factory_kto,
     write_llama_factory_preference,
@@ -51,7 +58,7 @@ from brightrun.exports.records import (
     sft_records_from_enriched,
 )
 from brightrun.exports.registry import FORMATS
-from brightrun.exports.sharegpt import validate_alpaca, validate_sharegpt, write_alpaca, write_sharegpt
+from brightrun.exports.sharegpt import validate_sharegpt, write_sharegpt
 from brightrun.exports.tokens import (
     ESTIMATE,
     SplitStats,
@@ -77,10 +84,10 @@ __all__ = [
     "estimate_for_records", "estimate_tokens", "kto_records_from_preference", "kto_records_from_thumbs",
     "message_tokens", "preference_records_from_dataset", "sft_records_from_dataset", "sft_records_from_enriched",
     "split_statistics", "training_prices",
-    "validate_alpaca", "validate_axolotl", "validate_bedrock", "validate_hf_parquet", "validate_llama_factory",
+    "validate_alpaca", "validate_axolotl", "validate_bedrock", "validate_bedrock_haiku", "validate_hf_parquet", "validate_llama_factory",
     "validate_llama_factory_kto", "validate_llama_factory_preference", "validate_openai_dpo", "validate_openai_sft",
     "validate_sharegpt", "validate_trl_dpo", "validate_trl_kto", "validate_trl_sft", "validate_vertex",
-    "write_alpaca", "write_axolotl", "write_bedrock", "write_hf_parquet", "write_llama_factory",
+    "write_alpaca", "write_axolotl", "write_bedrock", "write_bedrock_haiku", "write_hf_parquet", "write_llama_factory",
     "write_llama_factory_kto", "write_llama_factory_preference", "write_openai_dpo", "write_openai_sft",
     "write_sharegpt", "write_trl_dpo", "write_trl_kto", "write_trl_sft", "write_vertex",
 ]

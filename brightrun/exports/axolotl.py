@@ -3,7 +3,8 @@
 Line: {"messages": [{"role": "system"|"user"|"assistant", "content": str, "train": bool (optional)}]}
 Per-turn weights become the per-message boolean `train` (config key message_field_training: train), written
 on every message of a record that has an assistant turn with weight 0. axolotl.yaml holds the matching
-`datasets` / `test_datasets` entries. Rows over sequence_len (default 512) are dropped by default.
+`datasets` entry (train) and `test_datasets` entry (validation only: the test split is never in the config).
+Rows over sequence_len (default 512) are dropped by default.
 """
 
 from __future__ import annotations
@@ -31,17 +32,20 @@ RULES = MessageRules("Axolotl chat_template", tuple(DEFAULT_ROLES), ("role", "co
 
 
 def axolotl_config(groups: Mapping[str, list], entry: Mapping[str, Any], comment: str) -> bytes:
-    """axolotl.yaml: the train split under `datasets`, the others under `test_datasets` (paths relative to
-    the export folder; run axolotl from there or prefix them)."""
+    """axolotl.yaml: the train split under `datasets`, the validation split (only) under `test_datasets`,
+    which Axolotl evaluates during training; the test split stays out of the config, for the user's own
+    final evaluation (paths relative to the export folder; run axolotl from there or prefix them)."""
     def item(split: str) -> dict:
         return {"path": f"data/{split}.jsonl", "ds_type": "json", **({"split": "train"} if split != "train" else {}),
                 **copy.deepcopy(dict(entry))}
     config: dict[str, Any] = {"datasets": [item(s) for s in groups if s == "train"]}
-    held = [item(s) for s in groups if s != "train"]
-    if held:
-        config["test_datasets"] = held
+    if "validation" in groups:
+        config["test_datasets"] = [item("validation")]
+    others = [f"data/{s}.jsonl" for s in groups if s not in ("train", "validation")]
+    kept = (f"# Held out and NOT listed here, so training never sees or evaluates on it: {', '.join(others)}. "
+            "Use it once, for the final evaluation of the trained model.\n") if others else ""
     return (f"# {comment}\n# Paths are relative to this folder. Check the rows with "
-            "`axolotl preprocess config.yaml --debug`.\n" + yaml.safe_dump(config, sort_keys=False)).encode()
+            "`axolotl preprocess config.yaml --debug`.\n" + kept + yaml.safe_dump(config, sort_keys=False)).encode()
 
 
 def _line(record: dict) -> dict:

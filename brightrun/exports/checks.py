@@ -170,34 +170,60 @@ def _duplicates(report: Report, by_split: dict[str, list[Example]]) -> None:
                 first[key] = ex
 
 
+def _units(ex: Example) -> list[tuple[str, list[dict]]]:
+    """Every text of a row that a trainer learns from, named: the whole sequence of an SFT or KTO row; each
+    side of a preference row, and each side's answer alone (a rejected answer copied from a held-out
+    conversation leaks even when the prompts differ)."""
+    if len(ex.sequences) == 1:
+        return [("the record", ex.sequences[0])]
+    names = ("chosen", "rejected") if len(ex.sequences) == 2 else tuple(f"side {k + 1}" for k in range(len(ex.sequences)))
+    units = [(f"its {name} side", seq) for name, seq in zip(names, ex.sequences, strict=True)]
+    return units + [(f"its {name} answer", seq[-1:]) for name, seq in zip(names, ex.sequences, strict=True)]
+
+
 def _leakage(report: Report, by_split: dict[str, list[Example]], near: bool) -> None:
+    """Check 14 on every text of every row: a held-out row leaks when any of its texts (_units) is in
+    train, exactly or as a near duplicate of any text of any training row, or when its prompt is."""
     train = by_split.get("train", [])
     held = [ex for split, exs in by_split.items() if split != "train" for ex in exs]
     if not train or not held:
         return
-    full = {_digest("\x1e".join(_norm(s) for s in ex.sequences)): ex for ex in train}
+    full: dict[str, Example] = {}
+    for ex in train:
+        for _, seq in _units(ex):
+            full.setdefault(_digest(_norm(seq)), ex)
     prompts = {_digest(_norm(ex.prompt)): ex for ex in train if ex.prompt}
     flagged: set[int] = set()
     for i, ex in enumerate(held):
-        key = _digest("\x1e".join(_norm(s) for s in ex.sequences))
-        if key in full:
-            flagged.add(i)
-            report.warn(ex.where, "leakage_exact", f"the same record is in train (line {full[key].where.line})",
-                        "remove it from one split; split by conversation or source id")
-        elif ex.prompt and _digest(_norm(ex.prompt)) in prompts:
-            flagged.add(i)
-            report.warn(ex.where, "leakage_prompt", "the same prompt is in train (line "
-                        f"{prompts[_digest(_norm(ex.prompt))].where.line}) with a different answer",
-                        "keep all answers to one prompt in one split")
+        for what, seq in _units(ex):
+            found = full.get(_digest(_norm(seq)))
+            if found is not None:
+                flagged.add(i)
+                report.warn(ex.where, "leakage_exact", f"{what} is in train (line {found.where.line})",
+                            "remove it from one split; split by conversation or source id")
+                break
+        else:
+            if ex.prompt and _digest(_norm(ex.prompt)) in prompts:
+                flagged.add(i)
+                report.warn(ex.where, "leakage_prompt", "the same prompt is in train (line "
+                            f"{prompts[_digest(_norm(ex.prompt))].where.line}) with a different answer",
+                            "keep all answers to one prompt in one split")
     if not near:
         return
-    texts = {f"t{i}": "\n".join(m.get("content") or "" for m in ex.sequences[0]) for i, ex in enumerate(train)}
-    texts.update({f"h{i}": "\n".join(m.get("content") or "" for m in ex.sequences[0]) for i, ex in enumerate(held)})
+    texts, owner = {}, {}
+    for tag, rows in (("t", train), ("h", held)):
+        for i, ex in enumerate(rows):
+            for k, (what, seq) in enumerate(_units(ex)):
+                key = f"{tag}{i}.{k}"
+                texts[key] = "\n".join(m.get("content") or "" for m in seq)
+                owner[key] = (tag, i, what)
     for cluster in near_duplicate_clusters(texts, threshold=LEAK_THRESHOLD):
-        trains = [int(k[1:]) for k in cluster.ids if k[0] == "t"]
+        trains = [owner[k][1] for k in cluster.ids if owner[k][0] == "t"]
         for key in cluster.ids:
-            if key[0] == "h" and trains and int(key[1:]) not in flagged:
-                ex = held[int(key[1:])]
-                report.warn(ex.where, "leakage_near_duplicate", "a near duplicate (word 3-shingle Jaccard >= "
-                            f"{LEAK_THRESHOLD}) is in train (line {train[trains[0]].where.line})",
+            tag, i, what = owner[key]
+            if tag == "h" and trains and i not in flagged:
+                flagged.add(i)
+                ex = held[i]
+                report.warn(ex.where, "leakage_near_duplicate", f"{what} has a near duplicate (word 3-shingle "
+                            f"Jaccard >= {LEAK_THRESHOLD}) in train (line {train[trains[0]].where.line})",
                             "move near duplicates into one split; split by conversation or source id")

@@ -42,12 +42,18 @@ class TrainingPrice(BaseModel):
     max_tokens_per_example: int | None = None
     epochs: int | str = "cookbook"
     source: str = ""
+    formats: list[str] = Field(default_factory=list,
+                               description="the BrightRun export formats this model is fine-tuned from")
 
 
 class TrainingPrices(BaseModel):
     recorded: str
     cookbook: Cookbook = Cookbook()
     models: dict[str, TrainingPrice]
+
+    def models_for(self, fmt: str) -> list[str]:
+        """The target models that train from export format `fmt` (none for self-hosted stacks)."""
+        return [name for name, price in self.models.items() if fmt in price.formats]
 
     def get(self, model: str) -> TrainingPrice | None:
         """The entry for a model id, its undated alias ("gpt-4o-mini") or a fine-tuned id ("ft:gpt-4o-...")."""
@@ -75,7 +81,9 @@ def training_prices(workspace_root: Path | None = None) -> TrainingPrices:
     override = Path(workspace_root) / "training_prices.yaml" if workspace_root else None
     if override and override.exists():
         extra = _load(str(override), override.stat().st_mtime)
-        return table.model_copy(update={"models": {**table.models, **extra.models}})
+        kept = {name: price.model_copy(update={"formats": table.models[name].formats})
+                if not price.formats and name in table.models else price for name, price in extra.models.items()}
+        return table.model_copy(update={"models": {**table.models, **kept}})
     return table
 
 
@@ -153,13 +161,17 @@ def estimate_for_records(records: Iterable[dict], model: str, *, kind: Kind = "s
 
 
 def estimate_all(records: Iterable[dict], models: Iterable[str] | None = None, *, kind: Kind = "sft",
-                 counter: TokenCounter | None = None, prices: TrainingPrices | None = None) -> list[CostEstimate]:
-    """One estimate per target model (default: every model in the price table)."""
+                 counter: TokenCounter | None = None, prices: TrainingPrices | None = None,
+                 fmt: str | None = None) -> list[CostEstimate]:
+    """One estimate per target model: `models`, else the models that train export format `fmt` (none when
+    no priced model does: self-hosted stacks, KTO), else every model in the price table."""
     prices = prices or training_prices()
+    if models is None and fmt is not None:
+        models = prices.models_for(fmt)
     train = [r for r in records if r["split"] == "train"]
     counted: dict[str, list[int]] = {}  # the tokens of each record, counted once per tokenizer
     out = []
-    for model in models or prices.models:
+    for model in prices.models if models is None else models:
         use = counter or counter_for(model)
         if use.name not in counted:
             counted[use.name] = [billing_tokens(r, kind, use) for r in train]

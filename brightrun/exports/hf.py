@@ -1,8 +1,8 @@
 """Hugging Face `datasets` Parquet with a dataset card (formats.md §5).
 
 Files: data/<split>-0000N-of-0000M.parquet, columns id (string) and messages
-(list<struct<role: string, content: string[, weight: int8]>>; weight only when some record has per-turn
-weights, null on non-assistant turns), the same schema in every split. README.md front matter has one
+(list<struct<role: string, content: string[, weight: int8]>>; weight only when some assistant turn is
+context only (weight 0), as in the OpenAI export: then 0 or 1 on assistant turns, null on the others), the same schema in every split. README.md front matter has one
 `default` config whose data_files name each split with the glob "data/<split>-*.parquet", so
 `load_dataset("<folder>")` gives exactly those splits.
 """
@@ -43,7 +43,8 @@ def write_hf_parquet(records: Any, folder: Path | str, *, split_names: Mapping[s
     """Parquet shards per split and README.md whose configs name the splits (card_metadata adds license,
     language, ... to the front matter)."""
     groups = group_by_split(check_records(records, "sft"), split_names)
-    weighted = any("weight" in m for recs in groups.values() for r in recs for m in r["messages"])
+    # weights only where some assistant turn is context only (weight 0), as the OpenAI export writes them
+    weighted = any(m.get("weight") == 0 for recs in groups.values() for r in recs for m in r["messages"])
     schema = _schema(weighted)
     files: dict[str, Any] = {}
     ids: dict[str, tuple[str, list[str]]] = {}
@@ -53,7 +54,8 @@ def write_hf_parquet(records: Any, folder: Path | str, *, split_names: Mapping[s
         for n, shard in enumerate(shards):
             rel = f"data/{split}-{n:05d}-of-{len(shards):05d}.parquet"
             rows = [{"id": r["id"], "messages": [
-                {"role": m["role"], "content": m["content"], **({"weight": m.get("weight")} if weighted else {})}
+                {"role": m["role"], "content": m["content"],
+                 **({"weight": m.get("weight", 1) if m["role"] == "assistant" else None} if weighted else {})}
                 for m in r["messages"]]} for r in shard]
             files[rel] = (lambda path, rows=rows: pq.write_table(pa.Table.from_pylist(rows, schema=schema), path))
             ids[rel] = (split, [r["id"] for r in shard])

@@ -14,19 +14,29 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from brightrun.exports.base import ExportError, Kind, Report, ValidationResult, Where
 from brightrun.exports.checks import Example, Limits, check_keys, check_text
 from brightrun.exports.common import leading_system, validate_jsonl, write_jsonl_format
-from brightrun.exports.sharegpt import CUTOFF_LEN, check_conversation, sharegpt_turns
+from brightrun.exports.sharegpt import (
+    CUTOFF_LEN,
+    alpaca_line,
+    check_alpaca,
+    check_conversation,
+    sharegpt_turns,
+)
 from brightrun.exports.tokens import TokenCounter
 
 SOURCES = ("file_name", "hf_hub_url", "ms_hub_url", "script_url", "cloud_file_name")
 TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
         "system_tag": "system"}
+ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "system": "system",
+                  "history": "history"}
+"""Without system and history LLaMA-Factory's alpaca defaults drop the system prompt and every answer but
+the last: the Alpaca export registers both."""
 COLUMNS: dict[str, dict[str, str]] = {
     "sft": {"messages": "conversations", "system": "system"},
     "preference": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected", "system": "system"},
@@ -48,11 +58,15 @@ def _line(kind: Kind):
     return convert
 
 
-def _info(kind: Kind, name: str):
+def _info(kind: Kind | Literal["alpaca"], name: str):
+    def entry(split: str) -> dict:
+        if kind == "alpaca":
+            return {"file_name": f"data/{split}.jsonl", "formatting": "alpaca", "columns": ALPACA_COLUMNS}
+        return {"file_name": f"data/{split}.jsonl", "formatting": "sharegpt",
+                **({"ranking": True} if kind == "preference" else {}), "columns": COLUMNS[kind], "tags": TAGS}
+
     def extras(groups: dict[str, list[dict]]) -> dict[str, bytes]:
-        info = {f"{name}_{split}": {"file_name": f"data/{split}.jsonl", "formatting": "sharegpt",
-                                    **({"ranking": True} if kind == "preference" else {}),
-                                    "columns": COLUMNS[kind], "tags": TAGS} for split in groups}
+        info = {f"{name}_{split}": entry(split) for split in groups}
         return {"dataset_info.json": orjson.dumps(info, option=orjson.OPT_INDENT_2)}
     return extras
 
@@ -65,6 +79,18 @@ def _write(kind: Kind, records: Any, folder: Path | str, split_names: Mapping[st
     return write_jsonl_format(records, folder, fmt, kind, _line(kind), split_names=split_names,
                               description=f"LLaMA-Factory {kind} dataset in sharegpt formatting, registered in "
                               "dataset_info.json (set dataset_dir to this folder).", extras=_info(kind, dataset_name))
+
+
+def write_alpaca(records: Any, folder: Path | str, *, split_names: Mapping[str, str] | None = None,
+                 dataset_name: str = "brightrun") -> list[Path]:
+    """Alpaca records (sharegpt.alpaca_line) with a dataset_info.json that maps system and history."""
+    if not NAME.match(dataset_name):
+        raise ExportError(f"dataset name {dataset_name!r} is not usable. Fix: use letters, digits, '_', '-', '.'.")
+    return write_jsonl_format(records, folder, "alpaca", "sft", alpaca_line, split_names=split_names,
+                              description="Alpaca instruction/input/output records with system and history, "
+                              "registered in dataset_info.json for LLaMA-Factory (set dataset_dir to this folder; "
+                              "it trains on the answers in history too). Axolotl's alpaca type ignores history.",
+                              extras=_info("alpaca", dataset_name))
 
 
 def write_llama_factory(records: Any, folder: Path | str, *, split_names: Mapping[str, str] | None = None,
@@ -85,7 +111,7 @@ def write_llama_factory_kto(records: Any, folder: Path | str, *, split_names: Ma
 # -- validation ---------------------------------------------------------------------------------------
 
 
-def _entries(report: Report, paths: Any) -> tuple[list[Path], dict[str, dict]]:
+def _entries(report: Report, paths: Any, formatting: str = "sharegpt") -> tuple[list[Path], dict[str, dict]]:
     """The data files registered in dataset_info.json (found among paths or in the folder), checked."""
     given = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     info_path = next((p for p in given if p.name == "dataset_info.json"), None)
@@ -111,9 +137,9 @@ def _entries(report: Report, paths: Any) -> tuple[list[Path], dict[str, dict]]:
         if entry.get("formatting", "alpaca") not in ("alpaca", "sharegpt"):
             report.error(where, "dataset_formatting", f"entry {name!r} formatting is {entry.get('formatting')!r}",
                          "use alpaca or sharegpt")
-        elif entry.get("formatting") != "sharegpt":
-            report.error(where, "dataset_formatting", f"entry {name!r} is not sharegpt formatting, which this "
-                         "export writes", 'set "formatting": "sharegpt"')
+        elif entry.get("formatting", "alpaca") != formatting:
+            report.error(where, "dataset_formatting", f"entry {name!r} is not {formatting} formatting, which "
+                         "this export writes", f'set "formatting": "{formatting}"')
         if "file_name" in entry:
             path = info_path.parent / entry["file_name"]
             if not path.exists():
@@ -177,11 +203,40 @@ def validate_llama_factory(paths: Any, *, kind: Kind | None = None, cutoff_len: 
     limits = Limits(tokens=cutoff_len, tokens_label=f"cutoff_len (default {CUTOFF_LEN})", over_action="truncated")
     result = validate_jsonl(files or paths, "llama_factory", _checker(kind, by_file), limits, counter=counter,
                             near_duplicates=near_duplicates)
-    errors = report.errors + result.errors
+    return _merge(report, result)
+
+
+def _alpaca_checker(by_file: dict[str, dict]):
+    def check(report: Report, where: Where, obj: dict, split: str) -> Example | None:
+        columns = by_file.get(where.file, {}).get("columns") or {}
+        for key in ("system", "history"):
+            if obj.get(key) and columns.get(key) != key:
+                report.error(where, "dataset_info_columns", f"the record has {key} but its dataset_info.json entry "
+                             f"does not map the {key} column, so LLaMA-Factory drops it",
+                             f'add "{key}": "{key}" to the entry\'s columns')
+        return check_alpaca(report, where, obj, split)
+    return check
+
+
+def validate_alpaca(paths: Any, *, cutoff_len: int | None = CUTOFF_LEN, counter: TokenCounter | None = None,
+                    near_duplicates: bool = True) -> ValidationResult:
+    """Every record by LLaMA-Factory's alpaca rules, and dataset_info.json: one alpaca entry per file, with
+    the system and history columns mapped when records carry them (otherwise they are silently dropped)."""
+    report = Report("alpaca")
+    files, by_file = _entries(report, paths, "alpaca")
+    limits = Limits(tokens=cutoff_len, tokens_label=f"LLaMA-Factory cutoff_len (default {CUTOFF_LEN})",
+                    over_action="truncated")
+    result = validate_jsonl(files or paths, "alpaca", _alpaca_checker(by_file), limits, counter=counter,
+                            near_duplicates=near_duplicates)
+    return _merge(report, result)
+
+
+def _merge(report: Report, result: ValidationResult) -> ValidationResult:
+    """The dataset_info.json problems of `report` added to a validation result."""
     counts = {**result.counts}
     for p in report.errors:
         counts[p.rule] = counts.get(p.rule, 0) + 1
-    return result.model_copy(update={"errors": errors, "counts": counts})
+    return result.model_copy(update={"errors": report.errors + result.errors, "counts": counts})
 
 
 def validate_llama_factory_preference(paths: Any, **kwargs: Any) -> ValidationResult:

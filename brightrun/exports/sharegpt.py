@@ -8,7 +8,8 @@ ShareGPT line: {"conversations": [{"from": "system", "value": ...} (optional, fi
     with field_messages: conversations (axolotl.yaml is written beside it).
 Alpaca line: {"instruction": last user turn, "input": "", "output": last assistant turn,
               "system": str (optional), "history": [[user, assistant], ...] (optional)}
-    LLaMA-Factory trains on the answers inside history too; Axolotl's alpaca type ignores history.
+    LLaMA-Factory trains on the answers inside history too (when dataset_info.json maps the system and
+    history columns: llama_factory.py writes and checks it); Axolotl's alpaca type ignores history.
 Neither layout has per-turn weights: every assistant turn is trained.
 """
 
@@ -112,7 +113,7 @@ def validate_sharegpt(paths: Any, *, cutoff_len: int | None = CUTOFF_LEN, counte
 # -- Alpaca -----------------------------------------------------------------------------------------
 
 
-def _alpaca_line(record: dict) -> dict:
+def alpaca_line(record: dict) -> dict:
     system, turns = leading_system(record)
     roles = [m["role"] for m in turns]
     if len(turns) < 2 or len(turns) % 2 or roles != ["user", "assistant"] * (len(turns) // 2):
@@ -123,13 +124,7 @@ def _alpaca_line(record: dict) -> dict:
             **({"system": system} if system else {}), **({"history": history} if history else {})}
 
 
-def write_alpaca(records: Any, folder: Path | str, *, split_names: Mapping[str, str] | None = None) -> list[Path]:
-    return write_jsonl_format(records, folder, "alpaca", "sft", _alpaca_line, split_names=split_names,
-                              description="Alpaca instruction/input/output records with system and history "
-                              "(LLaMA-Factory trains on the answers in history; Axolotl's alpaca type ignores it).")
-
-
-def _check_alpaca(report: Report, where: Where, obj: dict, split: str) -> Example | None:
+def check_alpaca(report: Report, where: Where, obj: dict, split: str) -> Example | None:
     check_keys(report, where, obj, ("instruction", "input", "output", "system", "history"), "the record",
                error=False)
     ok = check_text(report, where, obj.get("instruction"), "instruction")
@@ -158,10 +153,3 @@ def _check_alpaca(report: Report, where: Where, obj: dict, split: str) -> Exampl
     prompt = "\n".join(p for p in (obj["instruction"], extra) if p)
     messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": obj["output"]}]
     return Example(where, split, [messages], messages[:-1])
-
-
-def validate_alpaca(paths: Any, *, cutoff_len: int | None = CUTOFF_LEN, counter: TokenCounter | None = None,
-                    near_duplicates: bool = True) -> ValidationResult:
-    limits = Limits(tokens=cutoff_len, tokens_label=f"LLaMA-Factory cutoff_len (default {CUTOFF_LEN})",
-                    over_action="truncated")
-    return validate_jsonl(paths, "alpaca", _check_alpaca, limits, counter=counter, near_duplicates=near_duplicates)

@@ -5,9 +5,11 @@ May import: datasets, enrichment, errors, exports, quality, validation, workspac
 
 from brightrun.training_files.build import Built, build_version, check_agreement, iter_conversations
 from brightrun.training_files.core import (
+    FilterMatch,
     TrainingFileError,
     Version,
     add_conversations,
+    add_matching,
     assign_splits,
     create_training_file,
     get_version,
@@ -15,6 +17,7 @@ from brightrun.training_files.core import (
     ineligible,
     leakage_report,
     list_training_files,
+    match_filter,
     members,
     remove_conversations,
     split_counts,
@@ -22,7 +25,8 @@ from brightrun.training_files.core import (
 )
 
 __all__ = [
-    "Built", "TrainingFileError", "Version", "add_conversations", "assign_splits", "build_version",
+    "Built", "FilterMatch", "TrainingFileError", "Version", "add_conversations", "add_matching", "assign_splits",
+    "build_version", "match_filter",
     "check_agreement", "create_training_file", "get_version", "ids_from_filter", "ineligible",
     "iter_conversations",
     "leakage_report", "list_training_files", "members", "remove_conversations", "split_counts",

@@ -38,6 +38,7 @@ from brightrun.training_files.core import (
     _lock,
     folder_of,
     get_version,
+    records_changed,
 )
 from brightrun.training_files.writing import _JsonPieces, _Writer
 from brightrun.workspace import Workspace
@@ -139,11 +140,7 @@ def build_version(ws: Workspace, name: str, version: int | None = None) -> Built
                     raise
                 jsonl_sha = None  # a member lost its pairs: the records changed
             if jsonl_sha != v.records_hash:  # core.records_hash: the sha256 of the JSONL when it was made
-                raise TrainingFileError(
-                    f"training file {name!r} version {v.version} cannot be rebuilt byte for byte: the training "
-                    f"pairs of its conversations changed since it was made (re-enriched or deleted, or a "
-                    f"persona, arc or topic renamed in the scaffolding). Fix: build the current state as a "
-                    f"new version (add or remove a conversation, or re-split).")
+                raise records_changed(name, v.version)
             digest = content_hash(json_sha, jsonl_sha)
             if v.content_hash is not None and digest != v.content_hash:
                 raise TrainingFileError(

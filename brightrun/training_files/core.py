@@ -4,11 +4,15 @@ Rules:
 - a name is unique (case-insensitively) and made of letters, digits, dashes, underscores and spaces;
   anything that could leave `<workspace>/training_files/` is refused.
 - only conversations with enrichment_status = completed and an enriched record (training pairs) are
-  added; any ineligible, unknown or duplicate id blocks the whole operation, and the error lists every
-  offending id with its reason. Nothing is written unless everything is accepted.
+  added. Given by id, any ineligible, unknown or duplicate id blocks the whole operation, and the error
+  lists every offending id with all its reasons: nothing is written unless everything is accepted. Given
+  by a filter, the eligible non-members it matches are added and the rest is reported (already members,
+  not enriched, failed), so a file can be topped up with the same filter.
 - every change (create, add, remove, re-split) makes a new version. Its membership rows are written to
   `training_file_conversations` first, then the version row to `training_file_versions`: the version
   row is the commit point, so a crash in between leaves rows of a version that never existed (ignored).
+- adding or removing members never moves a member that stays to another split (splits.py); only a
+  re-split does.
 """
 
 from __future__ import annotations
@@ -58,11 +62,16 @@ class Version:
 # -- names ------------------------------------------------------------------------------------------
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """A user-given string as a message quotes it: repr, cut to `limit` characters with its length."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
 def check_name(name: str) -> str:
     try:
         safe_name(name, "training file name")
-    except WorkspaceError as exc:
-        raise TrainingFileError(str(exc)) from None
+    except WorkspaceError as exc:  # a refused name is quoted short, however long it is
+        raise TrainingFileError(str(exc).replace(repr(name), shown(name))) from None
     return name
 
 
@@ -146,26 +155,77 @@ def records_hash(ws: Workspace, ids: list[str], splits: list[str], name: str = "
     return jsonl_sha256(ws, ids, splits, name)
 
 
+def records_changed(name: str, version: int) -> TrainingFileError:
+    """The refusal when a version's records can no longer be made (build, export)."""
+    return TrainingFileError(
+        f"training file {name!r} version {version} cannot be rebuilt byte for byte: the training pairs of its "
+        f"conversations changed since it was made (re-enriched or deleted, or a persona, arc or topic renamed in "
+        f"the scaffolding). Fix: build the current state as a new version (add or remove a conversation, or "
+        f"re-split).")
+
+
 # -- eligibility --------------------------------------------------------------------------------------
 
 
-def ineligible(ws: Workspace, ids: list[str]) -> dict[str, str]:
-    """{conversation_id: reason} for every id that may not enter a training file."""
+def _ineligible(ws: Workspace, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """{conversation_id: (kind, reason)} for every id that may not enter a training file; kind is one of
+    LEFT_OUT's keys."""
     frame = ws.sql(
         "SELECT i.id, c.conversation_id IS NOT NULL AS known, c.enrichment_status, "
         "(SELECT count(*) FROM training_pairs p WHERE p.conversation_id = i.id) AS pairs "
         "FROM (SELECT unnest(?) AS id) i LEFT JOIN conversations c ON c.conversation_id = i.id", [ids])
-    bad: dict[str, str] = {}
+    bad: dict[str, tuple[str, str]] = {}
     for row in frame.iter_rows(named=True):
         if not row["known"]:
-            bad[row["id"]] = "no such conversation"
+            bad[row["id"]] = ("unknown", "no such conversation")
         elif row["enrichment_status"] != "completed":
-            bad[row["id"]] = (f"enrichment_status is {row['enrichment_status']!r}, not 'completed' "
+            bad[row["id"]] = ("failed" if row["enrichment_status"] == "failed" else "not_enriched",
+                              f"enrichment_status is {row['enrichment_status']!r}, not 'completed' "
                               f"(run `brightrun enrich`; see `enrichment_errors` if it failed)")
         elif not row["pairs"]:
-            bad[row["id"]] = ("enrichment_status is 'completed' but it has no enriched record (no training "
-                              "pairs); run `brightrun enrich --force`")
+            bad[row["id"]] = ("no_record", "enrichment_status is 'completed' but it has no enriched record (no "
+                                           "training pairs); run `brightrun enrich --force`")
     return bad
+
+
+def ineligible(ws: Workspace, ids: list[str]) -> dict[str, str]:
+    """{conversation_id: reason} for every id that may not enter a training file."""
+    return {cid: reason for cid, (_, reason) in _ineligible(ws, ids).items()}
+
+
+LEFT_OUT = {"member": "already members", "not_enriched": "not enriched", "failed": "failed",
+            "no_record": "no enriched record", "unknown": "unknown"}
+"""Why a conversation a filter matches is left out, as the count labels say it."""
+
+
+@dataclass(frozen=True)
+class FilterMatch:
+    """What adding by a filter does: the eligible non-members it adds, and every match it leaves out."""
+
+    matched: int
+    new: list[str]
+    left_out: dict[str, tuple[str, str]]
+    """{conversation_id: (kind, reason)}; kind is a key of LEFT_OUT."""
+
+    def counts(self) -> dict[str, int]:
+        """{label: conversations} of what is left out, in LEFT_OUT's order, zeros omitted."""
+        kinds = [kind for kind, _ in self.left_out.values()]
+        return {label: kinds.count(kind) for kind, label in LEFT_OUT.items() if kind in kinds}
+
+    def label(self) -> str:
+        """'37 new (84 already members, 2 not enriched)'."""
+        rest = ", ".join(f"{n:,} {label}" for label, n in self.counts().items())
+        return f"{len(self.new):,} new" + (f" ({rest})" if rest else "")
+
+
+def match_filter(ws: Workspace, name: str, conditions: Mapping[str, object]) -> FilterMatch:
+    """What adding the conversations matching `conditions` to training file `name` would add, and leave out
+    and why (already members, not enriched, failed, no enriched record)."""
+    matched = ids_from_filter(ws, conditions)
+    have = set(get_version(ws, name).member_ids)
+    left_out = {cid: ("member", f"already in training file {name!r}") for cid in matched if cid in have}
+    left_out |= _ineligible(ws, [cid for cid in matched if cid not in have])
+    return FilterMatch(len(matched), [cid for cid in matched if cid not in left_out], left_out)
 
 
 def ids_from_filter(ws: Workspace, conditions: Mapping[str, object]) -> list[str]:
@@ -208,37 +268,67 @@ def create_training_file(ws: Workspace, name: str, description: str = "") -> Ver
 
 def add_conversations(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
                       saved_filter: Mapping[str, object] | None = None) -> Version:
-    """Add conversations (by ids and/or a saved filter), all or none; returns the new version."""
+    """Add conversations by ids (all or none) and/or by a saved filter (its eligible non-members); returns
+    the new version. add_matching also says what the filter left out."""
+    return add_matching(ws, name, ids, saved_filter=saved_filter)[0]
+
+
+def add_matching(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
+                 saved_filter: Mapping[str, object] | None = None) -> tuple[Version, FilterMatch | None]:
+    """Add conversations; (the new version, what the filter matched and left out, or None without a filter).
+
+    Explicit ids are all or nothing: any ineligible, unknown, duplicate or repeated id blocks the whole
+    operation, and the error lists every one with all its reasons. A filter adds the eligible
+    non-members it matches and leaves out, with their reasons, the members and the ineligible ones; it is
+    refused only when it would add nothing."""
     wanted = list(ids or [])
-    if saved_filter is not None:
-        wanted += ids_from_filter(ws, saved_filter)
-    if not wanted:
+    if not wanted and saved_filter is None:
         raise TrainingFileError("no conversations to add. Fix: give conversation ids or a filter that matches some.")
     with _lock(ws, name):
         current = get_version(ws, name)
-        problems = ineligible(ws, sorted(set(wanted)))
-        seen: set[str] = set()
-        have = set(current.member_ids)
-        duplicates = {}
-        for cid in wanted:
-            if cid in have:
-                duplicates[cid] = f"already in training file {name!r}"
-            elif cid in seen:
-                duplicates[cid] = "listed more than once"
-            seen.add(cid)
-        if problems or duplicates:
-            everything = {**problems, **duplicates}
-            lines = "\n".join(f"  {cid}: {why}" for cid, why in sorted(everything.items()))
-            what = []
-            if problems:
-                what.append(f"{len(problems)} ineligible")
-            if duplicates:
-                what.append(f"{len(duplicates)} duplicate")
+        _check_explicit(ws, name, wanted, set(current.member_ids))
+        match = match_filter(ws, name, saved_filter) if saved_filter is not None else None
+        explicit = set(wanted)
+        extra = [cid for cid in match.new if cid not in explicit] if match else []
+        if not wanted and not extra:
+            assert match is not None
+            if not match.matched:
+                raise TrainingFileError("no conversations to add: the filter matches none. Fix: give conversation "
+                                        "ids or a filter that matches some.")
+            what = f"the filter matches {match.matched:,} conversation(s): " + ", ".join(
+                f"{n:,} {label}" for label, n in match.counts().items())
             raise TrainingFileError(
-                f"nothing was added to {name!r}: {' and '.join(what)} conversation(s):\n{lines}\n"
-                f"Fix: remove them from the list (or enrich them) and add again.", everything)
-        return _commit(ws, name, "add", current.member_ids + wanted, current.split_ratios, current.split_salt,
-                       current)
+                f"nothing was added to {name!r}: {what}.\nFix: widen the filter, or enrich the conversations "
+                f"listed (`brightrun enrich`) and add again.", {cid: why for cid, (_, why) in match.left_out.items()})
+        return _commit(ws, name, "add", current.member_ids + wanted + extra, current.split_ratios,
+                       current.split_salt, current), match
+
+
+def _check_explicit(ws: Workspace, name: str, wanted: list[str], have: set[str]) -> None:
+    """Refuse explicit ids unless every one may be added, listing each offending id with all its reasons."""
+    reasons: dict[str, list[str]] = {cid: [why] for cid, why in ineligible(ws, sorted(set(wanted))).items()}
+    ineligible_ids = set(reasons)
+    seen: set[str] = set()
+    duplicate_ids = set()
+    for cid in wanted:
+        why = (f"already in training file {name!r}" if cid in have and cid not in seen
+               else "listed more than once" if cid in seen else None)
+        if why and why not in reasons.setdefault(cid, []):
+            reasons[cid].append(why)
+            duplicate_ids.add(cid)
+        seen.add(cid)
+    reasons = {cid: why for cid, why in reasons.items() if why}
+    if reasons:
+        everything = {cid: "; ".join(why) for cid, why in sorted(reasons.items())}
+        lines = "\n".join(f"  {cid}: {why}" for cid, why in everything.items())
+        what = []
+        if ineligible_ids:
+            what.append(f"{len(ineligible_ids)} ineligible")
+        if duplicate_ids:
+            what.append(f"{len(duplicate_ids)} duplicate")
+        raise TrainingFileError(
+            f"nothing was added to {name!r}: {' and '.join(what)} conversation(s):\n{lines}\n"
+            f"Fix: remove them from the list (or enrich them) and add again.", everything)
 
 
 def remove_conversations(ws: Workspace, name: str, ids: Iterable[str]) -> Version:
@@ -275,7 +365,8 @@ def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple
     number = (current.version if current else 0) + 1
     info = ws.sql("SELECT conversation_id, tier, arc_key, template_key, template_version FROM conversations "
                   "WHERE conversation_id IN (SELECT unnest(?)) ORDER BY conversation_id", [ids])
-    assignment, clusters = split_members(ws, info, ratios, salt)
+    keep = current.split_of if current is not None and change in ("add", "remove") else None
+    assignment, clusters = split_members(ws, info, ratios, salt, keep)
     enrichment = ws.sql("SELECT DISTINCT enrichment_version FROM training_pairs WHERE conversation_id IN "
                         "(SELECT unnest(?)) ORDER BY 1", [ids])["enrichment_version"].to_list()
     templates = sorted({f"{k}@{v}" for k, v in zip(info["template_key"].to_list(),

@@ -1,23 +1,36 @@
 """Exporting a training-file version to a fine-tuning stack's format (brightrun.exports), with the
-consumer's validation, token statistics and a cost estimate. SFT formats take one record per member
-conversation; preference and KTO formats take the review's preference pairs of the member conversations.
-Exports are gated by the data contracts: a failing contract blocks the export unless forced, and a
+consumer's validation, token statistics and a cost estimate. An export holds exactly the version's records:
+SFT formats take one record per member conversation from the version's built training.jsonl (built first
+when needed; refused like `build` when the version can no longer be made); preference and KTO formats take
+the review's preference pairs whose both sides are answers of member conversations of one split. Exports
+are gated by the data contracts: a failing contract blocks the export unless forced, and a
 forced export records why."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from brightrun.exports import FORMATS, estimate_all
+import orjson
+
+from brightrun.exports import FORMATS, estimate_all, training_prices
 from brightrun.exports.base import ValidationResult
 from brightrun.exports.records import (
     kto_records_from_preference,
     preference_records_from_dataset,
     sft_records_from_enriched,
 )
-from brightrun.training_files.build import iter_conversations
-from brightrun.training_files.core import TrainingFileError, get_version
+from brightrun.training_files.build import build_version
+from brightrun.training_files.core import (
+    TrainingFileError,
+    Version,
+    folder_of,
+    get_version,
+    records_changed,
+    records_hash,
+)
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import write_json
 
@@ -34,6 +47,12 @@ class Exported:
     forced: str | None
 
 
+def no_cost_note(fmt: str) -> str:
+    """What an export says when no priced target model trains from its format."""
+    return (f"No priced target model trains from {fmt} (a self-hosted stack, or a provider not in the training "
+            "price table; a workspace training_prices.yaml may add one with its formats).")
+
+
 def export_folder(ws: Workspace, name: str, version: int, fmt: str) -> Path:
     """Where the app keeps an export: `<workspace>/exports/<name>/v<N>/<format>/` (the name is checked)."""
     from brightrun.training_files.core import check_name
@@ -44,30 +63,80 @@ def export_folder(ws: Workspace, name: str, version: int, fmt: str) -> Path:
     return ws.root / "exports" / name / f"v{int(version)}" / fmt
 
 
-def records_of(ws: Workspace, name: str, version: int | None = None) -> list[dict]:
-    """One multi-turn SFT record per member conversation, in its training-file split."""
-    v = get_version(ws, name, version)
+def version_file(ws: Workspace, v: Version) -> tuple[Path, str]:
+    """(training.jsonl, content hash) of version `v` as built: the build already on disk when its manifest
+    is this version's, else a new build (which refuses, naming the cause, when the version's records can no
+    longer be made). So an export holds exactly the version's records, even after the workspace changed."""
+    folder = folder_of(ws, v.name) / f"v{v.version}"
+    try:
+        manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        manifest = {}
+    if (manifest.get("version") == v.version and manifest.get("training_jsonl_sha256") == v.records_hash
+            and manifest.get("content_hash") and (folder / "training.jsonl").exists()):
+        return folder / "training.jsonl", manifest["content_hash"]
+    built = build_version(ws, v.name, v.version)
+    return built.jsonl_path, built.content_hash
+
+
+def _conversations(path: Path, v: Version) -> Iterator[list[dict]]:
+    """The training pairs of each member conversation, read from the version's built training.jsonl (one
+    pair a line, members in order); the file's bytes must hash to the version's records hash."""
+    digest, pairs = hashlib.sha256(), []
+    with open(path, "rb") as handle:
+        for line in handle:
+            digest.update(line)
+            pair = orjson.loads(line)
+            if pairs and pair["conversation_id"] != pairs[-1]["conversation_id"]:
+                yield pairs
+                pairs = []
+            pairs.append(pair)
+    if digest.hexdigest() != v.records_hash:
+        raise TrainingFileError(f"{path} is not the training.jsonl of {v.name!r} version {v.version} (its bytes "
+                                f"changed on disk). Fix: build it again with `brightrun training-file build "
+                                f"{v.name!r} --version {v.version}` and export again.")
+    if pairs:
+        yield pairs
+
+
+def _require_members(v: Version) -> None:
     if not v.member_ids:
-        raise TrainingFileError(f"training file {name!r} version {v.version} has no conversations. "
+        raise TrainingFileError(f"training file {v.name!r} version {v.version} has no conversations. "
                                 "Fix: add some with `brightrun training-file add`.")
+
+
+def records_of(ws: Workspace, name: str, version: int | None = None) -> list[dict]:
+    """One multi-turn SFT record per member conversation of the version, in its training-file split, made
+    from the version's own records (version_file)."""
+    v = get_version(ws, name, version)
+    _require_members(v)
+    path, _ = version_file(ws, v)
     meta = {"dataset_name": f"{name}-v{v.version}"}
-    return [sft_records_from_enriched({"training_pairs": c["training_pairs"], "dataset_metadata": meta},
-                                      split=c["split"]) for c in iter_conversations(ws, v)]
+    return [sft_records_from_enriched({"training_pairs": pairs, "dataset_metadata": meta}, split=pairs[0]["split"])
+            for pairs in _conversations(path, v)]
 
 
 def preference_records_of(ws: Workspace, name: str, version: int | None = None) -> list[dict]:
-    """The review's preference pairs (brightrun.datasets.preference_examples) whose conversation is a
-    member of the version, each in its conversation's split: what preference and KTO formats export."""
+    """The review's preference pairs (brightrun.datasets.preference_examples) made only of member
+    conversations' answers, both sides of each pair from one split, each in that split: what preference and
+    KTO formats export. Refused, like a build, when the members' records are no longer the version's."""
     from brightrun.datasets.build import preference_examples
 
     v = get_version(ws, name, version)
+    _require_members(v)
+    if records_hash(ws, v.member_ids, v.splits, v.name) != v.records_hash:
+        raise records_changed(name, v.version)
     split_of = v.split_of
-    examples = [{**e, "split": split_of[e["group"]]} for e in preference_examples(ws) if e["group"] in split_of]
+    examples = preference_examples(ws, split_of_group=split_of)
+    for e in examples:  # preference_examples keeps both sides in one split; a wrong pair must never be written
+        if {split_of.get(g) for g in e["groups"]} != {e["split"]}:
+            raise TrainingFileError(f"preference pair {e['id']!r} mixes conversations of different splits or "
+                                    "non-members. Fix: report this as a bug.")
     if not examples:
         raise TrainingFileError(
             f"training file {name!r} version {v.version} has no preference pairs: none of its conversations has "
-            "an edited answer, or two rated answers to the same context, from review. Fix: on the Review page "
-            "edit or rate answers of its conversations, or export an SFT format.")
+            "an edited answer, or two rated answers to the same context in one split, from review. Fix: on the "
+            "Review page edit or rate answers of its conversations, or export an SFT format.")
     return preference_records_from_dataset(examples)
 
 
@@ -87,6 +156,8 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
         raise TrainingFileError(f"export blocked: {why}. Fix: run `brightrun validate` and fix what it lists, or "
                                 "export with --force REASON to record why you export anyway.")
     v = get_version(ws, name, version)
+    _require_members(v)
+    _, content = version_file(ws, v)  # refuses like `build` when the version cannot be made
     if spec.kind == "sft":
         records = records_of(ws, name, v.version)
     else:
@@ -95,9 +166,9 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
             records = kto_records_from_preference(records)
     files = spec.writer(records, out)
     validation = spec.validator(out)
-    costs = estimate_all(records, kind=spec.kind)
+    costs = estimate_all(records, kind=spec.kind, fmt=fmt, prices=training_prices(ws.root))
     write_json(out / "brightrun_export.json", {
-        "training_file": name, "version": v.version, "content_hash": v.content_hash, "format": fmt,
+        "training_file": name, "version": v.version, "content_hash": content, "format": fmt,
         "exported_at": utcnow().isoformat(), "contracts_passed": bool(report and report.success),
         "forced": force_reason, "valid": validation.ok, "errors": len(validation.errors)})
     return Exported(name, v.version, fmt, out, files, validation, costs, force_reason)

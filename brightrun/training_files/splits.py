@@ -6,13 +6,19 @@ belongs to the tier x arc stratum of its first conversation. Within a stratum, g
 sha256(salt + first id) and each goes to the split furthest below its share, counting conversations in
 the stratum and overall (so small strata still fill validation and test across the file). The same
 members, ratios and salt give the same splits on every machine.
+
+Stable across versions: adding or removing members never moves a member that stays. Its group keeps its
+split, a new member that is a near duplicate of a member joins that member's split, and only the new
+groups are placed, each stratum's existing members counted, so the ratios hold as the file grows. A
+model tested on one version's validation or test members is never trained on them by a later version.
+Only an explicit re-split (a new ratio or salt) places every member afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -60,10 +66,15 @@ def _order(salt: str, key: str) -> bytes:
     return hashlib.sha256(f"{salt}{key}".encode()).digest()
 
 
-def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt: str
-                  ) -> tuple[dict[str, str], dict[str, str]]:
-    """Reads info(conversation_id, tier, arc_key); returns ({id: split}, {id: group id})."""
+def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt: str,
+                  fixed: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Reads info(conversation_id, tier, arc_key); returns ({id: split}, {id: group id}).
+
+    `fixed` ({id: split}, the members of the previous version) never moves: a group holding a fixed member
+    takes its split (that of its smallest fixed id, should a new member join groups of two splits), and
+    the other groups are placed so that each stratum, counting its fixed members, nears the ratios."""
     check_ratios(ratios)
+    fixed = fixed or {}
     ids = info["conversation_id"].to_list()
     if not ids:
         return {}, {}
@@ -73,24 +84,32 @@ def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt
     by_group: dict[str, list[str]] = defaultdict(list)
     for cid in ids:
         by_group[groups[cid]].append(cid)
-    strata: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for head in sorted(by_group):
-        strata[stratum_of[head]].append(head)
     shares = [r / sum(ratios) for r in ratios]
     overall = [0, 0, 0]
+    local: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     assignment: dict[str, str] = {}
+    strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+
+    def place(head: str, k: int) -> None:
+        local[stratum_of[head]][k] += len(by_group[head])
+        overall[k] += len(by_group[head])
+        for cid in by_group[head]:
+            assignment[cid] = SPLITS[k]
+
+    for head in sorted(by_group):
+        kept = sorted(c for c in by_group[head] if c in fixed)
+        if kept:
+            place(head, SPLITS.index(fixed[kept[0]]))
+        else:
+            strata[stratum_of[head]].append(head)
     for stratum in sorted(strata):
-        local = [0, 0, 0]
+        counts = local[stratum]
         for head in sorted(strata[stratum], key=lambda h: _order(salt, h)):
             size = len(by_group[head])
-            n_local, n_all = sum(local) + size, sum(overall) + size
-            deficit = [shares[k] * n_local - local[k] + shares[k] * n_all - overall[k] if shares[k] else float("-inf")
+            n_local, n_all = sum(counts) + size, sum(overall) + size
+            deficit = [shares[k] * n_local - counts[k] + shares[k] * n_all - overall[k] if shares[k] else float("-inf")
                        for k in range(3)]
-            k = max(range(3), key=lambda j: (deficit[j], -j))
-            local[k] += size
-            overall[k] += size
-            for cid in by_group[head]:
-                assignment[cid] = SPLITS[k]
+            place(head, max(range(3), key=lambda j: (deficit[j], -j)))
     return assignment, groups
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from brightrun.training_files import TrainingFileError, versions
+from brightrun.training_files import FilterMatch, TrainingFileError, versions
+from brightrun.training_files.core import LEFT_OUT
 from brightrun.training_files.export import Exported
 from brightrun.workspace import Workspace
 
@@ -52,6 +53,14 @@ def versions_table(ws: Workspace, name: str) -> pl.DataFrame:
              "built (content hash)": (v.content_hash or "")[:12], "created_at": v.created_at}
             for v in reversed(versions(ws, name))]
     return pl.DataFrame(rows)
+
+
+def left_out_table(match: FilterMatch) -> pl.DataFrame:
+    """What adding by a filter leaves out: every conversation id with its reason."""
+    return pl.DataFrame({"conversation_id": list(match.left_out),
+                         "left out": [LEFT_OUT[kind] for kind, _ in match.left_out.values()],
+                         "reason": [why for _, why in match.left_out.values()]},
+                        schema={"conversation_id": pl.String, "left out": pl.String, "reason": pl.String})
 
 
 def problems_table(error: TrainingFileError) -> pl.DataFrame:
@@ -138,6 +147,12 @@ def token_table(done: Exported) -> pl.DataFrame:
     splits = (done.validation.stats or {}).get("splits") or {}
     keep = ("examples", "total_tokens", "mean", "p95", "max", "over_limit", "limit")
     return pl.DataFrame([{"split": s, **{k: stats.get(k) for k in keep}} for s, stats in splits.items()])
+
+
+def no_cost_note(done: Exported) -> str:
+    from brightrun.training_files.export import no_cost_note as note
+
+    return note(done.format)
 
 
 def cost_table(done: Exported) -> pl.DataFrame:

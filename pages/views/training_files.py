@@ -1,5 +1,6 @@
-"""Training files: make one, add conversations by filter or by id (all or nothing), split without
-leaks, build the full JSON and its JSONL, and export a version to any fine-tuning stack."""
+"""Training files: make one, add conversations by filter (its eligible non-members) or by id (all or
+nothing), split without leaks, build the full JSON and its JSONL, and export a version to any fine-tuning
+stack."""
 
 import streamlit as st
 
@@ -8,12 +9,13 @@ from brightrun.explore import filter_options
 from brightrun.training_files import (
     TrainingFileError,
     add_conversations,
+    add_matching,
     assign_splits,
     build_version,
     create_training_file,
     get_version,
-    ids_from_filter,
     leakage_report,
+    match_filter,
     remove_conversations,
     split_counts,
 )
@@ -97,13 +99,17 @@ with ui.guard():
             min_quality = st.number_input("Quality score at least", 0.0, 10.0, 0.0, 0.5, key="add_min_quality",
                                           help="0 means any")
             conditions = ui_training.saved_filter(chosen, min_quality)
-            matching = ids_from_filter(ws, conditions)
-            st.caption(f"{len(matching):,} conversation(s) match this filter.")
-            if st.button(f"Add {len(matching):,} matching conversation(s)", key="add_filter", type="primary",
-                         disabled=not matching):
+            match = match_filter(ws, name, conditions)
+            st.caption(f"{match.matched:,} conversation(s) match this filter.")
+            if match.left_out:
+                with st.expander(f"Left out: {', '.join(f'{n:,} {k}' for k, n in match.counts().items())}"):
+                    st.dataframe(ui_training.left_out_table(match), hide_index=True, key="left_out")
+            if st.button(f"Add {match.label()}", key="add_filter", type="primary", disabled=not match.matched,
+                         help="Adds the eligible conversations that are not members yet; the rest is left out "
+                              "and listed with the reason."):
                 try:
-                    done = add_conversations(ws, name, saved_filter=conditions)
-                    changed(f"Added {len(matching):,} conversation(s): {name} is now version {done.version}.")
+                    done, added = add_matching(ws, name, saved_filter=conditions)
+                    changed(f"Added {added.label()}: {name} is now version {done.version}.")
                 except TrainingFileError as exc:
                     blocked(exc)
         with by_id:
@@ -118,7 +124,9 @@ with ui.guard():
                 except TrainingFileError as exc:
                     blocked(exc)
         st.caption("Only conversations whose enrichment completed and that have an enriched record can be added. "
-                   "If any conversation is ineligible or already a member, nothing is added and each is listed.")
+                   "By filter, the eligible conversations that are not members yet are added and the rest is "
+                   "listed; by id, if any conversation is ineligible or already a member, nothing is added and "
+                   "each is listed.")
 
     with remove_tab:
         gone = st.multiselect("Members to remove", current.member_ids, key="remove_ids",
@@ -204,8 +212,11 @@ with ui.guard():
                                             key=f"dl_export_{i}", on_click="ignore")
             st.markdown("**Tokens per split** (offline estimate unless a tokenizer is installed)")
             st.dataframe(ui_training.token_table(done), hide_index=True, key="export_tokens")
-            st.markdown("**Estimated fine-tuning cost per target model**")
-            st.dataframe(ui_training.cost_table(done), hide_index=True, key="export_costs")
+            st.markdown("**Estimated fine-tuning cost per target model that trains this format**")
+            if done.costs:
+                st.dataframe(ui_training.cost_table(done), hide_index=True, key="export_costs")
+            else:
+                st.caption(ui_training.no_cost_note(done))
 
     with history_tab:
         st.dataframe(ui_training.versions_table(ws, name), hide_index=True, key="versions")
