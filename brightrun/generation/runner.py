@@ -22,7 +22,14 @@ from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_j
 from brightrun.generation.jobs import cancel_requested, item_seed
 from brightrun.generation.limiter import AdaptiveLimiter, EarlyStop, backoff
 from brightrun.generation.progress import JobProgress, ProgressFn, RunSettings
-from brightrun.generation.requests import build_request, check_answer, correction, sample_of, variation_of
+from brightrun.generation.requests import (
+    CellCache,
+    build_request,
+    check_answer,
+    correction,
+    sample_of,
+    variation_of,
+)
 from brightrun.models import (
     BatchItem,
     BatchJob,
@@ -83,6 +90,7 @@ class JobRunner:
         self.early_stop = EarlyStop(EARLY_STOP_CALLS)
         self._notes_written = 0
         self._writing = asyncio.Lock()  # flushes write one at a time, in order
+        self.cells = CellCache()  # what each request takes from its scaffold cell, made once per cell
 
     # -- state ------------------------------------------------------------------------------
 
@@ -117,7 +125,7 @@ class JobRunner:
 
     def request_for(self, item: BatchItem, attempt: int, feedback: list[dict] | None = None) -> ProviderRequest:
         return build_request(self.ws, item, item_seed(self.job.seed, item.item_index), attempt, self.model, feedback,
-                             temperature=self.job.temperature, max_tokens=self.job.max_tokens)
+                             temperature=self.job.temperature, max_tokens=self.job.max_tokens, cells=self.cells)
 
     @property
     def cancelled(self) -> bool:
@@ -252,10 +260,13 @@ class JobRunner:
         attempt, last_attempt = item.attempts + 1, item.attempts + self.settings.max_attempts
         feedback: list[dict] = []
         waits = 0
+        request: ProviderRequest | None = None
+        key: str | None = None
         while not self.cancelled:
-            request = self.request_for(item, attempt, feedback)
+            if request is None or request.attempt != attempt:  # after a 429 the same attempt is sent again
+                request = self.request_for(item, attempt, feedback)
+                key = request.cache_key(self.provider.cache_name) if self.cache is not None else None  # once each
             call_id = f"call-{item.item_id}-a{attempt}"
-            key = request.cache_key(self.provider.cache_name) if self.cache is not None else None  # once per request
             cached = self.cached_answer(request, call_id, key)
             response, call_id = cached if cached else (None, call_id)
             checked = cost = None
