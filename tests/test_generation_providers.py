@@ -175,6 +175,36 @@ def test_estimate_uses_rendered_prompts_and_recent_averages(ws: Workspace, serve
     assert not unknown.priced and "unknown" in unknown.summary
 
 
+def test_the_runners_rows_are_exactly_their_models_dumps(ws: Workspace, server: FakeLLMServer, monkeypatch) -> None:
+    """The runner builds its rows as dicts, not models: each one is what its model's model_dump gives (same
+    columns in the same order, same values of the same types), for answers, bad answers, 429s and failures."""
+    from brightrun.generation import runner as runner_mod
+    from brightrun.models import BatchItem, Conversation, FailedGeneration, LLMCall, TurnRecord
+
+    buffers = []
+    frames = runner_mod.JobRunner._frames
+
+    def spy(self, buf, status):
+        buffers.append(buf)
+        return frames(self, buf, status)
+
+    monkeypatch.setattr(runner_mod.JobRunner, "_frames", spy)
+    server.faults = FaultPlan(rate=0.3, kinds=["rate_limit", "schema_invalid", "truncated"], retry_after=0.01)
+    job = new_job(ws, 1)
+    settings = RunSettings(concurrency=8, max_attempts=2, flush_items=20, flush_seconds=0.5, backoff_base=0.01)
+    done = run_job(ws, job.job_id, claude(server), settings=settings)
+    assert done.failed > 0 and done.done > 0
+    for model, name in ((LLMCall, "calls"), (Conversation, "conversations"), (BatchItem, "items"),
+                        (FailedGeneration, "failures"), (TurnRecord, "turns")):
+        rows = [row for buf in buffers for row in getattr(buf, name)]
+        assert rows, name
+        for row in rows:
+            dumped = model.model_validate(row).model_dump()
+            assert list(row) == list(dumped) and row == dumped, (name, row)
+            assert [type(v) for v in row.values()] == [type(v) for v in dumped.values()], (name, row)
+    assert any(row["error"] and "429" in row["error"] for buf in buffers for row in buf.calls)
+
+
 def test_openai_compatible_round_trip(ws: Workspace, server: FakeLLMServer) -> None:
     server.faults = FaultPlan(rate=0.2, kinds=["server_error", "rate_limit", "truncated"], retry_after=0.05)
     job = create_job(ws, plan(ws, 1)[:20], provider="openai-compatible", model="local-model", seed=1, job_id="oa")

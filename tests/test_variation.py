@@ -183,3 +183,40 @@ def test_the_shipped_library_varies_every_template() -> None:
         assert all(len(options) >= 3 for options in template.variation.values())
     for topic in s.topics.values():
         assert set(topic.variation) == {"situation", "detail"}, topic.key
+
+
+def test_a_runs_cell_cache_renders_every_request_as_render_template_does(ws: Workspace) -> None:
+    """The runner's CellCache fills each cell's fixed placeholders once: every request of every cell of the library
+    is still the one render_template gives, byte for byte, and the same as without the cache."""
+    from brightrun.generation.requests import CellCache
+    from brightrun.scaffolding import render_template, scaffold_context
+
+    job = create_job(ws, plan_uniform(ws.scaffolding.cells(), 2), provider="scripted", model="scripted-1", seed=5,
+                     job_id="j")
+    items = [BatchItem.model_validate(r) for r in ws.sql("SELECT * FROM batch_items ORDER BY item_index").to_dicts()]
+    cells, s = CellCache(), ws.scaffolding
+    for item in items:
+        seed = item_seed(job.seed, item.item_index)
+        request = build_request(ws, item, seed, 1, None, cells=cells)
+        template, topic = s.templates[item.template_key], s.topics[item.topic_key]
+        context = scaffold_context(s.consultant, s.personas[item.persona_key], s.arcs[item.arc_key], topic,
+                                   request.scaffold.turn_count)
+        assert (request.system, request.prompt) == render_template(template, context,
+                                                                   draw_variation(template, topic, seed))
+        assert request == build_request(ws, item, seed, 1, None)
+    assert len(cells.cells) == len(items) // 2
+
+
+@pytest.mark.parametrize("value", [None, "  ", "the north"])
+def test_a_variable_without_a_value_fails_as_render_template_says(ws: Workspace, value: str | None) -> None:
+    _edit(_template(ws.scaffolding_dir, "tpl_crisis_to_stabilization"),
+          lambda d: d.update(variables={"region": value}, body=d["body"] + "\nThe client lives in {{region}}."))
+    ws.reload_scaffolding()
+    create_job(ws, plan_uniform(ws.scaffolding.cells(*CELL), 2), provider="scripted", model="scripted-1",
+                     seed=7, job_id="j")
+    item = BatchItem.model_validate(ws.sql("SELECT * FROM batch_items ORDER BY item_index").to_dicts()[0])
+    if value == "the north":
+        assert build_request(ws, item, 3, 1, None).prompt.endswith("The client lives in the north.")
+        return
+    with pytest.raises(TemplateError, match=r"no value for placeholder \{\{region\}\}.*under 'variables:'"):
+        build_request(ws, item, 3, 1, None)

@@ -33,7 +33,7 @@ class Journal:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.path = self.folder / f"{os.getpid()}-{time.time_ns()}.jsonl"
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.write(self._fd, orjson.dumps(entry) + b"\n")
+        os.write(self._fd, orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
 
     def close(self) -> None:
         if self._fd is not None:

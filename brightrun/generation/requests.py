@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import functools
 import random
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from brightrun.generation.jobs import template_at_version
-from brightrun.models import BatchItem, GeneratedConversation
+from brightrun.models import (
+    BatchItem,
+    EmotionalArc,
+    GeneratedConversation,
+    Persona,
+    PromptTemplate,
+    TrainingTopic,
+)
 from brightrun.providers.answers import echo, problem_of, validate_answer
 from brightrun.providers.base import ProviderRequest, ProviderResponse, ScaffoldSpec
 from brightrun.providers.schema import conversation_schema
-from brightrun.scaffolding import draw_variation, render_template, scaffold_context, variation_json
+from brightrun.scaffolding import (
+    Scaffolding,
+    draw_variation,
+    render_template,
+    scaffold_context,
+    variation_json,
+)
+from brightrun.scaffolding.templates import PLACEHOLDER
 from brightrun.workspace import Workspace
 
 OUTPUT_SCHEMA = conversation_schema()
@@ -30,26 +45,109 @@ def sample_of(item: BatchItem) -> str:
             f"#{item.sample_index}")
 
 
-def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None,
-                  feedback: list[dict] | None = None, *, temperature: float | None = None,
-                  max_tokens: int | None = None) -> ProviderRequest:
-    """The provider request for one item: the template version rendered for its scaffold cell, with
-    the template's model settings unless the job overrides them."""
-    scaffolding = ws.scaffolding
+def _usable(value: object) -> bool:
+    """What render accepts for a placeholder: a value that is not None nor a blank string."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+class _Unfilled(Exception):
+    """A fixed placeholder of a cell has no usable value: its items take render_template's path (and its error)."""
+
+
+class _Filled:
+    """A template text with one cell's fixed values in place: the literal runs around the placeholders left for
+    each item (the turn count and the variation's dimensions). `render` gives what render() gives."""
+
+    __slots__ = ("names", "runs")
+
+    def __init__(self, text: str, fixed: dict[str, str | None], per_item: set[str]) -> None:
+        parts = PLACEHOLDER.split(text)
+        runs, names = [parts[0]], []
+        for name, literal in zip(parts[1::2], parts[2::2], strict=True):
+            if name in per_item:
+                names.append(name)
+                runs.append(literal)
+            elif _usable(value := fixed.get(name)):
+                runs[-1] += str(value) + literal
+            else:
+                raise _Unfilled(name)
+        self.runs, self.names = runs, names
+
+    def render(self, values: dict[str, str]) -> str:
+        out = [self.runs[0]]
+        for name, literal in zip(self.names, self.runs[1:], strict=True):
+            out += (values[name], literal)
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """What an item's request takes from its scaffold cell and template version, made once per cell."""
+
+    template: PromptTemplate
+    persona: Persona
+    arc: EmotionalArc
+    topic: TrainingTopic
+    context: dict[str, str]  # scaffold_context without the turn count
+    texts: tuple[_Filled, _Filled] | None  # system prompt and body; None: render_template renders them
+
+
+class CellCache:
+    """build_request's per-cell work (the template version, the scaffold context, the texts with the cell's values
+    filled in), kept for one job's run. It holds one scaffolding: when the workspace reloads the library, it
+    starts again."""
+
+    def __init__(self) -> None:
+        self.scaffolding: Scaffolding | None = None
+        self.cells: dict[tuple[str, ...], _Cell] = {}
+
+    def cell(self, ws: Workspace, scaffolding: Scaffolding, item: BatchItem) -> _Cell:
+        if scaffolding is not self.scaffolding:
+            self.scaffolding, self.cells = scaffolding, {}
+        key = (item.template_key, item.template_version, item.persona_key, item.arc_key, item.topic_key)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = _make_cell(ws, scaffolding, item)
+        return cell
+
+
+def _make_cell(ws: Workspace, scaffolding: Scaffolding, item: BatchItem) -> _Cell:
     template = template_at_version(ws, item.template_key, item.template_version)
     persona, arc, topic = (scaffolding.personas[item.persona_key], scaffolding.arcs[item.arc_key],
                            scaffolding.topics[item.topic_key])
+    context = scaffold_context(scaffolding.consultant, persona, arc, topic, 0)
+    del context["turn_count"]
+    fixed, per_item = {**template.variables, **context}, {"turn_count", *template.variation}
+    try:
+        texts = (_Filled(template.system_prompt, fixed, per_item), _Filled(template.body, fixed, per_item))
+    except _Unfilled:
+        texts = None
+    return _Cell(template, persona, arc, topic, context, texts)
+
+
+def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None,
+                  feedback: list[dict] | None = None, *, temperature: float | None = None,
+                  max_tokens: int | None = None, cells: CellCache | None = None) -> ProviderRequest:
+    """The provider request for one item: the template version rendered for its scaffold cell, with
+    the template's model settings unless the job overrides them. `cells`: a run's CellCache, so that what
+    depends only on the item's cell is made once."""
+    scaffolding = ws.scaffolding
+    cell = (cells or CellCache()).cell(ws, scaffolding, item)
+    template = cell.template
     turn_count = 2 * random.Random(seed).randint(template.turns.min // 2, template.turns.max // 2)
-    variation = draw_variation(template, topic, seed)
-    system, prompt = render_template(template, scaffold_context(scaffolding.consultant, persona, arc, topic,
-                                                                turn_count), variation)
+    variation = draw_variation(template, cell.topic, seed)
+    per_item = {"turn_count": str(turn_count), **variation}
+    if cell.texts is not None and all(_usable(v) for v in variation.values()):
+        system, prompt = cell.texts[0].render(per_item), cell.texts[1].render(per_item)
+    else:  # a placeholder without a value: render_template says which
+        system, prompt = render_template(template, {**cell.context, "turn_count": str(turn_count)}, variation)
     return ProviderRequest(
         system=system, prompt=prompt, model=model or template.model_settings.model,
         temperature=template.model_settings.temperature if temperature is None else temperature,
         max_tokens=max_tokens or template.model_settings.max_tokens,
         output_schema=_schema_for(turn_count), seed=seed, attempt=attempt, tag=item.item_id, feedback=feedback or [],
         sample=sample_of(item),
-        scaffold=ScaffoldSpec(consultant=scaffolding.consultant, persona=persona, arc=arc, topic=topic,
+        scaffold=ScaffoldSpec(consultant=scaffolding.consultant, persona=cell.persona, arc=cell.arc, topic=cell.topic,
                               template=template, template_version=item.template_version, turn_count=turn_count,
                               variation=variation),
     )
