@@ -13,9 +13,9 @@ from brightrun.training_files import (
     create_training_file,
     get_version,
     ids_from_filter,
-    leakage_report,
     remove_conversations,
     split_counts,
+    stored_leakage_report,
 )
 from brightrun.training_files.export import export_folder, export_version
 from brightrun.ui import training as ui_training
@@ -145,7 +145,7 @@ with ui.guard():
             except TrainingFileError as exc:
                 st.error(str(exc))
         if current.member_ids:
-            leaks = leakage_report(ws, name)
+            leaks = stored_leakage_report(ws, name)
             if leaks.is_empty():
                 st.success("Leakage report: no exact or near-duplicate conversations across splits.")
             else:
