@@ -224,3 +224,12 @@ def test_the_publish_command_reports_what_it_wrote(demo_ws_path: Path, tmp_path:
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert bad.returncode == 2 and "error: unknown table 'conversation'" in bad.stderr and "Fix:" in bad.stderr
     assert sorted(p.name for p in (target / "delta").iterdir() if p.is_dir()) == ["conversations", "turns"]
+
+
+def test_without_deltalake_publishing_says_how_to_install_it(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from brightrun.errors import WorkspaceError
+
+    monkeypatch.setitem(sys.modules, "deltalake", None)  # an install from before deltalake was a dependency
+    with pytest.raises(WorkspaceError, match=r"needs the `deltalake` package.*Fix: run `make install`"):
+        ws.publish()
+    assert not (ws.root / "delta").exists()

@@ -146,6 +146,12 @@ def publish(store: TableStore, tables: list[str] | None = None) -> dict[str, Pub
     """Publish `tables` (default: all) whose rows changed since their last publication; then pin the new
     training-file versions and vacuum what was written. Returns each table's publication."""
     names = [store.spec(t).name for t in tables] if tables else list(TABLES)  # an unknown name: nothing is done
+    try:
+        import deltalake  # noqa: F401 - a dependency since issue 18; an older install may lack it
+    except ImportError as exc:
+        raise WorkspaceError(
+            "publishing the Delta copies needs the `deltalake` package, which is not installed (the workspace's "
+            "own tables are unaffected). Fix: run `make install` (or `pip install -e .`).") from exc
     done: dict[str, Published] = {}
     root = delta_root(store)
     with store.lock("publish", timeout=1800), duckdb.connect() as con, _Writing(store) as writing:
