@@ -254,6 +254,23 @@ def compact(workspace: WorkspaceOpt = None) -> None:
 
 
 @app.command()
+def publish(
+    workspace: WorkspaceOpt = None,
+    table: Annotated[list[str] | None, typer.Option("--table", "-t", help="Only this table (repeat for more).")] = None,
+) -> None:
+    """Write each table's current rows (one per key) as a Delta table under <workspace>/delta/<table>/, for
+    Spark, Daft, Ray, polars or DuckDB to read; tables unchanged since their last publication are skipped.
+    Compaction does this too."""
+    ws = open_workspace(workspace)
+    result = ws.publish(table or None)
+    written = [p for p in result.values() if p.rows is not None]
+    for p in written:
+        console.print(f"  {p.table}: version {p.version}, {p.rows:,} rows ({p.seconds * 1000:.0f} ms)")
+    console.print(f"Published {len(written)} table(s), {len(result) - len(written)} unchanged, "
+                  f"to {ws.root / 'delta'}.")
+
+
+@app.command()
 def schema(entity: Annotated[str | None, typer.Argument(help="One entity (default: list them).")] = None) -> None:
     """Print the JSON schema of a domain entity."""
     from brightrun.models import ENTITIES, json_schemas

@@ -90,13 +90,13 @@ def show(name: NameArg, workspace: WorkspaceOpt = None, version: VersionOpt = No
     """Its versions, the chosen version's splits by tier and arc, and the leakage report."""
     import polars as pl
 
-    from brightrun.training_files import leakage_report, split_counts, versions
+    from brightrun.training_files import split_counts, stored_leakage_report, versions
 
     ws = open_workspace(workspace)
     history = pl.DataFrame([{"version": v.version, "change": v.change, "conversations": len(v.member_ids),
                              "content_hash": v.content_hash, "created_at": str(v.created_at)}
                             for v in versions(ws, name)])
-    leaks = leakage_report(ws, name, version)
+    leaks = stored_leakage_report(ws, name, version)
     if json_out:
         sys.stdout.write(orjson.dumps({"versions": history.to_dicts(), "splits": split_counts(ws, name, version).to_dicts(),
                                        "leaks": leaks.to_dicts()}, default=str).decode() + "\n")

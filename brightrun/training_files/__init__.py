@@ -23,6 +23,7 @@ from brightrun.training_files.core import (
     split_counts,
     versions,
 )
+from brightrun.training_files.leakage import stored_leakage_report
 
 __all__ = [
     "Built", "FilterMatch", "TrainingFileError", "Version", "add_conversations", "add_matching", "assign_splits",
@@ -30,5 +31,5 @@ __all__ = [
     "check_agreement", "create_training_file", "get_version", "ids_from_filter", "ineligible",
     "iter_conversations",
     "leakage_report", "list_training_files", "members", "remove_conversations", "split_counts",
-    "versions",
+    "stored_leakage_report", "versions",
 ]

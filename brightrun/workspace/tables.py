@@ -166,6 +166,11 @@ TABLES: dict[str, TableSpec] = {
             {"environment": "none"},
         ),
         TableSpec(
+            "delta_pins", ("training_file", "training_file_version", "table_name"),
+            {"training_file": _S, "training_file_version": _I, "table_name": _S, "delta_version": _I,
+             "pinned_at": _TS},
+        ),
+        TableSpec(
             "import_errors", ("import_id", "line", "field"),
             {"import_id": _S, "line": _I, "field": _S, "source_column": _S, "reason": _S, "fix": _S, "value": _S,
              "file": _S, "created_at": _TS},

@@ -25,6 +25,7 @@ TABLE_VIEWS = {
     "finetuning_jobs": "finetuning_jobs",
     "finetuning_events": "finetuning_events",
     "model_versions": "model_versions",
+    "delta_pins": "delta_pins",
 }
 
 # Views that combine tables; they refer to the `_t_<table>` relations.
@@ -98,6 +99,8 @@ VIEW_DOCS = {
     "finetuning_events": "every status change of every fine-tuning job, in order (the job's history)",
     "model_versions": "one row per fine-tuned model: its job, base model, training file version, version label "
                       "(v1, v2, ... per training file and base model) and deployment environment",
+    "delta_pins": "the Delta version of each table a training-file version is made of, as published under "
+                  "delta/<table>/ (kept by vacuum, readable by time travel)",
     "personas": "the scaffolding's personas",
     "emotional_arcs": "the scaffolding's emotional arcs, with tier",
     "training_topics": "the scaffolding's training topics",

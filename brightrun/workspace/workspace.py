@@ -112,11 +112,22 @@ class Workspace:
         """A cross-process lock for a read-then-write operation of a few milliseconds."""
         return self.store.lock(name, timeout)
 
-    def compact(self, progress=None, *, tables: list[str] | None = None, min_parts: int = 2) -> dict[str, int]:
-        """Merge small parts (all tables, or `tables`) into the bases; safe while others read and write."""
+    def compact(self, progress=None, *, tables: list[str] | None = None, min_parts: int = 2,
+                publish: bool = True) -> dict[str, int]:
+        """Merge small parts (all tables, or `tables`) into the bases; safe while others read and write.
+        Then (unless `publish` is False) publish the tables whose rows changed as Delta tables (publish)."""
         result = self.store.compact_all(progress, tables=tables, min_parts=min_parts)
         self._signatures.clear()
+        if publish:
+            self.publish(tables)
         return result
+
+    def publish(self, tables: list[str] | None = None) -> dict:
+        """Write the current rows of `tables` (default: all) whose files changed as Delta tables under
+        `delta/<table>/`, for other engines; returns {table: Published} (brightrun.workspace.publish)."""
+        from brightrun.workspace.publish import publish
+
+        return publish(self.store, tables)
 
     # -- reading -----------------------------------------------------------------------------
 

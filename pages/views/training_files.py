@@ -14,10 +14,10 @@ from brightrun.training_files import (
     build_version,
     create_training_file,
     get_version,
-    leakage_report,
     match_filter,
     remove_conversations,
     split_counts,
+    stored_leakage_report,
 )
 from brightrun.training_files.export import export_folder, export_version
 from brightrun.ui import training as ui_training
@@ -153,7 +153,7 @@ with ui.guard():
             except TrainingFileError as exc:
                 st.error(str(exc))
         if current.member_ids:
-            leaks = leakage_report(ws, name)
+            leaks = stored_leakage_report(ws, name)
             if leaks.is_empty():
                 st.success("Leakage report: no exact or near-duplicate conversations across splits.")
             else:
