@@ -168,9 +168,9 @@ def generate(
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
     job = run_with_progress(ws, job, resume_job)
     if enrich_after:
-        from brightrun.enrichment import enrich as run_enrich
+        from brightrun.enrichment import run_tracked
 
-        run_enrich(ws)
+        run_tracked(ws)
     report_job(job, json_out, ws)
 
 
@@ -180,14 +180,15 @@ def enrich(
     force: Annotated[bool, typer.Option(help="Enrich every conversation again.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Turn new conversations into training pairs; bad records are reported and skipped."""
-    from brightrun.enrichment import enrich as run_enrich
+    """Turn new conversations into training pairs; bad records are reported and skipped. The app shows its
+    progress."""
+    from brightrun.enrichment import run_tracked
 
     ws = open_workspace(workspace)
     with progress_bar() as progress:
         task = progress.add_task("enriching", total=None, extra="")
-        result = run_enrich(ws, force=force,
-                            progress=lambda done, total: progress.update(task, completed=done, total=total))
+        result = run_tracked(ws, force=force,
+                             progress=lambda done, total: progress.update(task, completed=done, total=total))
     if json_out:
         sys.stdout.write(orjson.dumps({"enriched": result.enriched, "failed": result.failed,
                                        "pairs": result.pairs, "errors": result.errors}, default=str).decode() + "\n")

@@ -100,6 +100,15 @@ def recent_jobs(ws: Workspace, limit: int = 10) -> pl.DataFrame:
         FROM batch_jobs ORDER BY created_at DESC LIMIT ?""", [limit])
 
 
+def job_enrichment(ws: Workspace, job_id: str) -> dict[str, int]:
+    """How far a job's conversations are enriched: conversations, completed, failed."""
+    row = ws.sql("""
+        SELECT count(*), coalesce(count_if(enrichment_status = 'completed'), 0)::BIGINT,
+               coalesce(count_if(enrichment_status = 'failed'), 0)::BIGINT
+        FROM conversations WHERE job_id = ?""", [job_id]).row(0)
+    return dict(zip(("conversations", "completed", "failed"), (int(v) for v in row), strict=True))
+
+
 def by_dimension(ws: Workspace, dimension: str) -> pl.DataFrame:
     """Conversations, training pairs, mean turns and tokens per value of one dimension."""
     if dimension not in DIMENSIONS:

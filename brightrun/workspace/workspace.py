@@ -112,6 +112,16 @@ class Workspace:
         """A cross-process lock for a read-then-write operation of a few milliseconds."""
         return self.store.lock(name, timeout)
 
+    def lock_held(self, name: str) -> bool:
+        """True when a live process holds the lock `name` (a job being run, an enrichment run)."""
+        lock = self.lock(name, timeout=0)
+        try:
+            lock.acquire()
+        except TimeoutError:
+            return True
+        lock.release()
+        return False
+
     def compact(self, progress=None, *, tables: list[str] | None = None, min_parts: int = 2) -> dict[str, int]:
         """Merge small parts (all tables, or `tables`) into the bases; safe while others read and write."""
         result = self.store.compact_all(progress, tables=tables, min_parts=min_parts)

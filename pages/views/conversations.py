@@ -10,6 +10,7 @@ from brightrun.explore import (
     filter_options,
     list_conversations,
 )
+from brightrun.ui.enrichment import enrich_panel
 
 st.title("Conversations")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
@@ -17,6 +18,7 @@ ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
 with ui.guard():
     ws = ui.workspace()
     options = filter_options(ws)
+    enrich_panel(ws, "cv")
 
     cols = st.columns(3)
     chosen = {}

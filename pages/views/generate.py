@@ -4,7 +4,8 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.doctor import estimate_probe, run_doctor
-from brightrun.explore import filter_options
+from brightrun.enrichment import enrichment_state
+from brightrun.explore import filter_options, job_enrichment
 from brightrun.generation import create_job, launch_background, make_plan, request_cancel, retry_failed
 from brightrun.generation.estimate import estimate_plan
 from brightrun.generation.views import job_failures, job_state, job_table
@@ -96,6 +97,9 @@ with ui.guard():
     else:
         estimate = estimate_plan(ws, plan, provider=provider, model=model or None, batch=batch_api)
         st.info(f"**Estimate**: {estimate.summary}.")
+        st.toggle("Enrich when done", value=True, key="g_enrich",
+                  help="Enrichment makes the training pairs that Review judges and training files hold, with their "
+                       "quality scores. It runs in the job's process when the job ends (failures retried too).")
         if st.button("Launch job", type="primary", key="g_launch"):
             options_ = ({"failure_rate": failure_rate} if provider == "scripted"
                         else ({"base_url": base_url} if base_url else {}) | server_options)
@@ -103,7 +107,7 @@ with ui.guard():
                              provider_options=options_, concurrency=int(concurrency), batch_api=batch_api,
                              max_attempts=int(max_attempts), temperature=temperature if override else None,
                              max_tokens=int(max_tokens) if override else None)
-            launch_background(ws, job.job_id)
+            launch_background(ws, job.job_id, enrich=st.session_state["g_enrich"])
             st.session_state["g_watch_select"] = job.job_id
             st.query_params["job"] = job.job_id
 
@@ -135,6 +139,12 @@ def live(job_id: str) -> None:
         cols[5].metric("Spend", ui.fmt_usd(state["cost_usd"]))
         if state["note"]:
             st.caption(state["note"])
+        made = job_enrichment(ws, job_id)
+        if made["conversations"]:
+            enriching = state["state"] == "completed" and enrichment_state(ws).running
+            st.caption(f"Enrichment: {made['completed']:,} of {made['conversations']:,} conversation(s) enriched"
+                       + (f", {made['failed']:,} failed" if made["failed"] else "")
+                       + (" · enriching now…" if enriching else ""))
         if state["running"] and st.button("Cancel job", key="g_cancel"):
             request_cancel(ws, job_id)
             st.toast("Cancel requested: no new calls start; calls in flight land.")
@@ -144,7 +154,7 @@ def live(job_id: str) -> None:
             st.dataframe(failures.drop("raw_response"), hide_index=True, key="g_failures")
             if not state["running"] and st.button("Retry failed items", key="g_retry"):
                 retry_failed(ws, job_id)
-                launch_background(ws, job_id)
+                launch_background(ws, job_id, enrich=st.session_state.get("g_enrich", True))
                 st.toast(f"Retrying {failures.height} item(s).")
         else:
             st.caption("No failures.")

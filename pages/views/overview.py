@@ -5,6 +5,7 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.explore import by_dimension, coverage, recent_jobs, totals
+from brightrun.ui.enrichment import enrich_panel
 
 st.title("Overview")
 
@@ -26,6 +27,7 @@ with ui.guard():
                    help=f"{t.input_tokens:,} in, {t.output_tokens:,} out")
     cols[5].metric("Cost", ui.fmt_usd(t.cost_usd),
                    help="Scripted calls cost nothing." if t.scripted_share else "From the price table.")
+    enrich_panel(ws, "ov")
 
     st.subheader("Coverage")
     views = {"Persona × Arc": ("persona", "arc"), "Persona × Topic": ("persona", "topic"),
