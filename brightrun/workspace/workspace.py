@@ -33,6 +33,16 @@ def resolve_path(path: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_PATH
 
 
+CONTAINS = "ILIKE ? ESCAPE '\\'"
+"""The SQL that tests a column for `contains_pattern(text)`: `f"title {CONTAINS}"`."""
+
+
+def contains_pattern(text: str) -> str:
+    """The ILIKE pattern that finds `text` anywhere, taken literally: `%` and `_` are searched for, not
+    wildcards (with CONTAINS, whose ESCAPE clause makes DuckDB honour the backslashes)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
