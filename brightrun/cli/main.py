@@ -233,8 +233,11 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     out.print(f"[bold]Workspace[/] {ws.root}")
     out.print(f"  conversations {t.conversations:,} ({t.enriched:,} enriched, {t.enrichment_failed:,} failed "
               f"enrichment), training pairs {t.training_pairs:,}")
-    out.print(f"  LLM calls {t.llm_calls:,} ({t.failed_calls:,} failed), tokens {t.input_tokens + t.output_tokens:,}, "
-              f"cost ${t.cost_usd:,.2f}, failed generations {t.failed_generations:,}")
+    out.print(f"  LLM calls made here {t.generated_calls:,} ({t.failed_calls:,} failed of all), tokens "
+              f"{t.generated_tokens:,}, cost ${t.generated_cost_usd:,.2f}, failed generations {t.failed_generations:,}")
+    if t.imported_calls:
+        out.print(f"  imported app-log calls {t.imported_calls:,}, tokens {t.imported_tokens:,}, "
+                  f"cost ${t.imported_cost_usd:,.2f}")
     if jobs.height:
         print_frame(jobs.select("job_id", "status", "tier", "provider", "total", "done", "failed", "created_at"),
                      False)

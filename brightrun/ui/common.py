@@ -31,6 +31,14 @@ def guard() -> Iterator[None]:
         st.stop()
 
 
+def metric_row(tiles: list[tuple[str, str, str | None]]) -> None:
+    """Metric tiles (label, value, help) side by side in a row that wraps: on a narrow page (a laptop at
+    1024 px) the tiles move onto more rows instead of cutting their values."""
+    row = st.container(horizontal=True, wrap=True, gap="medium")
+    for label, value, help_ in tiles:
+        row.metric(label, value, help=help_, width="content")
+
+
 def fmt_int(value: int | float) -> str:
     return f"{int(value):,}"
 

@@ -130,13 +130,14 @@ def live(job_id: str) -> None:
         state = job_state(ws, job_id)
         st.progress(state["progress"], text=f"{state['job_id']}: {state['state']}"
                     + (" (cancel requested)" if state["cancel_requested"] and state["running"] else ""))
-        cols = st.columns(6)
-        cols[0].metric("Done", f"{state['done']:,} / {state['total']:,}")
-        cols[1].metric("Failed", f"{state['failed']:,}")
-        cols[2].metric("Rate", f"{state['rate_per_minute']:,.0f}/min" if state["rate_per_minute"] else "–")
-        cols[3].metric("ETA", ui.fmt_duration(state["eta_seconds"]))
-        cols[4].metric("Tokens", ui.fmt_int(state["input_tokens"] + state["output_tokens"]))
-        cols[5].metric("Spend", ui.fmt_usd(state["cost_usd"]))
+        ui.metric_row([
+            ("Done", f"{state['done']:,} / {state['total']:,}", None),
+            ("Failed", f"{state['failed']:,}", None),
+            ("Rate", f"{state['rate_per_minute']:,.0f}/min" if state["rate_per_minute"] else "–", None),
+            ("ETA", ui.fmt_duration(state["eta_seconds"]), None),
+            ("Tokens", ui.fmt_int(state["input_tokens"] + state["output_tokens"]), None),
+            ("Spend", ui.fmt_usd(state["cost_usd"]), None),
+        ])
         if state["note"]:
             st.caption(state["note"])
         made = job_enrichment(ws, job_id)

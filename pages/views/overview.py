@@ -17,16 +17,25 @@ with ui.guard():
                 "or generate some with `brightrun generate`.")
         st.stop()
 
-    cols = st.columns(6)
-    cols[0].metric("Conversations", ui.fmt_int(t.conversations))
-    cols[1].metric("Training pairs", ui.fmt_int(t.training_pairs))
-    cols[2].metric("Enriched", f"{t.enriched / t.conversations:.0%}",
-                   help=f"{t.enriched:,} enriched, {t.enrichment_failed:,} failed enrichment")
-    cols[3].metric("LLM calls", ui.fmt_int(t.llm_calls), help=f"{t.failed_calls:,} failed and retried or recorded")
-    cols[4].metric("Tokens", ui.fmt_int(t.input_tokens + t.output_tokens),
-                   help=f"{t.input_tokens:,} in, {t.output_tokens:,} out")
-    cols[5].metric("Cost", ui.fmt_usd(t.cost_usd),
-                   help="Scripted calls cost nothing." if t.scripted_share else "From the price table.")
+    ui.metric_row([
+        ("Conversations", ui.fmt_int(t.conversations), None),
+        ("Training pairs", ui.fmt_int(t.training_pairs), None),
+        ("Enriched", f"{t.enriched / t.conversations:.0%}",
+         f"{t.enriched:,} enriched, {t.enrichment_failed:,} failed enrichment"),
+        ("Generation calls", ui.fmt_int(t.generated_calls),
+         f"Calls BrightRun made (generation, judge); {t.failed_calls:,} of all calls failed and were retried or "
+         "recorded."),
+        ("Generation tokens", ui.fmt_int(t.generated_tokens), "Input and output tokens of those calls."),
+        ("Generation cost", ui.fmt_usd(t.generated_cost_usd),
+         "Scripted calls cost nothing." if t.scripted_share else "From the price table."),
+    ])
+    if t.imported_calls:
+        ui.metric_row([
+            ("Imported app-log calls", ui.fmt_int(t.imported_calls),
+             "Calls of a production app, imported from its log (App logs page)."),
+            ("Imported tokens", ui.fmt_int(t.imported_tokens), None),
+            ("Imported cost", ui.fmt_usd(t.imported_cost_usd), "What the app's own calls cost, as its log says."),
+        ])
     enrich_panel(ws, "ov")
 
     st.subheader("Coverage")
