@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
 from brightrun.errors import BrightRunError
 from brightrun.workspace import Workspace, resolve_path
+
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+"""The app's icon, served by the app itself (a Material icon as page_icon makes every page fetch it from
+fonts.gstatic.com, which fails offline)."""
 
 
 @st.cache_resource(show_spinner=False)

@@ -11,6 +11,7 @@ from brightrun.generation.estimate import estimate_plan
 from brightrun.generation.views import job_failures, job_state, job_table
 from brightrun.providers.base import JSON_MODES
 from brightrun.providers.claude import DEFAULT_MODEL, api_key_from_environment
+from brightrun.ui.common import metric_row
 
 st.title("Generate")
 PROVIDERS = {"scripted": "Scripted (offline, free)", "anthropic": "Claude (Anthropic API)",
@@ -130,7 +131,7 @@ def live(job_id: str) -> None:
         state = job_state(ws, job_id)
         st.progress(state["progress"], text=f"{state['job_id']}: {state['state']}"
                     + (" (cancel requested)" if state["cancel_requested"] and state["running"] else ""))
-        ui.metric_row([
+        metric_row([
             ("Done", f"{state['done']:,} / {state['total']:,}", None),
             ("Failed", f"{state['failed']:,}", None),
             ("Rate", f"{state['rate_per_minute']:,.0f}/min" if state["rate_per_minute"] else "–", None),

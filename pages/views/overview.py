@@ -5,6 +5,7 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.explore import by_dimension, coverage, recent_jobs, totals
+from brightrun.ui.common import metric_row
 from brightrun.ui.enrichment import enrich_panel
 
 st.title("Overview")
@@ -17,7 +18,7 @@ with ui.guard():
                 "or generate some with `brightrun generate`.")
         st.stop()
 
-    ui.metric_row([
+    metric_row([
         ("Conversations", ui.fmt_int(t.conversations), None),
         ("Training pairs", ui.fmt_int(t.training_pairs), None),
         ("Enriched", f"{t.enriched / t.conversations:.0%}",
@@ -30,7 +31,7 @@ with ui.guard():
          "Scripted calls cost nothing." if t.scripted_share else "From the price table."),
     ])
     if t.imported_calls:
-        ui.metric_row([
+        metric_row([
             ("Imported app-log calls", ui.fmt_int(t.imported_calls),
              "Calls of a production app, imported from its log (App logs page)."),
             ("Imported tokens", ui.fmt_int(t.imported_tokens), None),
