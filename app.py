@@ -8,8 +8,9 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.explore import totals
+from brightrun.ui.common import FAVICON
 
-st.set_page_config(page_title="BrightRun", page_icon=":material/stacked_line_chart:", layout="wide")
+st.set_page_config(page_title="BrightRun", page_icon=str(FAVICON), layout="wide")
 
 pages = st.navigation([
     st.Page("pages/views/overview.py", title="Overview", icon=":material/dashboard:", default=True),

@@ -40,12 +40,19 @@ def test_overview_shows_counts_heatmap_and_jobs(app: AppTest, demo_ws_path: Path
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Conversations"] == "160" and metrics["Enriched"] == "100%"
     assert int(metrics["Training pairs"].replace(",", "")) > 160
-    # Scripted generation costs nothing; the imported app log carries the app's own costs.
-    from brightrun.ui.common import fmt_usd
+    # Scripted generation costs nothing; the imported app log carries the app's own costs: shown apart.
+    from brightrun.ui.common import fmt_int, fmt_usd
 
     imported = demo_ws.scalar("SELECT sum(cost_usd) FROM llm_calls WHERE import_id IS NOT NULL")
     assert imported > 0 and demo_ws.scalar("SELECT sum(cost_usd) FROM llm_calls WHERE import_id IS NULL") == 0
-    assert metrics["Cost"] == fmt_usd(imported)
+    assert metrics["Generation cost"] == "$0.00" and metrics["Imported cost"] == fmt_usd(imported)
+    calls = dict(demo_ws.sql("SELECT import_id IS NULL, count(*) FROM llm_calls GROUP BY 1").rows())
+    assert metrics["Generation calls"] == fmt_int(calls[True]) and metrics["Imported app-log calls"] == \
+        fmt_int(calls[False])
+    tokens = dict(demo_ws.sql("SELECT import_id IS NULL, sum(input_tokens + output_tokens) FROM llm_calls "
+                              "GROUP BY 1").rows())
+    assert metrics["Generation tokens"] == fmt_int(tokens[True]) and metrics["Imported tokens"] == \
+        fmt_int(tokens[False])
     heatmap = heatmap_axes(at)
     assert "David Chen" in heatmap["y"] and "Confusion -> Clarity" in heatmap["x"]
     assert sum(sum(row) for row in heatmap["z"]) == 160

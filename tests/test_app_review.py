@@ -69,6 +69,7 @@ def test_a_name_is_needed_and_comes_from_the_address(demo_copy: Workspace, monke
 def test_filters_narrow_the_queue(demo_copy: Workspace, monkeypatch) -> None:
     at = open_page(demo_copy.root, monkeypatch, reviewer="Ann")
     assert len(queue(at)) == 160 and progress(at) == (0, 160, 0, 791)
+    at.toggle(key="rv_blind").set_value(False).run()  # blind review hides the quality and version columns
     at.multiselect(key="rv_personas").set_value(["marcus_chen"]).run()
     narrowed = queue(at)
     expected = demo_copy.scalar("SELECT count(*) FROM conversations WHERE persona_key = 'marcus_chen'")

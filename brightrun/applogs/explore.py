@@ -10,7 +10,7 @@ import polars as pl
 
 from brightrun.applogs.pii import redact, redact_series
 from brightrun.errors import BrightRunError
-from brightrun.workspace import Workspace
+from brightrun.workspace import CONTAINS, Workspace, contains_pattern
 
 FeedbackFilter = Literal["any", "with feedback", "positive", "negative", "none"]
 
@@ -69,8 +69,8 @@ def list_calls(ws: Workspace, *, action_types: list[str] | None = None, categori
         where.append(f"c.category IN ({', '.join('?' * len(categories))})")
         params += categories
     if text.strip():
-        where.append("(c.request ILIKE ? OR c.response ILIKE ?)")
-        params += [f"%{text.strip()}%"] * 2
+        where.append(f"(c.request {CONTAINS} OR c.response {CONTAINS})")
+        params += [contains_pattern(text.strip())] * 2
     frame = ws.sql(f"""
         SELECT c.call_id, c.created_at, c.action_type, c.category, c.user_id, c.session_id, c.model,
                c.request, c.response, c.input_tokens + c.output_tokens AS tokens, c.latency_ms,

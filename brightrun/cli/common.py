@@ -109,8 +109,9 @@ def report_job(job, json_out: bool, ws=None) -> None:
     raise typer.Exit(1)
 
 
-def resume_with_progress(workspace: Path | None, job_id: str, json_out: bool) -> None:
-    """Resume a job (finished items are never redone, nor paid twice), with a progress bar."""
+def resume_with_progress(workspace: Path | None, job_id: str, json_out: bool, *, enrich_after: bool = False) -> None:
+    """Resume a job (finished items are never redone, nor paid twice), with a progress bar; then enrich what it
+    made when asked (before the exit code reports any item not made)."""
     from brightrun.generation import load_job, resume_job
 
     ws = open_workspace(workspace)
@@ -118,4 +119,11 @@ def resume_with_progress(workspace: Path | None, job_id: str, json_out: bool) ->
     if job is None:
         raise BrightRunError(f"no job {job_id!r} to resume. Fix: list jobs with `brightrun jobs list`.")
     console.print(f"Resuming job [bold]{job_id}[/] ({job.done} of {job.total} done).")
-    report_job(run_with_progress(ws, job, resume_job), json_out, ws)
+    job = run_with_progress(ws, job, resume_job)
+    if enrich_after:
+        from brightrun.enrichment import run_tracked
+
+        result = run_tracked(ws)
+        console.print(f"Enriched {result.enriched} conversation(s) into {result.pairs} training pair(s); "
+                      f"{result.failed} failed.")
+    report_job(job, json_out, ws)

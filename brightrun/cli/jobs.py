@@ -64,11 +64,13 @@ def _change_settings(ws, job_id: str, model, base_url, timeout, json_mode, fold_
 @jobs_app.command("resume")
 def resume(job_id: JobArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = False, model: ModelOpt = None,
            base_url: BaseUrlOpt = None, timeout: TimeoutOpt = None, json_mode: JsonModeOpt = None,
-           fold_system: FoldSystemOpt = None) -> None:
+           fold_system: FoldSystemOpt = None,
+           enrich_after: Annotated[bool, typer.Option("--enrich/--no-enrich", help="Enrich when done.")] = False,
+           ) -> None:
     """Resume an interrupted or cancelled job: finished items are never redone, nor paid twice. Settings given
     here replace the job's (recorded in its note). Exits 0 when every conversation is made, 1 when some are not."""
     _change_settings(open_workspace(workspace), job_id, model, base_url, timeout, json_mode, fold_system)
-    resume_with_progress(workspace, job_id, json_out)
+    resume_with_progress(workspace, job_id, json_out, enrich_after=enrich_after)
 
 
 @jobs_app.command("cancel")

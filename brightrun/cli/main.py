@@ -168,9 +168,9 @@ def generate(
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
     job = run_with_progress(ws, job, resume_job)
     if enrich_after:
-        from brightrun.enrichment import enrich as run_enrich
+        from brightrun.enrichment import run_tracked
 
-        run_enrich(ws)
+        run_tracked(ws)
     report_job(job, json_out, ws)
 
 
@@ -180,14 +180,15 @@ def enrich(
     force: Annotated[bool, typer.Option(help="Enrich every conversation again.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Turn new conversations into training pairs; bad records are reported and skipped."""
-    from brightrun.enrichment import enrich as run_enrich
+    """Turn new conversations into training pairs; bad records are reported and skipped. The app shows its
+    progress."""
+    from brightrun.enrichment import run_tracked
 
     ws = open_workspace(workspace)
     with progress_bar() as progress:
         task = progress.add_task("enriching", total=None, extra="")
-        result = run_enrich(ws, force=force,
-                            progress=lambda done, total: progress.update(task, completed=done, total=total))
+        result = run_tracked(ws, force=force,
+                             progress=lambda done, total: progress.update(task, completed=done, total=total))
     if json_out:
         sys.stdout.write(orjson.dumps({"enriched": result.enriched, "failed": result.failed,
                                        "pairs": result.pairs, "errors": result.errors}, default=str).decode() + "\n")
@@ -232,8 +233,11 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     out.print(f"[bold]Workspace[/] {ws.root}")
     out.print(f"  conversations {t.conversations:,} ({t.enriched:,} enriched, {t.enrichment_failed:,} failed "
               f"enrichment), training pairs {t.training_pairs:,}")
-    out.print(f"  LLM calls {t.llm_calls:,} ({t.failed_calls:,} failed), tokens {t.input_tokens + t.output_tokens:,}, "
-              f"cost ${t.cost_usd:,.2f}, failed generations {t.failed_generations:,}")
+    out.print(f"  LLM calls made here {t.generated_calls:,} ({t.failed_calls:,} failed of all), tokens "
+              f"{t.generated_tokens:,}, cost ${t.generated_cost_usd:,.2f}, failed generations {t.failed_generations:,}")
+    if t.imported_calls:
+        out.print(f"  imported app-log calls {t.imported_calls:,}, tokens {t.imported_tokens:,}, "
+                  f"cost ${t.imported_cost_usd:,.2f}")
     if jobs.height:
         print_frame(jobs.select("job_id", "status", "tier", "provider", "total", "done", "failed", "created_at"),
                      False)

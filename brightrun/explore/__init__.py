@@ -11,7 +11,14 @@ from brightrun.explore.browse import (
     filter_options,
     list_conversations,
 )
-from brightrun.explore.overview import by_dimension, coverage, dimension_labels, recent_jobs, totals
+from brightrun.explore.overview import (
+    by_dimension,
+    coverage,
+    dimension_labels,
+    job_enrichment,
+    recent_jobs,
+    totals,
+)
 
 __all__ = ["ConversationFilter", "by_dimension", "conversation_detail", "count_conversations", "coverage",
-           "dimension_labels", "filter_options", "list_conversations", "recent_jobs", "totals"]
+           "dimension_labels", "filter_options", "job_enrichment", "list_conversations", "recent_jobs", "totals"]

@@ -9,7 +9,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from brightrun.errors import BrightRunError
-from brightrun.workspace import Workspace
+from brightrun.workspace import CONTAINS, Workspace, contains_pattern
 
 ENRICHMENT_STATUSES = ["not_started", "enrichment_in_progress", "completed", "failed"]
 
@@ -52,10 +52,9 @@ def _where(f: ConversationFilter) -> tuple[str, list]:
             clauses.append(f"c.{column} IN (SELECT unnest(?))")
             params.append(values)
     if f.text.strip():
-        clauses.append("(c.title ILIKE ? OR EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = "
-                       "c.conversation_id AND t.content ILIKE ?))")
-        needle = "%" + f.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params += [needle, needle]
+        clauses.append(f"(c.title {CONTAINS} OR EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = "
+                       f"c.conversation_id AND t.content {CONTAINS}))")
+        params += [contains_pattern(f.text.strip())] * 2
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

@@ -34,10 +34,18 @@ class Totals:
     output_tokens: int
     cost_usd: float
     scripted_share: float
+    generated_calls: int
+    """Calls BrightRun made (generation, judge, ...); the rest of llm_calls were imported from app logs."""
+    generated_tokens: int
+    generated_cost_usd: float
+    imported_calls: int
+    imported_tokens: int
+    imported_cost_usd: float
 
 
 def totals(ws: Workspace) -> Totals:
-    """Counts, tokens and spend; each view is scanned once."""
+    """Counts, tokens and spend, in all and apart for the calls BrightRun made and those imported from app logs;
+    each view is scanned once."""
     row = ws.sql("""
         SELECT c.*, p.*, j.*, l.*, f.*
         FROM (SELECT count(*) AS conversations,
@@ -50,7 +58,16 @@ def totals(ws: Workspace) -> Totals:
              (SELECT count(*) AS llm_calls, coalesce(count_if(status = 'error'), 0)::BIGINT AS failed_calls,
                      coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
                      coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-                     coalesce(sum(cost_usd), 0) AS cost_usd FROM llm_calls) l,
+                     coalesce(sum(cost_usd), 0) AS cost_usd,
+                     coalesce(count_if(import_id IS NULL), 0)::BIGINT AS generated_calls,
+                     coalesce(sum(input_tokens + output_tokens) FILTER (import_id IS NULL), 0)::BIGINT
+                         AS generated_tokens,
+                     coalesce(sum(cost_usd) FILTER (import_id IS NULL), 0) AS generated_cost_usd,
+                     coalesce(count_if(import_id IS NOT NULL), 0)::BIGINT AS imported_calls,
+                     coalesce(sum(input_tokens + output_tokens) FILTER (import_id IS NOT NULL), 0)::BIGINT
+                         AS imported_tokens,
+                     coalesce(sum(cost_usd) FILTER (import_id IS NOT NULL), 0) AS imported_cost_usd
+              FROM llm_calls) l,
              (SELECT count(*) AS failed_generations FROM failed_generations) f
     """).row(0, named=True)
     return Totals(**row)
@@ -98,6 +115,15 @@ def recent_jobs(ws: Workspace, limit: int = 10) -> pl.DataFrame:
         SELECT job_id, status, tier, provider, model, total, done, failed,
                input_tokens + output_tokens AS tokens, cost_usd, created_at, finished_at, note
         FROM batch_jobs ORDER BY created_at DESC LIMIT ?""", [limit])
+
+
+def job_enrichment(ws: Workspace, job_id: str) -> dict[str, int]:
+    """How far a job's conversations are enriched: conversations, completed, failed."""
+    row = ws.sql("""
+        SELECT count(*), coalesce(count_if(enrichment_status = 'completed'), 0)::BIGINT,
+               coalesce(count_if(enrichment_status = 'failed'), 0)::BIGINT
+        FROM conversations WHERE job_id = ?""", [job_id]).row(0)
+    return dict(zip(("conversations", "completed", "failed"), (int(v) for v in row), strict=True))
 
 
 def by_dimension(ws: Workspace, dimension: str) -> pl.DataFrame:

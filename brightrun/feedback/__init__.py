@@ -13,7 +13,9 @@ from brightrun.feedback.store import (
     judgements_for_conversation,
     record_feedback,
     reviewers,
+    thumbs_up_unjudged,
 )
 
 __all__ = ["Agreement", "current_judgements", "ReviewFilter", "agreement", "disagreements", "export_feedback", "history", "history_table",
-           "judgements_for_conversation", "progress", "record_feedback", "review_items", "review_queue", "reviewers"]
+           "judgements_for_conversation", "progress", "record_feedback", "review_items", "review_queue", "reviewers",
+           "thumbs_up_unjudged"]

@@ -18,6 +18,7 @@ class ReviewFilter(BaseModel):
     topics: list[str] = Field(default_factory=list)
     template_versions: list[str] = Field(default_factory=list, description="'template_key @ version'")
     tiers: list[str] = Field(default_factory=list)
+    job_ids: list[str] = Field(default_factory=list, description="the jobs that made them (an experiment's arms)")
     quality_min: float = 0.0
     quality_max: float = 10.0
     reviewed: Literal["any", "yes", "partly", "no"] = "any"
@@ -30,7 +31,8 @@ def _where(f: ReviewFilter) -> tuple[str, list]:
     clauses, params = ["c.enrichment_status = 'completed'", "c.quality_score BETWEEN ? AND ?"], [
         f.quality_min, f.quality_max]
     for column, values in (("persona_key", f.personas), ("arc_key", f.arcs), ("topic_key", f.topics),
-                           ("tier", f.tiers), ("template_key || ' @ ' || template_version", f.template_versions)):
+                           ("tier", f.tiers), ("template_key || ' @ ' || template_version", f.template_versions),
+                           ("job_id", f.job_ids)):
         if values:
             clauses.append(f"(c.{column}) IN ({', '.join('?' * len(values))})")
             params += values

@@ -54,6 +54,24 @@ def record_feedback(ws: Workspace, target_type: TargetType, target_id: str, revi
     return record
 
 
+def thumbs_up_unjudged(ws: Workspace, conversation_id: str, reviewer: str) -> int:
+    """A thumbs up from `reviewer` on every advisor turn of the conversation they have not judged yet (their
+    judgements stay as they are); one write. Returns how many turns it judged."""
+    reviewer = (reviewer or "").strip()
+    if not reviewer:
+        raise FeedbackError("feedback needs a reviewer name. Fix: enter your name (it is remembered).")
+    pairs = ws.sql("""
+        SELECT p.pair_id FROM training_pairs p WHERE p.conversation_id = ? AND NOT EXISTS (
+            SELECT 1 FROM feedback_latest f WHERE f.target_type = 'training_pair' AND f.target_id = p.pair_id
+            AND f.reviewer = ?) ORDER BY p.turn_number""", [conversation_id, reviewer])["pair_id"].to_list()
+    now = utcnow()
+    ws.append_models("feedback", [
+        Feedback(feedback_id=f"fb-{uuid.uuid4().hex}", target_type="training_pair", target_id=pair_id,
+                 conversation_id=conversation_id, reviewer=reviewer, helpful=True, source="review", created_at=now)
+        for pair_id in pairs])
+    return len(pairs)
+
+
 def reviewers(ws: Workspace) -> list[str]:
     """Everyone who has judged anything, most active first."""
     return ws.sql("SELECT reviewer FROM feedback_latest WHERE source = 'review' GROUP BY 1 "

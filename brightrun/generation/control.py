@@ -90,13 +90,7 @@ def run_job(ws: Workspace, job_id: str, provider: Provider | None = None, *, set
 
 def job_is_running(ws: Workspace, job_id: str) -> bool:
     """True when a live process holds the job's lock."""
-    lock = ws.lock(f"job-{job_id}", timeout=0)
-    try:
-        lock.acquire()
-    except TimeoutError:
-        return True
-    lock.release()
-    return False
+    return ws.lock_held(f"job-{job_id}")
 
 
 PROVIDER_SETTINGS = ("base_url", "timeout", "json_mode", "fold_system")
@@ -165,15 +159,17 @@ def retry_failed(ws: Workspace, job_id: str) -> int:
     return len(items)
 
 
-def launch_background(ws: Workspace, job_id: str) -> int:
+def launch_background(ws: Workspace, job_id: str, *, enrich: bool = False) -> int:
     """Run `brightrun jobs resume JOB` in a detached process (it outlives the app's page); returns its pid.
-    Its output goes to `logs/<job>.log` in the workspace."""
+    Its output goes to `logs/<job>.log` in the workspace. With `enrich`, the process then enriches what is new
+    (`--enrich`), with its progress where the app shows it."""
     log_dir = ws.root / "logs"
     log_dir.mkdir(exist_ok=True)
     log = open(log_dir / f"{job_id}.log", "ab")  # noqa: SIM115 - handed to the child process
     env = {k: v for k, v in os.environ.items() if k != "BRIGHTRUN_WORKSPACE"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "brightrun", "jobs", "resume", job_id, "--workspace", str(ws.root)],
+        [sys.executable, "-m", "brightrun", "jobs", "resume", job_id, "--workspace", str(ws.root),
+         *(["--enrich"] if enrich else [])],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         cwd=str(Path(__file__).resolve().parents[2]), start_new_session=True,
     )

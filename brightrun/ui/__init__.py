@@ -1,9 +1,10 @@
 """Helpers for the Streamlit pages: the open workspace, error display and number formats (common.py), and
-the page-specific figure and table builders (experiments.py, quality.py, training.py).
+the page-specific figure and table builders (experiments.py, quality.py, training.py), and the enrichment control
+Overview and Conversations share (enrichment.py).
 
 Pages use `from brightrun import ui` for the common helpers and import the others as modules.
 
-May import: errors, experiments, exports, quality, stats, training_files, validation, workspace.
+May import: enrichment, errors, experiments, exports, quality, stats, training_files, validation, workspace.
 """
 
 from brightrun.ui.common import fmt_duration, fmt_int, fmt_usd, guard, new_seed, workspace

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
 from brightrun.errors import BrightRunError
 from brightrun.workspace import Workspace, resolve_path
+
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+"""The app's icon, served by the app itself (a Material icon as page_icon makes every page fetch it from
+fonts.gstatic.com, which fails offline)."""
 
 
 @st.cache_resource(show_spinner=False)
@@ -29,6 +34,14 @@ def guard() -> Iterator[None]:
     except BrightRunError as exc:
         st.error(str(exc))
         st.stop()
+
+
+def metric_row(tiles: list[tuple[str, str, str | None]]) -> None:
+    """Metric tiles (label, value, help) side by side in a row that wraps: on a narrow page (a laptop at
+    1024 px) the tiles move onto more rows instead of cutting their values."""
+    row = st.container(horizontal=True, wrap=True, gap="medium")
+    for label, value, help_ in tiles:
+        row.metric(label, value, help=help_, width="content")
 
 
 def fmt_int(value: int | float) -> str:

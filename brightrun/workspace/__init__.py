@@ -3,6 +3,14 @@
 May import: errors, models, scaffolding.
 """
 
-from brightrun.workspace.workspace import ENV_VAR, Workspace, open_workspace, resolve_path, utcnow
+from brightrun.workspace.workspace import (
+    CONTAINS,
+    ENV_VAR,
+    Workspace,
+    contains_pattern,
+    open_workspace,
+    resolve_path,
+    utcnow,
+)
 
-__all__ = ["ENV_VAR", "Workspace", "open_workspace", "resolve_path", "utcnow"]
+__all__ = ["CONTAINS", "ENV_VAR", "Workspace", "contains_pattern", "open_workspace", "resolve_path", "utcnow"]

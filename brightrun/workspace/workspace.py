@@ -33,6 +33,16 @@ def resolve_path(path: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_PATH
 
 
+CONTAINS = "ILIKE ? ESCAPE '\\'"
+"""The SQL that tests a column for `contains_pattern(text)`: `f"title {CONTAINS}"`."""
+
+
+def contains_pattern(text: str) -> str:
+    """The ILIKE pattern that finds `text` anywhere, taken literally: `%` and `_` are searched for, not
+    wildcards (with CONTAINS, whose ESCAPE clause makes DuckDB honour the backslashes)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -111,6 +121,16 @@ class Workspace:
     def lock(self, name: str, timeout: float = 60.0):
         """A cross-process lock for a read-then-write operation of a few milliseconds."""
         return self.store.lock(name, timeout)
+
+    def lock_held(self, name: str) -> bool:
+        """True when a live process holds the lock `name` (a job being run, an enrichment run)."""
+        lock = self.lock(name, timeout=0)
+        try:
+            lock.acquire()
+        except TimeoutError:
+            return True
+        lock.release()
+        return False
 
     def compact(self, progress=None, *, tables: list[str] | None = None, min_parts: int = 2,
                 publish: bool = True) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Conversations: filter, list, and read one as a chat with its scaffold and the LLM call behind it."""
+"""Conversations: filter, list, and read one as a chat with its scaffold and the LLM call behind it. The filters
+and the open conversation are kept in the address, so a reload or a shared link shows the same."""
 
 import streamlit as st
 
@@ -10,6 +11,7 @@ from brightrun.explore import (
     filter_options,
     list_conversations,
 )
+from brightrun.ui.enrichment import enrich_panel
 
 st.title("Conversations")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
@@ -17,6 +19,7 @@ ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
 with ui.guard():
     ws = ui.workspace()
     options = filter_options(ws)
+    enrich_panel(ws, "cv")
 
     cols = st.columns(3)
     chosen = {}
@@ -25,8 +28,8 @@ with ui.guard():
                                         ("statuses", "Enrichment status")]):
         labels = options[field]
         chosen[field] = cols[i % 3].multiselect(label, list(labels), format_func=labels.get, key=f"f_{field}",
-                                                placeholder="Any")
-    text = st.text_input("Search titles and turns", key="f_text", placeholder="e.g. mortgage")
+                                                placeholder="Any", bind="query-params")
+    text = st.text_input("Search titles and turns", key="f_text", placeholder="e.g. mortgage", bind="query-params")
     query = ConversationFilter(**chosen, text=text, limit=2000)
     table = list_conversations(ws, query)
     matching = count_conversations(ws, query)
@@ -49,7 +52,7 @@ with ui.guard():
     )
     if st.session_state.get("open_conversation") not in titles:
         st.session_state.pop("open_conversation", None)
-    selected = st.selectbox("Open conversation", ids, index=None, key="open_conversation",
+    selected = st.selectbox("Open conversation", ids, index=None, key="open_conversation", bind="query-params",
                             format_func=lambda cid: f"{titles[cid]} · {cid}",
                             placeholder="Pick a conversation, or select a row in the table")
     if selected is None:

@@ -227,8 +227,9 @@ def _experiments_tab(ws, names) -> None:
     elif st.session_state.get("ex_open") not in ids:  # first visit or after a reload: the address's experiment
         wanted = st.query_params.get("experiment")
         st.session_state["ex_open"] = wanted if wanted in ids else ids[0]
-    opened = st.selectbox("Open experiment", ids, key="ex_open",
-                          format_func=lambda i: f"{by_id[i].name} · {i} · {by_id[i].status}")
+    # No status in the label: the browser keeps the label it was given while the option stays chosen, so a
+    # status in it went stale (the badge by the title says the status).
+    opened = st.selectbox("Open experiment", ids, key="ex_open", format_func=lambda i: f"{by_id[i].name} · {i}")
     st.query_params["experiment"] = opened
     exp = load_experiment(ws, opened)
     _definition(ws, exp, names)

@@ -4,12 +4,14 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.doctor import estimate_probe, run_doctor
-from brightrun.explore import filter_options
+from brightrun.enrichment import enrichment_state
+from brightrun.explore import filter_options, job_enrichment
 from brightrun.generation import create_job, launch_background, make_plan, request_cancel, retry_failed
 from brightrun.generation.estimate import estimate_plan
 from brightrun.generation.views import job_failures, job_state, job_table
 from brightrun.providers.base import JSON_MODES
 from brightrun.providers.claude import DEFAULT_MODEL, api_key_from_environment
+from brightrun.ui.common import metric_row
 
 st.title("Generate")
 PROVIDERS = {"scripted": "Scripted (offline, free)", "anthropic": "Claude (Anthropic API)",
@@ -96,6 +98,9 @@ with ui.guard():
     else:
         estimate = estimate_plan(ws, plan, provider=provider, model=model or None, batch=batch_api)
         st.info(f"**Estimate**: {estimate.summary}.")
+        st.toggle("Enrich when done", value=True, key="g_enrich",
+                  help="Enrichment makes the training pairs that Review judges and training files hold, with their "
+                       "quality scores. It runs in the job's process when the job ends (failures retried too).")
         if st.button("Launch job", type="primary", key="g_launch"):
             options_ = ({"failure_rate": failure_rate} if provider == "scripted"
                         else ({"base_url": base_url} if base_url else {}) | server_options)
@@ -103,7 +108,7 @@ with ui.guard():
                              provider_options=options_, concurrency=int(concurrency), batch_api=batch_api,
                              max_attempts=int(max_attempts), temperature=temperature if override else None,
                              max_tokens=int(max_tokens) if override else None)
-            launch_background(ws, job.job_id)
+            launch_background(ws, job.job_id, enrich=st.session_state["g_enrich"])
             st.session_state["g_watch_select"] = job.job_id
             st.query_params["job"] = job.job_id
 
@@ -126,15 +131,22 @@ def live(job_id: str) -> None:
         state = job_state(ws, job_id)
         st.progress(state["progress"], text=f"{state['job_id']}: {state['state']}"
                     + (" (cancel requested)" if state["cancel_requested"] and state["running"] else ""))
-        cols = st.columns(6)
-        cols[0].metric("Done", f"{state['done']:,} / {state['total']:,}")
-        cols[1].metric("Failed", f"{state['failed']:,}")
-        cols[2].metric("Rate", f"{state['rate_per_minute']:,.0f}/min" if state["rate_per_minute"] else "–")
-        cols[3].metric("ETA", ui.fmt_duration(state["eta_seconds"]))
-        cols[4].metric("Tokens", ui.fmt_int(state["input_tokens"] + state["output_tokens"]))
-        cols[5].metric("Spend", ui.fmt_usd(state["cost_usd"]))
+        metric_row([
+            ("Done", f"{state['done']:,} / {state['total']:,}", None),
+            ("Failed", f"{state['failed']:,}", None),
+            ("Rate", f"{state['rate_per_minute']:,.0f}/min" if state["rate_per_minute"] else "–", None),
+            ("ETA", ui.fmt_duration(state["eta_seconds"]), None),
+            ("Tokens", ui.fmt_int(state["input_tokens"] + state["output_tokens"]), None),
+            ("Spend", ui.fmt_usd(state["cost_usd"]), None),
+        ])
         if state["note"]:
             st.caption(state["note"])
+        made = job_enrichment(ws, job_id)
+        if made["conversations"]:
+            enriching = state["state"] == "completed" and enrichment_state(ws).running
+            st.caption(f"Enrichment: {made['completed']:,} of {made['conversations']:,} conversation(s) enriched"
+                       + (f", {made['failed']:,} failed" if made["failed"] else "")
+                       + (" · enriching now…" if enriching else ""))
         if state["running"] and st.button("Cancel job", key="g_cancel"):
             request_cancel(ws, job_id)
             st.toast("Cancel requested: no new calls start; calls in flight land.")
@@ -144,7 +156,7 @@ def live(job_id: str) -> None:
             st.dataframe(failures.drop("raw_response"), hide_index=True, key="g_failures")
             if not state["running"] and st.button("Retry failed items", key="g_retry"):
                 retry_failed(ws, job_id)
-                launch_background(ws, job_id)
+                launch_background(ws, job_id, enrich=st.session_state.get("g_enrich", True))
                 st.toast(f"Retrying {failures.height} item(s).")
         else:
             st.caption("No failures.")

@@ -1,10 +1,14 @@
 """Overview: what the workspace holds, what it cost, where coverage is thin, recent jobs."""
 
+import numpy as np
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from brightrun import ui
-from brightrun.explore import by_dimension, coverage, recent_jobs, totals
+from brightrun.explore import by_dimension, coverage, dimension_labels, recent_jobs, totals
+from brightrun.ui.common import metric_row
+from brightrun.ui.enrichment import enrich_panel
 
 st.title("Overview")
 
@@ -16,16 +20,26 @@ with ui.guard():
                 "or generate some with `brightrun generate`.")
         st.stop()
 
-    cols = st.columns(6)
-    cols[0].metric("Conversations", ui.fmt_int(t.conversations))
-    cols[1].metric("Training pairs", ui.fmt_int(t.training_pairs))
-    cols[2].metric("Enriched", f"{t.enriched / t.conversations:.0%}",
-                   help=f"{t.enriched:,} enriched, {t.enrichment_failed:,} failed enrichment")
-    cols[3].metric("LLM calls", ui.fmt_int(t.llm_calls), help=f"{t.failed_calls:,} failed and retried or recorded")
-    cols[4].metric("Tokens", ui.fmt_int(t.input_tokens + t.output_tokens),
-                   help=f"{t.input_tokens:,} in, {t.output_tokens:,} out")
-    cols[5].metric("Cost", ui.fmt_usd(t.cost_usd),
-                   help="Scripted calls cost nothing." if t.scripted_share else "From the price table.")
+    metric_row([
+        ("Conversations", ui.fmt_int(t.conversations), None),
+        ("Training pairs", ui.fmt_int(t.training_pairs), None),
+        ("Enriched", f"{t.enriched / t.conversations:.0%}",
+         f"{t.enriched:,} enriched, {t.enrichment_failed:,} failed enrichment"),
+        ("Generation calls", ui.fmt_int(t.generated_calls),
+         f"Calls BrightRun made (generation, judge); {t.failed_calls:,} of all calls failed and were retried or "
+         "recorded."),
+        ("Generation tokens", ui.fmt_int(t.generated_tokens), "Input and output tokens of those calls."),
+        ("Generation cost", ui.fmt_usd(t.generated_cost_usd),
+         "Scripted calls cost nothing." if t.scripted_share else "From the price table."),
+    ])
+    if t.imported_calls:
+        metric_row([
+            ("Imported app-log calls", ui.fmt_int(t.imported_calls),
+             "Calls of a production app, imported from its log (App logs page)."),
+            ("Imported tokens", ui.fmt_int(t.imported_tokens), None),
+            ("Imported cost", ui.fmt_usd(t.imported_cost_usd), "What the app's own calls cost, as its log says."),
+        ])
+    enrich_panel(ws, "ov")
 
     st.subheader("Coverage")
     views = {"Persona × Arc": ("persona", "arc"), "Persona × Topic": ("persona", "topic"),
@@ -40,11 +54,32 @@ with ui.guard():
     figure = px.imshow(values.to_numpy(), x=values.columns, y=matrix[rows].to_list(), text_auto=True,
                        aspect="auto", color_continuous_scale="Blues",
                        labels={"x": columns.title(), "y": rows.title(), "color": "Conversations"})
-    figure.update_layout(height=120 + 42 * matrix.height, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    st.plotly_chart(figure, key="coverage_heatmap")
+    figure.update_layout(height=120 + 42 * matrix.height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                         clickmode="event+select")
+    figure.update_traces(hoverinfo="skip", hovertemplate=None)
+    # Heatmap cells cannot be selected in plotly: an invisible marker on each cell takes the click.
+    xs, ys = np.meshgrid(np.array(values.columns, dtype=object), np.array(matrix[rows].to_list(), dtype=object))
+    figure.add_trace(go.Scatter(
+        x=xs.ravel(), y=ys.ravel(), customdata=values.to_numpy().ravel(), mode="markers", showlegend=False,
+        marker={"symbol": "square", "size": 30, "opacity": 0.01, "color": "white"},
+        hovertemplate="%{y} × %{x}: %{customdata}<extra>click to list these conversations</extra>"))
+    cell_filters = {rows: dimension_labels(ws, rows), columns: dimension_labels(ws, columns)}
+
+    def _open_cell() -> None:
+        """A clicked cell opens Conversations filtered to it (the filters are the Conversations page's own)."""
+        points = st.session_state["coverage_heatmap"].selection.points
+        if points:
+            for dim, label in ((rows, points[0]["y"]), (columns, points[0]["x"])):
+                keys = [k for k, v in cell_filters[dim].items() if v == label] or [label]
+                st.session_state[f"f_{dim}s"] = keys
+            st.session_state["ov_open_cell"] = True
+
+    st.plotly_chart(figure, key="coverage_heatmap", on_select=_open_cell, selection_mode="points")
+    if st.session_state.pop("ov_open_cell", False):
+        st.switch_page("pages/views/conversations.py")
     cells = values.to_numpy()
     st.caption(f"{(cells == 0).sum()} empty cell(s) and {((cells > 0) & (cells < 3)).sum()} thin cell(s) "
-               f"(fewer than 3 conversations) of {cells.size}.")
+               f"(fewer than 3 conversations) of {cells.size}. Click a cell to list its conversations.")
 
     st.subheader("Recent batch jobs")
     st.dataframe(recent_jobs(ws, 10), hide_index=True, key="recent_jobs",

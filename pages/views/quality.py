@@ -22,16 +22,17 @@ with ui.guard():
     report = quality_report.latest_quality_report(ws)
 
     scores_tab, coverage_tab, dup_tab, diversity_tab, arc_tab, contracts_tab, judge_tab = st.tabs(
-        ["Scores", "Approved coverage", "Duplicates", "Diversity", "Arc adherence", "Contracts", "LLM judge"])
+        ["Scores", "Approved coverage", "Duplicates", "Diversity", "Arc adherence", "Contracts", "LLM judge"],
+        key="q_tab", bind="query-params")  # the open tab, the metric, grouping, group and record stay in the address
 
     # ------------------------------------------------------------------------------------------ scores
     with scores_tab:
         left, right = st.columns([2, 3])
         metric = left.selectbox("Metric", list(explore.METRICS), format_func=lambda m: explore.METRICS[m].label,
-                                key="q_metric", help="Per-turn metrics group training pairs; the others group "
+                                key="q_metric", bind="query-params", help="Per-turn metrics group training pairs; the others group "
                                                      "conversations. docs/quality.md has every formula.")
         group = right.segmented_control("Group by", list(explore.GROUPS), default="persona", key="q_group",
-                                        required=True)
+                                        required=True, bind="query-params")
         m = explore.METRICS[metric]
         table = explore.group_scores(ws, group, metric)
         keys = table["key"].to_list()
@@ -67,7 +68,7 @@ with ui.guard():
         st.subheader("Records")
         c1, c2 = st.columns([2, 3])
         drill = c1.selectbox(f"{group.capitalize()}", keys, index=None, format_func=names.get, key="q_drill",
-                             placeholder=f"Every {group} (or click a bar)")
+                             bind="query-params", placeholder=f"Every {group} (or click a bar)")
         low, high = c2.slider("Score range", min_value=float(m.low), max_value=float(m.high),
                               value=(float(m.low), float(m.high)), key=f"q_range_{metric}")
         found = explore.records(ws, group if drill else None, drill, metric, score_range=(low, high), limit=500)
@@ -84,7 +85,7 @@ with ui.guard():
                      height=260)
         if st.session_state.get("q_open") not in ids:
             st.session_state.pop("q_open", None)
-        opened = st.selectbox("Open a record", ids, index=None, key="q_open",
+        opened = st.selectbox("Open a record", ids, index=None, key="q_open", bind="query-params",
                               placeholder="Pick a conversation, or select a row in the table")
         if opened:
             row = found.row(ids.index(opened), named=True)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.errors import BrightRunError
+from brightrun.experiments import list_experiments
 from brightrun.explore import conversation_detail, filter_options, totals
 from brightrun.feedback import (
     ReviewFilter,
@@ -22,6 +23,7 @@ from brightrun.feedback import (
     review_items,
     review_queue,
     reviewers,
+    thumbs_up_unjudged,
 )
 from brightrun.quality.explore import labels
 from brightrun.workspace import Workspace
@@ -33,6 +35,9 @@ ME, ANYONE = "\x00me", "\x00anyone"
 NEXT_KEY, PREVIOUS_KEY = "j", "k"
 QUEUE_COLUMNS = ["conversation_id", "title", "persona", "arc", "topic", "tier", "template_version", "quality_score",
                  "pairs", "judged", "state"]
+BLIND_HIDDEN = {"template_version", "quality_score"}
+"""What blind review hides, beside other reviewers' judgements: what could reveal an experiment's arm or anchor
+the rating (the template version, the heuristic scores; the model is never shown here)."""
 
 
 # ----------------------------------------------------------------------------------------- callbacks
@@ -64,14 +69,31 @@ def _save(pair: dict, prefix: str, reviewer: str, current: dict | None) -> None:
         state["rv_toast"] = (f"Turn {turn}: nothing changed, nothing saved.", ":material/info:")
         return
     try:
-        record_feedback(ui.workspace(), "training_pair", pair["pair_id"], reviewer, helpful=helpful, rating=rating,
-                        comment=comment, edited_response=edited)
+        saved = record_feedback(ui.workspace(), "training_pair", pair["pair_id"], reviewer, helpful=helpful,
+                                rating=rating, comment=comment, edited_response=edited)
     except BrightRunError as exc:
         state.setdefault("rv_errors", {})[pair["pair_id"]] = str(exc)
         return
-    said = [w for w in ({True: "thumbs up", False: "thumbs down"}.get(helpful), rating and f"{rating}/5",
-                        comment and "a comment", edited and "an edit") if w]
-    state["rv_toast"] = (f"Saved turn {turn}: {', '.join(said)}.", ":material/check_circle:")
+    # The turn's fragment reruns alone: it takes the judgement from here rather than query the store again.
+    state.setdefault("rv_saved", {})[(reviewer, pair["pair_id"])] = saved.model_dump(
+        include={"helpful", "rating", "comment", "edited_response", "created_at"})
+    state["rv_toast"] = (f"Saved turn {turn}: {_summary(saved.model_dump())}.", ":material/check_circle:")
+
+
+def _summary(judgement: dict) -> str:
+    said = [w for w in ({True: "thumbs up", False: "thumbs down"}.get(judgement["helpful"]),
+                        judgement["rating"] and f"{judgement['rating']}/5", judgement["comment"] and "a comment",
+                        judgement["edited_response"] and "an edit") if w]
+    return ", ".join(said)
+
+
+def _thumbs_up_rest(conversation_id: str, reviewer: str) -> None:
+    try:
+        n = thumbs_up_unjudged(ui.workspace(), conversation_id, reviewer)
+    except BrightRunError as exc:
+        st.session_state["rv_toast"] = (str(exc), ":material/error:")
+        return
+    st.session_state["rv_toast"] = (f"Thumbs up on {n} turn(s) you had not judged.", ":material/thumb_up:")
 
 
 # ----------------------------------------------------------------------------------------- the queue
@@ -94,6 +116,19 @@ def _filters(ws: Workspace, reviewer: str) -> ReviewFilter:
                                                     placeholder="Any")
         low, high = cols[2].slider("Quality score", 0.0, 10.0, (0.0, 10.0), 0.5, key="rv_quality",
                                    help="The conversation's heuristic quality score (mean of its turns, 0-10).")
+        experiments = {e.experiment_id: e for e in list_experiments(ws)}
+        job_ids: list[str] = []
+        if experiments:
+            left, right = st.columns(2)
+            picked = left.selectbox("Experiment", list(experiments), index=None, key="rv_experiment",
+                                    format_func=lambda i: f"{experiments[i].name} · {i}", placeholder="Any",
+                                    help="Only the conversations the experiment's arms generated.")
+            if picked:
+                arms = {a.name: experiments[picked].job_id(a.name) for a in experiments[picked].arms}
+                chosen_arms = right.multiselect("Arm", list(arms), key=f"rv_arms_{picked}", placeholder="Every arm",
+                                                help="Review one arm at a time, e.g. for a model-settings "
+                                                     "experiment; blind review hides which arm a turn is from.")
+                job_ids = [arms[a] for a in chosen_arms] or list(arms.values())
         left, right = st.columns(2)
         state = left.segmented_control("Review state", list(STATES), format_func=STATES.get, default="any",
                                        required=True, key="rv_state",
@@ -102,7 +137,8 @@ def _filters(ws: Workspace, reviewer: str) -> ReviewFilter:
                              format_func=lambda r: {ME: "me", ANYONE: "anyone"}.get(r, r),
                              help="Whose judgements count for the review state and the progress.")
     who = reviewer if by == ME else None if by == ANYONE else by
-    return ReviewFilter(**chosen, quality_min=low, quality_max=high, reviewed=state, by=who or None)
+    return ReviewFilter(**chosen, job_ids=job_ids, quality_min=low, quality_max=high, reviewed=state,
+                        by=who or None)
 
 
 def _queue_order(ids: list[str], states: dict[str, str], key: str) -> tuple[list[str], str | None]:
@@ -161,7 +197,9 @@ def _queue_tab(ws: Workspace, reviewer: str) -> None:
         if rows:
             st.session_state["rv_open"] = table_ids[rows[0]]
 
-    st.dataframe(table.select(QUEUE_COLUMNS), hide_index=True, key="rv_table", on_select=_pick_row,
+    blind = st.session_state.get("rv_blind", True)
+    st.dataframe(table.select([c for c in QUEUE_COLUMNS if not (blind and c in BLIND_HIDDEN)]), hide_index=True,
+                 key="rv_table", on_select=_pick_row,
                  selection_mode="single-row", height=250,
                  column_config={"quality_score": st.column_config.NumberColumn("quality", format="%.1f"),
                                 "pairs": st.column_config.NumberColumn("advisor turns")})
@@ -195,13 +233,21 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
     c = detail.conversation
     pairs = review_items(ws, conversation_id)
     mine = judgements_for_conversation(ws, conversation_id, reviewer) if reviewer else {}
+    st.session_state.pop("rv_saved", None)  # a full run reads every judgement from the store
     st.subheader(c["title"])
-    quality = f"quality {c['quality_score']:.1f}" if c["quality_score"] is not None else "not scored"
-    st.caption(f"`{conversation_id}` · {detail.persona} · {detail.arc} ({c['tier'].replace('_', ' ')}) · "
-               f"{detail.topic} · {detail.template} `@ {c['template_version']}` · {quality} · "
-               + (f"you judged {len(mine)} of {len(pairs)} advisor turn(s)" if reviewer
-                  else f"{len(pairs)} advisor turn(s) to judge"))
     blind = st.session_state.get("rv_blind", True)
+    quality = f"quality {c['quality_score']:.1f}" if c["quality_score"] is not None else "not scored"
+    head = st.container(horizontal=True, vertical_alignment="center")
+    head.caption(f"`{conversation_id}` · {detail.persona} · {detail.arc} ({c['tier'].replace('_', ' ')}) · "
+                 f"{detail.topic} · {detail.template}"
+                 + ("" if blind else f" `@ {c['template_version']}` · {quality}") + " · "
+                 + (f"you judged {len(mine)} of {len(pairs)} advisor turn(s)" if reviewer
+                    else f"{len(pairs)} advisor turn(s) to judge"))
+    if reviewer and len(mine) < len(pairs):
+        head.button(f"Thumbs up the {len(pairs) - len(mine)} unjudged turn(s)", key=f"rv_bulk_{conversation_id}",
+                    icon=":material/thumb_up:", on_click=_thumbs_up_rest, args=(conversation_id, reviewer),
+                    help="Your thumbs up on every advisor turn of this conversation you have not judged; your "
+                         "other judgements stay as they are.")
     for turn in detail.turns:
         pair = pairs.get(turn["turn_number"]) if turn["role"] == "assistant" else None
         with st.chat_message(turn["role"]):
@@ -210,14 +256,25 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
                 st.text(turn["content"])
             else:
                 with st.container(key=f"rv_turn_{pair['pair_id']}"):
-                    _review_turn(ws, pair, reviewer, mine.get(pair["pair_id"]), blind)
+                    _turn_fragment(ws, pair, reviewer, mine.get(pair["pair_id"]), blind)
+
+
+@st.fragment
+def _turn_fragment(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool) -> None:
+    """One advisor turn: saving its judgement reruns this turn alone, not the page (the queue's progress
+    catches up on the next full run: Next, Previous, a filter)."""
+    current = st.session_state.get("rv_saved", {}).get((reviewer, pair["pair_id"]), current)
+    if toast := st.session_state.pop("rv_toast", None):
+        st.toast(toast[0], icon=toast[1])
+    _review_turn(ws, pair, reviewer, current, blind)
 
 
 def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool) -> None:
     pair_id, original = pair["pair_id"], pair["target_response"]
-    mark = (" · :green[:material/check: judged by you]" if current else
+    mark = (f" · :green-badge[:material/check_circle: judged by you: {_summary(current) or 'saved'}]" if current else
             " · :gray[not judged yet]" if reviewer else "")
-    score = f" · heuristic score {pair['quality_score']:.1f}" if pair["quality_score"] is not None else ""
+    score = (f" · heuristic score {pair['quality_score']:.1f}" if pair["quality_score"] is not None and not blind
+             else "")
     st.markdown(f"**Advisor** · turn {pair['turn_number']}{score}{mark}")
     st.text(original)
     error = st.session_state.get("rv_errors", {}).pop(pair_id, None)
@@ -240,7 +297,9 @@ def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None,
         c.text_input("Comment", value=(current or {}).get("comment") or "", key=f"{prefix}_comment",
                      placeholder="optional: what is good or wrong here")
         edited = (current or {}).get("edited_response")
-        st.text_area("Edit the response" + (" (your edit; the original is kept in the history)" if edited else ""),
+        st.expander("Edit the response" + (" · edited" if edited else ""), icon=":material/edit:",
+                    expanded=bool(edited)).text_area(
+                     "Edit the response" + (" (your edit; the original is kept in the history)" if edited else ""),
                      value=edited or original, key=f"{prefix}_edit", height=140,
                      help="Write a better response if you have one. It is saved beside the original, never over "
                           "it. Leave the text as it is (or restore it) to keep no edit.")

@@ -237,6 +237,8 @@ class RunTracker:
         self._ends = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
                       ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
         self.finished = 0
+        self.fragment_runs = 0
+        """Of the finished runs, those of a fragment alone (st.fragment), not of the whole page."""
         page.on("websocket", self._on_websocket)
 
     def _on_websocket(self, ws: Any) -> None:
@@ -253,6 +255,7 @@ class RunTracker:
             return
         if msg.WhichOneof("type") == "script_finished" and msg.script_finished in self._ends:
             self.finished += 1
+            self.fragment_runs += msg.script_finished == self._msg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
 
 
 _TRACKERS: weakref.WeakKeyDictionary[Any, RunTracker] = weakref.WeakKeyDictionary()

@@ -70,7 +70,7 @@ def test_open_an_experiment_see_simulated_data_named_and_the_forest_plot_then_si
         expect(page.get_by_role("heading", name="A later draft")).to_be_visible()  # the newest opens first
         expect(page.get_by_text("No arm has been generated yet")).to_be_visible()
 
-        choose(page, "Open experiment", "Guided prompt · guided · running")
+        choose(page, "Open experiment", "Guided prompt · guided")
         expect(page).to_have_url(re.compile(r"experiment=guided"))
         expect(page.get_by_role("heading", name="Guided prompt")).to_be_visible()
         banner = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Simulated data: no decision.")

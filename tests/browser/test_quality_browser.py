@@ -1,11 +1,12 @@
-"""The Quality page in a real browser: click a bar of the score chart, get that group's records, open one."""
+"""The Quality page in a real browser: click a bar of the score chart, get that group's records, open one; a
+reload keeps the group and the open record (they live in the address)."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from conftest import choose, rerun_after
+from conftest import choose, rerun_after, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -60,6 +61,15 @@ def test_drill_from_a_bar_to_a_record(demo_page, demo_ws) -> None:
                                  [weakest]).item()
         expect(messages.first).to_contain_text(first_turn[:60])
         expect(messages.filter(has_text=re.compile(r"Advisor · turn \d+ · score \d")).first).to_be_visible()
+
+        # A reload (or the address shared) keeps the group and the open record.
+        expect(page).to_have_url(re.compile(rf"q_open={re.escape(weakest)}"))
+        page.reload()
+        wait_idle(page, timeout=60_000)
+        expect(page.locator(".st-key-q_drill").get_by_role("combobox", name="Persona")).to_have_value(weakest_label)
+        assert records_count(page) == expected
+        expect(page.get_by_role("combobox", name="Open a record")).to_have_value(weakest)
+        expect(page.locator('[data-testid="stChatMessage"]').first).to_contain_text(first_turn[:60])
         page.screenshot(path=SCREENSHOT, full_page=True)
     except Exception:
         page.screenshot(path=SCREENSHOT, full_page=True)
