@@ -107,6 +107,14 @@ def test_conversations_offers_the_same_and_nothing_when_all_is_enriched(open_pag
     assert at.button(key="cv_enrich").label == "Enrich 3 pending"
 
 
+def test_training_files_offers_to_enrich_what_it_cannot_add_yet(open_page, demo_copy: Workspace) -> None:
+    at = open_page("pages/views/training_files.py")
+    assert not [b for b in at.button if b.key == "tf_enrich"]
+    unenrich(demo_copy, 2)
+    at = open_page("pages/views/training_files.py")
+    assert at.button(key="tf_enrich").label == "Enrich 2 pending"
+
+
 def test_generate_enriches_a_new_job_when_done_by_default(open_page, demo_copy: Workspace) -> None:
     at = open_page("pages/views/generate.py")
     assert at.toggle(key="g_enrich").value is True

@@ -21,6 +21,7 @@ from brightrun.training_files import (
 )
 from brightrun.training_files.export import export_folder, export_version
 from brightrun.ui import training as ui_training
+from brightrun.ui.enrichment import enrich_panel
 
 st.title("Training files")
 st.caption("A training file is a named, versioned set of enriched conversations. Every change makes a new "
@@ -46,6 +47,7 @@ def changed(message: str) -> None:
 with ui.guard():
     ws = ui.workspace()
     files = ui_training.files_table(ws)
+    enrich_panel(ws, "tf")  # only enriched conversations can be added: enrich the pending ones here
 
     with st.expander("New training file", expanded=files.is_empty()):
         with st.form("create_file", clear_on_submit=True):
