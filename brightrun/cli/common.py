@@ -118,4 +118,8 @@ def resume_with_progress(workspace: Path | None, job_id: str, json_out: bool) ->
     if job is None:
         raise BrightRunError(f"no job {job_id!r} to resume. Fix: list jobs with `brightrun jobs list`.")
     console.print(f"Resuming job [bold]{job_id}[/] ({job.done} of {job.total} done).")
-    report_job(run_with_progress(ws, job, resume_job), json_out, ws)
+    # A key typed in the app with the job's base URL arrives in this process's environment only (never stored).
+    from brightrun.generation.control import JOB_KEY_VARIABLE
+
+    typed_key = os.environ.pop(JOB_KEY_VARIABLE, None)
+    report_job(run_with_progress(ws, job, resume_job, api_key=typed_key), json_out, ws)

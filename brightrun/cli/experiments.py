@@ -68,7 +68,7 @@ def run(
     from brightrun.experiments import run_experiment
 
     ws = open_workspace(workspace)
-    options = {"base_url": base_url} if base_url else {}
+    options = {"base_url": base_url, "trusted_base_url": True} if base_url else {}  # the operator's URL
     with console.status("generating the arms") as status:
         exp = run_experiment(ws, experiment_id, provider=provider, provider_options=options, concurrency=concurrency,
                              progress=lambda msg: status.update(msg))

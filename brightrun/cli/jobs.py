@@ -58,7 +58,7 @@ def _change_settings(ws, job_id: str, model, base_url, timeout, json_mode, fold_
     from brightrun.generation import change_provider_settings
 
     change_provider_settings(ws, job_id, model=model, base_url=base_url, timeout=timeout, json_mode=json_mode,
-                             fold_system=fold_system)
+                             fold_system=fold_system, operator=True)  # typed at the shell: the operator's URL
 
 
 @jobs_app.command("resume")

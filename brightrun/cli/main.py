@@ -156,7 +156,8 @@ def generate(
         job = create_job(ws, plan, provider=provider, model=chosen_model or "", seed=seed, job_id=job_id,
                          provider_options=_provider_options(provider, failure_rate, seed, base_url=base_url,
                                                             timeout=timeout, json_mode=json_mode,
-                                                            fold_system=fold_system),
+                                                            fold_system=fold_system,
+                                                            trusted_base_url=True if base_url else None),
                          concurrency=concurrency, batch_api=batch_api, max_attempts=max_attempts,
                          temperature=temperature, max_tokens=max_tokens)
         console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(plan)} cell(s).")
@@ -164,7 +165,7 @@ def generate(
         from brightrun.generation import change_provider_settings
 
         job = change_provider_settings(ws, job.job_id, model=model, base_url=base_url, timeout=timeout,
-                                       json_mode=json_mode, fold_system=fold_system)
+                                       json_mode=json_mode, fold_system=fold_system, operator=True)
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
     job = run_with_progress(ws, job, resume_job)
     if enrich_after:

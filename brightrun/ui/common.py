@@ -54,3 +54,14 @@ def new_seed() -> int:
     import random
 
     return random.randrange(2**31)
+
+
+def key_for_base_url(base_url: str | None, *, key: str) -> str | None:
+    """A password field for the key of a base URL typed in the page (None when no base URL or nothing typed).
+    The server's own key never goes to a base URL typed in a browser (brightrun.providers.keys); this key is
+    used for the run it is typed for and never stored."""
+    if not base_url:
+        return None
+    return st.text_input("API key for this base URL", type="password", key=key,
+                         help="Used for this run only, never stored. The server's own key is sent only to the "
+                              "provider's official host or a base URL the operator set.") or None

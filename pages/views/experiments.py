@@ -149,11 +149,12 @@ def _controls(ws, exp) -> None:
         cols = st.columns(4)
         provider = cols[0].selectbox("Provider", list(PROVIDERS), format_func=PROVIDERS.get, key="ex_provider")
         concurrency = cols[1].number_input("Concurrency", 1, 256, 8, key="ex_concurrency")
-        base_url = None
+        base_url, typed_key = None, None
         if provider != "scripted":
             base_url = cols[2].text_input("Base URL", key=f"ex_base_url_{provider}",
                                           placeholder="default" if provider == "anthropic"
                                           else "http://localhost:8000/v1") or None
+            typed_key = ui.key_for_base_url(base_url, key=f"ex_api_key_{provider}")
             if provider == "anthropic" and not api_key_from_environment():
                 st.warning("ANTHROPIC_API_KEY is not set. Set it in the environment or in .streamlit/secrets.toml "
                            "before generating.")
@@ -171,7 +172,7 @@ def _controls(ws, exp) -> None:
                 try:
                     options = {"base_url": base_url} if base_url else {}
                     run_experiment(ws, exp.experiment_id, provider=provider, provider_options=options,
-                                   concurrency=int(concurrency), progress=st.write)
+                                   concurrency=int(concurrency), progress=st.write, api_key=typed_key)
                     if enrich_after:
                         st.write("enriching")
                         enrich(ws)
