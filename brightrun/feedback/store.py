@@ -15,6 +15,7 @@ from brightrun.models import Feedback
 from brightrun.models.feedback import TargetType
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import atomic_write_bytes
+from brightrun.workspace.spreadsheet import csv_bytes
 
 _TARGETS = {"training_pair": ("training_pairs", "pair_id"), "conversation": ("conversations", "conversation_id"),
             "llm_call": ("llm_calls", "call_id")}
@@ -124,7 +125,7 @@ def export_feedback(ws: Workspace, path: Path, *, latest_only: bool = False, sou
         data = b"".join(orjson.dumps(row, default=str) + b"\n" for row in frame.to_dicts())
         atomic_write_bytes(path, data)
     elif suffix == ".csv":
-        atomic_write_bytes(path, frame.write_csv().encode())
+        atomic_write_bytes(path, csv_bytes(frame))  # spreadsheet formulas neutralised (OWASP)
     elif suffix == ".parquet":
         tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
         frame.write_parquet(tmp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,7 +28,7 @@ def guard() -> Iterator[None]:
     try:
         yield
     except BrightRunError as exc:
-        st.error(str(exc))
+        st.error(defang(str(exc)))
         st.stop()
 
 
@@ -65,3 +66,30 @@ def key_for_base_url(base_url: str | None, *, key: str) -> str | None:
     return st.text_input("API key for this base URL", type="password", key=key,
                          help="Used for this run only, never stored. The server's own key is sent only to the "
                               "provider's official host or a base URL the operator set.") or None
+
+
+_AUTOLINK = re.compile(r":/|www\.|\w@", re.IGNORECASE)
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$=&\"'])")
+
+
+def plain(value: object) -> str:
+    """`value` (stored or model text: a title, a name, a comment, a log field) escaped for Streamlit's Markdown,
+    so it shows as typed: no image is fetched, no link made, no heading, colour or icon from data. Line breaks
+    become spaces (a title is one line). Escaping alone does not stop GFM's bare-URL and e-mail links, so an
+    invisible word joiner (U+2060) breaks `://`, `www.` and `@`."""
+    text = " ".join(str(value if value is not None else "").split())
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", _break_autolinks(text))
+
+
+_LINK_SYNTAX = re.compile(r"([\[\]<>])")
+
+
+def _break_autolinks(text: str) -> str:
+    return _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\u2060" + m.group(0)[-1], text)
+
+
+def defang(message: str) -> str:
+    """A message that may quote data (an error naming a record, a name) with Markdown's link and image syntax
+    escaped (`[`, `]`, `<`, `>`, and bare URLs broken as in `plain`); the rest (code spans, bold, line breaks)
+    is kept."""
+    return _LINK_SYNTAX.sub(r"\\\1", _break_autolinks(message))

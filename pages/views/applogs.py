@@ -133,9 +133,10 @@ def _browse_section(ws) -> None:
                           placeholder="Pick a call")
     if picked:
         call = explore.call_detail(ws, picked, show_personal_data=raw)
-        st.caption(f"`{picked}` · {call['action_type']} · {call['category'] or 'no category'} · user "
-                   f"{call['user_id'] or '-'} · session {call['session_id'] or '-'} · {call['model']} · "
-                   f"{call['latency_ms']:.0f} ms · line {call['source_line']} of {call['import_id']}")
+        st.caption(f"{ui.plain(picked)} · {ui.plain(call['action_type'])} · "
+                   f"{ui.plain(call['category'] or 'no category')} · user {ui.plain(call['user_id'] or '-')} · session "
+                   f"{ui.plain(call['session_id'] or '-')} · {ui.plain(call['model'])} · {call['latency_ms']:.0f} ms · "
+                   f"line {call['source_line']} of {ui.plain(call['import_id'])}")
         left, right = st.columns(2)
         left.markdown("**Input**")
         left.text(call["input"])

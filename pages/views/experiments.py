@@ -46,7 +46,8 @@ def _results(ws, exp, names) -> None:
         st.info("No arm has been generated yet: generate the arms above, then review their conversations.")
         return
     if missing := [arm.name for arm in exp.arms if arm.name not in started]:
-        st.info(f"Not every arm has been generated yet (missing: {', '.join(missing)}): generate the arms above.")
+        st.info(f"Not every arm has been generated yet (missing: {ui.plain(', '.join(missing))}): generate the arms "
+                "above.")
         return
     report = experiment_report(ws, exp.experiment_id, alpha=alpha, exploratory=exploratory)
     st.dataframe(report.arms, hide_index=True, key="ex_arms")
@@ -55,12 +56,14 @@ def _results(ws, exp, names) -> None:
 
     d = report.decision
     if d.winner:
-        st.success(f"**Winner: {d.winner}** · confidence {d.confidence:.1%} (P(beat control)). {d.reason}",
+        st.success(f"**Winner: {ui.plain(d.winner)}** · confidence {d.confidence:.1%} (P(beat control)). "
+                   f"{ui.plain(d.reason)}",
                    icon=":material/emoji_events:")
     else:
         st.info(f"**No winner yet.** {d.reason.removeprefix('No winner yet: ')}", icon=":material/hourglass_top:")
     for arm, failures in d.failed_guardrails.items():
-        st.error(f"**Guardrail failed for {arm}:** " + "; ".join(failures), icon=":material/gpp_bad:")
+        st.error(f"**Guardrail failed for {ui.plain(arm)}:** " + ui.plain("; ".join(failures)),
+                 icon=":material/gpp_bad:")
     if report.srm is None:
         st.caption("Sample ratio check: not yet (it needs generated conversations in every arm).")
     elif report.srm.mismatch:
@@ -99,14 +102,14 @@ def _results(ws, exp, names) -> None:
 # ------------------------------------------------------------------------------------ one experiment
 
 def _definition(ws, exp, names) -> None:
-    st.markdown(f"### {exp.name}")
+    st.markdown(f"### {ui.plain(exp.name)}")
     head = st.container(horizontal=True, vertical_alignment="center")
     head.badge(exp.status, color=STATUS_COLOR[exp.status])
     head.caption(f"`{exp.experiment_id}` · template {names['templates'].get(exp.template_key, exp.template_key)} "
                     f"(`{exp.template_key}`) · created {exp.created_at:%Y-%m-%d %H:%M} · updated "
                     f"{exp.updated_at:%Y-%m-%d %H:%M} UTC")
     if exp.hypothesis:
-        st.markdown(f"**Hypothesis.** {exp.hypothesis}")
+        st.markdown(f"**Hypothesis.** {ui.plain(exp.hypothesis)}")
     settings = {r["version"]: r for r in ws.sql(
         "SELECT version, model, temperature FROM prompt_templates WHERE template_key = ?",
         [exp.template_key]).to_dicts()}
@@ -180,7 +183,7 @@ def _controls(ws, exp) -> None:
                     ok = True
                 except BrightRunError as exc:
                     box.update(label=f"{exp.experiment_id}: generation failed", state="error")
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
             if ok:
                 uix.flash(f"{exp.experiment_id}: arms generated; review their conversations on the Review page.")
                 st.rerun()
@@ -195,7 +198,7 @@ def _controls(ws, exp) -> None:
                 try:
                     set_status(ws, exp.experiment_id, target)
                 except BrightRunError as exc:
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
                 else:
                     uix.flash(f"{exp.experiment_id} is {target}.")
                     st.rerun()
@@ -309,7 +312,7 @@ def _new_tab(ws, names) -> None:
                                     hypothesis=hypothesis.strip(), success_metric=success, guardrails=guardrails,
                                     personas=personas, topics=topics, per_arm=int(per_arm), seed=int(seed))
         except BrightRunError as exc:
-            st.error(str(exc))
+            st.error(ui.defang(str(exc)))
         else:
             planned = len(cells(ws, exp)) * exp.per_arm
             uix.flash(f"Experiment {exp.experiment_id} created (draft): {planned:,} conversations per arm. Generate its "

@@ -136,7 +136,7 @@ def live(job_id: str) -> None:
         cols[4].metric("Tokens", ui.fmt_int(state["input_tokens"] + state["output_tokens"]))
         cols[5].metric("Spend", ui.fmt_usd(state["cost_usd"]))
         if state["note"]:
-            st.caption(state["note"])
+            st.caption(ui.plain(state["note"]))
         if state["running"] and st.button("Cancel job", key="g_cancel"):
             request_cancel(ws, job_id)
             st.toast("Cancel requested: no new calls start; calls in flight land.")

@@ -195,10 +195,11 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
     c = detail.conversation
     pairs = review_items(ws, conversation_id)
     mine = judgements_for_conversation(ws, conversation_id, reviewer) if reviewer else {}
-    st.subheader(c["title"])
+    st.subheader(ui.plain(c["title"]))
     quality = f"quality {c['quality_score']:.1f}" if c["quality_score"] is not None else "not scored"
-    st.caption(f"`{conversation_id}` · {detail.persona} · {detail.arc} ({c['tier'].replace('_', ' ')}) · "
-               f"{detail.topic} · {detail.template} `@ {c['template_version']}` · {quality} · "
+    st.caption(f"`{conversation_id}` · {ui.plain(detail.persona)} · {ui.plain(detail.arc)} "
+               f"({c['tier'].replace('_', ' ')}) · {ui.plain(detail.topic)} · {ui.plain(detail.template)} "
+               f"`@ {c['template_version']}` · {quality} · "
                + (f"you judged {len(mine)} of {len(pairs)} advisor turn(s)" if reviewer
                   else f"{len(pairs)} advisor turn(s) to judge"))
     blind = st.session_state.get("rv_blind", True)

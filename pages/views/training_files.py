@@ -56,7 +56,7 @@ with ui.guard():
                     st.session_state["training_file"] = new_name.strip()
                     st.rerun()
                 except TrainingFileError as exc:
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
 
     if files.is_empty():
         st.info("No training file yet. Create one above, or with `brightrun training-file create NAME`.")
@@ -143,7 +143,7 @@ with ui.guard():
                 done = assign_splits(ws, name, ratios, salt)
                 changed(f"Split again: {name} is now version {done.version}.")
             except TrainingFileError as exc:
-                st.error(str(exc))
+                st.error(ui.defang(str(exc)))
         if current.member_ids:
             leaks = leakage_report(ws, name)
             if leaks.is_empty():
@@ -185,7 +185,7 @@ with ui.guard():
                         ws, name, fmt, export_folder(ws, name, current.version, fmt), version=current.version,
                         force_reason=reason.strip() or None)
                 except TrainingFileError as exc:
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
         done = st.session_state.get("exported")
         if done is not None and done.name == name:
             if done.validation.ok:
