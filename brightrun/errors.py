@@ -5,6 +5,8 @@ May import: nothing from BrightRun.
 
 from __future__ import annotations
 
+import re
+
 
 class BrightRunError(Exception):
     """Base of every error BrightRun raises on purpose.
@@ -65,3 +67,21 @@ class FeedbackError(BrightRunError):
 
 class DatasetError(BrightRunError):
     """A training dataset could not be built as asked."""
+
+
+ID_RULE = "lower-case letters, digits, '-' or '_', starting with a letter or digit"
+
+
+def id_pattern(longest: int, first: str = "a-z0-9") -> re.Pattern[str]:
+    """A lower-case id: one of `first`, then up to longest - 1 of letters, digits, '-' and '_'."""
+    return re.compile(rf"[{first}][a-z0-9_-]{{0,{longest - 1}}}")
+
+
+def check_name(value: object, what: str, pattern: re.Pattern[str], rule: str,
+               error: type[Exception] = BrightRunError) -> str:
+    """The one rule for every id and name a user gives (jobs, experiments, arms, labels, datasets, training
+    files): the whole value must match `pattern` (`fullmatch`, so a trailing newline never slips through as
+    it does past `$`), else `error` saying what is allowed. Returns the value."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise error(f"{what} {value!r} is not allowed. Fix: use {rule}.")
+    return value
