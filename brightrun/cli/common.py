@@ -36,10 +36,12 @@ FoldSystemOpt = Annotated[bool | None, typer.Option(
          "without a system role (e.g. Gemma).")]
 
 
-def open_workspace(workspace: Path | None):
+def open_workspace(workspace: Path | None, *, create: bool = True):
+    """The workspace at the path; read-only commands (status, sql, show, list) pass create=False so a
+    mistyped path is an error (exit 2) and nothing is made there."""
     from brightrun.workspace import Workspace
 
-    return Workspace.open(workspace)
+    return Workspace.open(workspace, create=create)
 
 
 def progress_bar() -> Progress:

@@ -93,7 +93,7 @@ def report(
     the winner or "no winner yet"."""
     from brightrun.experiments import experiment_report, results_frame
 
-    result = experiment_report(open_workspace(workspace), experiment_id, alpha=alpha, exploratory=exploratory)
+    result = experiment_report(open_workspace(workspace, create=False), experiment_id, alpha=alpha, exploratory=exploratory)
     table = results_frame(result)
     d = result.decision
     if json_out:
@@ -126,7 +126,7 @@ def list_command(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> N
 
     rows = [{"experiment_id": e.experiment_id, "name": e.name, "status": e.status, "template": e.template_key,
              "arms": ", ".join(a.name for a in e.arms), "metric": e.success_metric, "updated_at": e.updated_at}
-            for e in list_experiments(open_workspace(workspace))]
+            for e in list_experiments(open_workspace(workspace, create=False))]
     print_frame(pl.DataFrame(rows, schema={"experiment_id": pl.String, "name": pl.String, "status": pl.String,
                                            "template": pl.String, "arms": pl.String, "metric": pl.String,
                                            "updated_at": pl.Datetime("us", "UTC")}), json_out)

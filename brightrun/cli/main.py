@@ -208,7 +208,7 @@ def sql(
     json_out: JsonOpt = False,
 ) -> None:
     """Run SQL over the workspace views and print the rows."""
-    print_frame(open_workspace(workspace).sql(query), json_out)
+    print_frame(open_workspace(workspace, create=False).sql(query), json_out)
 
 
 @app.command()
@@ -219,7 +219,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     from brightrun.explore import recent_jobs, totals
     from brightrun.generation import job_is_running
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=False)
     t = totals(ws)
     jobs = recent_jobs(ws, 20)
     notes = {}

@@ -56,16 +56,24 @@ class Workspace:
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, *, create: bool = True, threads: int = 2) -> Workspace:
-        """Open (and by default create) the workspace at `path`; `threads` bounds DuckDB's threads."""
+        """Open (and by default create) the workspace at `path`; `threads` bounds DuckDB's threads.
+
+        With create=False nothing is created: a folder that is not a workspace (no `tables/`) is a
+        WorkspaceError, so a mistyped path never turns into an empty workspace that reads like lost data."""
         root = resolve_path(path).resolve()
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"{root} is a file, not a folder. Fix: point --workspace at a folder.")
+        if not create:
+            if not (root / "tables").is_dir():
+                what = "no workspace at" if not root.exists() else "no workspace (no tables/ folder) in"
+                raise WorkspaceError(
+                    f"{what} {root}. Fix: give the right path with --workspace or $BRIGHTRUN_WORKSPACE, or make "
+                    f"one there with `brightrun demo --workspace {root}`.")
+            return cls(root, threads=threads)
         if not root.exists():
-            if not create:
-                raise WorkspaceError(f"no workspace at {root}. Fix: run `brightrun demo --workspace {root}`.")
             root.mkdir(parents=True)
         scaffolding = root / "scaffolding"
-        if not scaffolding.exists() and create:
+        if not scaffolding.exists():
             shutil.copytree(default_library(), scaffolding)
         for sub in ("tables", "documents", "locks"):
             (root / sub).mkdir(exist_ok=True)
