@@ -206,9 +206,13 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL over the workspace views.")],
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
+    read_only: Annotated[bool, typer.Option(
+        "--read-only", help="Run it where no file can be read or written: only the workspace views (the tables "
+                            "the query names are read into memory first).")] = False,
 ) -> None:
-    """Run SQL over the workspace views and print the rows."""
-    print_frame(open_workspace(workspace, create=False).sql(query), json_out)
+    """Run SQL over the workspace views and print the rows. This is full DuckDB with your rights: it can read
+    and write any file you can (COPY ... TO, read_csv). Use --read-only for SQL from someone else."""
+    print_frame(open_workspace(workspace, create=False).sql(query, read_only=read_only), json_out)
 
 
 @app.command()

@@ -128,8 +128,14 @@ class Workspace:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def sql(self, query: str, params: list | dict | None = None) -> pl.DataFrame:
-        """Run SQL over the workspace views; parameters are bound, never pasted."""
+    def sql(self, query: str, params: list | dict | None = None, *, read_only: bool = False) -> pl.DataFrame:
+        """Run SQL over the workspace views; parameters are bound, never pasted. This is full DuckDB with the
+        rights of the user running it (it can read and write files); read_only=True runs it where no file can
+        be read or written (`brightrun.workspace.sandbox`), the mode for SQL a browser user gives."""
+        if read_only:
+            from brightrun.workspace.sandbox import read_only_sql
+
+            return read_only_sql(self, query, params)
         with self._lock:
             for attempt in range(5):
                 try:
@@ -215,11 +221,11 @@ class Workspace:
 
     _views_ready = False
 
-    def _register_scaffolding(self, scaffolding: Scaffolding) -> None:
+    def _register_scaffolding(self, scaffolding: Scaffolding, con: duckdb.DuckDBPyConnection | None = None) -> None:
         from brightrun.scaffolding import scaffolding_frames
 
         for name, frame in scaffolding_frames(scaffolding).items():
-            self._con.register(f"_scaffold_{name}", frame.to_arrow())
+            (con or self._con).register(f"_scaffold_{name}", frame.to_arrow())
 
     def views(self) -> list[str]:
         """The public view names."""
