@@ -5,6 +5,7 @@ May import: nothing from BrightRun.
 
 from __future__ import annotations
 
+import errno
 import re
 
 
@@ -85,3 +86,20 @@ def check_name(value: object, what: str, pattern: re.Pattern[str], rule: str,
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise error(f"{what} {value!r} is not allowed. Fix: use {rule}.")
     return value
+
+
+def os_error(exc: OSError) -> BrightRunError | None:
+    """The user's own words for an OSError a user can cause (a read-only workspace, no permission, a full
+    disk), or None for any other. The CLI and the pages show these as `... Fix: ...`, not a traceback."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.EROFS:
+        return BrightRunError(f"the workspace is on a read-only file system: nothing can be written{where}. "
+                              f"Fix: point --workspace (or $BRIGHTRUN_WORKSPACE) at a writable copy, or mount it "
+                              f"read-write; read-only commands (status, sql, show, list) still work.")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return BrightRunError(f"no permission to write in the workspace{where}. Fix: run as the user who owns "
+                              f"the workspace, or give yours write access (ls -l shows the owner).")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BrightRunError(f"the disk is full{where}: what was being written was not kept. Fix: free space on "
+                              f"that disk (df -h shows it), then run the command again; finished work is kept.")
+    return None

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import orjson
 import typer
+from filelock import Timeout
+from rich.markup import escape
 
 from brightrun.cli.applogs import import_log_command
 from brightrun.cli.common import (
@@ -34,7 +36,7 @@ from brightrun.cli.jobs import jobs_app
 from brightrun.cli.prompts import prompts_app
 from brightrun.cli.quality import quality_app, validate
 from brightrun.cli.training import training_app
-from brightrun.errors import BrightRunError
+from brightrun.errors import BrightRunError, os_error
 
 app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-tuning data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -277,8 +279,21 @@ app.command("doctor")(doctor_command)
 
 
 def main() -> None:
+    """The `brightrun` command: every failure a user can cause ends in `error: ... Fix: ...` and exit code 2
+    (a BrightRunError, a lock another process holds, a read-only workspace, no permission, a full disk)."""
     try:
         app()
     except BrightRunError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise SystemExit(2) from None
+        _fail(exc)
+    except Timeout as exc:  # a lock taken outside the workspace's own (those raise LockHeld, a BrightRunError)
+        _fail(f"{exc} Fix: wait for the other process to finish, then try again.")
+    except OSError as exc:
+        mapped = os_error(exc)
+        if mapped is None:
+            raise
+        _fail(mapped)
+
+
+def _fail(message: object) -> None:
+    console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True)
+    raise SystemExit(2) from None

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from brightrun.errors import BrightRunError
+from brightrun.errors import BrightRunError, os_error
 from brightrun.workspace import Workspace, resolve_path
 
 
@@ -24,11 +24,18 @@ def workspace() -> Workspace:
 
 @contextmanager
 def guard() -> Iterator[None]:
-    """Show a BrightRunError as an error box with its fix, and stop the page there."""
+    """Show a BrightRunError (or an OSError a user can cause: read-only workspace, no permission, full disk)
+    as an error box with its fix, and stop the page there."""
     try:
         yield
     except BrightRunError as exc:
         st.error(defang(str(exc)))
+        st.stop()
+    except OSError as exc:
+        mapped = os_error(exc)
+        if mapped is None:
+            raise
+        st.error(defang(str(mapped)))
         st.stop()
 
 
