@@ -222,6 +222,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """What the workspace holds, and its jobs."""
     from dataclasses import asdict
 
+    from brightrun.enrichment import interrupted as interrupted_enrichment
     from brightrun.explore import recent_jobs, totals
     from brightrun.generation import job_is_running
 
@@ -232,6 +233,10 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     for row in jobs.iter_rows(named=True):
         if row["status"] in ("queued", "processing") and not job_is_running(ws, row["job_id"]):
             notes[row["job_id"]] = f"interrupted: resume with `brightrun jobs resume {row['job_id']}`"
+    stranded = interrupted_enrichment(ws)
+    if stranded:
+        notes["enrichment"] = (f"interrupted: {stranded:,} conversation(s) left mid-enrichment by a stopped run; "
+                               f"`brightrun enrich` finishes them")
     if json_out:
         sys.stdout.write(orjson.dumps({"workspace": str(ws.root), "totals": asdict(t), "jobs": jobs.to_dicts(),
                                        "notes": notes, "problems": ws.problems}, default=str).decode() + "\n")

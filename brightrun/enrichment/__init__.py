@@ -4,6 +4,6 @@ scores (pipeline.py); the offline emotion lexicon it detects with (emotions.py).
 May import: errors, models, quality, scaffolding, workspace.
 """
 
-from brightrun.enrichment.pipeline import ENRICHMENT_VERSION, EnrichResult, enrich
+from brightrun.enrichment.pipeline import ENRICHMENT_VERSION, EnrichResult, enrich, interrupted
 
-__all__ = ["ENRICHMENT_VERSION", "EnrichResult", "enrich"]
+__all__ = ["ENRICHMENT_VERSION", "EnrichResult", "enrich", "interrupted"]
