@@ -36,3 +36,16 @@ def test_status_reports_an_interrupted_enrichment_and_enrich_finishes_it(demo_co
     assert done.exit_code == 0 and orjson.loads(done.stdout)["enriched"] == 3
     assert interrupted(demo_copy) == 0 and "enrichment" not in notes(demo_copy)
     assert demo_copy.scalar("SELECT count(*) FROM training_pairs") == pairs_before  # redone, not doubled
+
+
+def test_feedback_parts_are_compacted_as_reviews_come_in(demo_copy: Workspace, monkeypatch) -> None:
+    from brightrun.feedback import store
+
+    monkeypatch.setattr(store, "COMPACT_AT", 8, raising=False)
+    pairs = demo_copy.sql("SELECT pair_id FROM training_pairs ORDER BY 1 LIMIT 20")["pair_id"].to_list()
+    before = demo_copy.scalar("SELECT count(*) FROM feedback")
+    for i, pair in enumerate(pairs):
+        store.record_feedback(demo_copy, "training_pair", pair, f"r{i % 3}", helpful=i % 2 == 0)
+        assert len(demo_copy.table_files("feedback").deltas) < 8
+    assert demo_copy.scalar("SELECT count(*) FROM feedback") == before + 20  # nothing lost or doubled
+    assert demo_copy.scalar("SELECT count(*) FROM feedback WHERE target_id IN (SELECT unnest(?))", [pairs]) >= 20

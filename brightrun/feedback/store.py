@@ -17,6 +17,9 @@ from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import atomic_write_bytes
 from brightrun.workspace.spreadsheet import csv_bytes
 
+COMPACT_AT = 64
+"""Feedback parts (one per judgement) at which a judgement also merges them into the base, as runs do for
+their tables, so a workspace reviewed for months does not read thousands of small files."""
 _TARGETS = {"training_pair": ("training_pairs", "pair_id"), "conversation": ("conversations", "conversation_id"),
             "llm_call": ("llm_calls", "call_id")}
 
@@ -52,6 +55,8 @@ def record_feedback(ws: Workspace, target_type: TargetType, target_id: str, revi
         raise FeedbackError(f"feedback on {target_id!r} is not valid: {first['msg']}. Fix: give a thumbs, a rating "
                           "from 1 to 5, a comment or an edit.") from exc
     ws.append_models("feedback", [record])
+    if len(ws.table_files("feedback").deltas) >= COMPACT_AT:
+        ws.compact(tables=["feedback"], min_parts=COMPACT_AT)
     return record
 
 
