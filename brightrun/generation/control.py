@@ -81,8 +81,9 @@ def run_job(ws: Workspace, job_id: str, provider: Provider | None = None, *, set
     lock = ws.lock(f"job-{job_id}", timeout=0.5)
     try:
         lock.acquire()
-    except TimeoutError:
-        raise JobError(f"job {job_id!r} is being run by another process. Fix: wait for it to finish, "
+    except TimeoutError as exc:
+        who = getattr(exc, "who", "another process")
+        raise JobError(f"job {job_id!r} is being run by {who}. Fix: wait for it to finish, "
                        f"or cancel it with `brightrun jobs cancel {job_id}`.") from None
     try:
         provider = provider or provider_for_job(job)

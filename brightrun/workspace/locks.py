@@ -33,12 +33,16 @@ class LockHeld(Timeout, WorkspaceError):  # noqa: N818 - a filelock.Timeout, nam
         self.name = name
         self.holder = holder
 
-    def __str__(self) -> str:
+    @property
+    def who(self) -> str:
+        """`brightrun enrich -w data` (process 123 on host) since 2026-01-02T03:04:05+00:00, or another process."""
         h = self.holder
-        who = (f"`{h.get('command')}` (process {h.get('pid')} on {h.get('host')}) since {h.get('since')}" if h
-               else "another process")
-        return (f"the workspace lock {self.name!r} is held by {who}. Fix: wait for it to finish and try again, "
-                f"or stop that process if it hangs (a lock of a process that died is free at once).")
+        return (f"`{h.get('command')}` (process {h.get('pid')} on {h.get('host')}) since {h.get('since')}" if h
+                else "another process")
+
+    def __str__(self) -> str:
+        return (f"the workspace lock {self.name!r} is held by {self.who}. Fix: wait for it to finish and try "
+                f"again, or stop that process if it hangs (a lock of a process that died is free at once).")
 
 
 class HolderLock:
