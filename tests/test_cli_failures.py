@@ -102,3 +102,20 @@ def test_a_page_shows_a_read_only_workspace_as_an_error_with_its_fix(ws: Workspa
     assert not at.exception, at.exception
     shown = [e.value for e in at.error]
     assert any("read-only file system" in e and "Fix:" in e for e in shown), shown
+
+
+def test_status_still_works_on_a_read_only_workspace(ws: Workspace, monkeypatch, capsys) -> None:
+    """What the read-only message promises: read-only commands still work there, interrupted job included."""
+    from brightrun.generation import create_job
+    from brightrun.generation.jobs import make_plan
+    from brightrun.workspace.locks import HolderLock
+
+    create_job(ws, make_plan(ws, ["marcus_chen"], ["fear_to_security"], ["emergency_fund"], count=1),
+               provider="scripted", model="scripted-1", job_id="j1")
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self.holder_path))
+
+    monkeypatch.setattr(HolderLock, "acquire", read_only)
+    code, err = run_main(monkeypatch, capsys, "status", "-w", str(ws.root), "--json")
+    assert code == 0, err

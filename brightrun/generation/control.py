@@ -100,6 +100,8 @@ def job_is_running(ws: Workspace, job_id: str) -> bool:
         lock.acquire()
     except TimeoutError:
         return True
+    except OSError:  # a read-only workspace: no process can be running a job in it
+        return False
     lock.release()
     return False
 
