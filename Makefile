@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 WORKSPACE ?= data
 PORT ?= 8501
+# 127.0.0.1: only this machine. Serving a team: README, "Serving the app to a team".
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test install demo bench lint clean-demo
 
@@ -25,7 +27,7 @@ demo: install
 	fi
 
 run: demo
-	BRIGHTRUN_WORKSPACE=$(WORKSPACE) $(BIN)/streamlit run app.py --server.port $(PORT)
+	BRIGHTRUN_WORKSPACE=$(WORKSPACE) $(BIN)/streamlit run app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: install
 	$(BIN)/python -m pytest

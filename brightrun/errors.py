@@ -5,6 +5,8 @@ May import: nothing from BrightRun.
 
 from __future__ import annotations
 
+import errno
+import re
 from collections.abc import Mapping
 
 
@@ -75,3 +77,36 @@ class TrainingFileError(BrightRunError):
     def __init__(self, message: str, problems: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.problems = dict(problems or {})
+ID_RULE = "lower-case letters, digits, '-' or '_', starting with a letter or digit"
+
+
+def id_pattern(longest: int, first: str = "a-z0-9") -> re.Pattern[str]:
+    """A lower-case id: one of `first`, then up to longest - 1 of letters, digits, '-' and '_'."""
+    return re.compile(rf"[{first}][a-z0-9_-]{{0,{longest - 1}}}")
+
+
+def check_name(value: object, what: str, pattern: re.Pattern[str], rule: str,
+               error: type[Exception] = BrightRunError) -> str:
+    """The one rule for every id and name a user gives (jobs, experiments, arms, labels, datasets, training
+    files): the whole value must match `pattern` (`fullmatch`, so a trailing newline never slips through as
+    it does past `$`), else `error` saying what is allowed. Returns the value."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise error(f"{what} {value!r} is not allowed. Fix: use {rule}.")
+    return value
+
+
+def os_error(exc: OSError) -> BrightRunError | None:
+    """The user's own words for an OSError a user can cause (a read-only workspace, no permission, a full
+    disk), or None for any other. The CLI and the pages show these as `... Fix: ...`, not a traceback."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.EROFS:
+        return BrightRunError(f"the workspace is on a read-only file system: nothing can be written{where}. "
+                              f"Fix: point --workspace (or $BRIGHTRUN_WORKSPACE) at a writable copy, or mount it "
+                              f"read-write; read-only commands (status, sql, show, list) still work.")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return BrightRunError(f"no permission to write in the workspace{where}. Fix: run as the user who owns "
+                              f"the workspace, or give yours write access (ls -l shows the owner).")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BrightRunError(f"the disk is full{where}: what was being written was not kept. Fix: free space on "
+                              f"that disk (df -h shows it), then run the command again; finished work is kept.")
+    return None

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from brightrun.ui import plain
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -103,7 +105,7 @@ def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> N
     shown = [el.value for msg in at.chat_message for el in msg.children.values() if el.type == "text"]
     assert shown == turns["content"].to_list()
     markdown = " ".join(m.value for m in at.markdown)
-    assert "Grief -> Planning" in markdown and "Persona" in markdown
+    assert plain("Grief -> Planning") in markdown and "Persona" in markdown  # stored names shown as text
     version = demo_ws.sql("SELECT template_version FROM conversations WHERE conversation_id = ?", [cid]).item()
     assert version in markdown
     code = [c.value for c in at.code]

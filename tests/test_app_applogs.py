@@ -45,10 +45,14 @@ def log_file(tmp_path: Path) -> Path:
 
 
 def test_import_from_a_path_with_a_mapping(ws: Workspace, log_file: Path, monkeypatch) -> None:
+    placed = ws.root / "imports" / "exports" / log_file.name
+    placed.parent.mkdir(parents=True)
+    log_file.rename(placed)
     at = open_page(ws.root, monkeypatch)
     at.segmented_control(key="log_source").set_value("A file on this machine").run()
-    at.text_input(key="log_path").input(str(log_file)).run()
-    assert not at.exception
+    assert at.selectbox(key="log_file").options == ["exports/calls.jsonl"]
+    at.selectbox(key="log_file").set_value(placed).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
     # Nothing guessable for these names: map them by hand.
     for field, column in {"action_type": "step", "input": "in", "output": "out", "user_id": "who",
                           "session_id": "sid", "helpful": "thumbs", "rating": "stars"}.items():
@@ -70,6 +74,25 @@ def test_import_from_a_path_with_a_mapping(ws: Workspace, log_file: Path, monkey
     submit.click().run()
     assert any("Nothing new" in i.value for i in at.info)
     assert ws.scalar("SELECT count(*) FROM llm_calls WHERE import_id IS NOT NULL") == 3
+
+
+def test_a_path_outside_the_imports_folder_is_refused(ws: Workspace, log_file: Path, monkeypatch) -> None:
+    monkeypatch.delenv("BRIGHTRUN_IMPORT_DIRS", raising=False)
+    (ws.root / "imports").mkdir()
+    (ws.root / "imports" / "link.jsonl").symlink_to(log_file)
+    at = open_page(ws.root, monkeypatch)
+    at.segmented_control(key="log_source").set_value("A file on this machine").run()
+    for typed in [str(log_file), "link.jsonl", f"../../{log_file.name}", "/etc/passwd"]:
+        at.text_input(key="log_path").input(typed).run()
+        assert not at.exception, at.exception
+        assert any("reads logs only from" in e.value and "Fix:" in e.value for e in at.error), typed
+        assert not at.get("form_submit_button")  # nothing was read: no mapping form with its columns
+        assert not any("column(s)" in c.value for c in at.caption)
+    assert at.selectbox(key="log_file").options == []  # the symlink leading out is not listed
+    # The operator may allow the folder.
+    monkeypatch.setenv("BRIGHTRUN_IMPORT_DIRS", str(log_file.parent))
+    at.text_input(key="log_path").input(str(log_file)).run()
+    assert not at.error and any("column(s): step, who, sid, in, out" in c.value for c in at.caption)
 
 
 def test_browse_redacts_unless_asked_and_builds_a_dataset(demo_copy: Workspace, monkeypatch) -> None:

@@ -24,7 +24,8 @@ def server():
 @pytest.fixture
 def page(ws: Workspace, monkeypatch):
     monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                 "BRIGHTRUN_ANTHROPIC_BASE_URL", "BRIGHTRUN_TRUSTED_BASE_URLS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(ROOT)
 
@@ -54,6 +55,7 @@ def everything(at: AppTest) -> str:
 def test_check_then_live_check_shows_the_estimate_first_and_records_the_probe(
         page, server: FakeLLMServer, ws: Workspace, monkeypatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("BRIGHTRUN_ANTHROPIC_BASE_URL", server.base_url)  # the operator's URL: the key may go there
     at = page("anthropic", server.base_url)
     assert not at.table and "g_doctor_live" not in [b.key for b in at.button]  # nothing checked yet
     at.button(key="g_doctor").click().run()
@@ -86,3 +88,20 @@ def test_scripted_is_checked_offline_and_offers_no_live_check(page) -> None:
     at.button(key="g_doctor").click().run()
     assert checks(at) == {"key": "ok", "models": "ok"}
     assert not any("Live check" in m.value for m in at.markdown)
+
+
+def test_a_base_url_typed_in_the_page_gets_no_server_key_only_one_typed_with_it(page, monkeypatch) -> None:
+    from key_listener import KeyListener
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with KeyListener() as listener:
+        at = page("anthropic", listener.url)
+        at.button(key="g_doctor").click().run()
+        assert not at.exception, at.exception
+        assert checks(at)["key"] == "failed"
+        assert "never sent to" in everything(at) and "Fix: type that host's key" in everything(at)
+        assert listener.requests == [] and KEY not in everything(at)
+        at.text_input(key="g_api_key_anthropic").set_value("typed-for-this-host").run()
+        at.button(key="g_doctor").click().run()
+        assert listener.requests and KEY not in listener.all_header_text()
+        assert {r["headers"]["authorization"] for r in listener.requests} == {"Bearer typed-for-this-host"}

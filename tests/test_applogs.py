@@ -16,10 +16,12 @@ from typer.testing import CliRunner
 
 from brightrun.applogs import (
     ColumnMapping,
+    allowed_log_path,
     detect,
     guess_mapping,
     import_log,
     list_imports,
+    list_log_files,
     parse_map_options,
     pii_counts,
     redact,
@@ -324,6 +326,43 @@ def test_feedback_rows_have_deterministic_ids(ws: Workspace, tmp_path: Path) -> 
     assert sorted(other.sql("SELECT feedback_id FROM feedback")["feedback_id"]) == sorted(fb["feedback_id"])
     ids = "SELECT call_id FROM llm_calls ORDER BY 1"
     assert other.sql(ids).equals(ws.sql(ids))
+
+
+# -- which files the app may read -----------------------------------------------------------------------------
+
+def test_the_app_reads_logs_only_inside_the_allowed_folders(ws: Workspace, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("BRIGHTRUN_IMPORT_DIRS", raising=False)
+    inside = ws.root / "imports" / "exports" / "calls.jsonl"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(orjson.dumps(good(1)) + b"\n")
+    secret = tmp_path / "elsewhere" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text("action_type,input,output\nx,y,z\n")
+    (ws.root / "imports" / "link.csv").symlink_to(secret)  # a symlink inside leading outside
+    (ws.root / "imports" / "uploads").mkdir()
+    (ws.root / "imports" / "uploads" / "up.csv").symlink_to(inside)  # a symlink that stays inside
+
+    assert allowed_log_path(ws, "exports/calls.jsonl") == inside.resolve()
+    assert allowed_log_path(ws, inside) == inside.resolve()
+    assert allowed_log_path(ws, "uploads/up.csv") == inside.resolve()
+    for outside in ["link.csv", "../../elsewhere/secret.csv", f"{ws.root}/imports/../../elsewhere/secret.csv",
+                    secret, "/etc/passwd", ws.root / "tables"]:
+        with pytest.raises(BrightRunError, match=r"reads logs only from .*Fix: copy the file into") as caught:
+            allowed_log_path(ws, outside)
+        if "secret" in str(outside) or outside == "link.csv":
+            assert f"leads to {secret.resolve()}" in str(caught.value)
+    with pytest.raises(BrightRunError, match="no file nothing.csv .*Fix:"):
+        allowed_log_path(ws, "nothing.csv")
+    listed = list_log_files(ws)
+    assert sorted(p.name for p in listed) == ["calls.jsonl", "up.csv"]  # not the symlink leading out
+
+    # A folder the operator adds is allowed, with its own symlinks resolved the same way.
+    monkeypatch.setenv("BRIGHTRUN_IMPORT_DIRS", str(secret.parent))
+    assert allowed_log_path(ws, secret) == secret.resolve()
+    assert allowed_log_path(ws, "link.csv") == secret.resolve()
+    assert secret in list_log_files(ws)
+    with pytest.raises(BrightRunError, match="reads logs only from"):
+        allowed_log_path(ws, secret.parent / ".." / "other.csv")
 
 
 # -- personal data ------------------------------------------------------------------------------------------

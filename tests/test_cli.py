@@ -57,10 +57,13 @@ def test_generate_enrich_sql_and_status(tmp_path: Path) -> None:
 
 
 def test_workspace_env_var_is_honoured(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(tmp_path / "envws"))
+    envws = tmp_path / "envws"
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(envws))
+    missing = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM personas", "--json"])
+    assert f"no workspace at {envws}" in str(missing.exception) and not envws.exists()  # sql creates nothing
+    Workspace.open(envws)
     result = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM personas", "--json"])
     assert orjson.loads(result.stdout) == [{"n": 4}]
-    assert (tmp_path / "envws" / "scaffolding").is_dir()
 
 
 def test_errors_exit_2_with_the_fix(tmp_path: Path, cli_env: dict) -> None:

@@ -79,7 +79,7 @@ def test_anthropic_with_a_key_lists_models_and_a_live_probe_passes_and_is_record
     def announce(report, estimate) -> None:  # the estimate comes before anything is sent
         announced.append((estimate.cost_usd, server.counts().get("messages", 0)))
 
-    report = run_doctor(["anthropic"], base_url=server.base_url, live=True, ws=ws, announce=announce)
+    report = run_doctor(["anthropic"], base_url=server.base_url, live=True, trusted_base_url=True, ws=ws, announce=announce)
     claude = report.providers[0]
     assert report.exit_code == 0 and claude.ok
     assert statuses(claude) == {"key": "ok", "models": "ok", "model": "ok", "probe cost": "ok", "request": "ok",
@@ -102,7 +102,7 @@ def test_anthropic_with_a_key_lists_models_and_a_live_probe_passes_and_is_record
 def test_a_dated_model_id_counts_as_its_alias(monkeypatch, server: FakeLLMServer) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     server.models = ["claude-sonnet-5-5-20260301", "claude-haiku-4-5-20251001"]
-    claude = run_doctor(["anthropic"], base_url=server.base_url).providers[0]
+    claude = run_doctor(["anthropic"], base_url=server.base_url, trusted_base_url=True).providers[0]
     assert statuses(claude)["model"] == "ok" and "as claude-sonnet-5-5-20260301" in message(claude, "model")
     assert statuses(claude)["request"] == "not_checked" and "--live" in message(claude, "request")
     assert is_alias_of("gpt-4o", "gpt-4o-2024-08-06") and is_alias_of("llama3", "llama3:latest")
@@ -110,7 +110,7 @@ def test_a_dated_model_id_counts_as_its_alias(monkeypatch, server: FakeLLMServer
 
 
 def test_anthropic_without_a_key_says_what_it_could_not_check(server: FakeLLMServer) -> None:
-    report = run_doctor(["anthropic"], base_url=server.base_url, live=True)
+    report = run_doctor(["anthropic"], base_url=server.base_url, live=True, trusted_base_url=True)
     claude = report.providers[0]
     assert statuses(claude)["key"] == "failed" and "Fix: export ANTHROPIC_API_KEY" in message(claude, "key")
     assert {s for name, s in statuses(claude).items() if name != "key"} == {"not_checked"}
@@ -158,7 +158,8 @@ def test_openai_compatible_against_the_fake_server(monkeypatch, server: FakeLLMS
     assert ws.sql("SELECT model, action_type FROM llm_calls").row(0) == ("local-llama-3", PROBE_ACTION)
     assert OPENAI_KEY not in result.output and server.counts()["chat"] == 1
     # A local server needs no key: a placeholder is sent, and the key check says so.
-    nokey = run_doctor(["openai-compatible"], base_url=server.base_url + "/v1", model="gpt-4o-mini").providers[0]
+    nokey = run_doctor(["openai-compatible"], base_url=server.base_url + "/v1", model="gpt-4o-mini",
+                       trusted_base_url=True).providers[0]
     assert statuses(nokey)["key"] == "ok" and "not needed for the local server" in message(nokey, "key")
     assert statuses(nokey)["model"] == "ok"
 
@@ -178,16 +179,16 @@ def test_a_refused_connection_is_explained_and_exits_1(monkeypatch, closed_port:
 def test_a_refused_key_a_bad_answer_and_a_404_each_get_their_message(monkeypatch, server: FakeLLMServer) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     server.faults = FaultPlan(permanent={"brightrun-doctor": "authentication"})  # the probe's item key
-    claude = run_doctor(["anthropic"], base_url=server.base_url, live=True).providers[0]
+    claude = run_doctor(["anthropic"], base_url=server.base_url, live=True, trusted_base_url=True).providers[0]
     assert statuses(claude)["request"] == "failed"
     assert "the key was refused" in message(claude, "request") and "Fix: set a valid key in ANTHROPIC_API_KEY" \
         in message(claude, "request")
     server.faults = FaultPlan(permanent={"brightrun-doctor": "schema_invalid"})
-    claude = run_doctor(["anthropic"], base_url=server.base_url, live=True).providers[0]
+    claude = run_doctor(["anthropic"], base_url=server.base_url, live=True, trusted_base_url=True).providers[0]
     assert statuses(claude)["request"] == "ok" and statuses(claude)["answer"] == "failed"
     assert "does not match the probe schema at ok" in message(claude, "answer")
     assert statuses(claude)["tokens and cost"] == "ok"  # a bad answer is still paid for
-    claude = run_doctor(["anthropic"], base_url=server.base_url + "/nope", live=True).providers[0]
+    claude = run_doctor(["anthropic"], base_url=server.base_url + "/nope", live=True, trusted_base_url=True).providers[0]
     assert statuses(claude)["models"] == "failed" and "has no models endpoint" in message(claude, "models")
     assert statuses(claude)["request"] == "failed" and "'claude-sonnet-5-5' (or the endpoint) was not found" \
         in message(claude, "request")

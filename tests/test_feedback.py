@@ -138,6 +138,28 @@ def test_export_writes_history_with_the_original(demo_copy: Workspace, tmp_path:
         export_feedback(demo_copy, tmp_path / "x.txt")
 
 
+def test_csv_export_neutralises_spreadsheet_formulas(demo_copy: Workspace, tmp_path: Path) -> None:
+    import csv
+
+    import polars as pl
+
+    from brightrun.workspace.spreadsheet import neutralise_formulas
+
+    (pair, _), = pairs_of(demo_copy, 1)
+    hostile = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"]
+    for comment in hostile:
+        record_feedback(demo_copy, "training_pair", pair, "ana", rating=3, comment=comment)
+    record_feedback(demo_copy, "training_pair", pair, "ben", rating=4, comment="fine = good")
+    assert export_feedback(demo_copy, tmp_path / "all.csv", source="review") == 5
+    with open(tmp_path / "all.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["comment"] for r in rows] == ["'" + c for c in hostile] + ["fine = good"]
+    assert {r["rating"] for r in rows} == {"3", "4"}  # numbers are left alone
+    # Comments are stripped when recorded; a tab or carriage return first counts too (the OWASP list).
+    frame = neutralise_formulas(pl.DataFrame({"text": ["\t=1", "\r=1", "a=1", None], "n": [-1, 2, 3, 4]}))
+    assert frame.to_dict(as_series=False) == {"text": ["'\t=1", "'\r=1", "a=1", None], "n": [-1, 2, 3, 4]}
+
+
 WRITER = textwrap.dedent("""
     import sys, time
     from brightrun.feedback import record_feedback

@@ -185,7 +185,8 @@ def test_settings_change_on_resume_and_are_noted(ws: Workspace, tmp_path) -> Non
         done = load_job(ws, "later")
         assert done.model == "gemma-3-1b" and done.done == job.total
         assert f"base_url={base}" in done.note and "json_mode=json_object" in done.note and "model=gemma-3-1b" in done.note
-        assert orjson.loads(done.provider_options) == {"base_url": base, "json_mode": "json_object", "timeout": 30.0}
+        assert orjson.loads(done.provider_options) == {"base_url": base, "json_mode": "json_object", "timeout": 30.0,
+                                                       "trusted_base_url": True}  # typed at the shell
         assert {r for r in ws.sql("SELECT DISTINCT model FROM llm_calls")["model"].to_list()} == {"gemma-3-1b"}
 
 

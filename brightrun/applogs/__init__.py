@@ -8,6 +8,7 @@ the personal data they hold, and build the demo's coaching-app log.
 May import: errors, providers, workspace.
 """
 
+from brightrun.applogs.folders import allowed_log_path, import_dirs, list_log_files
 from brightrun.applogs.importer import (
     ImportProgress,
     ImportResult,
@@ -30,7 +31,8 @@ from brightrun.applogs.pii import (
 from brightrun.applogs.readers import BadRow
 
 __all__ = [
-    "KINDS", "PLACEHOLDERS", "BadRow", "ColumnMapping", "ImportProgress", "ImportResult", "detect", "guess_mapping",
+    "KINDS", "PLACEHOLDERS", "BadRow", "ColumnMapping", "ImportProgress", "ImportResult", "allowed_log_path",
+    "detect", "guess_mapping", "import_dirs", "list_log_files",
     "import_log", "inspect_log", "list_imports", "mapping_from_dict", "parse_map_options", "pii_counts", "redact",
     "redact_counted", "redact_frame", "redact_series", "save_upload",
 ]

@@ -36,10 +36,12 @@ FoldSystemOpt = Annotated[bool | None, typer.Option(
          "without a system role (e.g. Gemma).")]
 
 
-def open_workspace(workspace: Path | None):
+def open_workspace(workspace: Path | None, *, create: bool = True):
+    """The workspace at the path; read-only commands (status, sql, show, list) pass create=False so a
+    mistyped path is an error (exit 2) and nothing is made there."""
     from brightrun.workspace import Workspace
 
-    return Workspace.open(workspace)
+    return Workspace.open(workspace, create=create)
 
 
 def progress_bar() -> Progress:
@@ -119,7 +121,11 @@ def resume_with_progress(workspace: Path | None, job_id: str, json_out: bool, *,
     if job is None:
         raise BrightRunError(f"no job {job_id!r} to resume. Fix: list jobs with `brightrun jobs list`.")
     console.print(f"Resuming job [bold]{job_id}[/] ({job.done} of {job.total} done).")
-    job = run_with_progress(ws, job, resume_job)
+    # A key typed in the app with the job's base URL arrives in this process's environment only (never stored).
+    from brightrun.generation.control import JOB_KEY_VARIABLE
+
+    typed_key = os.environ.pop(JOB_KEY_VARIABLE, None)
+    job = run_with_progress(ws, job, resume_job, api_key=typed_key)
     if enrich_after:
         from brightrun.enrichment import run_tracked
 

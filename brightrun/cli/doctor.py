@@ -40,7 +40,8 @@ def doctor_command(
             raise typer.BadParameter(f"unknown provider {name!r}. Fix: use one of {', '.join(PROVIDERS)}.",
                                      param_hint="--provider")
     ws = open_workspace(workspace) if workspace else None
-    report = run_doctor(provider, model=model, base_url=base_url, live=live, ws=ws, announce=_announce)
+    report = run_doctor(provider, model=model, base_url=base_url, live=live, ws=ws, announce=_announce,
+                        trusted_base_url=True)  # a --base-url typed at the shell is the operator's
     if json_out:
         sys.stdout.write(report.model_dump_json() + "\n")
     else:

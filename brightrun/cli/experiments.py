@@ -68,7 +68,7 @@ def run(
     from brightrun.experiments import run_experiment
 
     ws = open_workspace(workspace)
-    options = {"base_url": base_url} if base_url else {}
+    options = {"base_url": base_url, "trusted_base_url": True} if base_url else {}  # the operator's URL
     with console.status("generating the arms") as status:
         exp = run_experiment(ws, experiment_id, provider=provider, provider_options=options, concurrency=concurrency,
                              progress=lambda msg: status.update(msg))
@@ -96,8 +96,8 @@ def report(
     from brightrun.experiments import experiment_report, results_frame
     from brightrun.experiments.report import report_dict
 
-    result = experiment_report(open_workspace(workspace), experiment_id, alpha=alpha, exploratory=exploratory,
-                               fixed_sample=fixed_sample)
+    result = experiment_report(open_workspace(workspace, create=False), experiment_id, alpha=alpha,
+                               exploratory=exploratory, fixed_sample=fixed_sample)
     if json_out:
         sys.stdout.write(orjson.dumps(report_dict(result), default=str,
                                       option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
@@ -130,7 +130,7 @@ def list_command(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> N
 
     rows = [{"experiment_id": e.experiment_id, "name": e.name, "status": e.status, "template": e.template_key,
              "arms": ", ".join(a.name for a in e.arms), "metric": e.success_metric, "updated_at": e.updated_at}
-            for e in list_experiments(open_workspace(workspace))]
+            for e in list_experiments(open_workspace(workspace, create=False))]
     print_frame(pl.DataFrame(rows, schema={"experiment_id": pl.String, "name": pl.String, "status": pl.String,
                                            "template": pl.String, "arms": pl.String, "metric": pl.String,
                                            "updated_at": pl.Datetime("us", "UTC")}), json_out)

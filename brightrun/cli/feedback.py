@@ -78,7 +78,7 @@ def list_command(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> N
     """The built datasets, newest first."""
     from brightrun.datasets import list_datasets
 
-    found = list_datasets(open_workspace(workspace))
+    found = list_datasets(open_workspace(workspace, create=False))
     if json_out:
         sys.stdout.write(orjson.dumps([d.model_dump(mode="json") for d in found]).decode() + "\n")
         return

@@ -75,7 +75,7 @@ def list_command(
     from brightrun.finetuning import list_jobs, list_models, refresh_jobs
     from brightrun.finetuning.tables import jobs_table, models_table, resumable_jobs
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=refresh)
     if refresh:
         with console.status("asking OpenAI"):
             changed = refresh_jobs(ws, base_url=base_url)
@@ -105,7 +105,7 @@ def show(job_id: JobArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = Fal
     """One job with its whole history."""
     from brightrun.finetuning import get_job, job_events
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=False)
     job = get_job(ws, job_id)
     events = job_events(ws, job_id)
     if json_out:

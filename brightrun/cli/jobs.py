@@ -34,7 +34,7 @@ def list_jobs(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None
     """Every job, newest first, with its progress and spend."""
     from brightrun.generation.views import job_table
 
-    print_frame(job_table(open_workspace(workspace)), json_out)
+    print_frame(job_table(open_workspace(workspace, create=False)), json_out)
 
 
 @jobs_app.command("show")
@@ -42,7 +42,7 @@ def show(job_id: JobArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = Fal
     """One job: status, counts, rate, spend, and its failures."""
     from brightrun.generation.views import job_failures, job_state
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=False)
     state = job_state(ws, job_id)
     failures = job_failures(ws, job_id)
     if json_out:
@@ -58,7 +58,7 @@ def _change_settings(ws, job_id: str, model, base_url, timeout, json_mode, fold_
     from brightrun.generation import change_provider_settings
 
     change_provider_settings(ws, job_id, model=model, base_url=base_url, timeout=timeout, json_mode=json_mode,
-                             fold_system=fold_system)
+                             fold_system=fold_system, operator=True)  # typed at the shell: the operator's URL
 
 
 @jobs_app.command("resume")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import orjson
 import typer
+from filelock import Timeout
+from rich.markup import escape
 
 from brightrun.cli.applogs import import_log_command
 from brightrun.cli.common import (
@@ -34,7 +36,7 @@ from brightrun.cli.jobs import jobs_app
 from brightrun.cli.prompts import prompts_app
 from brightrun.cli.quality import quality_app, validate
 from brightrun.cli.training import training_app
-from brightrun.errors import BrightRunError
+from brightrun.errors import BrightRunError, os_error
 
 app = typer.Typer(help="BrightRun: generate, enrich, explore and assemble fine-tuning data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -156,7 +158,8 @@ def generate(
         job = create_job(ws, plan, provider=provider, model=chosen_model or "", seed=seed, job_id=job_id,
                          provider_options=_provider_options(provider, failure_rate, seed, base_url=base_url,
                                                             timeout=timeout, json_mode=json_mode,
-                                                            fold_system=fold_system),
+                                                            fold_system=fold_system,
+                                                            trusted_base_url=True if base_url else None),
                          concurrency=concurrency, batch_api=batch_api, max_attempts=max_attempts,
                          temperature=temperature, max_tokens=max_tokens)
         console.print(f"Job [bold]{job.job_id}[/]: {job.total} conversation(s) over {len(plan)} cell(s).")
@@ -164,7 +167,7 @@ def generate(
         from brightrun.generation import change_provider_settings
 
         job = change_provider_settings(ws, job.job_id, model=model, base_url=base_url, timeout=timeout,
-                                       json_mode=json_mode, fold_system=fold_system)
+                                       json_mode=json_mode, fold_system=fold_system, operator=True)
         console.print(f"Resuming job [bold]{job.job_id}[/] ({job.done} of {job.total} done).")
     job = run_with_progress(ws, job, resume_job)
     if enrich_after:
@@ -206,9 +209,13 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL over the workspace views.")],
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
+    read_only: Annotated[bool, typer.Option(
+        "--read-only", help="Run it where no file can be read or written: only the workspace views (the tables "
+                            "the query names are read into memory first).")] = False,
 ) -> None:
-    """Run SQL over the workspace views and print the rows."""
-    print_frame(open_workspace(workspace).sql(query), json_out)
+    """Run SQL over the workspace views and print the rows. This is full DuckDB with your rights: it can read
+    and write any file you can (COPY ... TO, read_csv). Use --read-only for SQL from someone else."""
+    print_frame(open_workspace(workspace, create=False).sql(query, read_only=read_only), json_out)
 
 
 @app.command()
@@ -216,16 +223,21 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """What the workspace holds, and its jobs."""
     from dataclasses import asdict
 
+    from brightrun.enrichment import interrupted as interrupted_enrichment
     from brightrun.explore import recent_jobs, totals
     from brightrun.generation import job_is_running
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=False)
     t = totals(ws)
     jobs = recent_jobs(ws, 20)
     notes = {}
     for row in jobs.iter_rows(named=True):
         if row["status"] in ("queued", "processing") and not job_is_running(ws, row["job_id"]):
             notes[row["job_id"]] = f"interrupted: resume with `brightrun jobs resume {row['job_id']}`"
+    stranded = interrupted_enrichment(ws)
+    if stranded:
+        notes["enrichment"] = (f"interrupted: {stranded:,} conversation(s) left mid-enrichment by a stopped run; "
+                               f"`brightrun enrich` finishes them")
     if json_out:
         sys.stdout.write(orjson.dumps({"workspace": str(ws.root), "totals": asdict(t), "jobs": jobs.to_dicts(),
                                        "notes": notes, "problems": ws.problems}, default=str).decode() + "\n")
@@ -293,8 +305,21 @@ app.command("doctor")(doctor_command)
 
 
 def main() -> None:
+    """The `brightrun` command: every failure a user can cause ends in `error: ... Fix: ...` and exit code 2
+    (a BrightRunError, a lock another process holds, a read-only workspace, no permission, a full disk)."""
     try:
         app()
     except BrightRunError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise SystemExit(2) from None
+        _fail(exc)
+    except Timeout as exc:  # a lock taken outside the workspace's own (those raise LockHeld, a BrightRunError)
+        _fail(f"{exc} Fix: wait for the other process to finish, then try again.")
+    except OSError as exc:
+        mapped = os_error(exc)
+        if mapped is None:
+            raise
+        _fail(mapped)
+
+
+def _fail(message: object) -> None:
+    console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True)
+    raise SystemExit(2) from None

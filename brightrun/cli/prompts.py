@@ -22,7 +22,7 @@ def list_versions(
     rating, edit rate, failure rate, tokens, cost)."""
     from brightrun.prompts import versions
 
-    frame = versions(open_workspace(workspace), template)
+    frame = versions(open_workspace(workspace, create=False), template)
     columns = ["template_key", "version", "labels", "is_current", "conversations", "scripted_share", "mean_quality", "thumbs_up_rate",
                "mean_rating", "edit_rate", "failure_rate", "tokens", "cost_usd"]
     print_frame(frame if json_out else frame.select(columns), json_out)
@@ -67,7 +67,7 @@ def diff_command(
     """The two versions' text as a unified diff, and their metrics side by side."""
     from brightrun.prompts import diff
 
-    d = diff(open_workspace(workspace), template, version_a, version_b)
+    d = diff(open_workspace(workspace, create=False), template, version_a, version_b)
     for title, lines in (("system prompt", d.system_diff), ("body", d.body_diff)):
         out.print(f"--- {title}: " + ("no change" if not lines else f"{len(lines)} diff line(s)"), markup=False)
         if lines:

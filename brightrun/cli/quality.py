@@ -84,7 +84,7 @@ def judge(
     from brightrun.quality.judge import agreement, judge_pairs
 
     ws = open_workspace(workspace)
-    settings = {"base_url": base_url, "timeout": timeout}
+    settings = {"base_url": base_url, "timeout": timeout, "trusted_base_url": True if base_url else None}
     if provider == "openai-compatible":
         settings |= {"json_mode": json_mode, "fold_system": fold_system}
     elif json_mode or fold_system:

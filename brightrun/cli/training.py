@@ -92,7 +92,7 @@ def show(name: NameArg, workspace: WorkspaceOpt = None, version: VersionOpt = No
 
     from brightrun.training_files import split_counts, stored_leakage_report, versions
 
-    ws = open_workspace(workspace)
+    ws = open_workspace(workspace, create=False)
     history = pl.DataFrame([{"version": v.version, "change": v.change, "conversations": len(v.member_ids),
                              "content_hash": v.content_hash, "created_at": str(v.created_at)}
                             for v in versions(ws, name)])

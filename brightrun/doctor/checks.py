@@ -39,6 +39,7 @@ from brightrun.errors import BrightRunError, ProviderError
 from brightrun.providers import PROVIDERS, get_provider
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import scrub
+from brightrun.providers.keys import key_may_go_to, resolve_key
 from brightrun.providers.pricing import price_table
 from brightrun.secrets import secret
 
@@ -238,18 +239,21 @@ def _scripted(live: bool) -> ProviderReport:
 
 async def check_provider(name: str, *, model: str | None = None, base_url: str | None = None, live: bool = False,
                          ws=None, announce: Callable[[ProviderReport, ProbeEstimate], None] | None = None,
-                         ) -> ProviderReport:
-    """Check one provider. `announce(report, estimate)` is called just before a live probe is sent."""
+                         api_key: str | None = None, trusted_base_url: bool = False) -> ProviderReport:
+    """Check one provider. `announce(report, estimate)` is called just before a live probe is sent. `api_key`: a
+    key typed with `base_url`; without it the server's key goes only where brightrun.providers.keys allows
+    (`trusted_base_url`: the base URL comes from the operator, e.g. the command line)."""
     if name not in PROVIDERS:
         raise BrightRunError(f"unknown provider {name!r}. Fix: use one of {', '.join(PROVIDERS)}.")
     if name == "scripted":
         return _scripted(live)
-    key = secret(KEY_VARIABLES[name])
+    key = resolve_key(name, base_url, typed_key=api_key, trusted=trusted_base_url)
+    withheld = not key and not key_may_go_to(name, base_url, trusted=trusted_base_url)
     url = resolved_base_url(name, base_url)
     report = ProviderReport(provider=name, model=model or default_model(name), base_url=scrub(url, [key]),
                             live=live)
     doctor = _Doctor(report, key, ws, announce)
-    status, message, go_on = key_check(name, key, url)
+    status, message, go_on = key_check(name, key, url, withheld=withheld)
     doctor.add("key", status, message)
     if not go_on:
         doctor.skip(["models", "model", *(["probe cost", *LIVE_CHECKS] if live else LIVE_CHECKS[:1])],
@@ -271,9 +275,12 @@ async def check_provider(name: str, *, model: str | None = None, base_url: str |
 
 
 def run_doctor(providers: list[str] | None = None, *, model: str | None = None, base_url: str | None = None,
-               live: bool = False, ws=None, announce=None) -> DoctorReport:
+               live: bool = False, ws=None, announce=None, api_key: str | None = None,
+               trusted_base_url: bool = False) -> DoctorReport:
     """Check `providers` (default: every configured one, saying which were skipped and why). `model` and
-    `base_url` apply to the named providers; without names, `base_url` goes to openai-compatible only."""
+    `base_url` apply to the named providers; without names, `base_url` goes to openai-compatible only. The
+    server's key goes to `base_url` only when `trusted_base_url` (the operator typed it) or the operator set it;
+    otherwise only `api_key`, typed with it, does."""
     if providers:
         unknown = [p for p in providers if p not in PROVIDERS]
         if unknown:
@@ -286,5 +293,6 @@ def run_doctor(providers: list[str] | None = None, *, model: str | None = None, 
         return base_url if providers or name == "openai-compatible" else None
 
     reports = [aio.run(check_provider(name, model=model, base_url=url_for(name), live=live, ws=ws,
-                                      announce=announce)) for name in chosen]
+                                      announce=announce, api_key=api_key, trusted_base_url=trusted_base_url))
+               for name in chosen]
     return DoctorReport(providers=reports, skipped=skipped)

@@ -9,6 +9,7 @@ import socket
 from urllib.parse import urlparse
 
 from brightrun.errors import ProviderError
+from brightrun.providers.keys import untrusted_url_fix
 
 KEY_VARIABLES = {"anthropic": "ANTHROPIC_API_KEY", "openai-compatible": "OPENAI_API_KEY"}
 DEFAULT_URLS = {"anthropic": "https://api.anthropic.com", "openai-compatible": "https://api.openai.com/v1"}
@@ -32,11 +33,18 @@ def is_local(url: str) -> bool:
     return address.is_loopback or address.is_private or address.is_unspecified
 
 
-def key_check(provider: str, key: str | None, url: str) -> tuple[str, str, bool]:
-    """(status, message, whether to go on and ask the API) for the provider's key."""
+def key_check(provider: str, key: str | None, url: str, *, withheld: bool = False) -> tuple[str, str, bool]:
+    """(status, message, whether to go on and ask the API) for the provider's key. `withheld`: the server has a
+    key but may not send it to `url` (a base URL the operator did not set, see brightrun.providers.keys)."""
     var = KEY_VARIABLES[provider]
     if key:
         return "ok", f"{var} is set (its value is never shown).", True
+    if withheld and (provider == "anthropic" or not is_local(url)):
+        return ("failed", f"the server's {var} is never sent to {url}, a base URL the operator did not set. "
+                          f"Fix: {untrusted_url_fix(provider)}.", False)
+    if withheld:
+        return ("ok", f"the server's {var} is never sent to {url} (a base URL the operator did not set); the "
+                      f"local server gets a placeholder key.", True)
     if provider == "anthropic":
         return ("failed", f"{var} is not set (nor in .streamlit/secrets.toml for the app). Fix: export {var}=<your "
                           f"key> (Anthropic Console > API keys), or use the scripted provider.", False)

@@ -6,7 +6,7 @@ May import: errors, models, quality, scaffolding, workspace.
 """
 
 from brightrun.enrichment.background import EnrichmentState, enrichment_state, launch_enrichment, run_tracked
-from brightrun.enrichment.pipeline import ENRICHMENT_VERSION, EnrichResult, enrich
+from brightrun.enrichment.pipeline import ENRICHMENT_VERSION, EnrichResult, enrich, interrupted
 
-__all__ = ["ENRICHMENT_VERSION", "EnrichResult", "EnrichmentState", "enrich", "enrichment_state",
+__all__ = ["ENRICHMENT_VERSION", "EnrichResult", "EnrichmentState", "enrich", "enrichment_state", "interrupted",
            "launch_enrichment", "run_tracked"]

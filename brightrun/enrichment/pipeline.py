@@ -244,6 +244,23 @@ def enrich(ws: Workspace, *, force: bool = False, chunk_size: int = 5000,
     return result
 
 
+def interrupted(ws: Workspace) -> int:
+    """Conversations a killed enrich left `enrichment_in_progress` (0 while an enrich runs, which holds them
+    now). `brightrun enrich` takes them up again like any conversation not completed."""
+    query = "SELECT count(*) FROM conversations WHERE enrichment_status = 'enrichment_in_progress'"
+    lock = ws.lock("enrichment", timeout=0)
+    try:
+        lock.acquire()
+    except TimeoutError:
+        return 0
+    except OSError:  # a read-only workspace: nothing can be enriching it
+        return ws.scalar(query)
+    try:
+        return ws.scalar(query)
+    finally:
+        lock.release()
+
+
 def _status_rows(ids: list[str], status: str, now: datetime) -> list[dict]:
     return [{"conversation_id": c, "status": status, "enrichment_version": ENRICHMENT_VERSION,
              "updated_at": now} for c in ids]

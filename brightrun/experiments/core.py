@@ -116,9 +116,11 @@ def plan_arm(ws: Workspace, exp: Experiment, arm: Variant) -> list[PlannedCell]:
 
 
 def run_experiment(ws: Workspace, experiment_id: str, *, provider: str = "scripted", provider_options: dict | None = None,
-                   concurrency: int = 8, progress: Callable[[str], None] | None = None) -> Experiment:
+                   concurrency: int = 8, progress: Callable[[str], None] | None = None,
+                   api_key: str | None = None) -> Experiment:
     """Generate every arm (one job each, balanced over the cells) and mark the experiment running.
-    Re-running resumes unfinished arms; finished ones are not generated again."""
+    Re-running resumes unfinished arms; finished ones are not generated again. `api_key`: a key typed with the
+    base URL, for this run only (never stored)."""
     exp = load_experiment(ws, experiment_id)
     if exp.status == "completed":
         raise ExperimentError(f"experiment {experiment_id!r} is completed. Fix: create a new one to run again.")
@@ -136,10 +138,10 @@ def run_experiment(ws: Workspace, experiment_id: str, *, provider: str = "script
                        provider_options={"seed": exp.seed + index} if provider == "scripted" else options,
                        concurrency=concurrency, temperature=arm.temperature)
             say(f"arm {arm.name}: generating")
-            run_job(ws, job_id)
+            run_job(ws, job_id, api_key=api_key)
         elif job.status not in ("completed", "failed", "cancelled"):
             say(f"arm {arm.name}: resuming")
-            resume_job(ws, job_id)
+            resume_job(ws, job_id, api_key=api_key)
         else:
             say(f"arm {arm.name}: already generated")
     return exp

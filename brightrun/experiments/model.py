@@ -3,16 +3,17 @@ metric with guardrails, one conversation the unit of randomisation and analysis.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from brightrun.errors import ID_RULE, check_name, id_pattern
+
 Status = Literal["draft", "running", "paused", "completed"]
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
-_ARM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
+_ID = id_pattern(60)
+_ARM = id_pattern(30)
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,7 @@ class Variant(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _ARM.match(value):
-            raise ValueError(f"arm name {value!r}: use lower-case letters, digits, '-' or '_'")
-        return value
+        return check_name(value, "arm name", _ARM, f"1 to 30 {ID_RULE}", ValueError)
 
 
 class Experiment(BaseModel):
@@ -73,9 +72,7 @@ class Experiment(BaseModel):
     @field_validator("experiment_id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise ValueError(f"experiment id {value!r}: use lower-case letters, digits, '-' or '_'")
-        return value
+        return check_name(value, "experiment id", _ID, f"1 to 60 {ID_RULE}", ValueError)
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:

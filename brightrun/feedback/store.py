@@ -15,7 +15,11 @@ from brightrun.models import Feedback
 from brightrun.models.feedback import TargetType
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import atomic_write_bytes
+from brightrun.workspace.spreadsheet import csv_bytes
 
+COMPACT_AT = 64
+"""Feedback parts (one per judgement) at which a judgement also merges them into the base, as runs do for
+their tables, so a workspace reviewed for months does not read thousands of small files."""
 _TARGETS = {"training_pair": ("training_pairs", "pair_id"), "conversation": ("conversations", "conversation_id"),
             "llm_call": ("llm_calls", "call_id")}
 
@@ -51,6 +55,8 @@ def record_feedback(ws: Workspace, target_type: TargetType, target_id: str, revi
         raise FeedbackError(f"feedback on {target_id!r} is not valid: {first['msg']}. Fix: give a thumbs, a rating "
                           "from 1 to 5, a comment or an edit.") from exc
     ws.append_models("feedback", [record])
+    if len(ws.table_files("feedback").deltas) >= COMPACT_AT:
+        ws.compact(tables=["feedback"], min_parts=COMPACT_AT)
     return record
 
 
@@ -142,7 +148,7 @@ def export_feedback(ws: Workspace, path: Path, *, latest_only: bool = False, sou
         data = b"".join(orjson.dumps(row, default=str) + b"\n" for row in frame.to_dicts())
         atomic_write_bytes(path, data)
     elif suffix == ".csv":
-        atomic_write_bytes(path, frame.write_csv().encode())
+        atomic_write_bytes(path, csv_bytes(frame))  # spreadsheet formulas neutralised (OWASP)
     elif suffix == ".parquet":
         tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
         frame.write_parquet(tmp)

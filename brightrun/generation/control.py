@@ -22,7 +22,8 @@ from brightrun.workspace import Workspace, utcnow
 
 
 def provider_for_job(job: BatchJob, **overrides) -> Provider:
-    """The provider a job was created with, from its stored settings (keys come from the environment)."""
+    """The provider a job was created with, from its stored settings. Keys are never stored: the server's key
+    goes only where `brightrun.providers.keys` allows, else an `api_key` override (typed with the base URL)."""
     options = {**orjson.loads(job.provider_options or "{}"), **overrides}
     if job.provider != "scripted":
         options.setdefault("concurrency", job.concurrency)
@@ -62,8 +63,9 @@ async def _run(runner: JobRunner, batch_api: bool) -> BatchJob:
 
 
 def run_job(ws: Workspace, job_id: str, provider: Provider | None = None, *, settings: RunSettings | None = None,
-            progress: ProgressFn | None = None, **legacy) -> BatchJob:
-    """Run (or resume) a job to the end. Only one process runs a given job at a time."""
+            progress: ProgressFn | None = None, api_key: str | None = None, **legacy) -> BatchJob:
+    """Run (or resume) a job to the end. Only one process runs a given job at a time. `api_key`: a key typed
+    with the job's base URL (used for this run only, never stored)."""
     job = load_job(ws, job_id)
     if job is None:
         raise JobError(f"no job {job_id!r} in {ws.root}. Fix: list jobs with `brightrun jobs list`.")
@@ -72,13 +74,16 @@ def run_job(ws: Workspace, job_id: str, provider: Provider | None = None, *, set
     settings = settings or RunSettings(concurrency=job.concurrency, max_attempts=job.max_attempts)
     for name, value in legacy.items():
         setattr(settings, name, value)
+    if api_key and provider is None:
+        provider = provider_for_job(job, api_key=api_key)
     if job.batch_api and not (provider or provider_for_job(job)).supports_batches:
         raise JobError(f"provider {job.provider!r} has no batch API. Fix: run the job without --batch-api.")
     lock = ws.lock(f"job-{job_id}", timeout=0.5)
     try:
         lock.acquire()
-    except TimeoutError:
-        raise JobError(f"job {job_id!r} is being run by another process. Fix: wait for it to finish, "
+    except TimeoutError as exc:
+        who = getattr(exc, "who", "another process")
+        raise JobError(f"job {job_id!r} is being run by {who}. Fix: wait for it to finish, "
                        f"or cancel it with `brightrun jobs cancel {job_id}`.") from None
     try:
         provider = provider or provider_for_job(job)
@@ -93,13 +98,19 @@ def job_is_running(ws: Workspace, job_id: str) -> bool:
     return ws.lock_held(f"job-{job_id}")
 
 
+JOB_KEY_VARIABLE = "BRIGHTRUN_JOB_API_KEY"
+"""How a key typed in the app reaches the background process that runs the job (never stored)."""
+
 PROVIDER_SETTINGS = ("base_url", "timeout", "json_mode", "fold_system")
 """The provider settings a job keeps (never a key), and that a resume or a retry may change."""
 
 
-def change_provider_settings(ws: Workspace, job_id: str, *, model: str | None = None, **settings) -> BatchJob:
+def change_provider_settings(ws: Workspace, job_id: str, *, model: str | None = None, operator: bool = False,
+                             **settings) -> BatchJob:
     """Change a stopped job's model or provider settings (base URL, timeout, JSON mode, folding the system
-    prompt) before it runs again; the change is written to the job's note. None leaves a setting as it is."""
+    prompt) before it runs again; the change is written to the job's note. None leaves a setting as it is.
+    `operator`: the settings come from the person running BrightRun (the command line), so the server's key may
+    go to a new base URL; from anywhere else it may not (`brightrun.providers.keys`)."""
     job = load_job(ws, job_id)
     if job is None:
         raise JobError(f"no job {job_id!r}. Fix: list jobs with `brightrun jobs list`.")
@@ -117,6 +128,8 @@ def change_provider_settings(ws: Workspace, job_id: str, *, model: str | None = 
         raise JobError(f"job {job_id!r} is running. Fix: cancel it (`brightrun jobs cancel {job_id}`), or wait "
                        f"for it to finish, before changing its settings.")
     options = {**orjson.loads(job.provider_options or "{}"), **changes}
+    if "base_url" in changes:
+        options["trusted_base_url"] = operator
     if "json_mode" in changes:
         from brightrun.providers.openai_compat import check_json_mode
 
@@ -159,14 +172,17 @@ def retry_failed(ws: Workspace, job_id: str) -> int:
     return len(items)
 
 
-def launch_background(ws: Workspace, job_id: str, *, enrich: bool = False) -> int:
+def launch_background(ws: Workspace, job_id: str, *, enrich: bool = False, api_key: str | None = None) -> int:
     """Run `brightrun jobs resume JOB` in a detached process (it outlives the app's page); returns its pid.
     Its output goes to `logs/<job>.log` in the workspace. With `enrich`, the process then enriches what is new
-    (`--enrich`), with its progress where the app shows it."""
+    (`--enrich`), with its progress where the app shows it. `api_key`, a key typed with the job's base URL,
+    reaches that process in its environment only ($BRIGHTRUN_JOB_API_KEY), never a job row or a file."""
     log_dir = ws.root / "logs"
     log_dir.mkdir(exist_ok=True)
     log = open(log_dir / f"{job_id}.log", "ab")  # noqa: SIM115 - handed to the child process
-    env = {k: v for k, v in os.environ.items() if k != "BRIGHTRUN_WORKSPACE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("BRIGHTRUN_WORKSPACE", JOB_KEY_VARIABLE)}
+    if api_key:
+        env[JOB_KEY_VARIABLE] = api_key
     process = subprocess.Popen(
         [sys.executable, "-m", "brightrun", "jobs", "resume", job_id, "--workspace", str(ws.root),
          *(["--enrich"] if enrich else [])],

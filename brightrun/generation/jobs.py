@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import uuid
 from dataclasses import dataclass
 
 import orjson
 
-from brightrun.errors import JobError
+from brightrun.errors import ID_RULE, JobError, check_name, id_pattern
 from brightrun.models import BatchItem, BatchJob, Cell, PromptTemplate
 from brightrun.scaffolding import Scaffolding, template_rows
 from brightrun.workspace import Workspace, utcnow
 
-_JOB_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_JOB_ID = id_pattern(64)
 
 
 @dataclass(frozen=True)
@@ -124,8 +123,7 @@ def create_job(
     require_model(provider, model)
     scaffolding = ws.scaffolding
     job_id = job_id or new_job_id()
-    if not _JOB_ID.match(job_id):
-        raise JobError(f"job id {job_id!r} is not allowed. Fix: use lowercase letters, digits, '-' and '_'.")
+    check_name(job_id, "job id", _JOB_ID, f"1 to 64 {ID_RULE}", JobError)
     total = sum(p.count for p in plan)
     if total == 0:
         raise JobError("the plan has no conversations to generate. Fix: choose at least one cell and count.")

@@ -5,17 +5,16 @@ mean rating, edit rate, failure rate), and a side-by-side diff of two versions w
 from __future__ import annotations
 
 import difflib
-import re
 import uuid
 from dataclasses import dataclass
 
 import polars as pl
 
-from brightrun.errors import BrightRunError
+from brightrun.errors import BrightRunError, check_name, id_pattern
 from brightrun.stats.rates import rate_estimate
 from brightrun.workspace import Workspace, utcnow
 
-LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+LABEL = id_pattern(40, first="a-z")
 SUGGESTED_LABELS = ["production", "candidate", "baseline", "archived"]
 
 METRICS_SQL = """
@@ -54,9 +53,8 @@ LEFT JOIN items USING (template_key, version) LEFT JOIN fb USING (template_key, 
 def set_label(ws: Workspace, template_key: str, version: str, label: str, *, by: str = "", note: str = "") -> None:
     """Point `label` of a template at one of its versions (a label names one version at a time; moving it
     keeps the history). The version must exist."""
-    if not LABEL.match(label or ""):
-        raise BrightRunError(f"label {label!r} is not allowed. Fix: use lower-case letters, digits, '-' or '_', "
-                             f"starting with a letter (e.g. {', '.join(SUGGESTED_LABELS[:2])}).")
+    check_name(label, "label", LABEL, f"1 to 40 lower-case letters, digits, '-' or '_', starting with a letter "
+               f"(e.g. {', '.join(SUGGESTED_LABELS[:2])})")
     known = ws.sql("SELECT 1 FROM prompt_templates WHERE template_key = ? AND version = ?", [template_key, version])
     if not known.height:
         raise BrightRunError(f"template {template_key!r} has no version {version!r}. Fix: pick one from "

@@ -13,6 +13,7 @@ import orjson
 from brightrun.errors import ProviderError
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import from_exception, scrub
+from brightrun.providers.keys import key_may_go_to, resolve_key, untrusted_url_fix
 from brightrun.providers.schema import claude_schema
 from brightrun.secrets import secret
 
@@ -46,8 +47,14 @@ class ClaudeProvider(Provider):
     supports_batches = True
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, timeout: float = 120.0,
-                 concurrency: int = 16) -> None:
-        self._key = api_key or api_key_from_environment()
+                 concurrency: int = 16, trusted_base_url: bool = False) -> None:
+        """`api_key` is a key typed with `base_url`; without it the server's key is used only where
+        `resolve_key` allows (the official host, an operator's base URL, or `trusted_base_url`)."""
+        self._key = resolve_key(self.name, base_url, typed_key=api_key, trusted=trusted_base_url)
+        if not self._key and not key_may_go_to(self.name, base_url, trusted=trusted_base_url):
+            raise ProviderError(
+                f"no key for the base URL {base_url}: the server's Anthropic key goes only to the official host or "
+                f"a base URL the operator set. Fix: {untrusted_url_fix(self.name)}.", error_type="authentication")
         if not self._key:
             raise ProviderError(
                 "no Anthropic API key. Fix: set ANTHROPIC_API_KEY in the environment (or in "

@@ -25,6 +25,7 @@ import openai
 from brightrun.errors import ProviderError
 from brightrun.providers.base import JSON_MODES, Provider, ProviderRequest, ProviderResponse
 from brightrun.providers.errors import from_exception
+from brightrun.providers.keys import resolve_key
 from brightrun.providers.schema import inline_refs
 
 # After a refusal of the first, try the next: json_object with the schema, then plain json_object.
@@ -54,13 +55,15 @@ class OpenAICompatibleProvider(Provider):
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None, model: str | None = None,
                  timeout: float = 120.0, json_mode: str = "auto", concurrency: int = 16,
-                 fold_system: bool = False) -> None:
+                 fold_system: bool = False, trusted_base_url: bool = False) -> None:
+        """`api_key` is a key typed with `base_url`; without it the server's OPENAI_API_KEY is used only where
+        `resolve_key` allows (the official host, an operator's base URL, or `trusted_base_url`)."""
         self.requested_mode = check_json_mode(json_mode)
         self.mode = "json_schema" if json_mode == "auto" else ("json_object+schema" if json_mode == "json_object"
                                                                 else json_mode)
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        # Local servers usually take any key; hosted ones need OPENAI_API_KEY.
-        self._key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        # Local servers usually take any key; hosted ones need OPENAI_API_KEY (never sent to a browser's URL).
+        self._key = resolve_key(self.name, base_url, typed_key=api_key, trusted=trusted_base_url) or "not-needed"
         if model:
             self.default_model = model
         self.timeout = timeout

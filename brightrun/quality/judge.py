@@ -289,8 +289,9 @@ def judge_pairs(ws: Workspace, provider: Provider, *, model: str | None = None, 
     lock = ws.lock("quality-judge", timeout=0.5)
     try:
         lock.acquire()
-    except TimeoutError:
-        raise BrightRunError("another judge run is using this workspace. Fix: wait for it to finish.") from None
+    except TimeoutError as exc:
+        who = getattr(exc, "who", "another process")
+        raise BrightRunError(f"another judge run is using this workspace: {who}. Fix: wait for it to finish.") from None
     try:
         rows, judged_before, skipped = _plan(ws, pair_ids, limit, sample_seed, model, force)
         result = JudgeResult(skipped=skipped)

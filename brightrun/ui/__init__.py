@@ -7,6 +7,17 @@ Pages use `from brightrun import ui` for the common helpers and import the other
 May import: enrichment, errors, experiments, exports, quality, stats, training_files, validation, workspace.
 """
 
-from brightrun.ui.common import fmt_duration, fmt_int, fmt_usd, guard, new_seed, workspace
+from brightrun.ui.common import (
+    defang,
+           fmt_duration,
+           fmt_int,
+           fmt_usd,
+           guard,
+           key_for_base_url,
+           new_seed,
+           plain,
+           workspace,
+)
 
-__all__ = ["fmt_duration", "fmt_int", "fmt_usd", "guard", "new_seed", "workspace"]
+__all__ = ["defang", "fmt_duration", "fmt_int", "fmt_usd", "guard", "key_for_base_url", "new_seed", "plain",
+           "workspace"]

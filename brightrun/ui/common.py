@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
 
-from brightrun.errors import BrightRunError
+from brightrun.errors import BrightRunError, os_error
 from brightrun.workspace import Workspace, resolve_path
 
 FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
@@ -28,11 +29,18 @@ def workspace() -> Workspace:
 
 @contextmanager
 def guard() -> Iterator[None]:
-    """Show a BrightRunError as an error box with its fix, and stop the page there."""
+    """Show a BrightRunError (or an OSError a user can cause: read-only workspace, no permission, full disk)
+    as an error box with its fix, and stop the page there."""
     try:
         yield
     except BrightRunError as exc:
-        st.error(str(exc))
+        st.error(defang(str(exc)))
+        st.stop()
+    except OSError as exc:
+        mapped = os_error(exc)
+        if mapped is None:
+            raise
+        st.error(defang(str(mapped)))
         st.stop()
 
 
@@ -67,3 +75,41 @@ def new_seed() -> int:
     import random
 
     return random.randrange(2**31)
+
+
+def key_for_base_url(base_url: str | None, *, key: str) -> str | None:
+    """A password field for the key of a base URL typed in the page (None when no base URL or nothing typed).
+    The server's own key never goes to a base URL typed in a browser (brightrun.providers.keys); this key is
+    used for the run it is typed for and never stored."""
+    if not base_url:
+        return None
+    return st.text_input("API key for this base URL", type="password", key=key,
+                         help="Used for this run only, never stored. The server's own key is sent only to the "
+                              "provider's official host or a base URL the operator set.") or None
+
+
+_AUTOLINK = re.compile(r":/|www\.|\w@", re.IGNORECASE)
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$=&\"'])")
+
+
+def plain(value: object) -> str:
+    """`value` (stored or model text: a title, a name, a comment, a log field) escaped for Streamlit's Markdown,
+    so it shows as typed: no image is fetched, no link made, no heading, colour or icon from data. Line breaks
+    become spaces (a title is one line). Escaping alone does not stop GFM's bare-URL and e-mail links, so an
+    invisible word joiner (U+2060) breaks `://`, `www.` and `@`."""
+    text = " ".join(str(value if value is not None else "").split())
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", _break_autolinks(text))
+
+
+_LINK_SYNTAX = re.compile(r"([\[\]<>])")
+
+
+def _break_autolinks(text: str) -> str:
+    return _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\u2060" + m.group(0)[-1], text)
+
+
+def defang(message: str) -> str:
+    """A message that may quote data (an error naming a record, a name) with Markdown's link and image syntax
+    escaped (`[`, `]`, `<`, `>`, and bare URLs broken as in `plain`); the rest (code spans, bold, line breaks)
+    is kept."""
+    return _LINK_SYNTAX.sub(r"\\\1", _break_autolinks(message))

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 from brightrun.errors import BrightRunError
 from brightrun.experiments import METRICS
 from brightrun.stats import power
+from brightrun.ui.common import defang
 
 MARGIN = {"l": 10, "r": 10, "t": 30, "b": 10}
 
@@ -206,7 +207,7 @@ def calculator() -> None:
     try:
         size = power.sample_size_rates(p0, p1, alpha=alpha, power=wanted)
     except BrightRunError as exc:
-        st.error(str(exc))
+        st.error(defang(str(exc)))
     else:
         a, b = st.columns(2)
         a.metric("Conversations per arm (rates)", f"{size.n_control:,}")
@@ -219,7 +220,7 @@ def calculator() -> None:
     try:
         mde = power.mde_rates(p0, int(n_mde), alpha=alpha, power=wanted)
     except BrightRunError as exc:
-        st.error(str(exc))
+        st.error(defang(str(exc)))
     else:
         if mde.p_treatment is None:
             cols[1].metric("Smallest detectable rate", "–")
@@ -244,7 +245,7 @@ def calculator() -> None:
     try:
         size = power.sample_size_means(d, diff=diff, sd=sd, alpha=alpha, power=wanted, test=test)
     except BrightRunError as exc:
-        st.error(str(exc))
+        st.error(defang(str(exc)))
     else:
         a, b = st.columns(2)
         a.metric("Conversations per arm (means)", f"{size.n_control:,}")

@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 
-from brightrun.errors import WorkspaceError
+from brightrun.errors import WorkspaceError, check_name
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _\-]{0,119}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9 _\-]{0,118}[A-Za-z0-9_\-])?")
+"""A name usable as a file name: no leading or trailing space, no newline."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -55,12 +56,8 @@ def read_json(path: Path) -> Any:
 
 def safe_name(name: str, what: str = "name") -> str:
     """A user-given name usable as a file name: it can never leave its folder."""
-    if not _SAFE_NAME.match(name or "") or name.strip() != name:
-        raise WorkspaceError(
-            f"{what} {name!r} is not allowed. Fix: use 1 to 120 letters, digits, spaces, dashes or "
-            f"underscores, starting with a letter or digit."
-        )
-    return name
+    return check_name(name, what, _SAFE_NAME, "1 to 120 letters, digits, spaces, dashes or underscores, starting "
+                      "with a letter or digit and not ending with a space", WorkspaceError)
 
 
 class StreamFile:

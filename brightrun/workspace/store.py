@@ -25,10 +25,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
-from filelock import FileLock
 
 from brightrun.errors import WorkspaceError
 from brightrun.workspace.files import atomic_write_bytes, fsync_dir, read_json, write_json
+from brightrun.workspace.locks import HolderLock
 from brightrun.workspace.tables import SEQ, TABLES, TableSpec
 
 MANIFEST = "_base.json"
@@ -87,9 +87,10 @@ class TableStore:
     def folder(self, table: str) -> Path:
         return self.tables_dir / self.spec(table).name
 
-    def lock(self, name: str, timeout: float = 60.0) -> FileLock:
+    def lock(self, name: str, timeout: float = 60.0) -> HolderLock:
+        """A cross-process lock; one that cannot be had raises LockHeld, naming the command holding it."""
         self.locks_dir.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks_dir / f"{name}.lock"), timeout=timeout)
+        return HolderLock(self.locks_dir / f"{name}.lock", timeout=timeout)
 
     # -- writing -----------------------------------------------------------------------------
 

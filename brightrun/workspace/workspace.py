@@ -66,16 +66,24 @@ class Workspace:
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, *, create: bool = True, threads: int = 2) -> Workspace:
-        """Open (and by default create) the workspace at `path`; `threads` bounds DuckDB's threads."""
+        """Open (and by default create) the workspace at `path`; `threads` bounds DuckDB's threads.
+
+        With create=False nothing is created: a folder that is not a workspace (no `tables/`) is a
+        WorkspaceError, so a mistyped path never turns into an empty workspace that reads like lost data."""
         root = resolve_path(path).resolve()
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"{root} is a file, not a folder. Fix: point --workspace at a folder.")
+        if not create:
+            if not (root / "tables").is_dir():
+                what = "no workspace at" if not root.exists() else "no workspace (no tables/ folder) in"
+                raise WorkspaceError(
+                    f"{what} {root}. Fix: give the right path with --workspace or $BRIGHTRUN_WORKSPACE, or make "
+                    f"one there with `brightrun demo --workspace {root}`.")
+            return cls(root, threads=threads)
         if not root.exists():
-            if not create:
-                raise WorkspaceError(f"no workspace at {root}. Fix: run `brightrun demo --workspace {root}`.")
             root.mkdir(parents=True)
         scaffolding = root / "scaffolding"
-        if not scaffolding.exists() and create:
+        if not scaffolding.exists():
             shutil.copytree(default_library(), scaffolding)
         for sub in ("tables", "documents", "locks"):
             (root / sub).mkdir(exist_ok=True)
@@ -129,6 +137,8 @@ class Workspace:
             lock.acquire()
         except TimeoutError:
             return True
+        except OSError:  # a read-only workspace: no process can be holding a lock in it
+            return False
         lock.release()
         return False
 
@@ -151,8 +161,14 @@ class Workspace:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def sql(self, query: str, params: list | dict | None = None) -> pl.DataFrame:
-        """Run SQL over the workspace views; parameters are bound, never pasted."""
+    def sql(self, query: str, params: list | dict | None = None, *, read_only: bool = False) -> pl.DataFrame:
+        """Run SQL over the workspace views; parameters are bound, never pasted. This is full DuckDB with the
+        rights of the user running it (it can read and write files); read_only=True runs it where no file can
+        be read or written (`brightrun.workspace.sandbox`), the mode for SQL a browser user gives."""
+        if read_only:
+            from brightrun.workspace.sandbox import read_only_sql
+
+            return read_only_sql(self, query, params)
         with self._lock:
             for attempt in range(5):
                 try:
@@ -238,11 +254,11 @@ class Workspace:
 
     _views_ready = False
 
-    def _register_scaffolding(self, scaffolding: Scaffolding) -> None:
+    def _register_scaffolding(self, scaffolding: Scaffolding, con: duckdb.DuckDBPyConnection | None = None) -> None:
         from brightrun.scaffolding import scaffolding_frames
 
         for name, frame in scaffolding_frames(scaffolding).items():
-            self._con.register(f"_scaffold_{name}", frame.to_arrow())
+            (con or self._con).register(f"_scaffold_{name}", frame.to_arrow())
 
     def views(self) -> list[str]:
         """The public view names."""

@@ -8,14 +8,19 @@ import streamlit as st
 from brightrun import ui
 from brightrun.applogs import (
     ColumnMapping,
+    allowed_log_path,
     explore,
+    import_dirs,
     import_log,
     inspect_log,
     list_imports,
+    list_log_files,
     mapping_from_dict,
     save_upload,
 )
+from brightrun.applogs.folders import ENV_VAR as IMPORT_DIRS_VAR
 from brightrun.datasets import DatasetSpec, build_dataset
+from brightrun.errors import BrightRunError
 
 st.title("App logs")
 NONE = "(not in the file)"
@@ -35,9 +40,7 @@ def _import_section(ws) -> None:
         if upload is not None:
             path = save_upload(ws, upload.name, upload.getvalue())
     else:
-        typed = st.text_input("Path", key="log_path", placeholder="/data/exports/app_calls.jsonl",
-                              help="For large logs: read in place, in chunks, without uploading.")
-        path = typed.strip() or None
+        path = _file_on_this_machine(ws)
     if path is None:
         return
     fmt, columns, guessed = inspect_log(path)
@@ -72,6 +75,33 @@ def _import_section(ws) -> None:
     else:
         st.success(f"Imported {result.new_calls:,} new call(s) and {result.new_feedback + result.updated_feedback:,} "
                    f"judgement(s) from {result.rows:,} row(s) in {result.seconds:.1f} s.")
+
+
+def _file_on_this_machine(ws):
+    """A log already on the server, read in place: only from the folders the operator allows."""
+    folders = import_dirs(ws)
+    st.caption("For large logs: read in place, in chunks, without uploading. The app reads only from "
+               + ", ".join(f"`{ui.plain(f)}`" for f in folders)
+               + f" (the operator can add folders with `{IMPORT_DIRS_VAR}`).")
+    files = list_log_files(ws)
+    picked = st.selectbox("File", files, index=None, key="log_file", placeholder="Pick a file",
+                          format_func=lambda p: _shown(p, folders))
+    typed = st.text_input("Or its path", key="log_path", placeholder="exports/app_calls.jsonl",
+                          help=f"Relative to {folders[0]}, or a full path inside an allowed folder.").strip()
+    if not typed and picked is None:
+        return None
+    try:
+        return allowed_log_path(ws, typed or picked)
+    except BrightRunError as exc:
+        st.error(ui.defang(str(exc)))
+        return None
+
+
+def _shown(path, folders) -> str:
+    for folder in folders:
+        if path.is_relative_to(folder):
+            return str(path.relative_to(folder)) if folder == folders[0] else str(path)
+    return str(path)
 
 
 def _imports_section(ws) -> None:
@@ -133,9 +163,10 @@ def _browse_section(ws) -> None:
                           placeholder="Pick a call")
     if picked:
         call = explore.call_detail(ws, picked, show_personal_data=raw)
-        st.caption(f"`{picked}` · {call['action_type']} · {call['category'] or 'no category'} · user "
-                   f"{call['user_id'] or '-'} · session {call['session_id'] or '-'} · {call['model']} · "
-                   f"{call['latency_ms']:.0f} ms · line {call['source_line']} of {call['import_id']}")
+        st.caption(f"{ui.plain(picked)} · {ui.plain(call['action_type'])} · "
+                   f"{ui.plain(call['category'] or 'no category')} · user {ui.plain(call['user_id'] or '-')} · session "
+                   f"{ui.plain(call['session_id'] or '-')} · {ui.plain(call['model'])} · {call['latency_ms']:.0f} ms · "
+                   f"line {call['source_line']} of {ui.plain(call['import_id'])}")
         left, right = st.columns(2)
         left.markdown("**Input**")
         left.text(call["input"])

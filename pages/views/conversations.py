@@ -60,17 +60,17 @@ with ui.guard():
 
     detail = conversation_detail(ws, selected)
     c = detail.conversation
-    st.subheader(c["title"])
+    st.subheader(ui.plain(c["title"]))
     meta = st.columns(4)
-    meta[0].markdown(f"**Persona**  \n{detail.persona}")
-    meta[1].markdown(f"**Arc**  \n{detail.arc} ({c['tier'].replace('_', ' ')})")
-    meta[2].markdown(f"**Topic**  \n{detail.topic}")
-    meta[3].markdown(f"**Template**  \n{detail.template} · `{c['template_version']}`")
-    st.caption(f"{c['provider']} / {c['model']} · {c['turn_count']} turns · enrichment {c['enrichment_status']} · "
-               f"{detail.pairs} training pair(s) · job {c['job_id']}"
+    meta[0].markdown(f"**Persona**  \n{ui.plain(detail.persona)}")
+    meta[1].markdown(f"**Arc**  \n{ui.plain(detail.arc)} ({c['tier'].replace('_', ' ')})")
+    meta[2].markdown(f"**Topic**  \n{ui.plain(detail.topic)}")
+    meta[3].markdown(f"**Template**  \n{ui.plain(detail.template)} · `{c['template_version']}`")
+    st.caption(f"{ui.plain(c['provider'])} / {ui.plain(c['model'])} · {c['turn_count']} turns · enrichment "
+               f"{c['enrichment_status']} · {detail.pairs} training pair(s) · job {ui.plain(c['job_id'])}"
                + (" · scripted demo data" if c["is_scripted"] else ""))
     if detail.enrichment_error:
-        st.warning(f"Enrichment failed: {detail.enrichment_error}")
+        st.warning(f"Enrichment failed: {ui.plain(detail.enrichment_error)}")
 
     for turn in detail.turns:
         with st.chat_message(turn["role"]):
@@ -82,7 +82,8 @@ with ui.guard():
             st.info("No call is recorded for this conversation.")
         else:
             call = detail.call
-            st.markdown(f"`{call['call_id']}` · {call['provider']} / {call['model']} · attempt {call['attempt']} · "
+            st.markdown(f"{ui.plain(call['call_id'])} · {ui.plain(call['provider'])} / {ui.plain(call['model'])} · "
+                        f"attempt {call['attempt']} · "
                         f"{call['input_tokens']:,} in / {call['output_tokens']:,} out tokens · "
                         f"{call['latency_ms']:.0f} ms · {ui.fmt_usd(call['cost_usd'])}")
             st.markdown("**System prompt**")

@@ -45,7 +45,8 @@ def _results(ws, exp, names) -> None:
         st.info("No arm has been generated yet: generate the arms above, then review their conversations.")
         return
     if missing := [arm.name for arm in exp.arms if arm.name not in started]:
-        st.info(f"Not every arm has been generated yet (missing: {', '.join(missing)}): generate the arms above.")
+        st.info(f"Not every arm has been generated yet (missing: {ui.plain(', '.join(missing))}): generate the arms "
+                "above.")
         return
     report = experiment_report(ws, exp.experiment_id, alpha=alpha, exploratory=exploratory)
     if report.simulated:
@@ -58,15 +59,17 @@ def _results(ws, exp, names) -> None:
 
     d = report.decision
     if report.simulated:
-        st.error(f"**Simulated data: no decision.** {d.reason.removeprefix('Simulated data: no decision. ')}",
+        st.error(f"**Simulated data: no decision.** {ui.plain(d.reason.removeprefix('Simulated data: no decision. '))}",
                  icon=":material/science:")
     elif d.winner:
-        st.success(f"**Winner: {d.winner}** · confidence {d.confidence:.1%} (P(beat control)). {d.reason}",
+        st.success(f"**Winner: {ui.plain(d.winner)}** · confidence {d.confidence:.1%} (P(beat control)). "
+                   f"{ui.plain(d.reason)}",
                    icon=":material/emoji_events:")
     else:
-        st.info(f"**No winner yet.** {d.reason.removeprefix('No winner yet: ')}", icon=":material/hourglass_top:")
+        st.info(f"**No winner yet.** {ui.plain(d.reason.removeprefix('No winner yet: '))}", icon=":material/hourglass_top:")
     for arm, failures in d.failed_guardrails.items():
-        st.error(f"**Guardrail failed for {arm}:** " + "; ".join(failures), icon=":material/gpp_bad:")
+        st.error(f"**Guardrail failed for {ui.plain(arm)}:** " + ui.plain("; ".join(failures)),
+                 icon=":material/gpp_bad:")
     if report.srm is None:
         st.caption("Sample ratio check: not yet (it needs generated conversations in every arm).")
     elif report.srm.mismatch:
@@ -104,14 +107,14 @@ def _results(ws, exp, names) -> None:
 # ------------------------------------------------------------------------------------ one experiment
 
 def _definition(ws, exp, names) -> None:
-    st.markdown(f"### {exp.name}")
+    st.markdown(f"### {ui.plain(exp.name)}")
     head = st.container(horizontal=True, vertical_alignment="center")
     head.badge(exp.status, color=STATUS_COLOR[exp.status])
     head.caption(f"`{exp.experiment_id}` · template {names['templates'].get(exp.template_key, exp.template_key)} "
                     f"(`{exp.template_key}`) · created {exp.created_at:%Y-%m-%d %H:%M} · updated "
                     f"{exp.updated_at:%Y-%m-%d %H:%M} UTC")
     if exp.hypothesis:
-        st.markdown(f"**Hypothesis.** {exp.hypothesis}")
+        st.markdown(f"**Hypothesis.** {ui.plain(exp.hypothesis)}")
     settings = {r["version"]: r for r in ws.sql(
         "SELECT version, model, temperature FROM prompt_templates WHERE template_key = ?",
         [exp.template_key]).to_dicts()}
@@ -154,11 +157,12 @@ def _controls(ws, exp) -> None:
         cols = st.columns(4)
         provider = cols[0].selectbox("Provider", list(PROVIDERS), format_func=PROVIDERS.get, key="ex_provider")
         concurrency = cols[1].number_input("Concurrency", 1, 256, 8, key="ex_concurrency")
-        base_url = None
+        base_url, typed_key = None, None
         if provider != "scripted":
             base_url = cols[2].text_input("Base URL", key=f"ex_base_url_{provider}",
                                           placeholder="default" if provider == "anthropic"
                                           else "http://localhost:8000/v1") or None
+            typed_key = ui.key_for_base_url(base_url, key=f"ex_api_key_{provider}")
             if provider == "anthropic" and not api_key_from_environment():
                 st.warning("ANTHROPIC_API_KEY is not set. Set it in the environment or in .streamlit/secrets.toml "
                            "before generating.")
@@ -176,7 +180,7 @@ def _controls(ws, exp) -> None:
                 try:
                     options = {"base_url": base_url} if base_url else {}
                     run_experiment(ws, exp.experiment_id, provider=provider, provider_options=options,
-                                   concurrency=int(concurrency), progress=st.write)
+                                   concurrency=int(concurrency), progress=st.write, api_key=typed_key)
                     if enrich_after:
                         st.write("enriching")
                         enrich(ws)
@@ -184,7 +188,7 @@ def _controls(ws, exp) -> None:
                     ok = True
                 except BrightRunError as exc:
                     box.update(label=f"{exp.experiment_id}: generation failed", state="error")
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
             if ok:
                 uix.flash(f"{exp.experiment_id}: arms generated; review their conversations on the Review page.")
                 st.rerun()
@@ -199,7 +203,7 @@ def _controls(ws, exp) -> None:
                 try:
                     set_status(ws, exp.experiment_id, target)
                 except BrightRunError as exc:
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
                 else:
                     uix.flash(f"{exp.experiment_id} is {target}.")
                     st.rerun()
@@ -314,7 +318,7 @@ def _new_tab(ws, names) -> None:
                                     hypothesis=hypothesis.strip(), success_metric=success, guardrails=guardrails,
                                     personas=personas, topics=topics, per_arm=int(per_arm), seed=int(seed))
         except BrightRunError as exc:
-            st.error(str(exc))
+            st.error(ui.defang(str(exc)))
         else:
             planned = len(cells(ws, exp)) * exp.per_arm
             uix.flash(f"Experiment {exp.experiment_id} created (draft): {planned:,} conversations per arm. Generate its "

@@ -45,7 +45,7 @@ with ui.guard():
         try:
             changed = refresh_jobs(ws)
         except BrightRunError as exc:
-            st.error(str(exc))
+            st.error(ui.defang(str(exc)))
         else:
             done(f"Refreshed: {len(changed)} job(s) changed.")
     if jobs.is_empty():
@@ -69,7 +69,7 @@ with ui.guard():
             try:
                 deploy_model(ws, model, environment)
             except BrightRunError as exc:
-                st.error(str(exc))
+                st.error(ui.defang(str(exc)))
             else:
                 done(f"{model} is now in {environment}.")
 
@@ -106,6 +106,6 @@ with ui.guard():
                                  hyperparameters={"n_epochs": int(epochs)} if epochs else {},
                                  force_reason=force_reason)
         except BrightRunError as exc:
-            st.error(str(exc))
+            st.error(ui.defang(str(exc)))
         else:
             done(f"Submitted {job.job_id}: OpenAI job {job.external_job_id} is {job.status}.")

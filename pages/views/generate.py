@@ -51,12 +51,13 @@ with ui.guard():
                                      help="Claude 5-series models ignore it: they refuse sampling parameters.")
         max_tokens = cols[1].number_input("Max tokens", 256, 128_000, 4096, 256, key="g_max_tokens",
                                           disabled=not override)
-    base_url, batch_api, failure_rate, server_options = None, False, 0.0, {}
+    base_url, typed_key, batch_api, failure_rate, server_options = None, None, False, 0.0, {}
     if provider == "scripted":
         failure_rate = st.slider("Simulated fault rate (first attempts)", 0.0, 0.5, 0.0, 0.05, key="g_faults")
     else:
         base_url = st.text_input("Base URL", key=f"g_base_url_{provider}",
                                  placeholder="default" if provider == "anthropic" else "http://localhost:8000/v1")
+        typed_key = ui.key_for_base_url(base_url, key=f"g_api_key_{provider}")
         if provider == "openai-compatible":
             cols = st.columns(2)
             server_options["json_mode"] = cols[0].selectbox(
@@ -76,13 +77,14 @@ with ui.guard():
         chosen = (provider, model or None, base_url or None)
         if st.button("Check provider", key="g_doctor"):
             st.session_state["g_doctor_report"] = (chosen, run_doctor([provider], model=chosen[1], base_url=chosen[2],
-                                                                      ws=ws).providers[0])
+                                                                      ws=ws, api_key=typed_key).providers[0])
         checked_for, checked = st.session_state.get("g_doctor_report", (None, None))
         if checked_for == chosen and provider != "scripted":
             estimate = estimate_probe(provider, chosen[1], ws)
             st.markdown(f"**Live check**: one tiny structured request to {estimate.model}, {estimate.summary}.")
             if st.button("Send the live check", key="g_doctor_live"):
-                checked = run_doctor([provider], model=chosen[1], base_url=chosen[2], live=True, ws=ws).providers[0]
+                checked = run_doctor([provider], model=chosen[1], base_url=chosen[2], live=True, ws=ws,
+                                     api_key=typed_key).providers[0]
                 st.session_state["g_doctor_report"] = (chosen, checked)
         if checked_for == chosen:
             if checked.ok:
@@ -108,7 +110,7 @@ with ui.guard():
                              provider_options=options_, concurrency=int(concurrency), batch_api=batch_api,
                              max_attempts=int(max_attempts), temperature=temperature if override else None,
                              max_tokens=int(max_tokens) if override else None)
-            launch_background(ws, job.job_id, enrich=st.session_state["g_enrich"])
+            launch_background(ws, job.job_id, enrich=st.session_state["g_enrich"], api_key=typed_key)
             st.session_state["g_watch_select"] = job.job_id
             st.query_params["job"] = job.job_id
 
@@ -140,7 +142,7 @@ def live(job_id: str) -> None:
             ("Spend", ui.fmt_usd(state["cost_usd"]), None),
         ])
         if state["note"]:
-            st.caption(state["note"])
+            st.caption(ui.plain(state["note"]))
         made = job_enrichment(ws, job_id)
         if made["conversations"]:
             enriching = state["state"] == "completed" and enrichment_state(ws).running

@@ -89,8 +89,9 @@ with ui.guard():
                               placeholder="Pick a conversation, or select a row in the table")
         if opened:
             row = found.row(ids.index(opened), named=True)
-            st.markdown(f"#### {row['title']}")
-            st.caption(f"`{opened}` · {row['persona']} · {row['arc']} · {row['topic']} · {row['tier']} · "
+            st.markdown(f"#### {ui.plain(row['title'])}")
+            st.caption(f"`{opened}` · {ui.plain(row['persona'])} · {ui.plain(row['arc'])} · {ui.plain(row['topic'])} · "
+                       f"{row['tier']} · "
                        f"quality {row['quality_score']:.2f} · arc adherence "
                        + (f"{row['arc_adherence']:.2f}" if row["arc_adherence"] is not None else "n/a"))
             pairs = explore.pair_scores(ws, opened)

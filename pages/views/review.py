@@ -234,12 +234,12 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
     pairs = review_items(ws, conversation_id)
     mine = judgements_for_conversation(ws, conversation_id, reviewer) if reviewer else {}
     st.session_state.pop("rv_saved", None)  # a full run reads every judgement from the store
-    st.subheader(c["title"])
+    st.subheader(ui.plain(c["title"]))
     blind = st.session_state.get("rv_blind", True)
     quality = f"quality {c['quality_score']:.1f}" if c["quality_score"] is not None else "not scored"
     head = st.container(horizontal=True, vertical_alignment="center")
-    head.caption(f"`{conversation_id}` · {detail.persona} · {detail.arc} ({c['tier'].replace('_', ' ')}) · "
-                 f"{detail.topic} · {detail.template}"
+    head.caption(f"`{conversation_id}` · {ui.plain(detail.persona)} · {ui.plain(detail.arc)} "
+                 f"({c['tier'].replace('_', ' ')}) · {ui.plain(detail.topic)} · {ui.plain(detail.template)}"
                  + ("" if blind else f" `@ {c['template_version']}` · {quality}") + " · "
                  + (f"you judged {len(mine)} of {len(pairs)} advisor turn(s)" if reviewer
                     else f"{len(pairs)} advisor turn(s) to judge"))

@@ -60,7 +60,7 @@ with ui.guard():
                     st.session_state["training_file"] = new_name.strip()
                     st.rerun()
                 except TrainingFileError as exc:
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
 
     if files.is_empty():
         st.info("No training file yet. Create one above, or with `brightrun training-file create NAME`.")
@@ -153,7 +153,7 @@ with ui.guard():
                 done = assign_splits(ws, name, ratios, salt)
                 changed(f"Split again: {name} is now version {done.version}.")
             except TrainingFileError as exc:
-                st.error(str(exc))
+                st.error(ui.defang(str(exc)))
         if current.member_ids:
             leaks = stored_leakage_report(ws, name)
             if leaks.is_empty():
@@ -195,7 +195,7 @@ with ui.guard():
                         ws, name, fmt, export_folder(ws, name, current.version, fmt), version=current.version,
                         force_reason=reason.strip() or None)
                 except TrainingFileError as exc:
-                    st.error(str(exc))
+                    st.error(ui.defang(str(exc)))
         done = st.session_state.get("exported")
         if done is not None and done.name == name:
             if done.validation.ok:

@@ -1,13 +1,15 @@
 """The Generate page in a real browser: a job against the local API server, watched to its end,
-with its failures listed."""
+with its failures listed; and a base URL typed in the page, which never gets the server's keys."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import time
 
 import pytest
 from conftest import AppServer, choose, rerun_after, wait_idle
+from key_listener import KeyListener
 from llm_server import FakeLLMServer, FaultPlan
 from playwright.sync_api import expect
 
@@ -22,21 +24,25 @@ def api_server():
         yield server
 
 
+ANTHROPIC_KEY = "sk-ant-browser-test-key"
+OPENAI_KEY = "sk-proj-browser-test-key"
+
+
 @pytest.fixture(scope="module")
-def generate_app(demo_ws_path, tmp_path_factory):
+def generate_app(demo_ws_path, tmp_path_factory, api_server):
     workspace = tmp_path_factory.mktemp("gen") / "ws"
     shutil.copytree(demo_ws_path, workspace)
+    # The operator points Claude at the local API server; only there may the server's key go.
     server = AppServer(workspace, tmp_path_factory.mktemp("logs") / "streamlit.log",
-                       env={"ANTHROPIC_API_KEY": "sk-ant-browser-test-key"})
+                       env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY,
+                            "BRIGHTRUN_ANTHROPIC_BASE_URL": api_server.base_url})
     yield server
     server.stop()
 
 
-def test_launch_a_claude_job_watch_it_finish_and_see_failures(browser, generate_app, api_server, tmp_path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-    # A fresh server, opened on a deep link first: the page must come inside app.py's frame (its
-    # navigation and workspace panel), not as a bare legacy pages/ script.
-    page.goto(generate_app.url + "/generate")
+def open_generate(page, app) -> None:
+    """The Generate page on a deep link, inside app.py's frame."""
+    page.goto(app.url + "/generate")
     page.get_by_role("heading", name="Generate").wait_for()
     wait_idle(page)
     # Until some session has run app.py, Streamlit's legacy pages/ router does not know the URL and
@@ -45,6 +51,13 @@ def test_launch_a_claude_job_watch_it_finish_and_see_failures(browser, generate_
     if notice.count():
         page.keyboard.press("Escape")
         notice.wait_for(state="detached")
+
+
+def test_launch_a_claude_job_watch_it_finish_and_see_failures(browser, generate_app, api_server, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    # A fresh server, opened on a deep link first: the page must come inside app.py's frame (its
+    # navigation and workspace panel), not as a bare legacy pages/ script.
+    open_generate(page, generate_app)
     links = [t.split("\n")[-1] for t in page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()]
     assert links[0] == "Overview" and {"Conversations", "Review", "Quality", "Generate"} <= set(links)
     assert page.get_by_text("Workspace", exact=True).is_visible()
@@ -80,4 +93,40 @@ def test_launch_a_claude_job_watch_it_finish_and_see_failures(browser, generate_
     page.get_by_role("button", name="Retry failed items").wait_for()
     assert api_server.counts()["messages"] >= 16
     page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
+    page.close()
+
+
+def _wait_for(condition, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_base_url_typed_in_the_page_gets_no_configured_key(browser, generate_app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    open_generate(page, generate_app)
+    logs = generate_app.workspace / "logs"
+    with KeyListener() as listener:
+        choose(page, "Provider", "OpenAI-compatible endpoint")
+        for label, value in (("Base URL", listener.url), ("Model", "m")):
+            field = page.get_by_label(label, exact=True)
+            rerun_after(page, lambda f=field, v=value: (f.fill(v), f.press("Enter")))
+        choose(page, "Personas", "David Chen - The Pragmatic Optimist")
+        choose(page, "Emotional arcs", "Fear -> Security (template)")
+        page.get_by_text("Check provider: key, models").click()
+        rerun_after(page, lambda: page.get_by_role("button", name="Check provider").click())
+        before = set(logs.glob("*.log")) if logs.exists() else set()
+        page.get_by_role("button", name="Launch job").click()
+        _wait_for(lambda: any(r["path"].endswith("/chat/completions") for r in listener.requests))
+        # Claude at the same typed URL: the background job refuses to send the server's key, and says why.
+        choose(page, "Provider", "Claude (Anthropic API)")
+        field = page.get_by_label("Base URL", exact=True)
+        rerun_after(page, lambda: (field.fill(listener.url), field.press("Enter")))
+        page.get_by_role("button", name="Launch job").click()
+        _wait_for(lambda: any("no key for the base URL" in p.read_text() for p in set(logs.glob("*.log")) - before))
+        received = listener.all_header_text()
+    assert {r["path"] for r in listener.requests} <= {"/models", "/chat/completions"}
+    assert "authorization: Bearer not-needed" in received
+    assert ANTHROPIC_KEY not in received and OPENAI_KEY not in received
     page.close()
