@@ -711,3 +711,27 @@ def test_export_of_a_past_version_holds_exactly_its_records(demo_copy, tmp_path)
     built.write_bytes(built.read_bytes().replace(b"}\n", b" }\n", 1))
     with pytest.raises(tf.TrainingFileError, match="changed on disk"):
         export_version(ws, "f", "openai_sft", tmp_path / "tampered", version=2, force_reason="test")
+
+
+def test_a_killed_build_leaves_nothing_behind_after_the_next_build(demo_copy):
+    # what a SIGKILL can leave: an unfinished temporary folder, and a built version moved aside between the two
+    # renames that replace it (no vN at all). The next build of any version of the file cleans both.
+    from brightrun.training_files.build import recover_leftovers
+
+    ws = demo_copy
+    tf.create_training_file(ws, "f", "killed builds")
+    tf.add_conversations(ws, "f", _ids(ws, 4))
+    built = tf.build_version(ws, "f")
+    folder = built.json_path.parent.parent
+    version_bytes = built.json_path.read_bytes()
+    unfinished = folder / ".tmp-0123abcd-v2"
+    unfinished.mkdir()
+    (unfinished / "training.jsonl").write_bytes(b"x" * 1000)
+    moved = folder / f".old-4567cdef-{built.json_path.parent.name}"
+    built.json_path.parent.rename(moved)
+    assert recover_leftovers(folder) == ["removed .tmp-0123abcd-v2", f"restored {built.json_path.parent.name}"]
+    assert built.json_path.read_bytes() == version_bytes  # the earlier complete build is back where readers look
+    (folder / ".tmp-89abcdef-v2").mkdir()
+    tf.add_conversations(ws, "f", _ids(ws)[4:6])
+    tf.build_version(ws, "f")
+    assert sorted(p.name for p in folder.iterdir()) == ["v2", "v3"]
