@@ -63,6 +63,10 @@ def test_versions_carry_their_outcomes(two_versions) -> None:
     assert metrics["thumbs_up (95% Wilson)"][0].startswith("20.0% [") and metrics["thumbs_up (95% Wilson)"][0].endswith(
         "of 5")
     assert "realistic" in d.html("body") and 'class="diff_add"' in d.html("body")
+    # the table comes with its stylesheet: highlighted changes, and difflib's f/n/t navigation links hidden
+    html = d.html("body")
+    assert html.startswith("<style>") and ".diff_add{background:" in html and ".diff_sub{background:" in html
+    assert "table.diff td.diff_next{display:none}" in html and html.count('class="diff_next"') > 0
 
 
 def test_labels_point_at_one_version_and_keep_their_history(two_versions) -> None:

@@ -103,10 +103,24 @@ class VersionDiff:
     """One row per metric: name, value for a, value for b, and for the thumbs-up rate its Wilson interval."""
 
     def html(self, part: str = "body") -> str:
-        """A side-by-side HTML table of the two versions' text (`part`: 'system_prompt' or 'body')."""
-        return difflib.HtmlDiff(wrapcolumn=70).make_table(
+        """A side-by-side HTML table of the two versions' text (`part`: 'system_prompt' or 'body'), with its
+        own stylesheet: added, changed and removed text highlighted, and difflib's navigation links (the
+        stray 'f', 'n', 't' before the line numbers) hidden. difflib escapes the text itself."""
+        table = difflib.HtmlDiff(wrapcolumn=70).make_table(
             self.a[part].splitlines(), self.b[part].splitlines(), f"{self.a['version']}", f"{self.b['version']}",
             context=False)
+        return f"<style>{DIFF_CSS}</style>{table}"
+
+
+DIFF_CSS = (
+    "table.diff{font-family:ui-monospace,monospace;font-size:0.85rem;border-collapse:collapse;width:100%}"
+    "table.diff td{padding:0 0.4em;vertical-align:top;white-space:pre-wrap;word-break:break-word}"
+    "table.diff td.diff_next{display:none}"
+    ".diff_header{color:#888;text-align:right;user-select:none}"
+    "th.diff_header{background:#f0f2f6;text-align:left;padding:0.2em 0.4em}"
+    ".diff_add{background:#c9f2d0}.diff_chg{background:#fbeaa0}.diff_sub{background:#ffd0d0}"
+)
+"""The prompt diff's stylesheet (difflib's make_table has none): green added, yellow changed, red removed."""
 
 
 def _interval(row: dict) -> str:
