@@ -76,8 +76,8 @@ def test_generate_enrich_review_add_and_export_without_a_terminal(browser, empty
         page.get_by_role("textbox", name="Name").fill("walk")
         rerun_after(page, page.get_by_role("button", name="Create").click)
         expect(page.get_by_role("combobox", name="Training file")).to_have_value("walk")
-        rerun_after(page, page.get_by_role("button", name="Add 16 matching conversation(s)").click)
-        expect(page.get_by_text("Added 16 conversation(s): walk is now version 2.")).to_be_visible()
+        rerun_after(page, page.get_by_role("button", name="Add 16 new", exact=True).click)
+        expect(page.get_by_text("Added 16 new: walk is now version 2.")).to_be_visible()
         assert conversation_id in tf.members(ws, "walk") and len(tf.members(ws, "walk")) == 16
         rerun_after(page, page.get_by_role("tab", name="Export").click)
         choose(page, "Format", f"openai_sft · {FORMATS['openai_sft'].consumer} (sft)")
