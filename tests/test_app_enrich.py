@@ -71,7 +71,7 @@ def test_a_run_is_refused_while_another_holds_the_lock_and_a_dead_start_shows_as
         assert enrichment_state(demo_copy).running
         with pytest.raises(BrightRunError, match="already running.*Fix:"):
             launch_enrichment(demo_copy)
-        with pytest.raises(BrightRunError, match="another process is enriching.*Fix:"):
+        with pytest.raises(BrightRunError, match="lock 'enrichment' is held by .*Fix: wait for it"):
             run_tracked(demo_copy)
     finally:
         lock.release()

@@ -77,8 +77,8 @@ def run_tracked(ws: Workspace, *, force: bool = False,
     """`enrich`, writing its progress where `enrichment_state` (the app) reads it. Refused while another
     process enriches this workspace."""
     if is_running(ws):
-        raise BrightRunError("another process is enriching this workspace. Fix: wait for it to finish, then run "
-                             "again (what it enriches is not done twice).")
+        with ws.lock("enrichment", timeout=0):  # raises LockHeld, naming the holder's command and since when
+            pass
     _write(ws, state="running", done=0, total=0, pid=os.getpid())
 
     def step(done: int, total: int) -> None:
