@@ -127,8 +127,16 @@ with ui.guard():
     st.query_params["job"] = watched
 
 
-@st.fragment(run_every=1.0)
+def active(state: dict) -> bool:
+    """Whether the watched job may still change: it runs, is queued to start, or its enrichment runs."""
+    return bool(state["running"] or state["state"] in ("queued", "processing")
+                or (state["state"] == "completed" and enrichment_state(ws).running))
+
+
 def live(job_id: str) -> None:
+    """The watched job's progress, redrawn every second when the page was drawn while the job could still
+    change (until the next full run). A settled job is drawn once: its panel does not rerun every second
+    beside the form above, where a rerun racing an edit lost the edit."""
     with ui.guard():
         state = job_state(ws, job_id)
         st.progress(state["progress"], text=f"{state['job_id']}: {state['state']}"
@@ -164,7 +172,7 @@ def live(job_id: str) -> None:
             st.caption("No failures.")
 
 
-live(watched)
+st.fragment(live, run_every=1.0 if active(job_state(ws, watched)) else None)(watched)
 st.subheader("Job history")
 st.dataframe(job_table(ws), hide_index=True, key="g_history",
              column_config={"cost_usd": st.column_config.NumberColumn("cost", format="$%.4f")})

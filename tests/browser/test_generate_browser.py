@@ -119,10 +119,14 @@ def test_a_base_url_typed_in_the_page_gets_no_configured_key(browser, generate_a
         before = set(logs.glob("*.log")) if logs.exists() else set()
         page.get_by_role("button", name="Launch job").click()
         _wait_for(lambda: any(r["path"].endswith("/chat/completions") for r in listener.requests))
-        # Claude at the same typed URL: the background job refuses to send the server's key, and says why.
+        # Claude at the same typed URL, from the page opened anew: the background job refuses to send the
+        # server's key, and says why.
+        open_generate(page, generate_app)
         choose(page, "Provider", "Claude (Anthropic API)")
         field = page.get_by_label("Base URL", exact=True)
         rerun_after(page, lambda: (field.fill(listener.url), field.press("Enter")))
+        choose(page, "Personas", "David Chen - The Pragmatic Optimist")
+        choose(page, "Emotional arcs", "Fear -> Security (template)")
         page.get_by_role("button", name="Launch job").click()
         _wait_for(lambda: any("no key for the base URL" in p.read_text() for p in set(logs.glob("*.log")) - before))
         received = listener.all_header_text()
