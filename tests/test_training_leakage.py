@@ -8,7 +8,7 @@ import time
 import pytest
 
 import brightrun.training_files as tf
-from brightrun.training_files import core as core_module
+from brightrun.training_files import leakage as leakage_module
 from brightrun.training_files import splits as splits_module
 from brightrun.workspace import Workspace
 
@@ -27,14 +27,14 @@ def leaky(demo_copy: Workspace, monkeypatch: pytest.MonkeyPatch) -> tuple[Worksp
     tf.assign_splits(ws, "f", (34, 33, 33), salt="leak")  # made without the duplicates in view
     monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: planted.get(c, texts[c]) for c in wanted})
     calls = []
-    real = core_module.leakage_pairs
+    real = leakage_module.leakage_pairs
 
     def counted(*args, **kwargs):
         calls.append(1)
         time.sleep(0.3)  # long enough for a concurrent caller to arrive while this one computes
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core_module, "leakage_pairs", counted)
+    monkeypatch.setattr(leakage_module, "leakage_pairs", counted)
     return ws, calls
 
 

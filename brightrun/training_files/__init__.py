@@ -15,7 +15,6 @@ from brightrun.training_files.core import (
     get_version,
     ids_from_filter,
     ineligible,
-    leakage_report,
     list_training_files,
     match_filter,
     members,
@@ -23,7 +22,7 @@ from brightrun.training_files.core import (
     split_counts,
     versions,
 )
-from brightrun.training_files.leakage import stored_leakage_report
+from brightrun.training_files.leakage import leakage_report, stored_leakage_report
 
 __all__ = [
     "Built", "FilterMatch", "TrainingFileError", "Version", "add_conversations", "add_matching", "assign_splits",

@@ -28,7 +28,7 @@ import polars as pl
 from brightrun.enrichment import ENRICHMENT_VERSION
 from brightrun.errors import TrainingFileError, WorkspaceError
 from brightrun.training_files.chunks import jsonl_sha256
-from brightrun.training_files.splits import check_ratios, leakage_pairs, split_members
+from brightrun.training_files.splits import check_ratios, split_members
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import safe_name
 
@@ -385,13 +385,6 @@ def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple
            "enrichment_version": ",".join(enrichment) or ENRICHMENT_VERSION, "created_at": now}
     ws.append("training_file_versions", [row])
     return _version(row)
-
-
-def leakage_report(ws: Workspace, name: str, version: int | None = None, threshold: float = 0.6) -> pl.DataFrame:
-    """Pairs of members in different splits whose texts are exact or near duplicates (empty when the
-    splits are sound): kind, id_a, split_a, id_b, split_b."""
-    v = get_version(ws, name, version)
-    return leakage_pairs(ws, v.member_ids, v.split_of, threshold)
 
 
 def split_counts(ws: Workspace, name: str, version: int | None = None) -> pl.DataFrame:

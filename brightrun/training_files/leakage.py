@@ -1,6 +1,6 @@
 """The leakage report of a training-file version, computed once and kept.
 
-A version's members and splits never change, so its leakage report (core.leakage_report: near-duplicate
+A version's members and splits never change, so its leakage report (leakage_report: near-duplicate
 clustering of every member, then every pair of each cluster) is computed the first time it is asked
 for and written to `training_files/<name>/leakage/v<N>-<key>.parquet`; later calls read that file. The
 key covers what the report depends on: the threshold, the version's records hash (the members' training
@@ -16,12 +16,20 @@ import io
 
 import polars as pl
 
-from brightrun.training_files.core import folder_of, get_version, leakage_report
+from brightrun.training_files.core import folder_of, get_version
+from brightrun.training_files.splits import leakage_pairs
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import atomic_write_bytes
 
 METHOD = "1"
 """The duplicate detection the stored reports were made with (brightrun.quality.duplicates)."""
+
+
+def leakage_report(ws: Workspace, name: str, version: int | None = None, threshold: float = 0.6) -> pl.DataFrame:
+    """Pairs of members in different splits whose texts are exact or near duplicates (empty when the
+    splits are sound): kind, id_a, split_a, id_b, split_b."""
+    v = get_version(ws, name, version)
+    return leakage_pairs(ws, v.member_ids, v.split_of, threshold)
 
 
 def stored_leakage_report(ws: Workspace, name: str, version: int | None = None,
