@@ -233,3 +233,27 @@ def test_without_deltalake_publishing_says_how_to_install_it(ws: Workspace, monk
     with pytest.raises(WorkspaceError, match=r"needs the `deltalake` package.*Fix: run `make install`"):
         ws.publish()
     assert not (ws.root / "delta").exists()
+
+
+def test_a_table_is_published_with_its_compaction_held_off(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compaction deletes the parts it absorbs: one in another process while a table is read for publishing
+    made the read fail on a vanished part. Its compaction lock is held while the table is listed and read."""
+    from brightrun.workspace import publish as publishing
+
+    from datetime import UTC, datetime
+
+    from brightrun.models.feedback import Feedback
+
+    ws.append_models("feedback", [Feedback(feedback_id="f1", target_type="training_pair", target_id="p1",
+                                           reviewer="ann", rating=4, created_at=datetime.now(UTC))])
+    held: dict[str, bool] = {}
+    real = publishing._write
+
+    def watching(con, store, table, files, signature):
+        held[table] = ws.lock_held(f"compact-{table}")
+        return real(con, store, table, files, signature)
+
+    monkeypatch.setattr(publishing, "_write", watching)
+    ws.publish(["feedback"])
+    assert held == {"feedback": True}
+    assert not ws.lock_held("compact-feedback")

@@ -104,9 +104,16 @@ def _write(con: duckdb.DuckDBPyConnection, store: TableStore, table: str, files:
     return DeltaTable(path).version(), counter[0]
 
 
+def _steady(store: TableStore, table: str):
+    """Hold off compaction of `table` (which deletes the parts it absorbs) while its files are listed and
+    read; appends go on, and a part written after the listing is simply published next time."""
+    return store.lock(f"compact-{store.spec(table).name}", timeout=600)
+
+
 def _live(con: duckdb.DuckDBPyConnection, store: TableStore, table: str, columns: str) -> list[tuple]:
     """`columns` of the table's current rows in the live store."""
-    return con.sql(f"SELECT {columns} FROM ({store.select_sql(table, store.files(table))})").fetchall()
+    with _steady(store, table):
+        return con.sql(f"SELECT {columns} FROM ({store.select_sql(table, store.files(table))})").fetchall()
 
 
 def _pins(con: duckdb.DuckDBPyConnection, store: TableStore) -> dict[str, set[int]]:
@@ -159,6 +166,10 @@ def publish(store: TableStore, tables: list[str] | None = None) -> dict[str, Pub
         state: dict = read_json(state_path) if state_path.exists() else {}
 
         def one(table: str) -> None:
+            with _steady(store, table):
+                steady(table)
+
+        def steady(table: str) -> None:
             started = time.perf_counter()
             files = store.files(table)
             signature = source_signature(files)
