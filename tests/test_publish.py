@@ -238,11 +238,10 @@ def test_without_deltalake_publishing_says_how_to_install_it(ws: Workspace, monk
 def test_a_table_is_published_with_its_compaction_held_off(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compaction deletes the parts it absorbs: one in another process while a table is read for publishing
     made the read fail on a vanished part. Its compaction lock is held while the table is listed and read."""
-    from brightrun.workspace import publish as publishing
-
     from datetime import UTC, datetime
 
     from brightrun.models.feedback import Feedback
+    from brightrun.workspace import publish as publishing
 
     ws.append_models("feedback", [Feedback(feedback_id="f1", target_type="training_pair", target_id="p1",
                                            reviewer="ann", rating=4, created_at=datetime.now(UTC))])

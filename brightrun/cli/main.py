@@ -263,6 +263,8 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
 def compact(workspace: WorkspaceOpt = None) -> None:
     """Merge small table parts; safe while other processes read and write."""
     ws = open_workspace(workspace)
+    for what in ws.recover():
+        console.print(f"  recovered: {what}")
     result = ws.compact()
     merged = {k: v for k, v in result.items() if v}
     console.print(f"Compacted {sum(merged.values())} part(s) in {len(merged)} table(s)." if merged

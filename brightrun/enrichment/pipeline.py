@@ -233,6 +233,7 @@ def enrich(ws: Workspace, *, force: bool = False, chunk_size: int = 5000,
     todo = pending_ids(ws, force)
     result = EnrichResult()
     with ws.lock("enrichment", timeout=5):
+        ws.recover()
         for start in range(0, len(todo), chunk_size):
             ids = todo[start:start + chunk_size]
             _enrich_chunk(ws, ids, scaffolding, result)

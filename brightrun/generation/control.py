@@ -86,6 +86,7 @@ def run_job(ws: Workspace, job_id: str, provider: Provider | None = None, *, set
         raise JobError(f"job {job_id!r} is being run by {who}. Fix: wait for it to finish, "
                        f"or cancel it with `brightrun jobs cancel {job_id}`.") from None
     try:
+        ws.recover()  # what a killed writer left, before this run adds its own parts
         provider = provider or provider_for_job(job)
         runner = JobRunner(ws, job, provider, settings, progress)
         return aio.run(_run(runner, job.batch_api))  # in a notebook cell's loop too

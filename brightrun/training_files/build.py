@@ -43,6 +43,7 @@ from brightrun.training_files.core import (
 from brightrun.training_files.writing import _JsonPieces, _Writer
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import StreamFile, fsync_dir
+from brightrun.workspace.recovery import recover_build_folder as recover_leftovers
 
 FORMAT = "brightrun-lora"
 JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
@@ -131,6 +132,7 @@ def build_version(ws: Workspace, name: str, version: int | None = None) -> Built
         target = folder_of(ws, name) / f"v{v.version}"
         target.parent.mkdir(parents=True, exist_ok=True)
         recover_leftovers(target.parent)
+        ws.recover()
         tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}"
         tmp.mkdir()
         try:
@@ -172,28 +174,6 @@ def build_version(ws: Workspace, name: str, version: int | None = None) -> Built
             ws.append("training_file_versions", [{**row.to_dicts()[0], "content_hash": digest}])
         return Built(name, v.version, target / "training.json", target / "training.jsonl",
                      target / "manifest.json", digest, len(v.member_ids), pairs)
-
-
-def recover_leftovers(folder: Path) -> list[str]:
-    """Undo what a build killed part-way left in a training file's folder; call it holding the file's lock
-    (then no other build is running). A `.tmp-*` folder is an unfinished build: removed. A `.old-*-vN`
-    folder whose `vN` is missing was killed between the two renames of `_replace`: it is the complete
-    earlier build, so it goes back to `vN`; beside a `vN` it is removed. Returns what it did, for tests."""
-    done = []
-    for leftover in sorted(folder.glob(".tmp-*")):
-        shutil.rmtree(leftover, ignore_errors=True)
-        done.append(f"removed {leftover.name}")
-    for old in sorted(folder.glob(".old-*")):
-        target = folder / old.name.rsplit("-", 1)[-1]
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            done.append(f"removed {old.name}")
-        else:
-            os.replace(old, target)
-            done.append(f"restored {target.name}")
-    if done:
-        fsync_dir(folder)
-    return done
 
 
 def _replace(tmp: Path, target: Path) -> None:

@@ -17,7 +17,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from brightrun.training_files.chunks import jsonl_sha256
 from brightrun.training_files.splits import check_ratios, split_members
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import safe_name
+from brightrun.workspace.recovery import training_file_lock
 
 DEFAULT_RATIOS = (80, 10, 10)
 FOLDER = "training_files"
@@ -86,7 +86,7 @@ def folder_of(ws: Workspace, name: str) -> Path:
 
 
 def _lock(ws: Workspace, name: str):
-    return ws.lock(f"training-file-{hashlib.sha256(name.lower().encode()).hexdigest()[:16]}", timeout=30)
+    return ws.lock(training_file_lock(name), timeout=30)
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -299,7 +299,7 @@ class TableStore:
         bounded by the keys, not by the text."""
         spec = self.spec(table)
         with self.lock(f"compact-{table}", timeout=600):
-            self._drop_absorbed(table)
+            self.drop_leftovers(table)
             files = self.files(table)
             self._quarantine(table, files.bad)
             if not files.deltas or (len(files.deltas) < min_parts and len(files.base) <= 1):
@@ -327,12 +327,6 @@ class TableStore:
             for name in [*absorbed, *([] if tiered else old["base"])]:
                 (folder / name).unlink(missing_ok=True)
             write_json(folder / MANIFEST, {"generation": generation, "base": bases, "absorbed": []})
-            for stray in folder.glob(".tmp-*"):
-                try:  # a writer may rename its temporary file into place between the listing and this look
-                    if time.time() - stray.stat().st_mtime > 3600:
-                        stray.unlink(missing_ok=True)
-                except FileNotFoundError:
-                    continue
             return len(files.deltas)
 
     def _compaction_connection(self) -> duckdb.DuckDBPyConnection:
@@ -378,13 +372,26 @@ class TableStore:
             f"TO '{target}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE_BYTES '16MB')"
         )
 
-    def _drop_absorbed(self, table: str) -> None:
-        """Delete parts a committed base already holds (left by a crash after the commit)."""
+    def drop_leftovers(self, table: str) -> list[str]:
+        """Delete what a killed writer left in the table's folder; call it holding the table's compaction
+        lock. Parts a committed base already holds (a compaction killed after its commit), a compaction's
+        unfinished base, and an append's unfinished part whose process is gone (or that is over an hour
+        old). Returns the names deleted."""
         folder, manifest = self.folder(table), self.manifest(table)
+        gone = [name for name in manifest["absorbed"] if (folder / name).exists()]
+        for name in gone:
+            (folder / name).unlink(missing_ok=True)
         if manifest["absorbed"]:
-            for name in manifest["absorbed"]:
-                (folder / name).unlink(missing_ok=True)
             write_json(folder / MANIFEST, {**manifest, "absorbed": []})
+        for stray in sorted(folder.glob(".tmp-*")):
+            try:  # a writer may rename its temporary file into place between the listing and this look
+                if stray.name.startswith(".tmp-base-") or not _writer_alive(stray.name) \
+                        or time.time() - stray.stat().st_mtime > 3600:
+                    stray.unlink(missing_ok=True)
+                    gone.append(stray.name)
+            except FileNotFoundError:
+                continue
+        return gone
 
     def _quarantine(self, table: str, bad: tuple[tuple[Path, str], ...]) -> None:
         for path, reason in bad:
@@ -401,6 +408,21 @@ class TableStore:
             if progress:
                 progress(table, done[table])
         return done
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that is writing the temporary part `name` (`.tmp-part-<ns>-<pid>-<id>.parquet`)
+    is alive; True for a name without a pid (left to the age rule)."""
+    fields = name.split("-")
+    if len(fields) < 5 or not fields[3].isdigit():
+        return True
+    try:
+        os.kill(int(fields[3]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def _literal(value: object) -> str:

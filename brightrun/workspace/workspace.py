@@ -61,6 +61,7 @@ class Workspace:
         self._scaffold_stamp: tuple | None = None
         self._scaffold_checked = 0.0
         self.problems: list[str] = []
+        self._recovered = False
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -141,6 +142,23 @@ class Workspace:
             return False
         lock.release()
         return False
+
+    def recover(self) -> list[str]:
+        """Clean what killed writers left (brightrun.workspace.recovery) and compact tables left with many
+        parts; every writer calls this as it starts. Runs once per Workspace object; returns what it did."""
+        if self._recovered:
+            return []
+        self._recovered = True
+        from brightrun.workspace.recovery import COMPACT_AT, recover_tables, recover_training_files
+
+        done, crowded = recover_tables(self.store)
+        done += recover_training_files(self.store)
+        if crowded:
+            merged = self.compact(tables=crowded, min_parts=COMPACT_AT)
+            done += [f"{table}: compacted {n} parts" for table, n in merged.items() if n]
+        if done:
+            self._signatures.clear()
+        return done
 
     def compact(self, progress=None, *, tables: list[str] | None = None, min_parts: int = 2,
                 publish: bool = True) -> dict[str, int]:
