@@ -180,3 +180,28 @@ def test_a_retried_job_shows_no_rate_of_the_earlier_run_and_then_its_own(ws: Wor
                                                                "updated_at": begun + timedelta(seconds=13)})])
     assert views.job_state(ws, "r")["rate_per_minute"] == 10.0
 
+
+
+# ---------------------------------------------------------------------------------------- review keys
+
+def test_keyboard_judgements_go_to_the_turn_in_focus_and_keep_the_rest(demo_copy: Workspace, monkeypatch) -> None:
+    from test_app_review import open_page as open_review
+
+    at = open_review(demo_copy.root, monkeypatch, reviewer="Ann")
+    cid = at.selectbox(key="rv_open").value
+    first, second = demo_copy.sql("SELECT pair_id FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number",
+                                  [cid])["pair_id"].to_list()[:2]
+    record_feedback(demo_copy, "training_pair", first, "Ann", comment="kind but vague")
+    at.run()
+    assert at.button(key="rv_key_u").proto.shortcut.lower() == "u"
+    assert [at.button(key=f"rv_key_{n}").proto.shortcut for n in range(1, 6)] == ["1", "2", "3", "4", "5"]
+    assert any("**U** thumbs up, **D** thumbs down, **1**–**5** rating" in c.value for c in at.caption)
+
+    at.button(key="rv_key_u").click().run()
+    at.button(key="rv_key_4").click().run()
+    assert not at.exception
+    latest = demo_copy.sql("SELECT target_id, helpful, rating, comment FROM feedback_latest WHERE reviewer = 'Ann'")
+    assert latest.rows() == [(first, True, 4, "kind but vague")]  # both on the first turn, its comment kept
+    at.button(key="rv_key_d").click().run()  # the first turn has both: the focus moved on
+    assert demo_copy.sql("SELECT helpful, rating FROM feedback_latest WHERE target_id = ? AND reviewer = 'Ann'",
+                         [second]).row(0) == (False, None)
