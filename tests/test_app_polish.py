@@ -205,3 +205,51 @@ def test_keyboard_judgements_go_to_the_turn_in_focus_and_keep_the_rest(demo_copy
     at.button(key="rv_key_d").click().run()  # the first turn has both: the focus moved on
     assert demo_copy.sql("SELECT helpful, rating FROM feedback_latest WHERE target_id = ? AND reviewer = 'Ann'",
                          [second]).row(0) == (False, None)
+
+
+# ------------------------------------------------------------------------------ links from a weak record
+
+def _links(at: AppTest) -> list:
+    return [link for link in at.get("page_link") if link.proto.label == "Review this"]
+
+
+def test_a_weak_record_links_to_review_and_joins_a_training_file(demo_copy: Workspace, monkeypatch) -> None:
+    from brightrun.training_files import create_training_file, members
+
+    save_quality_report(demo_copy, build_quality_report(demo_copy))
+    create_training_file(demo_copy, "keep")
+    at = open_app(demo_copy.root, monkeypatch, "pages/views/quality.py")
+    records = next(d.value for d in at.dataframe if d.proto.id.endswith("q_records"))
+    weakest = records["conversation_id"].iloc[0]
+    at.selectbox(key="q_open").set_value(weakest).run()
+    (link,) = _links(at)
+    assert link.proto.page == "review" and link.proto.query_string == f"conversation={weakest}"
+    at.selectbox(key="q_record_tf").set_value("keep").run()
+    at.button(key="q_record_add").click().run()
+    assert not at.exception and members(demo_copy, "keep") == [weakest]
+    assert any(f"Added {weakest} to keep" in s.value for s in at.success)
+    at.button(key="q_record_add").click().run()  # again: refused with its reason, nothing added
+    assert members(demo_copy, "keep") == [weakest] and at.error
+
+
+def test_a_duplicate_cluster_links_its_record(demo_copy: Workspace, monkeypatch) -> None:
+    save_quality_report(demo_copy, build_quality_report(demo_copy))
+    at = open_app(demo_copy.root, monkeypatch, "pages/views/quality.py")
+    at.segmented_control(key="dup_scope").set_value("training pairs").run()  # the demo's clusters are of pairs
+    first = at.selectbox(key="dup_left_0").value
+    conversation = demo_copy.sql("SELECT conversation_id FROM training_pairs WHERE pair_id = ?", [first]).item()
+    (link,) = _links(at)
+    assert link.proto.query_string == f"conversation={conversation}"
+    assert at.caption and any("No training file yet" in c.value for c in at.caption)
+
+
+def test_review_opens_the_linked_conversation(demo_copy: Workspace, monkeypatch) -> None:
+    from test_app_review import open_page as open_review
+
+    last = demo_copy.sql("SELECT conversation_id FROM conversations WHERE enrichment_status = 'completed' "
+                         "ORDER BY conversation_id DESC LIMIT 1").item()
+    at = open_review(demo_copy.root, monkeypatch, reviewer="Ann")
+    assert at.selectbox(key="rv_open").value != last
+    at.query_params["conversation"] = last
+    at.run()
+    assert not at.exception and at.selectbox(key="rv_open").value == last

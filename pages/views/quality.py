@@ -10,6 +10,7 @@ from brightrun.quality import explore
 from brightrun.quality import report as quality_report
 from brightrun.ui import quality as ui_quality
 from brightrun.ui.common import coverage_heatmap, key_first
+from brightrun.ui.links import record_actions
 
 st.title("Quality")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
@@ -96,6 +97,7 @@ with ui.guard():
                        f"{row['tier']} · "
                        f"quality {row['quality_score']:.2f} · arc adherence "
                        + (f"{row['arc_adherence']:.2f}" if row["arc_adherence"] is not None else "n/a"))
+            record_actions(ws, opened, "q_record")
             pairs = explore.pair_scores(ws, opened)
             by_turn = {r["turn_number"]: r for r in pairs.to_dicts()}
             for turn in explore.conversation_turns(ws, opened):
@@ -173,6 +175,8 @@ with ui.guard():
                                label_visibility="collapsed", key=f"dup_left_text_{first}")
                 right.text_area("right text", explore.record_text(ws, scope, second), height=420, disabled=True,
                                 label_visibility="collapsed", key=f"dup_right_text_{second}")
+                if conversation := explore.record_conversation(ws, scope, first):  # the left record's conversation
+                    record_actions(ws, conversation, "dup_record")
 
     # --------------------------------------------------------------------------------- diversity
     with diversity_tab:

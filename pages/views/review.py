@@ -497,6 +497,10 @@ with ui.guard():
                 "conversations and run `brightrun enrich`.")
         st.stop()
 
+    linked = st.query_params.get("conversation")  # "Review this" on another page: open it in the queue, once
+    if linked and linked != st.session_state.get("rv_linked"):
+        st.session_state["rv_linked"] = linked
+        _open_in_queue(linked, linked)
     queue_tab, agreement_tab = st.tabs(["Queue", "Agreement"], key="rv_tab", on_change="rerun")
     with queue_tab:
         _queue_tab(ws, reviewer)
