@@ -95,6 +95,27 @@ def check_name(value: object, what: str, pattern: re.Pattern[str], rule: str,
     return value
 
 
+_PYDANTIC_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
+
+
+def validation_problem(exc: Exception, what: str, fix: str) -> str:
+    """A user's message for a pydantic ValidationError about `what` (e.g. "experiment 'x'"): its first problem
+    with the field it is in and the fix, `... is not valid: field F: problem. Fix: ...`. Pydantic's
+    "Value error, " prefix and the validator tags it puts in a location (`function-after[_check(), str]`) are
+    dropped; a problem that carries its own fix keeps it instead of `fix`."""
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    if not errors:
+        return f"{what} is not valid: {exc}. Fix: {fix}."
+    first = errors[0]
+    problem = _PYDANTIC_PREFIX.sub("", str(first.get("msg", ""))).rstrip(". ")
+    fields = [str(part) for part in first.get("loc", ()) if not re.search(r"[\[\](){}]", str(part))]
+    where = f"field {'.'.join(fields)}: " if fields else ""
+    more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    if "Fix:" in problem:
+        return f"{what} is not valid: {where}{problem}.{more}"
+    return f"{what} is not valid: {where}{problem}{more}. Fix: {fix}."
+
+
 def os_error(exc: OSError) -> BrightRunError | None:
     """The user's own words for an OSError a user can cause (a read-only workspace, no permission, a full
     disk), or None for any other. The CLI and the pages show these as `... Fix: ...`, not a traceback."""

@@ -5,6 +5,7 @@ of a confounded review, and size an experiment with the calculator."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,11 @@ def tables(at: AppTest, *columns: str) -> list:
     """The dataframes shown (pandas), in page order, that have every one of `columns` (a read-only
     st.dataframe carries no key in AppTest)."""
     return [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
+
+
+def p_value(shown: str) -> float:
+    """A p-value as the page shows it ("< 0.0001" or two significant figures), back as a number."""
+    return 0.0 if shown.startswith("<") else float(shown)
 
 
 def texts(elements) -> str:
@@ -111,9 +117,11 @@ def test_create_run_read_and_complete_an_experiment(two_versions, open_page) -> 
     results = tables(at, "abs lift [CI]")[0]
     assert list(results["metric"]) == ["thumbs_up", "failed"] and list(results["role"]) == ["success", "guardrail"]
     main = results.iloc[0]
-    assert main["n"] == 160 and main["adjusted p"] < 0.05 and main["P(beat control)"] > 0.95
+    shown_p = [main[c] for c in ("p", "adjusted p", "always-valid p", "always-valid adjusted p")]
+    assert all(re.fullmatch(r"< 0\.0001|0\.\d+|1", p) for p in shown_p), shown_p  # as people write them
+    assert main["n"] == 160 and p_value(main["adjusted p"]) < 0.05 and main["P(beat control)"] > 0.95
     assert "pts [" in main["abs lift [CI]"] and main["test"] and main["verdict"] == "better"
-    assert main["always-valid p"] >= main["p"] and main["always-valid interval"].endswith(" pts]")
+    assert p_value(main["always-valid p"]) >= p_value(main["p"]) and main["always-valid interval"].endswith(" pts]")
     assert any("valid only at the planned size (160 conversations per arm)" in c.value for c in at.caption)
     assert any("No sample ratio mismatch" in c.value for c in at.caption)
     persona = tables(at, "persona", "difference [CI]")[0]

@@ -181,6 +181,7 @@ def test_contracts_tab_runs_them_and_shows_failing_records(demo_copy: Workspace,
     assert not at.exception
     assert any("expectations fail" in e.value for e in at.error)
     assert frame(at, column="unexpected")["passes"].tolist()[0] is False  # failing ones first
+    assert list(frame(at, column="unexpected").columns)[0] == "passes"  # the key column in view
     at.toggle(key="contracts_failing").set_value(True).run()
     failing = frame(at, column="unexpected")
     assert not failing["passes"].any() and "turns" in set(failing["table"])

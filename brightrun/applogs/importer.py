@@ -185,8 +185,29 @@ def import_log(ws: Workspace, path: str | Path, mapping: ColumnMapping | None = 
     result.seconds = time.perf_counter() - start
     report = ws.root / "imports" / f"{import_id}.json"
     result.report = str(report)
-    write_json(report, result.to_dict(errors=200))
+    write_json(report, _summary(report, result))
     return result
+
+
+REIMPORT_FIELDS = ("started_at", "file", "rows", "new_calls", "already_present", "bad_rows", "new_feedback",
+                   "updated_feedback", "seconds")
+
+
+def _summary(report: Path, result: ImportResult) -> dict:
+    """The summary to keep for this file: the first import's, with each later import of the same file listed
+    under `reimports` (its counts only), so a re-import that adds nothing never hides what the first one
+    brought in. A summary that cannot be read is replaced by this import's."""
+    first = None
+    if report.is_file():
+        try:
+            first = read_json(report)
+        except (OSError, ValueError):
+            first = None
+    if not isinstance(first, dict) or "new_calls" not in first:
+        return result.to_dict(errors=200)
+    again = result.to_dict(errors=0)
+    first["reimports"] = [*first.get("reimports", []), {k: again[k] for k in REIMPORT_FIELDS}]
+    return first
 
 
 class _SortedIds:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 import orjson
 from pydantic import ValidationError
 
-from brightrun.errors import BrightRunError
+from brightrun.errors import BrightRunError, validation_problem
 from brightrun.experiments.model import Experiment, Status, Variant
 from brightrun.generation import create_job, load_job, resume_job, run_job
 from brightrun.generation.jobs import PlannedCell, record_template_versions, template_at_version
@@ -63,9 +63,8 @@ def create_experiment(ws: Workspace, *, experiment_id: str, name: str, template_
                          guardrails=list(guardrails), personas=list(personas), topics=list(topics),
                          per_arm=per_arm, seed=seed, created_at=now, updated_at=now)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ExperimentError(f"experiment {experiment_id!r} is not valid: {first['msg']} "
-                              f"({'.'.join(map(str, first['loc']))}). Fix: correct it and create it again.") from exc
+        raise ExperimentError(validation_problem(exc, f"experiment {experiment_id!r}",
+                                                 "correct it and create it again")) from exc
     current = record_template_versions(ws, {template_key})[template_key]
     pinned = []
     for arm in exp.arms:  # every arm is pinned to a recorded version: later YAML edits change nothing

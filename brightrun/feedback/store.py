@@ -10,7 +10,7 @@ import orjson
 import polars as pl
 from pydantic import ValidationError
 
-from brightrun.errors import FeedbackError
+from brightrun.errors import FeedbackError, validation_problem
 from brightrun.models import Feedback
 from brightrun.models.feedback import TargetType
 from brightrun.workspace import Workspace, utcnow
@@ -51,9 +51,8 @@ def record_feedback(ws: Workspace, target_type: TargetType, target_id: str, revi
                           comment=(comment or "").strip() or None, edited_response=edited_response,
                           source="review", created_at=utcnow())
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise FeedbackError(f"feedback on {target_id!r} is not valid: {first['msg']}. Fix: give a thumbs, a rating "
-                          "from 1 to 5, a comment or an edit.") from exc
+        raise FeedbackError(validation_problem(exc, f"feedback on {target_id!r}",
+                                               "give a thumbs, a rating from 1 to 5, a comment or an edit")) from exc
     ws.append_models("feedback", [record])
     if len(ws.table_files("feedback").deltas) >= COMPACT_AT:
         ws.compact(tables=["feedback"], min_parts=COMPACT_AT)

@@ -25,19 +25,28 @@ def job_table(ws: Workspace, limit: int = 50) -> pl.DataFrame:
     return frame.with_columns(pl.Series("state", states, dtype=pl.String))
 
 
+MIN_RATE_SECONDS = 5.0
+"""A run shorter than this shows no rate: a retry of a few items answered in a fraction of a second would
+read as thousands per minute."""
+
+
 def job_state(ws: Workspace, job_id: str) -> dict:
-    """Progress of one job: counts, rate and ETA of the current run, tokens and spend."""
+    """Progress of one job: counts, rate and ETA of the current run (a retry's or a resume's own items over its
+    own time, from its start to now or to its end), tokens and spend. No rate while a run waits to start (a
+    retry just asked for) or before it has lasted MIN_RATE_SECONDS."""
     job = load_job(ws, job_id)
     if job is None:
         raise JobError(f"no job {job_id!r}. Fix: list jobs with `brightrun jobs list`.")
     running = job_is_running(ws, job_id)
     finished = job.done + job.failed
     rate = eta = None
-    if job.run_started_at is not None:
-        end = utcnow() if running else job.updated_at
-        seconds = max((end - job.run_started_at).total_seconds(), 1e-9)
+    waiting = job.status == "queued" and not running  # the last run's figures are not this run's
+    if job.run_started_at is not None and not waiting:
+        end = utcnow() if running else (job.finished_at or job.updated_at)
+        seconds = (end - job.run_started_at).total_seconds()
         made = finished - job.run_start_finished
-        rate = made / seconds if made > 0 else 0.0
+        if seconds >= MIN_RATE_SECONDS:
+            rate = made / seconds if made > 0 else 0.0
         if running and rate:
             eta = (job.total - finished) / rate
     state = job.status

@@ -202,6 +202,14 @@ def trajectory(ws: Workspace, conversation_id: str) -> pl.DataFrame:
         FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number""", [conversation_id])
 
 
+def record_conversation(ws: Workspace, scope: str, record_id: str) -> str | None:
+    """The conversation a duplicate-check record belongs to: itself, or a training pair's conversation."""
+    if scope == "conversations":
+        return record_id
+    found = ws.sql("SELECT conversation_id FROM training_pairs WHERE pair_id = ?", [record_id])
+    return found.item() if found.height else None
+
+
 def record_text(ws: Workspace, scope: str, record_id: str) -> str:
     """The text a duplicate check compared: a conversation's turns ('Client:'/'Advisor:' lines) or a
     training pair's target response."""

@@ -11,13 +11,15 @@ from brightrun.ui.common import (
     defang,
            fmt_duration,
            fmt_int,
+           fmt_p,
            fmt_usd,
            guard,
            key_for_base_url,
            new_seed,
+           p_text,
            plain,
            workspace,
 )
 
-__all__ = ["defang", "fmt_duration", "fmt_int", "fmt_usd", "guard", "key_for_base_url", "new_seed", "plain",
-           "workspace"]
+__all__ = ["defang", "fmt_duration", "fmt_int", "fmt_p", "fmt_usd", "guard", "key_for_base_url", "new_seed", "p_text",
+           "plain", "workspace"]

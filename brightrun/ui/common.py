@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 import streamlit as st
 
 from brightrun.errors import BrightRunError, os_error
@@ -52,6 +53,27 @@ def metric_row(tiles: list[tuple[str, str, str | None]]) -> None:
         row.metric(label, value, help=help_, width="content")
 
 
+def coverage_heatmap(matrix: pl.DataFrame, rows: str, *, colorscale: str, what: str, height_base: int = 120):
+    """The figure of a coverage matrix (first column: the row labels): counts in the cells, the first row at the
+    top, so every coverage heatmap (Overview, Quality's approved coverage) lists personas, arcs and topics in
+    the same order, the order of the matrix. `what` names the counts in the hover ("conversations")."""
+    import plotly.graph_objects as go
+
+    values = matrix.drop(rows)
+    figure = go.Figure(go.Heatmap(z=values.to_numpy(), x=values.columns, y=matrix[rows].to_list(),
+                                  colorscale=colorscale, texttemplate="%{z}",
+                                  hovertemplate=f"%{{y}} × %{{x}}: %{{z}} {what}<extra></extra>"))
+    return figure.update_yaxes(autorange="reversed").update_layout(
+        height=height_base + 42 * matrix.height, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+
+
+def key_first(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """`frame` with the key columns (those of `columns` it has, in that order) first, where a table shown on a
+    laptop screen keeps them in view; the other columns follow in their order."""
+    first = [c for c in dict.fromkeys(columns) if c in frame.columns]
+    return frame.select(*first, *(c for c in frame.columns if c not in first))
+
+
 def fmt_int(value: int | float) -> str:
     return f"{int(value):,}"
 
@@ -69,6 +91,27 @@ def fmt_duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m {seconds % 60:02d}s"
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+P_FLOOR = 0.0001
+"""Below this a p-value reads "< 0.0001": more digits say nothing a reader can use."""
+
+
+def fmt_p(value: float | None) -> str:
+    """A p-value as people read it: "< 0.0001" below that, else two significant figures ("0.012", "0.5");
+    "–" when there is none. Every p-value the pages show goes through here."""
+    if value is None or value != value:  # None or NaN
+        return "–"
+    return f"< {P_FLOOR:g}" if value < P_FLOOR else f"{value:.2g}"
+
+
+P_COLUMNS = ("p_value", "p_adjusted", "p", "adjusted p", "always-valid p", "always-valid adjusted p")
+
+
+def p_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with its p-value columns (P_COLUMNS) as `fmt_p` text, for a table a person reads."""
+    return frame.with_columns(pl.col(c).map_elements(fmt_p, return_dtype=pl.String, skip_nulls=False)
+                              for c in frame.columns if c in P_COLUMNS)
 
 
 def new_seed() -> int:

@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 from brightrun.errors import BrightRunError
 from brightrun.experiments import METRICS
 from brightrun.stats import power
-from brightrun.ui.common import defang
+from brightrun.ui.common import defang, fmt_p
 
 MARGIN = {"l": 10, "r": 10, "t": 30, "b": 10}
 
@@ -41,10 +41,6 @@ def fmt_relative(r) -> str:
     text = f"{r.rel_lift:+.1%}"
     return text + (f" [{r.rel_low:+.1%}, {r.rel_high:+.1%}]" if r.rel_low is not None and r.rel_high is not None
                    else "")
-
-
-def fmt_p(v) -> str:
-    return "–" if v is None else f"{v:.3g}"
 
 
 def significant(r, fixed_sample: bool) -> bool:
@@ -116,18 +112,14 @@ def results_table(report) -> None:
             "control n": r.control_n, "estimate [CI]": fmt_interval(r.estimate, r.low, r.high, kind),
             "control [CI]": fmt_interval(r.control_estimate, r.control_low, r.control_high, kind),
             "abs lift [CI]": fmt_interval(r.abs_lift, r.abs_low, r.abs_high, kind, lift=True),
-            "rel lift [CI]": fmt_relative(r), "test": r.test, "p": r.p_value, "adjusted p": r.p_adjusted,
-            "always-valid p": r.seq_p_value, "always-valid adjusted p": r.seq_p_adjusted,
+            "rel lift [CI]": fmt_relative(r), "test": r.test, "p": fmt_p(r.p_value), "adjusted p": fmt_p(r.p_adjusted),
+            "always-valid p": fmt_p(r.seq_p_value), "always-valid adjusted p": fmt_p(r.seq_p_adjusted),
             "always-valid interval": fmt_bounds(r.seq_low, r.seq_high, kind, lift=True) or "–",
             "adjustment": r.adjust_method or ("none (guardrail)" if r.guardrail else "–"),
             "P(beat control)": r.prob_beat_control,
             "effect size": (f"{r.effect_size:.3g} ({r.effect_size_name})" if r.effect_size is not None else "–"),
             "verdict": verdict(r, report.fixed_sample), "notes": "; ".join(r.notes)})
     st.dataframe(rows, hide_index=True, key="ex_results", column_config={
-        "p": st.column_config.NumberColumn(format="%.3g"),
-        "adjusted p": st.column_config.NumberColumn(format="%.3g"),
-        "always-valid p": st.column_config.NumberColumn(format="%.3g"),
-        "always-valid adjusted p": st.column_config.NumberColumn(format="%.3g"),
         "P(beat control)": st.column_config.NumberColumn(format="%.3f")})
 
 

@@ -60,13 +60,13 @@ def contracts_panel(ws: Workspace) -> None:
                    help=f"{suite.rows:,} rows checked against {len(suite.expectations)} expectations")
     only_failing = st.toggle("Only failing expectations", value=not saved.success, key="contracts_failing")
     tables = st.multiselect("Tables", [s.table for s in saved.suites], key="contracts_tables", placeholder="All")
-    rows = [{"table": s.table, "expectation": e.description, "kind": e.expectation_type, "column": e.column,
-             "passes": e.success, "unexpected": e.unexpected_count, "unexpected %": e.unexpected_percent}
+    rows = [{"passes": e.success, "table": s.table, "expectation": e.description, "kind": e.expectation_type,
+             "column": e.column, "unexpected": e.unexpected_count, "unexpected %": e.unexpected_percent}
             for s in saved.suites for e in s.expectations
             if (not only_failing or not e.success) and (not tables or s.table in tables)]
     rows.sort(key=lambda r: r["passes"])  # failing first
-    st.dataframe(pl.DataFrame(rows, schema={"table": pl.String, "expectation": pl.String, "kind": pl.String,
-                                            "column": pl.String, "passes": pl.Boolean, "unexpected": pl.Int64,
+    st.dataframe(pl.DataFrame(rows, schema={"passes": pl.Boolean, "table": pl.String, "expectation": pl.String,
+                                            "kind": pl.String, "column": pl.String, "unexpected": pl.Int64,
                                             "unexpected %": pl.Float64}),
                  hide_index=True, key="contracts_table")
     for table, e in failed:

@@ -90,12 +90,16 @@ def contracts_state(ws: Workspace) -> tuple[bool, str]:
     return True, f"Data contracts passed on {report.run_at:%Y-%m-%d %H:%M} UTC: exports are allowed."
 
 
+DEFAULT_FORMAT = "openai_sft"
+"""The export format offered first: OpenAI's chat SFT JSONL, the one most trainers read."""
+
+
 def format_options() -> dict[str, str]:
-    """Format name -> label, SFT formats first."""
+    """Format name -> label: the default (OpenAI chat SFT) first, then SFT, preference and KTO formats."""
     from brightrun.exports import FORMATS
 
     order = {"sft": 0, "preference": 1, "kto": 2}
-    specs = sorted(FORMATS.values(), key=lambda s: (order.get(s.kind, 3), s.name))
+    specs = sorted(FORMATS.values(), key=lambda s: (s.name != DEFAULT_FORMAT, order.get(s.kind, 3), s.name))
     return {s.name: f"{s.name} · {s.consumer} ({s.kind})" for s in specs}
 
 

@@ -335,7 +335,10 @@ with ui.guard():
     if flash:
         st.toast(flash[0], icon=flash[1])
     names = filter_options(ws)
-    experiments_tab, new_tab, calculator_tab = st.tabs(["Experiments", "New experiment", "Calculator"])
+    if "ex_pending_open" in st.session_state:  # just created: leave the form and show the new experiment
+        st.session_state["ex_tab"] = "Experiments"
+    experiments_tab, new_tab, calculator_tab = st.tabs(["Experiments", "New experiment", "Calculator"],
+                                                       key="ex_tab", on_change="rerun")
     with experiments_tab:
         _experiments_tab(ws, names)
     with new_tab:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.explore import by_dimension, coverage, dimension_labels, recent_jobs, totals
-from brightrun.ui.common import metric_row
+from brightrun.ui.common import coverage_heatmap, metric_row
 from brightrun.ui.enrichment import enrich_panel
 
 st.title("Overview")
@@ -51,11 +51,8 @@ with ui.guard():
     rows, columns = views[choice]
     matrix = coverage(ws, rows, columns, enriched_only=enriched_only)
     values = matrix.drop(rows)
-    figure = px.imshow(values.to_numpy(), x=values.columns, y=matrix[rows].to_list(), text_auto=True,
-                       aspect="auto", color_continuous_scale="Blues",
-                       labels={"x": columns.title(), "y": rows.title(), "color": "Conversations"})
-    figure.update_layout(height=120 + 42 * matrix.height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                         clickmode="event+select")
+    figure = coverage_heatmap(matrix, rows, colorscale="Blues", what="conversations")
+    figure.update_layout(clickmode="event+select", xaxis_title=columns.title(), yaxis_title=rows.title())
     figure.update_traces(hoverinfo="skip", hovertemplate=None)
     # Heatmap cells cannot be selected in plotly: an invisible marker on each cell takes the click.
     xs, ys = np.meshgrid(np.array(values.columns, dtype=object), np.array(matrix[rows].to_list(), dtype=object))

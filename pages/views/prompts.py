@@ -45,18 +45,18 @@ def _effectiveness_section(ws) -> None:
                        error_x={"type": "data", "symmetric": False,
                                 "array": (rows["high"] - rows[name]).fill_null(0).to_list(),
                                 "arrayminus": (rows[name] - rows["low"]).fill_null(0).to_list()},
-                       hovertext=[f"adjusted p = {p:.3g}" if p is not None else "" for p in rows["p_adjusted"]]),
+                       hovertext=[f"adjusted p = {ui.fmt_p(p)}" if p is not None else "" for p in rows["p_adjusted"]]),
         ]).add_vline(x=0, line_dash="dot").update_layout(
             height=80 + 40 * rows.height, xaxis_title=f"{name} with {outcome} (95% interval; red: adjusted p <= 0.05)",
             xaxis_range=[-1, 1], margin={"l": 10, "r": 10, "t": 10, "b": 10}), key="pr_eff_forest")
-        st.dataframe(table, hide_index=True, key="pr_eff_correlations")
+        st.dataframe(ui.p_text(table), hide_index=True, key="pr_eff_correlations")
         st.markdown("**Regression with persona and topic controls**")
         if report.regression is not None:
             r = report.regression
             fit = "n/a" if r.fit_statistic is None else f"{r.fit_statistic:.3f}"
             st.caption(f"{r.kind.upper()} on {r.n:,} template versions · {r.fit_statistic_name} {fit} · errors: {r.cov_type} · "
                        f"`{r.formula}`")
-            st.dataframe(report.coefficients(), hide_index=True, key="pr_eff_coefficients")
+            st.dataframe(ui.p_text(report.coefficients()), hide_index=True, key="pr_eff_coefficients")
         with st.expander(f"Per template version ({report.effective_n} rows: the unit of these statistics)"):
             st.dataframe(report.versions, hide_index=True, key="pr_eff_versions")
         for note in report.notes:
@@ -70,7 +70,7 @@ def _effectiveness_section(ws) -> None:
         st.caption(f"Unit: the session ({chain.sessions.height:,} with user answers). Prompt words: the questions "
                    "put to the user; answer words: the user's answers as they arrive in a step's input; later richness: words and "
                    "distinct words per output of the blueprint, scene and assembly steps. Spearman, BH-adjusted.")
-        st.dataframe(chain.table(), hide_index=True, key="pr_eff_chain")
+        st.dataframe(ui.p_text(chain.table()), hide_index=True, key="pr_eff_chain")
 
 
 st.title("Prompts")

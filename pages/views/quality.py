@@ -9,6 +9,8 @@ from brightrun.explore import totals
 from brightrun.quality import explore
 from brightrun.quality import report as quality_report
 from brightrun.ui import quality as ui_quality
+from brightrun.ui.common import coverage_heatmap, key_first
+from brightrun.ui.links import record_actions
 
 st.title("Quality")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
@@ -81,7 +83,8 @@ with ui.guard():
             if rows:
                 st.session_state["q_open"] = ids[rows[0]]
 
-        st.dataframe(found, hide_index=True, key="q_records", on_select=_open_record, selection_mode="single-row",
+        st.dataframe(key_first(found, "metric", metric, "quality_score", "title"), hide_index=True, key="q_records",
+                     on_select=_open_record, selection_mode="single-row",
                      height=260)
         if st.session_state.get("q_open") not in ids:
             st.session_state.pop("q_open", None)
@@ -94,6 +97,7 @@ with ui.guard():
                        f"{row['tier']} · "
                        f"quality {row['quality_score']:.2f} · arc adherence "
                        + (f"{row['arc_adherence']:.2f}" if row["arc_adherence"] is not None else "n/a"))
+            record_actions(ws, opened, "q_record")
             pairs = explore.pair_scores(ws, opened)
             by_turn = {r["turn_number"]: r for r in pairs.to_dicts()}
             for turn in explore.conversation_turns(ws, opened):
@@ -102,7 +106,7 @@ with ui.guard():
                     badge = f" · score {scored['quality_score']:.1f}" if scored else ""
                     st.markdown(f"**{ROLE_LABEL.get(turn['role'], turn['role'])}** · turn {turn['turn_number']}{badge}")
                     st.text(turn["content"])
-            st.dataframe(pairs, hide_index=True, key="q_pair_scores")
+            st.dataframe(key_first(pairs, "turn_number", "quality_score"), hide_index=True, key="q_pair_scores")
 
     # ------------------------------------------------------------------------------- approved coverage
     with coverage_tab:
@@ -121,10 +125,8 @@ with ui.guard():
         matrix = explore.approved_coverage(ws, rows, columns, min_quality=min_quality, min_adherence=min_adherence,
                                            exclude=exclude)
         values = matrix.drop(rows)
-        st.plotly_chart(go.Figure(go.Heatmap(
-            z=values.to_numpy(), x=values.columns, y=matrix[rows].to_list(), colorscale="Greens",
-            texttemplate="%{z}", hovertemplate="%{y} × %{x}: %{z} approved<extra></extra>")).update_layout(
-            height=140 + 42 * matrix.height, margin={"l": 10, "r": 10, "t": 10, "b": 10}), key="cov_heatmap")
+        st.plotly_chart(coverage_heatmap(matrix, rows, colorscale="Greens", what="approved", height_base=140),
+                        key="cov_heatmap")
         cells = values.to_numpy()
         st.caption(f"{int(cells.sum()):,} approved conversation(s); {(cells == 0).sum()} empty and "
                    f"{((cells > 0) & (cells < 3)).sum()} thin (under 3) cell(s) of {cells.size}."
@@ -173,6 +175,8 @@ with ui.guard():
                                label_visibility="collapsed", key=f"dup_left_text_{first}")
                 right.text_area("right text", explore.record_text(ws, scope, second), height=420, disabled=True,
                                 label_visibility="collapsed", key=f"dup_right_text_{second}")
+                if conversation := explore.record_conversation(ws, scope, first):  # the left record's conversation
+                    record_actions(ws, conversation, "dup_record")
 
     # --------------------------------------------------------------------------------- diversity
     with diversity_tab:

@@ -33,6 +33,8 @@ ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
 STATES = {"any": "Any", "no": "Not reviewed", "partly": "Partly reviewed", "yes": "Reviewed"}
 ME, ANYONE = "\x00me", "\x00anyone"
 NEXT_KEY, PREVIOUS_KEY = "j", "k"
+THUMBS_KEYS = {"u": True, "d": False}
+"""Keyboard: thumbs up (U) or down (D) on the turn in focus; 1 to 5 rate it (C and R are Streamlit's own)."""
 QUEUE_COLUMNS = ["conversation_id", "title", "persona", "arc", "topic", "tier", "template_version", "quality_score",
                  "pairs", "judged", "state"]
 BLIND_HIDDEN = {"template_version", "quality_score"}
@@ -78,6 +80,54 @@ def _save(pair: dict, prefix: str, reviewer: str, current: dict | None) -> None:
     state.setdefault("rv_saved", {})[(reviewer, pair["pair_id"])] = saved.model_dump(
         include={"helpful", "rating", "comment", "edited_response", "created_at"})
     state["rv_toast"] = (f"Saved turn {turn}: {_summary(saved.model_dump())}.", ":material/check_circle:")
+
+
+def _quick(pair: dict, reviewer: str, current: dict | None, *, helpful: bool | None = None,
+           rating: int | None = None) -> None:
+    """A keyboard judgement of the turn in focus: sets its thumbs or its rating and keeps the rest of the
+    reviewer's judgement (rating, thumbs, comment, edit) as it was."""
+    base = current or {}
+    try:
+        saved = record_feedback(ui.workspace(), "training_pair", pair["pair_id"], reviewer,
+                                helpful=base.get("helpful") if helpful is None else helpful,
+                                rating=base.get("rating") if rating is None else rating,
+                                comment=base.get("comment"), edited_response=base.get("edited_response"))
+    except BrightRunError as exc:
+        st.session_state["rv_toast"] = (str(exc), ":material/error:")
+        return
+    st.session_state["rv_toast"] = (f"Saved turn {pair['turn_number']}: {_summary(saved.model_dump())}.",
+                                    ":material/check_circle:")
+
+
+def _focus(pairs: dict[int, dict], mine: dict[str, dict]) -> dict | None:
+    """The turn the keyboard judges: the first advisor turn without both a thumbs and a rating from you."""
+    for number in sorted(pairs):
+        judged = mine.get(pairs[number]["pair_id"]) or {}
+        if judged.get("helpful") is None or judged.get("rating") is None:
+            return pairs[number]
+    return None
+
+
+def _keyboard_bar(pairs: dict[int, dict], mine: dict[str, dict], reviewer: str) -> None:
+    """Thumbs and rating buttons with their keys, for the turn in focus (a full run: every turn's mark follows)."""
+    pair = _focus(pairs, mine)
+    if pair is None:
+        st.caption("You have given every advisor turn of this conversation a thumbs and a rating.")
+        return
+    current = mine.get(pair["pair_id"])
+    bar = st.container(horizontal=True, vertical_alignment="center", key="rv_keys")
+    bar.caption(f"Turn {pair['turn_number']} (the first without your thumbs and rating):")
+    for key, helpful in THUMBS_KEYS.items():
+        bar.button(key.upper(), key=f"rv_key_{key}", shortcut=key, on_click=_quick,
+                   args=(pair, reviewer, current), kwargs={"helpful": helpful},
+                   icon=":material/thumb_up:" if helpful else ":material/thumb_down:",
+                   help=f"Thumbs {'up' if helpful else 'down'} on turn {pair['turn_number']}")
+    for stars in range(1, 6):
+        bar.button(str(stars), key=f"rv_key_{stars}", shortcut=str(stars), on_click=_quick,
+                   args=(pair, reviewer, current), kwargs={"rating": stars}, icon=":material/star:",
+                   help=f"Rate turn {pair['turn_number']} {stars} of 5")
+    st.caption(f"Keys (when not typing in a field): **U** thumbs up, **D** thumbs down, **1**–**5** rating, on turn "
+               f"{pair['turn_number']}; the focus moves on once a turn has both.")
 
 
 def _summary(judgement: dict) -> str:
@@ -248,6 +298,8 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
                     icon=":material/thumb_up:", on_click=_thumbs_up_rest, args=(conversation_id, reviewer),
                     help="Your thumbs up on every advisor turn of this conversation you have not judged; your "
                          "other judgements stay as they are.")
+    if reviewer and pairs:
+        _keyboard_bar(pairs, mine, reviewer)
     for turn in detail.turns:
         pair = pairs.get(turn["turn_number"]) if turn["role"] == "assistant" else None
         with st.chat_message(turn["role"]):
@@ -445,6 +497,10 @@ with ui.guard():
                 "conversations and run `brightrun enrich`.")
         st.stop()
 
+    linked = st.query_params.get("conversation")  # "Review this" on another page: open it in the queue, once
+    if linked and linked != st.session_state.get("rv_linked"):
+        st.session_state["rv_linked"] = linked
+        _open_in_queue(linked, linked)
     queue_tab, agreement_tab = st.tabs(["Queue", "Agreement"], key="rv_tab", on_change="rerun")
     with queue_tab:
         _queue_tab(ws, reviewer)
