@@ -21,3 +21,16 @@ def secret(name: str) -> str | None:
     except Exception:  # noqa: BLE001 - no secrets file is not an error here
         return None
     return None
+
+
+def secret_table(name: str) -> dict[str, str]:
+    """Streamlit's secrets[name] as a table of strings when running in the app; {} otherwise."""
+    try:
+        import streamlit as st
+
+        if st.runtime.exists():
+            table = st.secrets.get(name) or {}
+            return {str(k): str(v) for k, v in dict(table).items()}
+    except Exception:  # noqa: BLE001 - no secrets file, or not a table: no host keys
+        return {}
+    return {}

@@ -29,7 +29,8 @@ FAST = RunSettings(concurrency=2, max_attempts=1, flush_items=50, flush_seconds=
 @pytest.fixture(autouse=True)
 def server_keys(monkeypatch) -> None:
     for name in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "BRIGHTRUN_ANTHROPIC_BASE_URL",
-                 "BRIGHTRUN_OPENAI_BASE_URL", "BRIGHTRUN_TRUSTED_BASE_URLS", "ANTHROPIC_AUTH_TOKEN"):
+                 "BRIGHTRUN_OPENAI_BASE_URL", "BRIGHTRUN_TRUSTED_BASE_URLS", "ANTHROPIC_AUTH_TOKEN",
+                 "BRIGHTRUN_HOST_KEYS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ANTHROPIC_API_KEY", SERVER_KEY)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_SERVER_KEY)
@@ -132,3 +133,58 @@ def test_a_typed_key_reaches_the_background_job_by_its_environment_only(ws: Work
     assert listener.requests and {r["headers"].get("authorization") for r in listener.requests} == {f"Bearer {TYPED}"}
     assert SERVER_KEY not in listener.all_header_text()
     assert TYPED not in (ws.root / "logs" / f"{job.job_id}.log").read_text()
+
+
+HOST_KEY = "gateway-token-for-this-host-only-5e2a"
+
+
+def test_a_key_configured_for_an_exact_host_goes_to_that_host_only(monkeypatch) -> None:
+    monkeypatch.setenv("BRIGHTRUN_HOST_KEYS", orjson.dumps({"http://gateway.internal:8080/": HOST_KEY}).decode())
+    for url in ("http://gateway.internal:8080", "http://GATEWAY.internal:8080/v1", "http://gateway.internal:8080/x"):
+        assert resolve_key("anthropic", url) == HOST_KEY, url
+        assert resolve_key("openai-compatible", url) == HOST_KEY, url
+    for url in ("http://gateway.internal:8081", "https://gateway.internal:8080", "http://gateway.internal",
+                "http://gateway.internal.evil.example:8080", "http://evil.example/?http://gateway.internal:8080"):
+        assert resolve_key("anthropic", url) is None, url
+    assert resolve_key("anthropic", "http://gateway.internal:8080", typed_key=TYPED) == TYPED
+    assert resolve_key("anthropic", None) == SERVER_KEY  # the official host keeps the server's key
+    monkeypatch.setenv("BRIGHTRUN_HOST_KEYS", "gateway.internal=token")
+    with pytest.raises(ProviderError, match="BRIGHTRUN_HOST_KEYS is not a JSON object.*Fix:") as caught:
+        resolve_key("anthropic", "http://gateway.internal:8080")
+    assert "token" not in str(caught.value).split("Fix:")[0]
+
+
+def test_a_base_url_typed_in_the_app_gets_its_hosts_configured_key_and_no_other(ws: Workspace, listener: KeyListener,
+                                                                                 monkeypatch) -> None:
+    with KeyListener() as other:
+        monkeypatch.setenv("BRIGHTRUN_HOST_KEYS", orjson.dumps({listener.url: HOST_KEY}).decode())
+        plan = make_plan(ws, ["david_chen"], ["confusion_to_clarity"], ["mortgage_payoff_strategy"], count=1)
+        for url in (listener.url, other.url):  # what the Generate page stores: the typed URL, no key
+            job = create_job(ws, plan, provider="anthropic", model="claude-sonnet-5-5",
+                             provider_options={"base_url": url})
+            if url == other.url:
+                with pytest.raises(ProviderError, match="no key for the base URL"):
+                    run_job(ws, job.job_id, settings=FAST)
+            else:
+                attempt(ws, job.job_id)
+        assert listener.requests and {r["headers"].get("authorization") for r in listener.requests} == {f"Bearer {HOST_KEY}"}
+        assert other.requests == []
+        assert SERVER_KEY not in listener.all_header_text()
+
+
+def test_host_keys_from_streamlit_secrets() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:
+        import streamlit as st
+
+        from brightrun.providers.keys import resolve_key
+
+        st.write(f"gateway={resolve_key('anthropic', 'http://gateway.internal:8080')}")
+        st.write(f"elsewhere={resolve_key('anthropic', 'http://elsewhere.internal:8080')}")
+
+    at = AppTest.from_function(page)
+    at.secrets["host_keys"] = {"http://gateway.internal:8080": HOST_KEY}
+    at.run()
+    shown = [m.value for m in at.markdown]
+    assert shown == [f"gateway={HOST_KEY}", "elsewhere=None"]
