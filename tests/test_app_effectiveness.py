@@ -1,0 +1,32 @@
+"""The Prompts page's Effectiveness section with fewer template versions than inference needs: it says no
+inference is possible yet and shows descriptives only, with no p-value anywhere (issue 16, item 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+from test_prompts import two_versions  # noqa: F401 - the fixture: a workspace with two versions of one template
+
+from brightrun.prompts import effectiveness as eff
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_with_two_versions_the_page_shows_descriptives_and_no_p_value(two_versions, monkeypatch) -> None:  # noqa: F811
+    ws, old, new = two_versions
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.switch_page("pages/views/prompts.py").run()
+    assert not at.exception, at.exception
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("No inference possible yet") and f"{eff.MIN_VERSIONS} are needed" in w
+               for w in warnings), warnings
+    assert any("Descriptives per template version" in m.value for m in at.markdown)
+    versions = next(d.value for d in at.dataframe if "template_version" in d.value.columns)
+    assert sorted(versions["template_version"]) == sorted([old, new]) and "mean" in versions.columns
+    shown = [d.value for d in at.dataframe]
+    assert not any(c.startswith("p") and ("p_" in c or c == "p") for frame in shown for c in frame.columns), \
+        [list(frame.columns) for frame in shown]
+    assert not [d for d in at.dataframe if d.key in ("pr_eff_correlations", "pr_eff_coefficients")]
