@@ -4,6 +4,7 @@ reviewed by simulated feedback, report the better one; an A/A experiment reports
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -252,6 +253,7 @@ def test_cli_create_run_report_list_status(versions) -> None:
     text = runner.invoke(app, ["experiments", "report", "cli-exp", "-w", path])
     assert text.stdout.startswith("Simulated data") and "Simulated data: no decision" in text.stdout
     assert "valid only at the planned size (384 conversations per arm)" in " ".join(text.stdout.split())
+    assert not re.search(r"\d\.\d{5,}|\de-\d", text.stdout), text.stdout  # readable numbers (exact ones in --json)
     listed = runner.invoke(app, ["experiments", "list", "-w", path, "--json"])
     assert [e["status"] for e in orjson.loads(listed.stdout)] == ["running"]
     assert runner.invoke(app, ["experiments", "status", "cli-exp", "paused", "-w", path]).exit_code == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 
 import numpy as np
 import polars as pl
@@ -577,7 +578,8 @@ def test_balanced_a_a_strata_warnings_fire_at_about_alpha(reviewed_share):
         confounding += result.simpson_warning is not None
         heterogeneity += result.heterogeneity_warning is not None
         if result.simpson_warning:
-            assert "chi-square balance test of the persona mix between the arms: p = " in result.simpson_warning
+            assert re.search(r"chi-square balance test of the persona mix between the arms: p (= 0\.\d+|< 0\.0001); "
+                             r"alpha 0\.05\)", result.simpson_warning), result.simpson_warning
     assert confounding / reps <= band(0.05, reps)[1], confounding / reps
     assert heterogeneity / reps <= band(0.05, reps)[1], heterogeneity / reps
     assert (confounding + heterogeneity) / reps <= band(0.10, reps)[1]  # two tests at alpha: at most ~2 alpha
@@ -593,7 +595,7 @@ def test_stratified_means_interaction_and_balance_tests():
     hetero = strata.stratified_means(opposite, by="persona")
     assert hetero.interaction_p < 1e-6
     assert hetero.heterogeneity_warning.startswith("The variant's effect differs between persona groups (F test of "
-                                                   "the arm x persona interaction: p = ")
+                                                   "the arm x persona interaction: p < 0.0001; alpha 0.05)")
 
 
 # --- edge cases and the Cochran-Mantel-Haenszel continuity correction -------------------------------------
@@ -637,3 +639,15 @@ def test_z_test_reason_reports_the_smallest_expected_cell():
     assert rates.two_proportion_ztest(30, 100, 40, 100).reason == "every expected cell is at least 5 (smallest 35)"
     small = rates.two_proportion_ztest(1, 10, 3, 10).reason
     assert small.startswith("chosen although the smallest expected cell is 2 (< 5)")
+
+
+def test_messages_print_p_values_as_people_read_them() -> None:
+    """No '3e-19' or '0.0000000000000000003' in a sentence: below 0.0001 it reads '< 0.0001'."""
+    from brightrun.stats.text import fmt_p, p_is
+
+    assert [fmt_p(p) for p in (3e-19, 0.00009, 0.0001, 0.01234, 0.5, None, float("nan"))] == \
+        ["< 0.0001", "< 0.0001", "0.0001", "0.012", "0.5", "–", "–"]
+    assert p_is(3e-19) == "p < 0.0001" and p_is(0.2323, "adjusted p") == "adjusted p = 0.23"
+    mismatch = srm.srm_check({"a": 1000, "b": 500}).message
+    assert mismatch.startswith("Sample ratio mismatch (p < 0.0001, below the 0.001 threshold)"), mismatch
+    assert "e-" not in mismatch

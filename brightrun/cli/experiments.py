@@ -94,7 +94,7 @@ def report(
     """Per arm and metric: estimate, interval, lift, test, adjusted p, P(beat control); SRM, strata and
     the winner or "no winner yet"."""
     from brightrun.experiments import experiment_report, results_frame
-    from brightrun.experiments.report import report_dict
+    from brightrun.experiments.report import readable_table, report_dict
 
     result = experiment_report(open_workspace(workspace, create=False), experiment_id, alpha=alpha,
                                exploratory=exploratory, fixed_sample=fixed_sample)
@@ -107,9 +107,9 @@ def report(
     out.print(result.data_note(), markup=False, soft_wrap=True, style="bold yellow" if result.simulated else None)
     print_frame(result.arms, False)
     if table.height:
-        print_frame(table.select("metric", "arm", "scripted_share", "n", "estimate", "low", "high", "abs_lift",
-                                 "abs_low", "abs_high", "test", "p_adjusted", "seq_p_adjusted", "seq_low", "seq_high",
-                                 "prob_beat_control"), False)
+        print_frame(readable_table(table.select(
+            "metric", "arm", "scripted_share", "n", "estimate", "low", "high", "abs_lift", "abs_low", "abs_high",
+            "test", "p_adjusted", "seq_p_adjusted", "seq_low", "seq_high", "prob_beat_control")), False)
         out.print(f"Fixed-sample p-values and intervals are valid only at the planned size ({result.planned_n:,} "
                   f"conversations per arm); seq_*: always-valid (mSPRT), valid at every look. {result.decision_basis()}",
                   markup=False, soft_wrap=True)

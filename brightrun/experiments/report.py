@@ -16,6 +16,7 @@ from brightrun.stats import ArmResult, Decision, Metric, compare_metrics, decide
 from brightrun.stats.results import always_valid_results
 from brightrun.stats.srm import SRMResult, srm_check
 from brightrun.stats.strata import stratified_means, stratified_rates_from_frame
+from brightrun.stats.text import fmt_p
 from brightrun.workspace import Workspace
 
 OUTCOMES_SQL = """
@@ -197,6 +198,15 @@ def success_mde(report: ExperimentReport) -> dict | None:
         return None
     return {"control_n": main.control_n, "control_rate": main.control_estimate, "power": 0.8,
             "mde_diff": mde.diff, "mde_rate": mde.p_treatment, "method": "Cohen's h (arcsine approximation)"}
+
+
+def readable_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """A results table as a person reads it (the exact numbers are in report_dict): p-values as "< 0.0001" or
+    two significant figures, other decimals to four places."""
+    p_columns = [c for c in frame.columns if c.endswith("p_adjusted") or c.endswith("p_value") or c == "p"]
+    return frame.with_columns(
+        *(pl.col(c).map_elements(fmt_p, return_dtype=pl.String, skip_nulls=False) for c in p_columns),
+        *(pl.col(c).round(4) for c, dtype in frame.schema.items() if dtype == pl.Float64 and c not in p_columns))
 
 
 def report_dict(report: ExperimentReport) -> dict:

@@ -32,6 +32,7 @@ from brightrun.stats import bayes, continuous, rates, sequential
 from brightrun.stats._common import StatsError, check_alpha, clean_values
 from brightrun.stats.multiple import adjust_pvalues
 from brightrun.stats.srm import SRMResult
+from brightrun.stats.text import p_is
 
 MetricType = Literal["rate", "rating", "continuous"]
 
@@ -345,13 +346,13 @@ def decide_winner(results: Sequence[ArmResult], alpha: float = 0.05, *, primary:
     for r in candidates:
         harms = [g for g in results if g.guardrail and g.arm == r.arm and significant(g) and not g.improves]
         if harms:
-            failed[r.arm] = [f"{g.metric} {_fmt_lift(g)}, p = {p_of(g):.3g}" for g in harms]
+            failed[r.arm] = [f"{g.metric} {_fmt_lift(g)}, {p_is(p_of(g))}" for g in harms]
     passing = [r for r in candidates if r.arm not in failed]
     names = [r.arm for r in candidates]
     if not candidates:
         tested = [r for r in rows if p_of(r) is not None]
         best = min(tested, key=p_of) if tested else None
-        detail = (f"; the closest is {best.arm}: {_fmt_lift(best)}, {p_name} = {p_of(best):.3g} "
+        detail = (f"; the closest is {best.arm}: {_fmt_lift(best)}, {p_is(p_of(best), p_name)} "
                   f"({method} adjustment)" if best else "")
         worse = [r.arm for r in rows if significant(r) and not r.improves]
         worse_text = f". Significantly worse than control: {', '.join(worse)}" if worse else ""
@@ -366,8 +367,8 @@ def decide_winner(results: Sequence[ArmResult], alpha: float = 0.05, *, primary:
     sign = 1 if passing[0].higher_is_better else -1
     best = max(passing, key=lambda r: sign * r.abs_lift)
     others = [r.arm for r in passing if r is not best]
-    reason = (f"{best.arm} beats {best.control} on {primary}: {_fmt_lift(best)}, {p_name} = "
-              f"{p_of(best):.3g} ({method}), P(beat control) = {best.prob_beat_control:.3f}; "
+    reason = (f"{best.arm} beats {best.control} on {primary}: {_fmt_lift(best)}, "
+              f"{p_is(p_of(best), p_name)} ({method}), P(beat control) = {best.prob_beat_control:.3f}; "
               "no guardrail fails.")
     if others:
         reason += (f" Also beating control: {', '.join(others)}; {best.arm} has the largest estimate, but the "

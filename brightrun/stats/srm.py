@@ -20,6 +20,7 @@ import polars as pl
 from scipy import stats as sps
 
 from brightrun.stats._common import StatsError
+from brightrun.stats.text import p_is
 
 SRM_THRESHOLD = 0.001
 
@@ -61,11 +62,11 @@ def srm_check(counts: Mapping[str, int], weights: Mapping[str, float] | None = N
     shares = ", ".join(f"{a} {o / total:.1%} (planned {e / total:.1%})"
                        for a, o, e in zip(arms, observed, expected, strict=True))
     if mismatch:
-        message = (f"Sample ratio mismatch (p = {p:.2g} < {threshold:g}): {shares}. The assignment or the "
+        message = (f"Sample ratio mismatch ({p_is(p)}, below the {threshold:g} threshold): {shares}. The assignment or the "
                    "logging is broken, so the results are not trustworthy. Find the cause (sticky assignment, "
                    "dropped exposures, bot traffic) before reading any metric.")
     else:
-        message = f"No sample ratio mismatch (p = {p:.2g}): {shares}."
+        message = f"No sample ratio mismatch ({p_is(p)}): {shares}."
     return SRMResult({a: int(o) for a, o in zip(arms, observed, strict=True)},
                      {a: float(e) for a, e in zip(arms, expected, strict=True)},
                      float(chi2), float(p), threshold, mismatch, message)
@@ -111,8 +112,8 @@ def balance_check(frame: pl.DataFrame, *, arm: str, by: str, threshold: float = 
     table = np.array([[lookup.get((a, lv), 0) for lv in levels] for a in arms], dtype=float)
     chi2, p, dof = mix_test(table)
     imbalanced = bool(p < threshold)
-    message = (f"The {by} mix differs between arms (p = {p:.2g}): compare arms within each {by} "
+    message = (f"The {by} mix differs between arms ({p_is(p)}): compare arms within each {by} "
                f"(stratified results) and check how users were assigned." if imbalanced
-               else f"The {by} mix is similar in every arm (p = {p:.2g}).")
+               else f"The {by} mix is similar in every arm ({p_is(p)}).")
     return BalanceResult(by, {str(a): {str(lv): int(lookup.get((a, lv), 0)) for lv in levels} for a in arms},
                          float(chi2), float(p), int(dof), imbalanced, message)

@@ -42,6 +42,7 @@ from statsmodels.stats.contingency_tables import StratifiedTable, Table2x2
 from brightrun.stats._common import StatsError, check_alpha, check_count, clean_values, finite
 from brightrun.stats.rates import rate_lift
 from brightrun.stats.srm import mix_test
+from brightrun.stats.text import p_is
 
 MARGIN = 0.10
 
@@ -123,7 +124,7 @@ def simpson_warning(naive: float, stratified: float, *, by: str, scale: str = "l
         better = sum((e > 0) if higher_is_better else (e < 0) for e in strata_effects)
         within = f"; better in {better} of {len(strata_effects)} {by} groups"
     details = f" ({describe}{within})" if describe or within else ""
-    tested = (f" (chi-square balance test of the {by} mix between the arms: p = {balance_p:.2g} < {alpha:g})"
+    tested = (f" (chi-square balance test of the {by} mix between the arms: {p_is(balance_p)}; alpha {alpha:g})"
               if balance_p is not None else "")
     if naive * stratified < 0:
         return (f"Simpson's paradox: pooled over {by}, the variant looks {_direction(naive, higher_is_better)} than control, "
@@ -139,7 +140,7 @@ def heterogeneity_warning(p_value: float | None, *, by: str, test: str, alpha: f
     """The warning text when the test that the variant's effect is the same in every stratum rejects."""
     if p_value is None or not p_value < alpha:
         return None
-    return (f"The variant's effect differs between {by} groups ({test}: p = {p_value:.2g} < {alpha:g}): one pooled "
+    return (f"The variant's effect differs between {by} groups ({test}: {p_is(p_value)}; alpha {alpha:g}): one pooled "
             f"effect hides that. Read the per-{by} rows before deciding, and check the groups where it is worse.")
 
 

@@ -11,6 +11,7 @@ import polars as pl
 import streamlit as st
 
 from brightrun.errors import BrightRunError, os_error
+from brightrun.stats.text import P_FLOOR, fmt_p  # noqa: F401 - every p-value the pages show goes through fmt_p
 from brightrun.workspace import Workspace, resolve_path
 
 FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
@@ -91,18 +92,6 @@ def fmt_duration(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m {seconds % 60:02d}s"
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-
-
-P_FLOOR = 0.0001
-"""Below this a p-value reads "< 0.0001": more digits say nothing a reader can use."""
-
-
-def fmt_p(value: float | None) -> str:
-    """A p-value as people read it: "< 0.0001" below that, else two significant figures ("0.012", "0.5");
-    "–" when there is none. Every p-value the pages show goes through here."""
-    if value is None or value != value:  # None or NaN
-        return "–"
-    return f"< {P_FLOOR:g}" if value < P_FLOOR else f"{value:.2g}"
 
 
 P_COLUMNS = ("p_value", "p_adjusted", "p", "adjusted p", "always-valid p", "always-valid adjusted p")
