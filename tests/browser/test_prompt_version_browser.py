@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import AppServer, choose, rerun_after, serve, wait_idle
+from conftest import AppServer, choose, open_deep_link, rerun_after, serve, wait_idle
 from playwright.sync_api import expect
 
 from brightrun.workspace import Workspace
@@ -31,11 +31,7 @@ def test_edit_save_and_start_an_experiment(browser, app: AppServer) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(30_000)
     try:
-        page.goto(app.url + "/prompts")
-        wait_idle(page, timeout=60_000)
-        notice = page.get_by_role("dialog").filter(has_text="Page not found")
-        if notice.count():
-            page.keyboard.press("Escape")
+        open_deep_link(page, app.url + "/prompts", "Prompts")
         choose(page, "Template", f"{ws.scaffolding.templates[KEY].name} · {KEY}")
         body = page.get_by_role("textbox", name="Body", exact=True)
         save = page.get_by_role("button", name="Save as version 2")
