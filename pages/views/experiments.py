@@ -267,7 +267,7 @@ def _prefill(ws) -> bool:
     ids = prompts.versions(ws, template)["version"].to_list() if known else []
     if wanted["new_control"] not in ids or wanted["new_variant"] not in ids:
         return False
-    st.session_state.update({"ex_new_template": template, "ex_new_variants": 1,
+    st.session_state.update({"ex_new_template": template,
                              f"ex_new_arm_version_{template}_0": wanted["new_control"],
                              f"ex_new_arm_version_{template}_1": wanted["new_variant"]})
     return True

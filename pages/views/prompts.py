@@ -79,7 +79,10 @@ def _new_version_section(ws, template: str) -> None:
     """Edit the current version's text (placeholders checked), preview it for a cell, save it as version N+1,
     then start an experiment of it against the version it replaced."""
     st.subheader("New version")
-    current = ws.scaffolding.templates[template]
+    current = ws.scaffolding.templates.get(template)
+    if current is None:
+        st.caption("This template is no longer in the workspace's scaffolding: only its recorded versions remain.")
+        return
     numbers = editing.version_numbers(ws, template)
     st.caption(f"Edit the current version's text and save it as version {len(numbers) + 1}: it is written into the "
                "workspace's scaffolding (the template's YAML) and becomes the version new jobs use; the version it "
