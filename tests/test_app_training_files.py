@@ -17,11 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/views/training_files.py"
 
 
-def open_page(workspace: Path, monkeypatch) -> AppTest:
+def open_page(workspace: Path, monkeypatch, **params: str) -> AppTest:
+    """The page, opened on an address with these query parameters if any (a reload, or a shared link)."""
     monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(workspace))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     at.run()
+    for key, value in params.items():
+        at.query_params[key] = value
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
     return at
@@ -193,3 +196,34 @@ def test_export_is_gated_by_the_contracts_and_offers_the_files(made) -> None:
     costs = table(at, "model", "estimated $")
     assert "gpt-4o-mini-2024-07-18" in costs["model"].to_list()
     assert (costs["estimated $"].dropna() > 0).all()
+
+
+@pytest.fixture
+def two_files(demo_copy: Workspace) -> Workspace:
+    ids = demo_copy.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 20")["conversation_id"]
+    for name in ("alpha", "beta"):
+        tf.create_training_file(demo_copy, name)
+        tf.add_conversations(demo_copy, name, ids.to_list())
+    return demo_copy
+
+
+def test_the_open_file_and_tab_come_from_the_address(two_files: Workspace, monkeypatch) -> None:
+    at = open_page(two_files.root, monkeypatch, training_file="beta", tf_tab="Versions")
+    assert at.selectbox(key="training_file").value == "beta"
+    assert at.session_state["tf_tab"] == "Versions"
+    assert at.query_params["training_file"] == "beta"
+
+
+def test_the_last_export_is_offered_again_after_a_reload(two_files: Workspace, monkeypatch) -> None:
+    from brightrun.training_files.export import export_folder, export_version
+
+    version = tf.get_version(two_files, "beta").version
+    export_version(two_files, "beta", "openai_sft", export_folder(two_files, "beta", version, "openai_sft"),
+                   force_reason="a dry run")
+    at = open_page(two_files.root, monkeypatch, training_file="beta", tf_tab="Export")
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Download data/train.jsonl", "Download brightrun_export.json", "Download everything (zip)"} <= set(labels)
+    shown = " ".join(i.value.replace("\\", "") for i in at.info)
+    assert f"Last export of v{version}: openai_sft" in shown and "reason: a dry run" in shown
+    other = open_page(two_files.root, monkeypatch, training_file="alpha", tf_tab="Export")
+    assert not other.get("download_button")  # alpha has no export: nothing offered

@@ -1,5 +1,5 @@
 """AppTest: Conversations and Quality take their filters and the open item from the address (a reload or a
-shared link), and the Conversations search takes `10%` literally."""
+shared link), and the Conversations search takes `10%` literally; Generate links a job to its conversations there."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_job_conversations import a_job
 
 from brightrun.workspace import Workspace
 
@@ -44,3 +45,20 @@ def test_quality_opens_its_record_from_the_address(opened, demo_ws: Workspace) -
     at = opened("pages/views/quality.py", q_drill="David Chen", q_open=cid)
     assert at.selectbox(key="q_drill").value == "david_chen"
     assert at.selectbox(key="q_open").value == cid
+
+
+def test_conversations_take_the_job_from_the_address(opened, demo_ws: Workspace) -> None:
+    job, made = a_job(demo_ws)
+    at = opened("pages/views/conversations.py", f_jobs=job)
+    assert at.multiselect(key="f_jobs").value == [job]
+    assert any(c.value.startswith(f"{made:,} conversation(s) match") for c in at.caption)
+
+
+def test_generate_links_the_watched_job_to_its_conversations(opened, demo_ws: Workspace) -> None:
+    job, made = a_job(demo_ws)
+    at = opened("pages/views/generate.py", job=job)
+    assert at.selectbox(key="g_watch_select").value == job
+    [link] = [p.proto for p in at.get("page_link") if "conversations" in p.proto.page]
+    assert link.query_string == f"f_jobs={job}"
+    done = demo_ws.sql("SELECT done FROM batch_jobs WHERE job_id = ?", [job]).item()
+    assert link.label == f"Its conversations ({done:,})"

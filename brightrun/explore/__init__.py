@@ -9,6 +9,7 @@ from brightrun.explore.browse import (
     conversation_detail,
     count_conversations,
     filter_options,
+    job_ids,
     list_conversations,
 )
 from brightrun.explore.overview import (
@@ -21,4 +22,4 @@ from brightrun.explore.overview import (
 )
 
 __all__ = ["ConversationFilter", "by_dimension", "conversation_detail", "count_conversations", "coverage",
-           "dimension_labels", "filter_options", "job_enrichment", "list_conversations", "recent_jobs", "totals"]
+           "dimension_labels", "filter_options", "job_enrichment", "job_ids", "list_conversations", "recent_jobs", "totals"]

@@ -23,12 +23,18 @@ class ConversationFilter(BaseModel):
     templates: list[str] = Field(default_factory=list)
     tiers: list[str] = Field(default_factory=list)
     statuses: list[str] = Field(default_factory=list)
+    jobs: list[str] = Field(default_factory=list, description="the batch jobs that made them (job ids)")
     text: str = ""
     limit: int = Field(default=500, ge=1, le=100_000)
 
 
 _COLUMNS = {"personas": "persona_key", "arcs": "arc_key", "topics": "topic_key",
-            "templates": "template_key", "tiers": "tier", "statuses": "enrichment_status"}
+            "templates": "template_key", "tiers": "tier", "statuses": "enrichment_status", "jobs": "job_id"}
+
+
+def job_ids(ws: Workspace) -> list[str]:
+    """The batch jobs, newest first: the Conversations page's job filter."""
+    return ws.sql("SELECT job_id FROM batch_jobs ORDER BY created_at DESC, job_id")["job_id"].to_list()
 
 
 def filter_options(ws: Workspace) -> dict[str, dict[str, str]]:

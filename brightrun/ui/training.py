@@ -9,6 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import polars as pl
 
 from brightrun.training_files import FilterMatch, TrainingFileError, versions
@@ -122,19 +123,66 @@ class Download:
 
 def downloads(done: Exported) -> list[Download]:
     """Each file of an export (data files first), then the whole export as one zip."""
-    files = sorted({Path(p) for p in done.files} | {done.folder / "brightrun_export.json"},
+    files = {Path(p) for p in done.files} | {done.folder / "brightrun_export.json"}
+    return folder_downloads(done.folder, f"{done.name}-v{done.version}-{done.format}.zip", files)
+
+
+def folder_downloads(folder: Path, zip_name: str, files: set[Path] | None = None) -> list[Download]:
+    """Each of `files` (default: every file of the export folder), data files first, then the whole folder as one
+    zip named `zip_name`."""
+    everything = sorted(p for p in folder.rglob("*") if p.is_file())
+    shown = sorted((p for p in (everything if files is None else files) if p.is_file()),
                    key=lambda p: (p.suffix not in (".jsonl", ".parquet"), str(p)))
-    files = [p for p in files if p.is_file()]
-    out = [Download(str(p.relative_to(done.folder)), p.name, p.read_bytes(),
-                    MIME.get(p.suffix, "application/octet-stream")) for p in files]
+    out = [Download(str(p.relative_to(folder)), p.name, p.read_bytes(), MIME.get(p.suffix, "application/octet-stream"))
+           for p in shown]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for p in sorted(done.folder.rglob("*")):
-            if p.is_file():
-                archive.write(p, p.relative_to(done.folder))
-    out.append(Download("everything (zip)", f"{done.name}-v{done.version}-{done.format}.zip", buffer.getvalue(),
-                        "application/zip"))
+        for p in everything:
+            archive.write(p, p.relative_to(folder))
+    out.append(Download("everything (zip)", zip_name, buffer.getvalue(), "application/zip"))
     return out
+
+
+@dataclass(frozen=True)
+class LastExport:
+    """An export the app made earlier, read back from its folder (after a reload, the page has no result in memory)."""
+
+    name: str
+    version: int
+    format: str
+    folder: Path
+    exported_at: str
+    valid: bool
+    errors: int
+    forced: str | None
+
+    def summary(self) -> str:
+        state = "passed every check of its consumer" if self.valid else f"had {self.errors:,} problem(s) by its consumer's rules"
+        forced = f"; exported without passing data contracts, reason: {self.forced}" if self.forced else ""
+        return (f"Last export of v{self.version}: {self.format}, {self.exported_at[:16].replace('T', ' ')} UTC; it "
+                f"{state}{forced}.")
+
+    def downloads(self) -> list[Download]:
+        return folder_downloads(self.folder, f"{self.name}-v{self.version}-{self.format}.zip")
+
+
+def last_export(ws: Workspace, name: str, version: int) -> LastExport | None:
+    """The newest export of this training-file version the app wrote (`exports/<name>/v<N>/<format>/`, by the time
+    in its brightrun_export.json), or None. An export folder without a readable record is passed over."""
+    from brightrun.exports import FORMATS
+    from brightrun.training_files.export import export_folder
+
+    found = []
+    for fmt in FORMATS:
+        folder = export_folder(ws, name, version, fmt)  # checks the name
+        try:
+            record = orjson.loads((folder / "brightrun_export.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("exported_at"), str):
+            found.append(LastExport(name, version, fmt, folder, record["exported_at"], bool(record.get("valid")),
+                                    int(record.get("errors") or 0), record.get("forced")))
+    return max(found, key=lambda e: e.exported_at, default=None)
 
 
 def problems_frame(done: Exported) -> pl.DataFrame:

@@ -9,6 +9,7 @@ from brightrun.explore import (
     conversation_detail,
     count_conversations,
     filter_options,
+    job_ids,
     list_conversations,
 )
 from brightrun.ui.enrichment import enrich_panel
@@ -29,6 +30,8 @@ with ui.guard():
         labels = options[field]
         chosen[field] = cols[i % 3].multiselect(label, list(labels), format_func=labels.get, key=f"f_{field}",
                                                 placeholder="Any", bind="query-params")
+    chosen["jobs"] = cols[0].multiselect("Job", job_ids(ws), key="f_jobs", placeholder="Any", bind="query-params",
+                                         help="The generation job that made them (Generate links here from a job).")
     text = st.text_input("Search titles and turns", key="f_text", placeholder="e.g. mortgage", bind="query-params")
     query = ConversationFilter(**chosen, text=text, limit=2000)
     table = list_conversations(ws, query)

@@ -254,11 +254,30 @@ def _version_label(row: dict) -> str:
     return " · ".join(parts)
 
 
+def _prefill(ws) -> bool:
+    """The Prompts page's "Start an experiment against the current version" (or a link like it) names a template and
+    two of its versions in the address: preselect them as control and test variant, once. True if it did."""
+    wanted = {k: st.query_params.get(k) for k in ("new_template", "new_control", "new_variant")}
+    if not wanted["new_template"]:
+        return False
+    for k in wanted:
+        st.query_params.pop(k, None)
+    template = wanted["new_template"]
+    known = template in ws.scaffolding.templates
+    ids = prompts.versions(ws, template)["version"].to_list() if known else []
+    if wanted["new_control"] not in ids or wanted["new_variant"] not in ids:
+        return False
+    st.session_state.update({"ex_new_template": template,
+                             f"ex_new_arm_version_{template}_0": wanted["new_control"],
+                             f"ex_new_arm_version_{template}_1": wanted["new_variant"]})
+    return True
+
+
 def _new_tab(ws, names) -> None:
     templates = names["templates"]
     st.caption("Compare versions of one template (and, optionally, model settings). Every arm is generated over the "
-               "same cells with the same count, so the arms are balanced by construction; edit the template's YAML "
-               "to make a new version (Prompts page lists them).")
+               "same cells with the same count, so the arms are balanced by construction; make a new version on the "
+               "Prompts page (New version) or by editing the template's YAML.")
     top = st.columns(2)
     template = top[0].selectbox("Template", list(templates), format_func=lambda k: f"{templates[k]} · {k}",
                                 key="ex_new_template")
@@ -284,7 +303,9 @@ def _new_tab(ws, names) -> None:
             default_name = "control" if i == 0 else ("variant" if i == 1 else f"variant-{i}")
             default_version = (production if production is not None else min(1, len(ids) - 1)) if i == 0 else 0
             arm_name = cols[0].text_input(f"{role}: name", value=default_name, key=f"ex_new_arm_name_{i}")
-            version = cols[1].selectbox(f"{role}: template version", ids, index=default_version if ids else None,
+            preset = f"ex_new_arm_version_{template}_{i}" in st.session_state  # chosen, or set by _prefill
+            version = cols[1].selectbox(f"{role}: template version", ids,
+                                        index=default_version if ids and not preset else None,
                                         format_func=labelled.get, key=f"ex_new_arm_version_{template}_{i}")
             model = cols[2].text_input(f"{role}: model", key=f"ex_new_arm_model_{i}",
                                        placeholder="the version's", help="Empty: the version's own model.")
@@ -335,8 +356,11 @@ with ui.guard():
     if flash:
         st.toast(flash[0], icon=flash[1])
     names = filter_options(ws)
+    prefilled = _prefill(ws)
     if "ex_pending_open" in st.session_state:  # just created: leave the form and show the new experiment
         st.session_state["ex_tab"] = "Experiments"
+    elif prefilled:  # from the Prompts page: the form, with the two versions chosen
+        st.session_state["ex_tab"] = "New experiment"
     experiments_tab, new_tab, calculator_tab = st.tabs(["Experiments", "New experiment", "Calculator"],
                                                        key="ex_tab", on_change="rerun")
     with experiments_tab:

@@ -157,6 +157,9 @@ def live(job_id: str) -> None:
             st.caption(f"Enrichment: {made['completed']:,} of {made['conversations']:,} conversation(s) enriched"
                        + (f", {made['failed']:,} failed" if made["failed"] else "")
                        + (" · enriching now…" if enriching else ""))
+        if state["done"]:
+            st.page_link("pages/views/conversations.py", label=f"Its conversations ({state['done']:,})",
+                         icon=":material/forum:", query_params={"f_jobs": job_id})
         if state["running"] and st.button("Cancel job", key="g_cancel"):
             request_cancel(ws, job_id)
             st.toast("Cancel requested: no new calls start; calls in flight land.")

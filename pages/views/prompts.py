@@ -4,6 +4,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from brightrun import ui
+from brightrun.errors import BrightRunError
+from brightrun.prompts import editing
 from brightrun.prompts import effectiveness as eff
 from brightrun.prompts import registry as prompts
 
@@ -73,6 +75,64 @@ def _effectiveness_section(ws) -> None:
         st.dataframe(ui.p_text(chain.table()), hide_index=True, key="pr_eff_chain")
 
 
+def _new_version_section(ws, template: str) -> None:
+    """Edit the current version's text (placeholders checked), preview it for a cell, save it as version N+1,
+    then start an experiment of it against the version it replaced."""
+    st.subheader("New version")
+    current = ws.scaffolding.templates.get(template)
+    if current is None:
+        st.caption("This template is no longer in the workspace's scaffolding: only its recorded versions remain.")
+        return
+    numbers = editing.version_numbers(ws, template)
+    st.caption(f"Edit the current version's text and save it as version {len(numbers) + 1}: it is written into the "
+               "workspace's scaffolding (the template's YAML) and becomes the version new jobs use; the version it "
+               "replaces stays recorded for experiments. Placeholders are checked when you leave the text box "
+               "(or press Ctrl+Enter). Known placeholders: "
+               + ", ".join(f"`{{{{{n}}}}}`" for n in editing.known_placeholders(current)) + ".")
+    system = st.text_area("System prompt", current.system_prompt, height=180, key=f"pr_edit_system_{template}")
+    body = st.text_area("Body", current.body, height=360, key=f"pr_edit_body_{template}")
+    draft = editing.check_draft(ws, template, system, body)
+    for problem in draft.problems:
+        st.error(ui.plain(problem), icon=":material/error:")
+    if draft.ok:
+        cells = st.columns(4)
+        s = ws.scaffolding
+        persona = cells[0].selectbox("Preview for persona", list(s.personas), key="pr_preview_persona",
+                                     format_func=lambda k: s.personas[k].name)
+        arcs = [a for a in s.arcs if s.template_for_arc(a).key == template] or [current.arc_type]
+        arc = cells[1].selectbox("Arc", arcs, key="pr_preview_arc", format_func=lambda k: s.arcs[k].name,
+                                 help="The arc this template is written for.")
+        topic = cells[2].selectbox("Topic", list(s.topics), key="pr_preview_topic",
+                                   format_func=lambda k: s.topics[k].name)
+        seed = cells[3].number_input("Variation draw (seed)", 0, 2**31 - 1, 0, key="pr_preview_seed")
+        rendered_system, rendered_body = editing.preview(ws, draft.template, persona, arc, topic, seed=int(seed))
+        with st.expander("Preview: the prompt as it would be sent for this cell", expanded=True):
+            st.code(rendered_system, language=None, wrap_lines=True)
+            st.code(rendered_body, language=None, wrap_lines=True)
+    if draft.unchanged:
+        st.caption("The text is the current version's: edit it to make a new version.")
+    if st.button(f"Save as version {len(numbers) + 1}", type="primary", key="pr_save", icon=":material/save:",
+                 disabled=not draft.ok or draft.unchanged):
+        try:
+            saved = editing.save_version(ws, template, system, body)
+        except BrightRunError as exc:
+            st.error(ui.defang(str(exc)))
+        else:
+            st.session_state["pr_saved"] = {"template": template, "previous": saved.previous,
+                                            "version": saved.version, "number": saved.number}
+            st.rerun()
+    saved = st.session_state.get("pr_saved")
+    if saved and saved["template"] == template:
+        st.success(f"Saved as version {saved['number']} (`{saved['version']}`): it is now the current version, "
+                   f"which new jobs use. The version it replaced, `{saved['previous']}`, stays recorded.")
+        if st.button("Start an experiment against the current version", key="pr_start_experiment",
+                     icon=":material/science:",
+                     help="Opens the Experiments page's form with the replaced version as control and the new one "
+                          "as the test variant."):
+            st.switch_page("pages/views/experiments.py", query_params={
+                "new_template": template, "new_control": saved["previous"], "new_variant": saved["version"]})
+
+
 st.title("Prompts")
 
 with ui.guard():
@@ -93,6 +153,7 @@ with ui.guard():
         "version", "labels", "is_current", "first_used_at", "conversations", "scripted_share", "mean_quality", "thumbs_up_rate",
         "mean_rating", "edit_rate", "failure_rate", "tokens", "cost_usd", "mean_latency_ms"),
         hide_index=True, key="pr_versions")
+    _new_version_section(ws, template)
 
     st.subheader("Labels")
     ids = versions["version"].to_list()
@@ -120,7 +181,8 @@ with ui.guard():
 
     st.subheader("Compare two versions")
     if len(ids) < 2:
-        st.caption("This template has one version. Edit its YAML and generate to make another, then compare them here.")
+        st.caption("This template has one version. Make another under New version above (or edit its YAML), then "
+                   "compare them here.")
     else:
         a, b = st.columns(2)
         first = a.selectbox("A", ids, index=len(ids) - 1, key="pr_a")

@@ -36,6 +36,14 @@ def blocked(error: TrainingFileError) -> None:
         st.dataframe(ui_training.problems_table(error), hide_index=True, key="blocked_list")
 
 
+def offer(downloads: list[ui_training.Download]) -> None:
+    """An export's files as download buttons, three to a row."""
+    cols = st.columns(3)
+    for i, item in enumerate(downloads):
+        cols[i % 3].download_button(f"Download {item.label}", item.data, item.file_name, item.mime,
+                                    key=f"dl_export_{i}", on_click="ignore")
+
+
 def changed(message: str) -> None:
     """A change went through: say so at the top of the next run, which shows the new version."""
     st.session_state["tf_changed"] = message
@@ -68,9 +76,8 @@ with ui.guard():
 
     st.dataframe(files, hide_index=True, key="files_table")
     names = files["name"].to_list()
-    if st.session_state.get("training_file") not in names:
-        st.session_state["training_file"] = names[0]
-    name = st.selectbox("Training file", names, key="training_file")
+    # The open file and tab stay in the address (?training_file=...&tf_tab=...): a reload or a shared link keeps them.
+    name = st.selectbox("Training file", names, key="training_file", bind="query-params")
     current = get_version(ws, name)
     counts = {s: current.splits.count(s) for s in ("train", "validation", "test")}
     top = st.columns(4)
@@ -84,8 +91,7 @@ with ui.guard():
         st.success(message)
 
     add_tab, remove_tab, split_tab, build_tab, export_tab, history_tab = st.tabs(
-        ["Add", "Remove", "Split", "Build", "Export", "Versions"], key="tf_tab", on_change="rerun")
-    # (with a key, the open tab stays open when a widget in it reruns the page)
+        ["Add", "Remove", "Split", "Build", "Export", "Versions"], key="tf_tab", bind="query-params")
 
     with add_tab:
         by_filter, by_id = st.columns(2)
@@ -208,10 +214,7 @@ with ui.guard():
             problems = ui_training.problems_frame(done)
             if not problems.is_empty():
                 st.dataframe(problems, hide_index=True, key="export_problems")
-            cols = st.columns(3)
-            for i, item in enumerate(ui_training.downloads(done)):
-                cols[i % 3].download_button(f"Download {item.label}", item.data, item.file_name, item.mime,
-                                            key=f"dl_export_{i}", on_click="ignore")
+            offer(ui_training.downloads(done))
             st.markdown("**Tokens per split** (offline estimate unless a tokenizer is installed)")
             st.dataframe(ui_training.token_table(done), hide_index=True, key="export_tokens")
             st.markdown("**Estimated fine-tuning cost per target model that trains this format**")
@@ -219,6 +222,9 @@ with ui.guard():
                 st.dataframe(ui_training.cost_table(done), hide_index=True, key="export_costs")
             else:
                 st.caption(ui_training.no_cost_note(done))
+        elif (last := ui_training.last_export(ws, name, current.version)) is not None:
+            (st.info if last.valid else st.warning)(ui.plain(last.summary()))  # after a reload: its files again
+            offer(last.downloads())
 
     with history_tab:
         st.dataframe(ui_training.versions_table(ws, name), hide_index=True, key="versions")

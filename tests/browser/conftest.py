@@ -13,7 +13,7 @@ pages from the `browser` fixture also count the runs the server reports finished
 waits for the rerun it causes.
 
 Helpers for test modules (import them with `from conftest import ...`): AppServer, wait_idle, rerun_after,
-choose.
+choose, open_deep_link.
 """
 
 from __future__ import annotations
@@ -326,6 +326,19 @@ def rerun_after(page: Any, action: Callable[[], object], timeout: float = 30_000
     action()
     _wait_runs(page, tracker, before + 1, timeout)
     wait_idle(page, timeout)
+
+
+def open_deep_link(page: Any, url: str, heading: str, timeout: float = 60_000) -> None:
+    """Open `url` (a page's own address) and wait for its `heading` and an idle app. Until some session has run
+    app.py, Streamlit's legacy pages/ router does not know the URL and says so once (a dialog) before app.py
+    routes to the page: it is closed."""
+    page.goto(url)
+    page.get_by_role("heading", name=heading).wait_for(timeout=timeout)
+    wait_idle(page, timeout)
+    notice = page.get_by_role("dialog").filter(has_text="Page not found")
+    if notice.count():
+        page.keyboard.press("Escape")
+        notice.wait_for(state="detached")
 
 
 def choose(page: Any, label: str, option: str | None = None, timeout: float = 30_000) -> None:
