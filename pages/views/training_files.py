@@ -212,7 +212,7 @@ with ui.guard():
             for i, item in enumerate(ui_training.downloads(done)):
                 cols[i % 3].download_button(f"Download {item.label}", item.data, item.file_name, item.mime,
                                             key=f"dl_export_{i}", on_click="ignore")
-            st.markdown("**Tokens per split** (offline estimate unless a tokenizer is installed)")
+            st.markdown(f"**Tokens per split** ({ui_training.token_counts(done)})")
             st.dataframe(ui_training.token_table(done), hide_index=True, key="export_tokens")
             st.markdown("**Estimated fine-tuning cost per target model that trains this format**")
             if done.costs:
