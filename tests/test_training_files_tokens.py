@@ -126,3 +126,31 @@ def test_the_cli_labels_the_counts(offline, demo_copy, tmp_path):
     trl = runner.invoke(app, ["training-file", "export", "t", "trl_sft", str(tmp_path / "t"), "-w", path,
                               "--force", "test", "--json"])
     assert orjson.loads(trl.stdout)["token_counts"] == "estimated"
+
+
+def test_sft_exports_check_leakage_with_the_training_files_groups_not_a_new_clustering(demo_copy, tmp_path,
+                                                                                       monkeypatch):
+    from brightrun.exports import checks
+    from brightrun.training_files import export as tf_export
+    from brightrun.workspace import utcnow
+
+    ws = demo_copy
+    tf.create_training_file(ws, "leak")
+    v = tf.add_conversations(ws, "leak", _members(ws, 30))
+
+    def no_clustering(*args, **kwargs):
+        raise AssertionError("an SFT export clustered its records again")
+    monkeypatch.setattr(checks, "near_duplicate_clusters", no_clustering)
+    clean = tf_export.export_version(ws, "leak", "openai_sft", tmp_path / "clean", force_reason="test")
+    assert "leakage_near_duplicate" not in clean.validation.rules()
+    # a group that straddles train and test (as recorded in the membership rows) is reported
+    train = next(c for c in v.member_ids if v.split_of[c] == "train")
+    held = next(c for c in v.member_ids if v.split_of[c] == "test")
+    ws.append("training_file_conversations", [
+        {"name": "leak", "version": v.version, "conversation_id": c, "split": v.split_of[c], "tier": "template",
+         "arc_key": "x", "cluster": train, "created_at": utcnow()} for c in (train, held)])
+    leaky = tf_export.export_version(ws, "leak", "openai_sft", tmp_path / "leaky", force_reason="test")
+    found = [w for w in leaky.validation.warnings if w.rule == "leakage_near_duplicate"]
+    assert [(w.record_id, Path(w.file).name) for w in found] == [(held, "test.jsonl")]
+    assert train in found[0].message and found[0].line >= 1 and "Fix" not in found[0].message
+    assert leaky.validation.counts["leakage_near_duplicate"] == 1
