@@ -752,7 +752,7 @@ def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy,
     monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: every[c] for c in wanted})
     signed: list[list[str]] = []
     real = signatures.compute
-    monkeypatch.setattr(signatures, "compute", lambda batch: signed.append(list(batch)) or real(batch))
+    monkeypatch.setattr(signatures, "compute", lambda batch, sets=None: signed.append(list(batch)) or real(batch, sets))
     tf.create_training_file(ws, "grow")
     first = ids[:2] + ids[10:20]
     tf.add_conversations(ws, "grow", first)

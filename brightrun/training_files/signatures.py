@@ -42,9 +42,10 @@ def exact_key(text: str) -> str:
     return hashlib.blake2b(duplicates.normalize(text).encode(), digest_size=16).hexdigest()
 
 
-def compute(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """(exact keys, MinHash signatures len(texts) x NUM_PERM) of texts: what the cache holds."""
-    sig = duplicates.signatures(list(texts)) if texts else np.empty((0, duplicates.NUM_PERM), np.uint32)
+def compute(texts: Sequence[str], sets: list[np.ndarray] | None = None) -> tuple[list[str], np.ndarray]:
+    """(exact keys, MinHash signatures len(texts) x NUM_PERM) of texts: what the cache holds. The texts'
+    shingle sets are appended to `sets` when given (for the exact checks of this add; not kept)."""
+    sig = duplicates.signatures(list(texts), sets=sets) if texts else np.empty((0, duplicates.NUM_PERM), np.uint32)
     return [exact_key(t) for t in texts], sig
 
 
@@ -74,9 +75,11 @@ def store(folder: Path, ids: Sequence[str], keys: Sequence[str], sig: np.ndarray
 
 def grow_groups(known: Mapping[str, str], known_sig: Mapping[str, tuple[str, np.ndarray]],
                 new_texts: Mapping[str, str], new_sig: tuple[list[str], np.ndarray],
-                texts_of: Callable[[list[str]], dict[str, str]], threshold: float = 0.6) -> dict[str, str]:
+                texts_of: Callable[[list[str]], dict[str, str]], threshold: float = 0.6,
+                sets: Mapping[str, np.ndarray] | None = None) -> dict[str, str]:
     """{id: group id} over the members `known` ({id: group id}, the previous version's) and the new ones:
-    the known groups joined with every exact or near-duplicate link that involves a new member."""
+    the known groups joined with every exact or near-duplicate link that involves a new member. `sets`:
+    shingle sets already made ({id: set}); the others are made when a check needs them."""
     old = sorted(known)
     new = sorted(new_texts)
     ids = old + new
@@ -109,19 +112,22 @@ def grow_groups(known: Mapping[str, str], known_sig: Mapping[str, tuple[str, np.
             first[key] = n_old + k
     sig = np.vstack([np.stack([known_sig[c][1] for c in old]) if old else
                      np.empty((0, duplicates.NUM_PERM), np.uint32), new_rows])
-    _near_links(sig, n_old, threshold, find, join, lambda idx: _sets(idx, ids, n_old, new_texts, texts_of))
+    made = {position[c]: v for c, v in (sets or {}).items() if c in position}
+    _near_links(sig, n_old, threshold, find, join, lambda idx: _sets(idx, ids, n_old, new_texts, texts_of, made))
     return {cid: ids[find(position[cid])] for cid in ids}
 
 
 def _sets(indices: list[int], ids: list[str], n_old: int, new_texts: Mapping[str, str],
-          texts_of: Callable[[list[str]], dict[str, str]]) -> dict[int, np.ndarray]:
-    """Sorted distinct shingle hashes of the members at `indices` (old members' turns read in one query)."""
-    wanted_old = [ids[i] for i in indices if i < n_old]
+          texts_of: Callable[[list[str]], dict[str, str]], made: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Sorted distinct shingle hashes of the members at `indices`: those `made` already, the others from their
+    turns (old members' read in one query)."""
+    order = [i for i in indices if i not in made]
+    wanted_old = [ids[i] for i in order if i < n_old]
     texts = texts_of(wanted_old) if wanted_old else {}
-    order = list(indices)
     sets: list[np.ndarray] = []
-    duplicates.signatures([texts.get(ids[i], "") if i < n_old else new_texts[ids[i]] for i in order], sets=sets)
-    return dict(zip(order, sets, strict=True))
+    if order:
+        duplicates.signatures([texts.get(ids[i], "") if i < n_old else new_texts[ids[i]] for i in order], sets=sets)
+    return {**made, **dict(zip(order, sets, strict=True))}
 
 
 def _near_links(sig: np.ndarray, n_old: int, threshold: float, find: Callable[[int], int],

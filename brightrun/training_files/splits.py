@@ -81,7 +81,8 @@ def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str], cache:
     unsigned = [i for i in ids if i not in have]
     new = [i for i in ids if i not in known]
     texts = member_texts(ws, sorted(set(unsigned) | set(new)))
-    keys, sig = signatures.compute([texts.get(i, "") for i in unsigned])
+    sets: list[np.ndarray] = []
+    keys, sig = signatures.compute([texts.get(i, "") for i in unsigned], sets)
     signatures.store(cache, unsigned, keys, sig)
     have.update({cid: (keys[k], sig[k]) for k, cid in enumerate(unsigned)})
     new_sig = (
@@ -89,7 +90,7 @@ def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str], cache:
         np.stack([have[i][1] for i in new]) if new else np.empty((0, NUM_PERM), np.uint32))
     return signatures.grow_groups({i: known[i] for i in ids if i in known}, {i: have[i] for i in known if i in have},
                                   {i: texts.get(i, "") for i in new}, new_sig,
-                                  lambda wanted: member_texts(ws, wanted))
+                                  lambda wanted: member_texts(ws, wanted), sets=dict(zip(unsigned, sets, strict=True)))
 
 
 def _order(salt: str, key: str) -> bytes:
@@ -111,8 +112,9 @@ def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt
     ids = info["conversation_id"].to_list()
     if not ids:
         return {}, {}
-    if known is not None and cache is not None:
-        groups = grown_groups(ws, ids, known, cache)
+    members = set(ids)
+    if known is not None and cache is not None and set(known) <= members and set(known.values()) <= members:
+        groups = grown_groups(ws, ids, known, cache)  # (groups recorded by older code may name no member)
     else:
         texts = member_texts(ws, ids)
         groups = duplicate_groups({i: texts.get(i, "") for i in ids})
