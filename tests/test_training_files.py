@@ -765,3 +765,16 @@ def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy,
     assert {groups[c] for c in ids[:5]} == {ids[0]} and groups[ids[25]] == groups[ids[12]]
     assert groups[ids[26]] == groups[ids[27]] == groups[ids[28]]
     assert len({v.split_of[c] for c in ids[:5]}) == 1
+
+
+def test_the_fast_jaccard_gives_the_figure_of_duplicates_jaccard():
+    import numpy as np
+
+    from brightrun.quality.duplicates import jaccard as reference
+    from brightrun.training_files.signatures import jaccard
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        a, b = (np.unique(rng.integers(0, 200, rng.integers(1, 50))).astype(np.uint32) for _ in range(2))
+        assert jaccard(a, b) == reference(a, b) == jaccard(b, a)
+    assert jaccard(np.array([1, 2], np.uint32), np.array([], np.uint32)) == 0.0

@@ -160,5 +160,17 @@ def _near_links(sig: np.ndarray, n_old: int, threshold: float, find: Callable[[i
         return
     sets = sets_of(sorted({k for pair in candidates for k in pair}))
     for i, j in candidates:
-        if find(i) != find(j) and duplicates.jaccard(sets[i], sets[j]) >= threshold:
+        if find(i) != find(j) and jaccard(sets[i], sets[j]) >= threshold:
             join(i, j)
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """`duplicates.jaccard` (exact Jaccard similarity of two sorted arrays of distinct values), by a binary
+    search of the smaller in the larger: the same figure, several times faster than np.intersect1d."""
+    if a.size > b.size:
+        a, b = b, a
+    if not a.size:
+        return 0.0 if b.size else duplicates.jaccard(a, b)
+    found = np.minimum(np.searchsorted(b, a), b.size - 1)
+    common = int(np.count_nonzero(b[found] == a))
+    return common / (a.size + b.size - common)
