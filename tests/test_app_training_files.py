@@ -196,6 +196,11 @@ def test_export_is_gated_by_the_contracts_and_offers_the_files(made) -> None:
     costs = table(at, "model", "estimated $")
     assert "gpt-4o-mini-2024-07-18" in costs["model"].to_list()
     assert (costs["estimated $"].dropna() > 0).all()
+    # OpenAI targets are counted exactly, and the page says so (issue 15 item 6)
+    assert any(m.value == "**Tokens per split** (exact (tiktoken o200k_base))" for m in at.markdown)
+    labels = dict(table(at, "model", "token counts")[["model", "token counts"]].itertuples(index=False))
+    assert labels["gpt-4o-mini-2024-07-18"] == "exact (tiktoken o200k_base)"
+    assert labels["gpt-3.5-turbo-0125"] == "exact (tiktoken cl100k_base)"
 
 
 @pytest.fixture

@@ -735,3 +735,46 @@ def test_a_killed_build_leaves_nothing_behind_after_the_next_build(demo_copy):
     tf.add_conversations(ws, "f", _ids(ws)[4:6])
     tf.build_version(ws, "f")
     assert sorted(p.name for p in folder.iterdir()) == ["v2", "v3"]
+
+
+def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy, monkeypatch):
+    """Each member's MinHash signature is computed once (issue 15 item 8): a second add signs only the new
+    members, and the groups grown from them equal duplicate_groups over all members."""
+    from brightrun.training_files import signatures
+
+    ws = demo_copy
+    ids = _ids(ws, 40)
+    texts = splits_module.member_texts(ws, ids)
+    planted = {c: texts[ids[0]] + f" extra words {n}" for n, c in enumerate(ids[:5])}  # old and new near twins
+    planted[ids[25]] = texts[ids[12]]  # a new exact duplicate of an old member
+    planted.update({c: texts[ids[28]] + f" more {n}" for n, c in enumerate(ids[26:28])})  # new near twins
+    every = {c: planted.get(c, texts[c]) for c in ids}
+    monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: every[c] for c in wanted})
+    signed: list[list[str]] = []
+    real = signatures.compute
+    monkeypatch.setattr(signatures, "compute", lambda batch, sets=None: signed.append(list(batch)) or real(batch, sets))
+    tf.create_training_file(ws, "grow")
+    first = ids[:2] + ids[10:20]
+    tf.add_conversations(ws, "grow", first)
+    second = ids[2:5] + ids[20:30]
+    v = tf.add_conversations(ws, "grow", second)
+    assert [len(batch) for batch in signed] == [len(first), len(second)]
+    assert sorted(signed[1]) == sorted(every[c] for c in second)
+    groups = splits_module.groups_of(ws, "grow", v.version)
+    assert groups == splits_module.duplicate_groups({c: every[c] for c in v.member_ids})
+    assert {groups[c] for c in ids[:5]} == {ids[0]} and groups[ids[25]] == groups[ids[12]]
+    assert groups[ids[26]] == groups[ids[27]] == groups[ids[28]]
+    assert len({v.split_of[c] for c in ids[:5]}) == 1
+
+
+def test_the_fast_jaccard_gives_the_figure_of_duplicates_jaccard():
+    import numpy as np
+
+    from brightrun.quality.duplicates import jaccard as reference
+    from brightrun.training_files.signatures import jaccard
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        a, b = (np.unique(rng.integers(0, 200, rng.integers(1, 50))).astype(np.uint32) for _ in range(2))
+        assert jaccard(a, b) == reference(a, b) == jaccard(b, a)
+    assert jaccard(np.array([1, 2], np.uint32), np.array([], np.uint32)) == 0.0

@@ -131,12 +131,13 @@ def export(
     """Export a version, validate it by its consumer's rules, and estimate tokens and cost; exit 1 when any
     rule of the consumer fails. Preference and KTO formats take the review's preference pairs (edits,
     ratings) whose both answers belong to member conversations of one split."""
-    from brightrun.training_files.export import export_version, no_cost_note
+    from brightrun.training_files.export import export_version, no_cost_note, token_counts
 
     done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force)
     if json_out:
         sys.stdout.write(orjson.dumps({"files": [str(p) for p in done.files], "valid": done.validation.ok,
                                        "errors": [e.model_dump() for e in done.validation.errors[:50]],
+                                       "token_counts": token_counts(done.validation),
                                        "costs": [c.model_dump() for c in done.costs]}, default=str).decode() + "\n")
         if not done.validation.ok:
             raise typer.Exit(1)
@@ -145,12 +146,13 @@ def export(
                   + ("[green]valid[/]" if done.validation.ok else f"[red]{len(done.validation.errors)} problem(s)[/]"))
     for problem in done.validation.errors[:20]:
         out.print(f"  {problem}", markup=False, soft_wrap=True)
+    out.print(f"  token counts: {token_counts(done.validation)}", markup=False, soft_wrap=True)
     priced = [c for c in done.costs if c.cost_usd is not None]
     if not done.costs:
         out.print(f"  {no_cost_note(fmt)}", markup=False)
     for c in priced:
-        out.print(f"  {c.model}: {c.epochs} epoch(s), {c.charged_tokens:,} charged tokens, about ${c.cost_usd:,.2f}",
-                  markup=False)
+        out.print(f"  {c.model}: {c.epochs} epoch(s), {c.charged_tokens:,} charged tokens ({c.token_counts}), "
+                  f"about ${c.cost_usd:,.2f}", markup=False, soft_wrap=True)
     if not done.validation.ok:  # written, but the consumer would refuse or skip records: not done
         out.print(f"error: the export breaks {len(done.validation.errors)} rule(s) of its consumer. Fix: correct "
                   "what is listed above and export again.", markup=False)

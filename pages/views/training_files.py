@@ -215,7 +215,7 @@ with ui.guard():
             if not problems.is_empty():
                 st.dataframe(problems, hide_index=True, key="export_problems")
             offer(ui_training.downloads(done))
-            st.markdown("**Tokens per split** (offline estimate unless a tokenizer is installed)")
+            st.markdown(f"**Tokens per split** ({ui_training.token_counts(done)})")
             st.dataframe(ui_training.token_table(done), hide_index=True, key="export_tokens")
             st.markdown("**Estimated fine-tuning cost per target model that trains this format**")
             if done.costs:

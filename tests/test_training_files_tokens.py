@@ -1,0 +1,156 @@
+"""Exact token counts for OpenAI targets (tiktoken, offline), the calibrated estimate elsewhere, each
+labelled; an export counts each text once for its validator and its cost estimate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+import brightrun.training_files as tf
+from brightrun.cli.main import app
+from brightrun.exports import tokens
+from brightrun.exports.base import ExportError
+from brightrun.exports.tokens import TokenCounter, counter_for
+
+# Counted once with tiktoken 0.14.0 (o200k_base: 22 tokens, cl100k_base: 25) and hard-coded here.
+TEXT = "What's the capital of France? Internationalization costs $1,234.56 — naïve café 日本語."
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty tiktoken cache: a vocabulary can only come from the installed packages."""
+    import tiktoken.load
+
+    def no_network(blobpath: str) -> bytes:
+        raise AssertionError(f"tiktoken tried to download {blobpath}")
+    monkeypatch.setattr(tiktoken.load, "read_file", no_network)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty-tiktoken-cache"))
+    tokens.tiktoken_counter.cache_clear()
+    yield
+    tokens.tiktoken_counter.cache_clear()
+
+
+def test_openai_models_are_counted_exactly_without_network(offline):
+    gpt4o = counter_for("gpt-4o-mini-2024-07-18")
+    assert gpt4o.exact and gpt4o.name == "tiktoken:o200k_base" and gpt4o.label == "exact (tiktoken o200k_base)"
+    assert gpt4o(TEXT) == 22
+    assert counter_for("ft:gpt-4.1-mini-2025-04-14:org::abc")(TEXT) == 22
+    gpt35 = counter_for("gpt-3.5-turbo-0125")
+    assert gpt35.label == "exact (tiktoken cl100k_base)" and gpt35(TEXT) == 25
+    assert tokens.estimate_tokens(TEXT) != 22  # the estimate is another figure
+    for other in ("anthropic.claude-3-haiku-20240307-v1:0", "gemini-2.5-flash", None):
+        assert counter_for(other).label == "estimated" and not counter_for(other).exact
+    assert counter_for("gpt-4o-mini", exact=False).label == "estimated"
+
+
+def test_a_vocabulary_that_is_not_tiktokens_is_refused(offline, monkeypatch):
+    text, ranks = tokens.bundled_vocabulary("o200k_base")
+    monkeypatch.setattr(tokens, "bundled_vocabulary", lambda encoding: (text + b"AA== 200000\n", ranks))
+    with pytest.raises(ExportError, match="not the one tiktoken pins.*Fix:"):
+        tokens.tiktoken_counter("o200k_base")
+
+
+def test_once_counts_each_distinct_text_once():
+    calls: list[str] = []
+    once = TokenCounter("words", True, lambda text: calls.append(text) or len(text.split())).once()
+    assert [once(t) for t in ("a b", "c", "a b", "c", "a b c")] == [2, 1, 2, 1, 3]
+    assert calls == ["a b", "c", "a b c"] and once.label == "exact (words)"
+
+
+def _members(ws, n: int) -> list[str]:
+    return ws.sql("SELECT conversation_id FROM conversations WHERE enrichment_status = 'completed' "
+                  "ORDER BY conversation_id LIMIT ?", [n])["conversation_id"].to_list()
+
+
+def _cookbook(enc, path: Path) -> list[int]:
+    """The cookbook's count of each example of a JSONL file, with the encoding itself."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        messages = orjson.loads(line)["messages"]
+        out.append(3 + sum(3 + sum(len(enc.encode_ordinary(v)) for v in m.values() if isinstance(v, str))
+                           for m in messages))
+    return out
+
+
+def test_openai_exports_count_exactly_once_and_say_so_other_formats_estimate(offline, demo_copy, tmp_path,
+                                                                            monkeypatch):
+    from brightrun.training_files import export as tf_export
+
+    ws = demo_copy
+    tf.create_training_file(ws, "tok")
+    tf.add_conversations(ws, "tok", _members(ws, 30))
+    counted: list[str] = []
+    real = tf_export.counter_for
+
+    def spy(model):
+        found = real(model)
+        return TokenCounter(found.name, found.exact, lambda text: counted.append((found.name, text)) or found(text))
+    monkeypatch.setattr(tf_export, "counter_for", spy)
+    done = tf_export.export_version(ws, "tok", "openai_sft", tmp_path / "openai", force_reason="test")
+    stats = done.validation.stats
+    assert stats["token_method"] == "tiktoken:o200k_base" and stats["exact_tokens"] is True
+    train_file = tmp_path / "openai" / "data" / "train.jsonl"
+    train = {name: sum(_cookbook(tokens.offline_encoding(name), train_file)) for name in ("o200k_base", "cl100k_base")}
+    assert stats["splits"]["train"]["total_tokens"] == train["o200k_base"]
+    # every OpenAI target exactly, with its own encoding (gpt-3.5-turbo: cl100k_base)
+    by_model = {c.model: c for c in done.costs}
+    assert len(by_model) == 6
+    for model, c in by_model.items():
+        encoding = "cl100k_base" if model.startswith("gpt-3.5") else "o200k_base"
+        assert c.token_counts == f"exact (tiktoken {encoding})" and c.billing_tokens == train[encoding], model
+    # the validator and the cost estimate share the counts: every distinct text tokenized once per encoding
+    assert counted and len(counted) == len(set(counted))
+    meta = orjson.loads((tmp_path / "openai" / "brightrun_export.json").read_bytes())
+    assert meta["token_counts"] == "exact (tiktoken o200k_base)"
+    assert {c["model"]: c["token_counts"] for c in meta["costs"]} == {m: c.token_counts for m, c in by_model.items()}
+
+    vertex = tf_export.export_version(ws, "tok", "vertex", tmp_path / "vertex", force_reason="test")
+    assert vertex.validation.stats["exact_tokens"] is False
+    assert vertex.costs and {c.token_counts for c in vertex.costs} == {"estimated"}
+    assert orjson.loads((tmp_path / "vertex" / "brightrun_export.json").read_bytes())["token_counts"] == "estimated"
+
+
+def test_the_cli_labels_the_counts(offline, demo_copy, tmp_path):
+    path = str(demo_copy.root)
+    runner = CliRunner()
+    assert runner.invoke(app, ["training-file", "create", "t", "-w", path]).exit_code == 0
+    ids = [a for i in _members(demo_copy, 12) for a in ("--id", i)]
+    assert runner.invoke(app, ["training-file", "add", "t", "-w", path, *ids]).exit_code == 0
+    openai = runner.invoke(app, ["training-file", "export", "t", "openai_sft", str(tmp_path / "o"), "-w", path,
+                                 "--force", "test"])
+    assert "token counts: exact (tiktoken o200k_base)" in openai.stdout, openai.output
+    assert "charged tokens (exact (tiktoken o200k_base))" in openai.stdout
+    trl = runner.invoke(app, ["training-file", "export", "t", "trl_sft", str(tmp_path / "t"), "-w", path,
+                              "--force", "test", "--json"])
+    assert orjson.loads(trl.stdout)["token_counts"] == "estimated"
+
+
+def test_sft_exports_check_leakage_with_the_training_files_groups_not_a_new_clustering(demo_copy, tmp_path,
+                                                                                       monkeypatch):
+    from brightrun.exports import checks
+    from brightrun.training_files import export as tf_export
+    from brightrun.workspace import utcnow
+
+    ws = demo_copy
+    tf.create_training_file(ws, "leak")
+    v = tf.add_conversations(ws, "leak", _members(ws, 30))
+
+    def no_clustering(*args, **kwargs):
+        raise AssertionError("an SFT export clustered its records again")
+    monkeypatch.setattr(checks, "near_duplicate_clusters", no_clustering)
+    clean = tf_export.export_version(ws, "leak", "openai_sft", tmp_path / "clean", force_reason="test")
+    assert "leakage_near_duplicate" not in clean.validation.rules()
+    # a group that straddles train and test (as recorded in the membership rows) is reported
+    train = next(c for c in v.member_ids if v.split_of[c] == "train")
+    held = next(c for c in v.member_ids if v.split_of[c] == "test")
+    ws.append("training_file_conversations", [
+        {"name": "leak", "version": v.version, "conversation_id": c, "split": v.split_of[c], "tier": "template",
+         "arc_key": "x", "cluster": train, "created_at": utcnow()} for c in (train, held)])
+    leaky = tf_export.export_version(ws, "leak", "openai_sft", tmp_path / "leaky", force_reason="test")
+    found = [w for w in leaky.validation.warnings if w.rule == "leakage_near_duplicate"]
+    assert [(w.record_id, Path(w.file).name) for w in found] == [(held, "test.jsonl")]
+    assert train in found[0].message and found[0].line >= 1 and "Fix" not in found[0].message
+    assert leaky.validation.counts["leakage_near_duplicate"] == 1
