@@ -29,11 +29,11 @@ with ui.guard():
 
     # ------------------------------------------------------------------------------------------ scores
     with scores_tab:
-        left, right = st.columns([2, 3])
-        metric = left.selectbox("Metric", list(explore.METRICS), format_func=lambda m: explore.METRICS[m].label,
+        # one row each: side by side, Group by's last options ran past the edge of a 1024-px screen
+        metric = st.selectbox("Metric", list(explore.METRICS), format_func=lambda m: explore.METRICS[m].label,
                                 key="q_metric", bind="query-params", help="Per-turn metrics group training pairs; the others group "
                                                      "conversations. docs/quality.md has every formula.")
-        group = right.segmented_control("Group by", list(explore.GROUPS), default="persona", key="q_group",
+        group = st.segmented_control("Group by", list(explore.GROUPS), default="persona", key="q_group",
                                         required=True, bind="query-params")
         m = explore.METRICS[metric]
         table = explore.group_scores(ws, group, metric)
