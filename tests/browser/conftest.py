@@ -86,15 +86,17 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 class AppServer:
-    """`streamlit run app.py` from the repo root over `workspace`, on a free port of 127.0.0.1.
+    """`streamlit run app.py` from the repo root (or `app_dir`) over `workspace`, on a free port of 127.0.0.1.
 
     The constructor returns once /_stcore/health answers ok (bounded by `timeout`); stderr goes to
     `log_path`, stdout next to it. Call `stop()` when done (terminate, then kill if it does not stop).
     """
 
     def __init__(self, workspace: Path, log_path: Path, *, env: Mapping[str, str] | None = None,
-                 timeout: float = STARTUP_TIMEOUT_S) -> None:
+                 timeout: float = STARTUP_TIMEOUT_S, app_dir: Path = ROOT) -> None:
         self.workspace = Path(workspace)
+        self.app_dir = Path(app_dir)
+        """The folder holding the `app.py` to serve (the repo root; a benchmark's baseline app elsewhere)."""
         self.stderr_path = Path(log_path)
         self.stdout_path = self.stderr_path.with_name(self.stderr_path.stem + ".stdout.log")
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +122,7 @@ class AppServer:
                    # Sources may be edited while the tests run: do not watch them.
                    "--server.fileWatcherType", "none"]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out, stderr=err,
+            self.process = subprocess.Popen(command, cwd=self.app_dir, env=self.env, stdout=out, stderr=err,
                                             stdin=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
@@ -237,6 +239,8 @@ class RunTracker:
         self._ends = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
                       ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
         self.finished = 0
+        self.finished_at: list[float] = []
+        """`time.perf_counter()` when each finished run's message arrived (for timing, e.g. bench/bench_pages.py)."""
         self.fragment_runs = 0
         """Of the finished runs, those of a fragment alone (st.fragment), not of the whole page."""
         page.on("websocket", self._on_websocket)
@@ -255,6 +259,7 @@ class RunTracker:
             return
         if msg.WhichOneof("type") == "script_finished" and msg.script_finished in self._ends:
             self.finished += 1
+            self.finished_at.append(time.perf_counter())
             self.fragment_runs += msg.script_finished == self._msg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
 
 
