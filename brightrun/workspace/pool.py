@@ -1,0 +1,78 @@
+"""A process pool over chunks, for the stages that use every core (enrichment, the quality report).
+
+Workers compute pure functions on what the parent sends them and return rows; only the parent reads the
+workspace's DuckDB views and writes its tables. The pool uses the "forkserver" start method (never fork: a
+forked child of a process that runs DuckDB's or polars' threads can deadlock on a lock a thread held), so a
+worker imports what it needs afresh. With one worker nothing is started: the function runs in this process.
+
+`map_ordered` keeps at most `workers + 1` chunks in flight, so the parent reads the next chunk while the
+workers compute, memory stays bounded, and results come back in the order of the chunks: a run with N
+workers commits the same rows in the same order as a run with one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from brightrun.errors import BrightRunError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+START_METHOD = "forkserver"
+
+
+def default_workers() -> int:
+    """The cores this process may run on (the `--workers` default)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_workers(workers: int | None) -> int:
+    """`workers`, or the core count for None; a value under 1 is refused with its fix."""
+    if workers is None:
+        return default_workers()
+    if workers < 1:
+        raise BrightRunError(f"--workers {workers} is not a number of processes. Fix: give 1 or more (the default "
+                             f"is the core count, {default_workers()}).")
+    return workers
+
+
+def workers_for(workers: int, chunks: int) -> int:
+    """No more workers than chunks: a pool for one chunk would only add its start-up time."""
+    return max(1, min(workers, chunks))
+
+
+def map_ordered(fn: Callable[..., R], chunks: Iterable[T], workers: int, *,
+                shared: tuple[Any, ...] = ()) -> Iterator[tuple[T, R]]:
+    """(chunk, fn(chunk, *shared)) for each chunk, in order. `fn` must be a module-level function and its
+    arguments and result picklable; with workers > 1 it runs in a forkserver pool of that many processes,
+    with at most workers + 1 chunks submitted ahead of the one being returned."""
+    if workers <= 1:
+        for chunk in chunks:
+            yield chunk, fn(chunk, *shared)
+        return
+    context = multiprocessing.get_context(START_METHOD)
+    # the forkserver imports fn's module once (it has no threads yet); each worker forks from it already loaded
+    context.set_forkserver_preload([fn.__module__])
+    pending: deque[tuple[T, Future]] = deque()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        try:
+            for chunk in chunks:
+                pending.append((chunk, pool.submit(fn, chunk, *shared)))
+                if len(pending) > workers:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
