@@ -4,6 +4,8 @@ rows and the report of a single process (only the parent writes; workers compute
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -92,3 +94,24 @@ def test_workers_below_one_are_refused_with_the_fix() -> None:
     with pytest.raises(BrightRunError, match="Fix: give 1 or more"):
         check_workers(0)
     assert check_workers(None) >= 1
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["enrich", "--workers", "0"], "error: --workers 0 is not a number of processes. Fix: give 1 or more"),
+    (["quality", "report", "--engine", "spark"], "error: --engine 'spark' is not an engine. Fix: give local or ray"),
+])
+def test_bad_workers_or_engine_exit_2_with_the_fix(args: list[str], expected: str, tmp_path: Path,
+                                                    cli_env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "brightrun", *args, "--workspace", str(tmp_path / "ws")],
+                          capture_output=True, text=True, env=cli_env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert " ".join(done.stderr.split()).startswith(expected), done.stderr
+    assert not (tmp_path / "ws").exists()  # refused before any work: no workspace made
+
+
+def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from brightrun.workspace.ray_engine import start_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(BrightRunError, match=r'Fix: install the extra with `pip install -e "\.\[ray\]"`'):
+        start_ray()
