@@ -23,7 +23,7 @@ from brightrun.quality.duplicates import (
 )
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import read_json, write_json
-from brightrun.workspace.pool import check_workers
+from brightrun.workspace.pool import check_workers, pool_kept
 from brightrun.workspace.workspace import utcnow
 
 REPORT_NAME = "quality.json"
@@ -120,7 +120,12 @@ def build_quality_report(ws: Workspace, progress: Callable[[str], None] | None =
     else:
         def features_of(which: str) -> tuple[list[str], Features]:
             return _local_features(ws, which, workers)
-    say = progress or (lambda _msg: None)
+    with pool_kept(workers, ["brightrun.quality.duplicates"]):
+        return _build(ws, progress or (lambda _msg: None), workers, features_of)
+
+
+def _build(ws: Workspace, say: Callable[[str], None], workers: int,
+           features_of: Callable[[str], tuple[list[str], Features]]) -> QualityReport:
     started = time.perf_counter()
     say("summarizing scores")  # rounded: DuckDB's parallel sums differ from run to run in the last bits
     row = ws.sql("""

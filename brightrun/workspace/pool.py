@@ -17,6 +17,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from brightrun.errors import BrightRunError
@@ -50,20 +51,44 @@ def workers_for(workers: int, chunks: int) -> int:
     return max(1, min(workers, chunks))
 
 
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _new_pool(workers: int, preload: list[str]) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context(START_METHOD)
+    # the forkserver imports these once (it has no threads yet); each worker forks from it already loaded
+    context.set_forkserver_preload(preload)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+@contextmanager
+def pool_kept(workers: int, preload: list[str]) -> Iterator[None]:
+    """Within the block, map_ordered calls with this many workers share one pool (a stage that maps several
+    times pays for starting the workers once)."""
+    if workers <= 1 or workers in _POOLS:
+        yield
+        return
+    _POOLS[workers] = pool = _new_pool(workers, preload)
+    try:
+        yield
+    finally:
+        del _POOLS[workers]
+        pool.shutdown(cancel_futures=True)
+
+
 def map_ordered(fn: Callable[..., R], chunks: Iterable[T], workers: int, *,
                 shared: tuple[Any, ...] = ()) -> Iterator[tuple[T, R]]:
     """(chunk, fn(chunk, *shared)) for each chunk, in order. `fn` must be a module-level function and its
-    arguments and result picklable; with workers > 1 it runs in a forkserver pool of that many processes,
-    with at most workers + 1 chunks submitted ahead of the one being returned."""
+    arguments and result picklable; with workers > 1 it runs in a forkserver pool of that many processes
+    (the one pool_kept holds, else a new one), with at most workers + 1 chunks submitted ahead of the one
+    being returned."""
     if workers <= 1:
         for chunk in chunks:
             yield chunk, fn(chunk, *shared)
         return
-    context = multiprocessing.get_context(START_METHOD)
-    # the forkserver imports fn's module once (it has no threads yet); each worker forks from it already loaded
-    context.set_forkserver_preload([fn.__module__])
+    kept = _POOLS.get(workers)
     pending: deque[tuple[T, Future]] = deque()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with nullcontext(kept) if kept else _new_pool(workers, [fn.__module__]) as pool:
         try:
             for chunk in chunks:
                 pending.append((chunk, pool.submit(fn, chunk, *shared)))
