@@ -115,3 +115,21 @@ def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(BrightRunError, match=r'Fix: install the extra with `pip install -e "\.\[ray\]"`'):
         start_ray()
+
+
+def test_a_build_made_by_two_workers_is_the_bytes_of_one(demo_copy: Workspace, monkeypatch) -> None:
+    import brightrun.training_files as tf
+    import brightrun.training_files.build as build
+
+    ids = demo_copy.sql("SELECT conversation_id FROM conversations WHERE enrichment_status = 'completed' "
+                        "ORDER BY conversation_id")["conversation_id"].to_list()
+    tf.create_training_file(demo_copy, "f", "built twice")
+    tf.add_conversations(demo_copy, "f", ids)
+    monkeypatch.setattr(build, "CHUNK", 30)  # several chunks of members, so the pool has work to share
+    one = tf.build_version(demo_copy, "f", workers=1)
+    files = {p: p.read_bytes() for p in (one.json_path, one.jsonl_path, one.manifest_path)}
+    assert one.conversations == len(ids) > 4 * 30
+    two = tf.build_version(demo_copy, "f", workers=2)
+    assert two.content_hash == one.content_hash
+    assert {p: p.read_bytes() for p in (two.json_path, two.jsonl_path, two.manifest_path)} == files
+    assert tf.check_agreement(two.json_path, two.jsonl_path) == []
