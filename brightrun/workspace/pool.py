@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from multiprocessing import forkserver
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,9 +56,21 @@ _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
 def _new_pool(workers: int, preload: list[str]) -> ProcessPoolExecutor:
+    """A forkserver pool whose workers compute on one thread each. The forkserver imports `preload` once (it has
+    no threads yet) and each worker forks from it already loaded. It is started here with POLARS_MAX_THREADS=1
+    (polars sizes its thread pool when imported): N workers that each ran a thread per core oversubscribed the
+    cores, and 2 of them were no faster than one process (docs/benchmarks.md)."""
     context = multiprocessing.get_context(START_METHOD)
-    # the forkserver imports these once (it has no threads yet); each worker forks from it already loaded
     context.set_forkserver_preload(preload)
+    saved = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = "1"
+    try:
+        forkserver.ensure_running()  # once per process: later pools fork from the same server
+    finally:
+        if saved is None:
+            del os.environ["POLARS_MAX_THREADS"]
+        else:
+            os.environ["POLARS_MAX_THREADS"] = saved
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
