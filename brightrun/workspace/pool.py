@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from multiprocessing import forkserver
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
+from multiprocessing import forkserver
 from typing import Any, TypeVar
 
 from brightrun.errors import BrightRunError
