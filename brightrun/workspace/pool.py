@@ -1,7 +1,8 @@
-"""A process pool over chunks, for the stages that use every core (enrichment, the quality report).
+"""A process pool over chunks, for the stages that use every core (enrichment, the quality report, the
+training-file build).
 
-Workers compute pure functions on what the parent sends them and return rows; only the parent reads the
-workspace's DuckDB views and writes its tables. The pool uses the "forkserver" start method (never fork: a
+Workers compute pure functions on what the parent sends them and return rows; only the parent writes the
+workspace (the build's workers read table files to shape their chunk, and write nothing). The pool uses the "forkserver" start method (never fork: a
 forked child of a process that runs DuckDB's or polars' threads can deadlock on a lock a thread held), so a
 worker imports what it needs afresh. With one worker nothing is started: the function runs in this process.
 
