@@ -3,6 +3,7 @@ rows and the report of a single process (only the parent writes; workers compute
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from brightrun.errors import BrightRunError
 from brightrun.quality.duplicates import near_duplicate_clusters
 from brightrun.quality.report import build_quality_report
 from brightrun.workspace import Workspace
-from brightrun.workspace.pool import check_workers
+from brightrun.workspace.pool import check_workers, map_ordered
 
 ENRICHED = {
     "training_pairs": "SELECT * EXCLUDE (created_at) FROM training_pairs ORDER BY pair_id",
@@ -133,3 +134,14 @@ def test_a_build_made_by_two_workers_is_the_bytes_of_one(demo_copy: Workspace, m
     assert two.content_hash == one.content_hash
     assert {p: p.read_bytes() for p in (two.json_path, two.jsonl_path, two.manifest_path)} == files
     assert tf.check_agreement(two.json_path, two.jsonl_path) == []
+
+
+def _die(chunk: int) -> int:
+    if chunk == 2:
+        os._exit(9)  # as a worker killed for memory dies: no exception, no result
+    return chunk
+
+
+def test_a_worker_that_dies_ends_in_an_error_with_the_fix() -> None:
+    with pytest.raises(BrightRunError, match=r"a worker process died .* Fix: run again, with fewer --workers"):
+        list(map_ordered(_die, [1, 2, 3], 2))

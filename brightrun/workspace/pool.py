@@ -18,6 +18,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
 from multiprocessing import forkserver
 from typing import Any, TypeVar
@@ -100,6 +101,17 @@ def map_ordered(fn: Callable[..., R], chunks: Iterable[T], workers: int, *,
         for chunk in chunks:
             yield chunk, fn(chunk, *shared)
         return
+    try:
+        yield from _map_in_pool(fn, chunks, workers, shared)
+    except BrokenProcessPool as exc:
+        raise BrightRunError(
+            f"a worker process died before it finished its chunk ({exc}); what was committed before stays, and "
+            f"the rest is taken up by the next run. Fix: run again, with fewer --workers if the machine ran out "
+            f"of memory (each worker holds a chunk and what it makes of it).") from exc
+
+
+def _map_in_pool(fn: Callable[..., R], chunks: Iterable[T], workers: int,
+                 shared: tuple[Any, ...]) -> Iterator[tuple[T, R]]:
     kept = _POOLS.get(workers)
     pending: deque[tuple[T, Future]] = deque()
     with nullcontext(kept) if kept else _new_pool(workers, [fn.__module__]) as pool:
