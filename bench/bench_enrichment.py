@@ -25,6 +25,10 @@ memory are its own:
              spot check of pairs field by field
   near       `near_duplicate_clusters(conversation_texts(ws))` over every conversation
   exact      `exact_duplicates(conversation_texts(ws))`
+  pool_enrich, pool_report (--workers-compare, instead of every stage above but build): enrich(force=True)
+             and build_quality_report with 1 worker, then 2 (the process pool of brightrun/workspace/pool.py),
+             on two cores; the same rows and report both times (a digest of each), the load average around
+             each. Peak RSS is the parent's only (the workers are separate processes)
   allpairs   the duplicate baseline: exact Jaccard over word 3-shingles of every pair of an evenly
              spaced sample (default 2,000 conversations), its n^2 extrapolation to all, and the
              recall and precision of LSH on the same sample against that exact answer
@@ -34,15 +38,17 @@ the parent that started it) for the timed part only (the peak is reset after the
 setup), and the resident memory when the timed part started.
 
 Run:  .venv/bin/python bench/bench_enrichment.py --conversations 100000 [--json] [--keep]
+      .venv/bin/python bench/bench_enrichment.py --conversations 20000 --workers-compare
 """
 
 from __future__ import annotations
 
 import os
 
-# Pin to one core before polars, duckdb or pyarrow start their thread pools (children inherit it).
+# Pin to one core before polars, duckdb or pyarrow start their thread pools (children inherit it). The
+# --workers-compare stages run on the cores BRIGHTRUN_BENCH_CPUS lists (their parent sets it: "0,1").
 CPU = int(os.environ.get("BRIGHTRUN_BENCH_CPU", "0"))
-os.sched_setaffinity(0, {CPU})
+os.sched_setaffinity(0, {int(c) for c in os.environ.get("BRIGHTRUN_BENCH_CPUS", str(CPU)).split(",")})
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
@@ -531,7 +537,37 @@ def stage_allpairs(args: argparse.Namespace) -> dict[str, Any]:
         just_over=sum(1 for *_, j in exact if j < threshold + 0.1), just_under=below)
 
 
-STAGES = {"build": stage_build, "export": stage_export, "naive": stage_naive, "enrich": stage_enrich,
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def stage_pool_enrich(args: argparse.Namespace) -> dict[str, Any]:
+    from brightrun.enrichment.pipeline import enrich
+
+    ws = open_ws(args)
+    load = _load()
+    with Timer() as t:
+        result = enrich(ws, force=True, workers=args.pool_workers)
+    rows = ws.sql("SELECT pair_id, quality_score, valence, detected_emotions::VARCHAR, target_response FROM training_pairs "
+                  "ORDER BY pair_id")
+    digest = hashlib.sha256(rows.write_csv().encode()).hexdigest()
+    return t.result(workers=args.pool_workers, conversations=result.enriched + result.failed, pairs=result.pairs,
+                    digest=digest, load_before=load, load_after=_load())
+
+
+def stage_pool_report(args: argparse.Namespace) -> dict[str, Any]:
+    from brightrun.quality.report import build_quality_report
+
+    ws = open_ws(args)
+    load = _load()
+    with Timer() as t:
+        report = build_quality_report(ws, workers=args.pool_workers)
+    body = report.model_dump_json(exclude={"computed_at", "seconds"})
+    return t.result(workers=args.pool_workers, conversations=report.conversations, pairs=report.training_pairs,
+                    digest=hashlib.sha256(body.encode()).hexdigest(), load_before=load, load_after=_load())
+
+
+STAGES = {"build": stage_build, "pool_enrich": stage_pool_enrich, "pool_report": stage_pool_report, "export": stage_export, "naive": stage_naive, "enrich": stage_enrich,
           "verify": stage_verify, "near": stage_near, "exact": stage_exact, "allpairs": stage_allpairs}
 
 
@@ -545,8 +581,9 @@ def run_stage(name: str, args: argparse.Namespace, *extra: str) -> dict[str, Any
                "--naive-sample", str(args.naive_sample), "--dup-sample", str(args.dup_sample),
                "--threshold", str(args.threshold), "--spot-checks", str(args.spot_checks), *extra]
     log(f"[{name}] {' '.join(extra)}".rstrip())
+    env = dict(os.environ, BRIGHTRUN_BENCH_CPUS="0,1") if name.startswith("pool_") else None
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"stage {name} failed with exit code {proc.returncode}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -656,6 +693,24 @@ def report(summary: dict[str, Any]) -> None:
                       + ("[green]yes[/]" if b["same_pairs"] else "[red]NO[/]"))
 
 
+def workers_compare(args: argparse.Namespace, results: dict[str, Any]) -> int:
+    """Enrichment and the quality report with 1 then 2 workers on cores 0 and 1; exit 1 if the rows differ."""
+    for stage in ("pool_enrich", "pool_report"):
+        for workers in (1, 2):
+            results[f"{stage}_{workers}"] = r = run_stage(stage, args, "--pool-workers", str(workers))
+            log(f"  {stage} workers={workers}: {r['conversations']:,} conversations, {r['pairs']:,} pairs in "
+                f"{r['seconds']:,.1f} s = {r['conversations'] / r['seconds']:,.0f} conv/s; parent peak RSS "
+                f"{fmt_mib(r['peak_rss_kib'])} MiB; load {r['load_before']} -> {r['load_after']}; digest "
+                f"{r['digest'][:12]}")
+        one, two = results[f"{stage}_1"], results[f"{stage}_2"]
+        log(f"  {stage}: 2 workers {one['seconds'] / two['seconds']:.2f}x the speed of 1; same result: "
+            f"{one['digest'] == two['digest']}")
+    same = all(results[f"{s}_1"]["digest"] == results[f"{s}_2"]["digest"] for s in ("pool_enrich", "pool_report"))
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    return 0 if same else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conversations", type=int, default=100_000, help="conversations to generate")
@@ -674,6 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before-duplicates", action="store_true",
                         help=f"also time near_duplicate_clusters as of {BEFORE_COMMIT[:7]} (datasketch) on all "
                              "conversations (slow; needs about 5x the memory)")
+    parser.add_argument("--workers-compare", action="store_true",
+                        help="only build, then enrichment and the quality report with 1 and 2 worker processes")
+    parser.add_argument("--pool-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--naive-result", type=Path, help=argparse.SUPPRESS)
@@ -701,6 +759,8 @@ def main(argv: list[str] | None = None) -> int:
         if build.get("built"):
             log(f"  built {build['conversations']:,} conversations in {build['seconds']:,.1f} s "
                 f"({build['conversations'] / build['seconds']:,.0f} conv/s), peak RSS {fmt_mib(build['peak_rss_kib'])} MiB")
+        if args.workers_compare:
+            return workers_compare(args, results)
         if not args.skip_enrichment:
             results["export"] = export = run_stage("export", args)
             log(f"  exported {export['documents']:,} documents ({export['bytes'] / 2**20:,.0f} MiB) in "

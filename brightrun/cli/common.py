@@ -34,6 +34,18 @@ FoldSystemOpt = Annotated[bool | None, typer.Option(
     "--fold-system/--no-fold-system",
     help="OpenAI-compatible servers: put the system prompt in the first user message, for chat templates "
          "without a system role (e.g. Gemma).")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="Processes that compute, each on a chunk of conversations (default: the core count); the "
+                      "results are the same for any number.")]
+EngineOpt = Annotated[str, typer.Option(
+    "--engine", help="local (this machine, --workers processes) or ray (Ray Data over the published Delta tables; "
+                     "needs `pip install -e '.[ray]'`; RAY_ADDRESS names a cluster: docs/scale.md).")]
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ("local", "ray"):
+        raise BrightRunError(f"--engine {engine!r} is not an engine. Fix: give local or ray.")
+    return engine
 
 
 def open_workspace(workspace: Path | None, *, create: bool = True):

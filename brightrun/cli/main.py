@@ -13,12 +13,15 @@ from rich.markup import escape
 from brightrun.cli.applogs import import_log_command
 from brightrun.cli.common import (
     BaseUrlOpt,
+    EngineOpt,
     FoldSystemOpt,
     JsonModeOpt,
     JsonOpt,
     ModelOpt,
     TimeoutOpt,
+    WorkersOpt,
     WorkspaceOpt,
+    check_engine,
     console,
     job_progress,
     open_workspace,
@@ -181,16 +184,21 @@ def generate(
 def enrich(
     workspace: WorkspaceOpt = None,
     force: Annotated[bool, typer.Option(help="Enrich every conversation again.")] = False,
+    workers: WorkersOpt = None,
+    engine: EngineOpt = "local",
     json_out: JsonOpt = False,
 ) -> None:
     """Turn new conversations into training pairs; bad records are reported and skipped. The app shows its
     progress."""
     from brightrun.enrichment import run_tracked
+    from brightrun.workspace.pool import check_workers
 
+    workers = check_workers(workers)
+    check_engine(engine)
     ws = open_workspace(workspace)
     with progress_bar() as progress:
         task = progress.add_task("enriching", total=None, extra="")
-        result = run_tracked(ws, force=force,
+        result = run_tracked(ws, force=force, workers=workers, engine=engine,
                              progress=lambda done, total: progress.update(task, completed=done, total=total))
     if json_out:
         sys.stdout.write(orjson.dumps({"enriched": result.enriched, "failed": result.failed,

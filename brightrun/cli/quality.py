@@ -11,11 +11,14 @@ import typer
 
 from brightrun.cli.common import (
     BaseUrlOpt,
+    EngineOpt,
     FoldSystemOpt,
     JsonModeOpt,
     JsonOpt,
     TimeoutOpt,
+    WorkersOpt,
     WorkspaceOpt,
+    check_engine,
     console,
     open_workspace,
     out,
@@ -31,6 +34,8 @@ quality_app = typer.Typer(help="Quality signals: the quality report and the opti
 def report(
     workspace: WorkspaceOpt = None,
     cached: Annotated[bool, typer.Option("--cached", help="Print the last saved report instead of computing.")] = False,
+    workers: WorkersOpt = None,
+    engine: EngineOpt = "local",
     json_out: JsonOpt = False,
 ) -> None:
     """Compute duplicates (exact and near, conversations and training pairs), diversity per scaffold cell
@@ -42,7 +47,10 @@ def report(
         staleness,
         summarize,
     )
+    from brightrun.workspace.pool import check_workers
 
+    workers = check_workers(workers)
+    check_engine(engine)
     ws = open_workspace(workspace)
     if cached:
         result = latest_quality_report(ws)
@@ -53,7 +61,8 @@ def report(
             console.print(f"[yellow]Out of date:[/] {stale}.")
     else:
         with console.status("computing the quality report") as status:
-            result = build_quality_report(ws, progress=lambda msg: status.update(msg))
+            result = build_quality_report(ws, progress=lambda msg: status.update(msg), workers=workers,
+                                          engine=engine)
         path = save_quality_report(ws, result)
         console.print(f"Saved {path}")
     if json_out:

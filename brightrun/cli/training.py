@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from brightrun.cli.common import JsonOpt, WorkspaceOpt, console, open_workspace, out, print_frame
+from brightrun.cli.common import JsonOpt, WorkersOpt, WorkspaceOpt, console, open_workspace, out, print_frame
 
 training_app = typer.Typer(help="Training files: versioned sets of enriched conversations, split without leaks, "
                                 "exported to every fine-tuning stack.", no_args_is_help=True)
@@ -107,11 +107,14 @@ def show(name: NameArg, workspace: WorkspaceOpt = None, version: VersionOpt = No
 
 
 @training_app.command("build")
-def build(name: NameArg, workspace: WorkspaceOpt = None, version: VersionOpt = None) -> None:
+def build(name: NameArg, workspace: WorkspaceOpt = None, version: VersionOpt = None,
+          workers: WorkersOpt = None) -> None:
     """Write the full training JSON and its JSONL together (a past version rebuilds byte for byte)."""
     from brightrun.training_files import build_version
+    from brightrun.workspace.pool import check_workers
 
-    built = build_version(open_workspace(workspace), name, version)
+    workers = check_workers(workers)
+    built = build_version(open_workspace(workspace), name, version, workers=workers)
     console.print(f"Wrote {built.json_path} and {built.jsonl_path} (content {built.content_hash[:12]}).")
 
 

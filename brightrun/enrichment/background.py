@@ -72,10 +72,10 @@ def is_running(ws: Workspace) -> bool:
     return ws.lock_held("enrichment")
 
 
-def run_tracked(ws: Workspace, *, force: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> EnrichResult:
-    """`enrich`, writing its progress where `enrichment_state` (the app) reads it. Refused while another
-    process enriches this workspace."""
+def run_tracked(ws: Workspace, *, force: bool = False, progress: Callable[[int, int], None] | None = None,
+                workers: int | None = 1, engine: str = "local") -> EnrichResult:
+    """`enrich` (or `enrich_on_ray` with engine="ray"), writing its progress where `enrichment_state` (the
+    app) reads it. Refused while another process enriches this workspace."""
     if is_running(ws):
         with ws.lock("enrichment", timeout=0):  # raises LockHeld, naming the holder's command and since when
             pass
@@ -87,7 +87,12 @@ def run_tracked(ws: Workspace, *, force: bool = False,
             progress(done, total)
 
     try:
-        result = enrich(ws, force=force, progress=step)
+        if engine == "ray":
+            from brightrun.enrichment.on_ray import enrich_on_ray
+
+            result = enrich_on_ray(ws, force=force, progress=step)
+        else:
+            result = enrich(ws, force=force, progress=step, workers=workers)
     except Exception as exc:
         _write(ws, state="failed", done=0, total=0, error=str(exc), finished_at=utcnow().isoformat())
         raise

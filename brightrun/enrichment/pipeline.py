@@ -27,6 +27,7 @@ from brightrun.models import ConsultantProfile, EnrichedConversation
 from brightrun.quality import scoring
 from brightrun.scaffolding import Scaffolding
 from brightrun.workspace import Workspace, utcnow
+from brightrun.workspace.pool import check_workers, map_ordered, workers_for
 
 ENRICHMENT_VERSION = "2"  # 2: heuristic quality scores and arc adherence
 MAX_TURN_CHARS = 20_000
@@ -227,18 +228,23 @@ def pending_ids(ws: Workspace, force: bool = False) -> list[str]:
 
 
 def enrich(ws: Workspace, *, force: bool = False, chunk_size: int = 5000,
-           progress: Callable[[int, int], None] | None = None) -> EnrichResult:
-    """Enrich what is new (everything with force=True); bad records are reported and skipped."""
+           progress: Callable[[int, int], None] | None = None, workers: int | None = 1) -> EnrichResult:
+    """Enrich what is new (everything with force=True); bad records are reported and skipped. `workers`
+    processes compute the chunks (None: one per core); this process alone reads and writes the tables, and
+    the rows are the same whatever the number of workers."""
     scaffolding = ws.scaffolding
     todo = pending_ids(ws, force)
+    workers = workers_for(check_workers(workers), -(-len(todo) // chunk_size))
     result = EnrichResult()
     with ws.lock("enrichment", timeout=5):
         ws.recover()
-        for start in range(0, len(todo), chunk_size):
-            ids = todo[start:start + chunk_size]
-            _enrich_chunk(ws, ids, scaffolding, result)
+        chunks = (_read_chunk(ws, todo[start:start + chunk_size]) for start in range(0, len(todo), chunk_size))
+        done = 0
+        for chunk, rows in map_ordered(compute_chunk, chunks, workers, shared=(scaffolding,)):
+            commit_chunk(ws, chunk.ids, chunk.now, rows, result)
+            done += len(chunk.ids)
             if progress:
-                progress(min(start + chunk_size, len(todo)), len(todo))
+                progress(done, len(todo))
     if todo:
         ws.compact(tables=["training_pairs", "conversation_status", "enrichment_errors", "conversation_quality"],
                    min_parts=8)
@@ -267,20 +273,58 @@ def _status_rows(ids: list[str], status: str, now: datetime) -> list[dict]:
              "updated_at": now} for c in ids]
 
 
-def _enrich_chunk(ws: Workspace, ids: list[str], scaffolding: Scaffolding, result: EnrichResult) -> None:
+@dataclass(frozen=True)
+class Chunk:
+    """What a worker needs to enrich a chunk: its conversation ids, their conversations and turns rows (as
+    read, not yet normalized), and the time its rows are stamped with."""
+
+    ids: list[str]
+    conversations: pl.DataFrame
+    turns: pl.DataFrame
+    now: datetime
+
+
+@dataclass(frozen=True)
+class ChunkRows:
+    """What a chunk makes: training_pairs and conversation_quality rows, and the bad ids with (reason, fix)."""
+
+    pairs: pl.DataFrame | None
+    quality: pl.DataFrame | None
+    bad: dict[str, tuple[str, str]]
+
+
+def _read_chunk(ws: Workspace, ids: list[str]) -> Chunk:
+    """Mark `ids` enrichment_in_progress and read their rows (the parent's part before a worker's)."""
     now = utcnow()
     ws.append("conversation_status", _status_rows(ids, "enrichment_in_progress", now))
     conversations = ws.sql("SELECT * FROM conversations WHERE conversation_id IN (SELECT unnest(?))", [ids])
-    turns = normalize_turns(ws.sql("SELECT conversation_id, turn_number, role, content FROM turns "
-                                   "WHERE conversation_id IN (SELECT unnest(?))", [ids]))
-    bad = validate(conversations, turns, scaffolding)
+    turns = ws.sql("SELECT conversation_id, turn_number, role, content FROM turns "
+                   "WHERE conversation_id IN (SELECT unnest(?))", [ids])
+    return Chunk(ids, conversations, turns, now)
+
+
+def compute_chunk(chunk: Chunk, scaffolding: Scaffolding) -> ChunkRows:
+    """The pure part of enrichment (normalize, validate, build pairs, conversation quality): reads only its
+    arguments, writes nothing, so a worker process or a Ray task can run it."""
+    turns = normalize_turns(chunk.turns)
+    bad = validate(chunk.conversations, turns, scaffolding)
+    good = [c for c in chunk.ids if c not in bad]
+    if not good:
+        return ChunkRows(None, None, bad)
+    pairs = build_pairs(chunk.conversations.filter(pl.col("conversation_id").is_in(good)),
+                        turns.filter(pl.col("conversation_id").is_in(good)), scaffolding, chunk.now)
+    return ChunkRows(pairs, conversation_quality(pairs, chunk.now), bad)
+
+
+def commit_chunk(ws: Workspace, ids: list[str], now: datetime, rows: ChunkRows, result: EnrichResult) -> None:
+    """Write a computed chunk through the store: its pairs, quality and errors (stamped `now`), then the
+    statuses (the commit point)."""
+    bad = rows.bad
     good = [c for c in ids if c not in bad]
-    if good:
-        pairs = build_pairs(conversations.filter(pl.col("conversation_id").is_in(good)),
-                            turns.filter(pl.col("conversation_id").is_in(good)), scaffolding, now)
-        ws.append("training_pairs", pairs)
-        result.pairs += pairs.height
-        ws.append("conversation_quality", conversation_quality(pairs, now))
+    if rows.pairs is not None:
+        ws.append("training_pairs", rows.pairs)
+        result.pairs += rows.pairs.height
+        ws.append("conversation_quality", rows.quality)
     errors = [{"conversation_id": c, "reason": r, "fix": f, "enrichment_version": ENRICHMENT_VERSION,
                "created_at": now} for c, (r, f) in bad.items()]
     ws.append("enrichment_errors", errors)

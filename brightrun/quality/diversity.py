@@ -60,7 +60,7 @@ def cell_diversity(ws: Workspace) -> pl.DataFrame:
               "distinct_2": pl.Float64, "repeated_openings": pl.Float64}
     cells = pl.DataFrame(rows, schema=schema).join(cell_variation(ws), on=CELL, how="left")
     return cells.with_columns(pl.col("variation_draws").fill_null(0), pl.col("variation_values").fill_null("")
-                              ).sort("distinct_2", nulls_last=True)
+                              ).sort("distinct_2", *CELL, nulls_last=True)  # ties by cell: the same order each run
 
 
 def cell_variation(ws: Workspace) -> pl.DataFrame:

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,10 +74,7 @@ def shingles(text: str, size: int = 3) -> set[bytes]:
 
 def exact_duplicates(texts: dict[str, str]) -> list[tuple[str, ...]]:
     """Groups of ids whose normalized texts are identical (groups of two or more)."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for key, text in texts.items():
-        groups[hashlib.blake2b(normalize(text).encode(), digest_size=16).hexdigest()].append(key)
-    return sorted(tuple(sorted(ids)) for ids in groups.values() if len(ids) > 1)
+    return exact_groups(list(texts), [exact_key(t) for t in texts.values()])
 
 
 # -- MinHash ----------------------------------------------------------------------------------
@@ -292,19 +291,116 @@ LSH_SLACK = 0.1
 (bands tuned at the threshold itself propose a pair exactly at it only about 40% of the time)."""
 
 
+@dataclass(frozen=True)
+class Features:
+    """What duplicate detection needs of each text, computed independently per text (so any chunking
+    gives the same values): the key of its normalized text (equal keys: exact duplicates), its MinHash
+    signature, and its sorted distinct shingle hashes (for exact Jaccard similarities)."""
+
+    keys: list[str]
+    signatures: np.ndarray
+    sets: list[np.ndarray]
+
+
+def exact_key(text: str) -> str:
+    return hashlib.blake2b(normalize(text).encode(), digest_size=16).hexdigest()
+
+
+def text_features(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, seed: int = 1) -> Features:
+    """The Features of `texts`: a pure function, which worker processes and Ray tasks run on chunks."""
+    sets: list[np.ndarray] = []
+    sig = signatures(texts, shingle=shingle, num_perm=num_perm, seed=seed, sets=sets)
+    return Features([exact_key(t) for t in texts], sig, sets)
+
+
+def _features_of_chunk(texts: list[str], shingle: int, num_perm: int, seed: int) -> Features:
+    return text_features(texts, shingle=shingle, num_perm=num_perm, seed=seed)
+
+
+FEATURE_CHUNK = 20_000
+"""Texts per chunk a worker computes features of."""
+
+
+def all_features(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, seed: int = 1,
+                 workers: int = 1) -> Features:
+    """text_features of every text, computed by `workers` processes a chunk at a time, in order."""
+    from brightrun.workspace.pool import map_ordered, workers_for  # the pool's module loads DuckDB
+
+    chunks = [texts[i:i + FEATURE_CHUNK] for i in range(0, len(texts), FEATURE_CHUNK)]
+    parts = [f for _, f in map_ordered(_features_of_chunk, chunks, workers_for(workers, len(chunks)),
+                                       shared=(shingle, num_perm, seed))]
+    return join_features(parts, num_perm)
+
+
+def join_features(parts: list[Features], num_perm: int = NUM_PERM) -> Features:
+    if not parts:
+        return Features([], np.empty((0, num_perm), dtype=np.uint32), [])
+    return Features([k for p in parts for k in p.keys], np.concatenate([p.signatures for p in parts]),
+                    [s for p in parts for s in p.sets])
+
+
+def exact_groups(ids: list[str], keys: list[str]) -> list[tuple[str, ...]]:
+    """Groups of ids with equal keys (groups of two or more): exact_duplicates from precomputed keys."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key, value in zip(ids, keys, strict=True):
+        groups[value].append(key)
+    return sorted(tuple(sorted(group)) for group in groups.values() if len(group) > 1)
+
+
 def near_duplicate_clusters(texts: dict[str, str], *, threshold: float = 0.6, shingle: int = 3,
-                            num_perm: int = NUM_PERM, seed: int = 1) -> list[Cluster]:
+                            num_perm: int = NUM_PERM, seed: int = 1, workers: int = 1) -> list[Cluster]:
     """Clusters of ids whose texts are near duplicates: LSH proposes candidate pairs, and a pair is joined
-    when the exact Jaccard similarity of its shingle sets reaches the threshold."""
+    when the exact Jaccard similarity of its shingle sets reaches the threshold. `workers` processes share
+    the work (the same clusters for any number)."""
     ids = list(texts)
     if len(ids) < 2:
         return []
-    sets: list[np.ndarray] = []
-    sig = signatures([texts[i] for i in ids], shingle=shingle, num_perm=num_perm, seed=seed, sets=sets)
+    features = all_features([texts[i] for i in ids], shingle=shingle, num_perm=num_perm, seed=seed,
+                            workers=workers)
+    return clusters_of(ids, features, threshold=threshold, num_perm=num_perm, workers=workers)
+
+
+def clusters_of(ids: list[str], features: Features, *, threshold: float = 0.6, num_perm: int = NUM_PERM,
+                workers: int = 1) -> list[Cluster]:
+    """near_duplicate_clusters from precomputed Features. With workers > 1 each worker takes a share of the
+    LSH bands and returns the links that joined its own clusters (a spanning forest of what it found);
+    the union of those forests has the same connected components as one pass over every band, because a
+    pair skipped for being joined already cannot change a component."""
+    if len(ids) < 2:
+        return []
+    from brightrun.workspace.pool import map_ordered, workers_for
+
+    sig, sets = features.signatures, features.sets
     bands, rows = lsh_params(max(0.05, threshold - LSH_SLACK), num_perm)
+    workers = workers_for(workers, bands)
     comps = _Components(len(ids))
+    if workers == 1:
+        _join_bands(sig, sets, range(bands), rows, threshold, num_perm, comps)
+    else:
+        with tempfile.TemporaryDirectory(prefix="brightrun-lsh-") as folder:
+            _save_features(Path(folder), sig, sets)
+            shares = [list(range(bands))[w::workers] for w in range(workers)]
+            for _, links in map_ordered(_links_of_bands, shares, workers,
+                                        shared=(folder, rows, threshold, num_perm)):
+                for i, j in links.tolist():
+                    comps.union(i, j)
+    clusters = []
+    for group in comps.members.values():
+        names = sorted(ids[g] for g in group)
+        index = {ids[g]: g for g in group}
+        head = sets[index[names[0]]]
+        similarity = min(jaccard(head, sets[index[name]]) for name in names[1:])
+        clusters.append(Cluster(tuple(names), round(similarity, 3)))
+    return sorted(clusters, key=lambda c: (-len(c.ids), c.ids))
+
+
+def _join_bands(sig: np.ndarray, sets: list[np.ndarray], bands: Iterable[int], rows: int, threshold: float,
+                num_perm: int, comps: _Components) -> list[tuple[int, int]]:
+    """Union the candidate pairs of `bands` whose exact similarity reaches the threshold; the links that
+    joined two clusters."""
     label = comps.label
-    for band in range(bands):
+    links = []
+    for band in bands:
         for bucket in _buckets(sig[:, band * rows:(band + 1) * rows]):
             for pos in range(len(bucket) - 1):
                 labels = label[bucket[pos:]]
@@ -318,14 +414,25 @@ def near_duplicate_clusters(texts: dict[str, str], *, threshold: float = 0.6, sh
                 for j in rest[close].tolist():
                     if label[j] != label[i] and jaccard(sets[i], sets[j]) >= threshold:
                         comps.union(i, j)
-    clusters = []
-    for group in comps.members.values():
-        names = sorted(ids[g] for g in group)
-        index = {ids[g]: g for g in group}
-        head = sets[index[names[0]]]
-        similarity = min(jaccard(head, sets[index[name]]) for name in names[1:])
-        clusters.append(Cluster(tuple(names), round(similarity, 3)))
-    return sorted(clusters, key=lambda c: (-len(c.ids), c.ids))
+                        links.append((i, j))
+    return links
+
+
+def _save_features(folder: Path, sig: np.ndarray, sets: list[np.ndarray]) -> None:
+    """Signatures and shingle sets as .npy files the workers map instead of receiving copies."""
+    np.save(folder / "sig.npy", sig)
+    np.save(folder / "sets.npy", np.concatenate(sets) if sets else np.empty(0, dtype=np.uint32))
+    np.save(folder / "ends.npy", np.cumsum([len(s) for s in sets], dtype=np.int64))
+
+
+def _links_of_bands(bands: list[int], folder: str, rows: int, threshold: float, num_perm: int) -> np.ndarray:
+    """A worker's share of clusters_of: the links its bands make, as an (n, 2) array of text indices."""
+    sig = np.load(Path(folder) / "sig.npy", mmap_mode="r")
+    flat = np.load(Path(folder) / "sets.npy", mmap_mode="r")
+    ends = np.load(Path(folder) / "ends.npy")
+    sets = np.split(np.asarray(flat), ends[:-1])
+    links = _join_bands(np.asarray(sig), sets, bands, rows, threshold, num_perm, _Components(len(sig)))
+    return np.array(links, dtype=np.int64).reshape(-1, 2)
 
 
 def conversation_texts(ws: Workspace) -> dict[str, str]:

@@ -14,13 +14,16 @@ from pydantic import BaseModel, ValidationError
 from brightrun.errors import WorkspaceError
 from brightrun.quality.diversity import cell_diversity
 from brightrun.quality.duplicates import (
+    Features,
+    all_features,
+    clusters_of,
     conversation_texts,
-    exact_duplicates,
-    near_duplicate_clusters,
+    exact_groups,
     pair_texts,
 )
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import read_json, write_json
+from brightrun.workspace.pool import check_workers, pool_kept
 from brightrun.workspace.workspace import utcnow
 
 REPORT_NAME = "quality.json"
@@ -85,35 +88,60 @@ class QualityReport(BaseModel):
         return [c for c in self.diversity if c.low]
 
 
-def _findings(texts: dict[str, str]) -> DuplicateFindings:
-    exact = [DuplicateGroup(ids=list(g), similarity=1.0) for g in exact_duplicates(texts)]
+def _findings(ids: list[str], features: Features, workers: int) -> DuplicateFindings:
+    exact = [DuplicateGroup(ids=list(g), similarity=1.0) for g in exact_groups(ids, features.keys)]
     in_exact = {i for g in exact for i in g.ids}
     near = []
-    for cluster in near_duplicate_clusters(texts):
+    for cluster in clusters_of(ids, features, workers=workers):
         # A cluster made only of exact duplicates is already listed as exact.
         if not set(cluster.ids) <= in_exact:
             near.append(DuplicateGroup(ids=list(cluster.ids), similarity=cluster.similarity))
     return DuplicateFindings(exact=exact, near=near)
 
 
-def build_quality_report(ws: Workspace, progress: Callable[[str], None] | None = None) -> QualityReport:
+def _local_features(ws: Workspace, which: str, workers: int) -> tuple[list[str], Features]:
+    texts = conversation_texts(ws) if which == "conversations" else pair_texts(ws)
+    return list(texts), all_features(list(texts.values()), workers=workers)
+
+
+def build_quality_report(ws: Workspace, progress: Callable[[str], None] | None = None, *, workers: int | None = 1,
+                         engine: str = "local") -> QualityReport:
     """Compute duplicates across conversations and training pairs, diversity per scaffold cell and a
-    score summary. Takes seconds on the demo and minutes at 100,000 conversations (docs/benchmarks.md)."""
-    say = progress or (lambda _msg: None)
+    score summary. Takes seconds on the demo and minutes at 100,000 conversations (docs/benchmarks.md).
+    `workers` processes share the MinHash features and the checks of candidate pairs (None: one per core);
+    engine="ray" computes the features with Ray Data over the published Delta tables (docs/scale.md). The
+    report is the same either way."""
+    workers = check_workers(workers)
+    if engine == "ray":
+        from brightrun.quality.on_ray import ray_features
+
+        def features_of(which: str) -> tuple[list[str], Features]:
+            return ray_features(ws, which)
+    else:
+        def features_of(which: str) -> tuple[list[str], Features]:
+            return _local_features(ws, which, workers)
+    with pool_kept(workers, ["brightrun.quality.duplicates"]):
+        return _build(ws, progress or (lambda _msg: None), workers, features_of)
+
+
+def _build(ws: Workspace, say: Callable[[str], None], workers: int,
+           features_of: Callable[[str], tuple[list[str], Features]]) -> QualityReport:
     started = time.perf_counter()
-    say("summarizing scores")
+    say("summarizing scores")  # rounded: DuckDB's parallel sums differ from run to run in the last bits
     row = ws.sql("""
         SELECT count(*) AS conversations,
                count_if(enrichment_status = 'completed')::BIGINT AS enriched,
-               avg(quality_score) AS mean_quality, quantile_cont(quality_score, 0.1) AS p10_quality,
-               median(quality_score) AS median_quality, avg(arc_adherence) AS mean_arc_adherence,
+               round(avg(quality_score), 9) AS mean_quality,
+               round(quantile_cont(quality_score, 0.1), 9) AS p10_quality,
+               round(median(quality_score), 9) AS median_quality,
+               round(avg(arc_adherence), 9) AS mean_arc_adherence,
                count_if(quality_score < 6)::BIGINT AS below_6
         FROM conversations""").row(0, named=True)
     pairs = int(ws.scalar("SELECT count(*) FROM training_pairs"))
     say("finding duplicate conversations")
-    conv = _findings(conversation_texts(ws))
+    conv = _findings(*features_of("conversations"), workers)
     say("finding duplicate training pairs")
-    pair = _findings(pair_texts(ws))
+    pair = _findings(*features_of("training_pairs"), workers)
     say("measuring diversity per scaffold cell")
     diversity = [
         CellDiversity(**r, low=r["conversations"] >= MIN_CELL

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import orjson
 
+from brightrun.training_files.build_pool import member_chunks
 from brightrun.training_files.chunks import CHUNK, Buffers, content_hash, iter_chunks
 from brightrun.training_files.core import (
     TrainingFileError,
@@ -93,7 +94,7 @@ def header(ws: Workspace, v: Version, pairs: int) -> dict:
 # -- writing -----------------------------------------------------------------------------------------
 
 
-def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int]:
+def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> tuple[str, str, int]:
     """training.json and training.jsonl of `v` into `folder`, synced; (the sha256 of the JSON's own bytes
     (_JsonPieces.frame), the JSONL's sha256, pairs)."""
     json_out = StreamFile(folder / "training.json", hashed=False)
@@ -105,7 +106,7 @@ def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int
         profile = orjson.dumps(ws.scaffolding.consultant.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         writer.put([(json_out, [json_pieces.own(b'{"consultant_profile":' + profile + b',"conversations":[')])])
         pairs = 0
-        for part in iter_chunks(ws, v.member_ids, v.splits, CHUNK, v.name, lines):
+        for part in member_chunks(ws, v.member_ids, v.splits, v.name, lines, workers, CHUNK):
             writer.put([(jsonl_out, [part.jsonl]), (json_out, json_pieces(part))])
             pairs += sum(part.counts)
         tail = b"\n],\"training_file\":" + orjson.dumps(header(ws, v, pairs), option=orjson.OPT_SORT_KEYS) + b"}\n"
@@ -124,9 +125,10 @@ def _write_files(ws: Workspace, v: Version, folder: Path) -> tuple[str, str, int
             jsonl_out.close()
 
 
-def build_version(ws: Workspace, name: str, version: int | None = None) -> Built:
+def build_version(ws: Workspace, name: str, version: int | None = None, *, workers: int = 1) -> Built:
     """Write `training.json`, `training.jsonl` and `manifest.json` of a version (the latest by default)
-    together; a past version is rebuilt byte for byte or refused with the reason."""
+    together; a past version is rebuilt byte for byte or refused with the reason. `workers` processes read
+    and shape the chunks of members (build_pool.py): the same bytes for any number."""
     with _lock(ws, name):
         v = get_version(ws, name, version)
         target = folder_of(ws, name) / f"v{v.version}"
@@ -137,7 +139,7 @@ def build_version(ws: Workspace, name: str, version: int | None = None) -> Built
         tmp.mkdir()
         try:
             try:
-                json_sha, jsonl_sha, pairs = _write_files(ws, v, tmp)
+                json_sha, jsonl_sha, pairs = _write_files(ws, v, tmp, workers)
             except TrainingFileError as exc:
                 if "no training pairs" not in str(exc):
                     raise
