@@ -1,4 +1,4 @@
-"""Exports (brightrun.exports): each format's record against the reference (shared/reference/formats.md),
+"""Exports (brightrun.exports): each format's record against its consumer's documented shape (docs/formats.md),
 each validator against planted errors, loading with `datasets`, token statistics and cost estimates."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The statistics core (brightrun.stats): the known answers F1-F7 of ../shared/reference/statistics.md, and
-simulations where the truth is known.
+"""The statistics core (brightrun.stats): seven known answers F1-F7 (each test holds its inputs and the
+answer it checks; docs/experiments.md names each method and its reference), and simulations where the
+truth is known.
 
 Simulation tolerances: a rate estimated from N independent replicates has binomial SD sqrt(q(1-q)/N); we
 accept +-3 SD (a correct method fails such a check with probability about 0.3%). The replicates use fixed
