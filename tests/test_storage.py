@@ -278,3 +278,35 @@ def test_polars_read_survives_another_process_compacting_under_it(ws: Workspace,
     monkeypatch.setattr(ws.store, "files", stale_then_real)
     assert sorted(ws.read("conversation_status")["conversation_id"]) == ["c0", "c1", "c2"]
     assert len(calls) >= 2
+
+
+def test_memo_computes_once_per_data_version(demo_copy) -> None:
+    """Pages read expensive results (effectiveness, prompt versions, totals) through Workspace.memo: computed once
+    while the data stay the same, again after any append or scaffolding edit."""
+    from brightrun.explore.overview import totals
+    from brightrun.prompts import effectiveness as eff
+    from brightrun.prompts import registry
+
+    ws = demo_copy
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    assert ws.memo("k", compute, ["feedback"]) == 1 and ws.memo("k", compute, ["feedback"]) == 1
+    assert ws.memo("k", compute, ["conversations"]) == 2  # other tables: another version
+    first = eff.effectiveness(ws, "quality")
+    assert eff.effectiveness(ws, "quality") is first and registry.versions(ws) is registry.versions(ws)
+    before = totals(ws)
+    assert totals(ws) is before
+    status = ws.read("conversation_status", lambda r: r.head(1)).to_dicts()[0]
+    ws.append("conversation_status", [{**status, "status": "failed"}])
+    assert totals(ws) is not before and totals(ws).enrichment_failed == before.enrichment_failed + 1
+    assert eff.effectiveness(ws, "quality") is not first
+    template = ws.scaffolding_dir / "templates"
+    again = eff.effectiveness(ws, "quality")
+    path = sorted(template.glob("*.yaml"))[0]
+    path.write_text(path.read_text() + "\n# edited\n")
+    ws._scaffold_checked = 0.0  # the scaffolding is looked at again at most once a second
+    assert eff.effectiveness(ws, "quality") is not again

@@ -45,7 +45,11 @@ class Totals:
 
 def totals(ws: Workspace) -> Totals:
     """Counts, tokens and spend, in all and apart for the calls BrightRun made and those imported from app logs;
-    each view is scanned once."""
+    each view is scanned once, once per data version (`Workspace.memo`: the sidebar and the page share it)."""
+    return ws.memo("totals", lambda: _totals(ws))
+
+
+def _totals(ws: Workspace) -> Totals:
     row = ws.sql("""
         SELECT c.*, p.*, j.*, l.*, f.*
         FROM (SELECT count(*) AS conversations,

@@ -245,7 +245,16 @@ def effectiveness(ws: Workspace | None, outcome: str, *, features: Sequence[str]
     `response_words` may be given; it is averaged per version). `frame`: a `prompt_features` frame already
     at hand (else it is read from `ws`). Too little data (fewer than 20 pairs or 8 template versions with the
     outcome, an outcome or every feature without variation) gives a report whose `message` says so and
-    whose `versions` holds the descriptives; an unknown outcome, feature or method raises BrightRunError."""
+    whose `versions` holds the descriptives; an unknown outcome, feature or method raises BrightRunError.
+    Read from `ws`, the report is computed once per data version (`Workspace.memo`) and shared: never change it."""
+    if frame is None and ws is not None:
+        key = ("effectiveness", outcome, None if features is None else tuple(features), method, alpha)
+        return ws.memo(key, lambda: _effectiveness(ws, outcome, features, method, alpha, None))
+    return _effectiveness(ws, outcome, features, method, alpha, frame)
+
+
+def _effectiveness(ws: Workspace | None, outcome: str, features: Sequence[str] | None, method: str, alpha: float,
+                   frame: pl.DataFrame | None) -> EffectivenessReport:
     if outcome not in OUTCOMES:
         raise BrightRunError(f"unknown outcome {outcome!r}. Fix: use one of {', '.join(OUTCOMES)}.")
     if method not in ("spearman", "kendall"):

@@ -82,7 +82,12 @@ def label_history(ws: Workspace, template_key: str) -> pl.DataFrame:
 
 
 def versions(ws: Workspace, template_key: str | None = None) -> pl.DataFrame:
-    """Every template version with its labels and outcome metrics, newest first within each template."""
+    """Every template version with its labels and outcome metrics, newest first within each template; computed
+    once per data version (`Workspace.memo`) and shared: never change the frame (polars frames are immutable)."""
+    return ws.memo(("prompt versions", template_key), lambda: _versions(ws, template_key))
+
+
+def _versions(ws: Workspace, template_key: str | None) -> pl.DataFrame:
     where, params = ("WHERE m.template_key = ?", [template_key]) if template_key else ("", [])
     return ws.sql(f"""
         SELECT m.*, l.labels FROM ({METRICS_SQL}) m

@@ -62,6 +62,7 @@ class Workspace:
         self._scaffold_checked = 0.0
         self.problems: list[str] = []
         self._recovered = False
+        self._memo: dict[object, tuple[tuple, object]] = {}
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -142,6 +143,26 @@ class Workspace:
             return False
         lock.release()
         return False
+
+    def data_version(self, tables: list[str] | None = None) -> tuple:
+        """What the data of `tables` (default: all) and the scaffolding are now: equal values, equal data.
+        Every change (an append, a compaction, a YAML edit) gives a new value; it costs one listing per table."""
+        _ = self.scaffolding
+        return (self._scaffold_stamp, *(self.store.files(t).signature for t in (tables or TABLES)))
+
+    def memo(self, key: object, compute, tables: list[str] | None = None):
+        """`compute()`, computed once per data version of `tables` (default: all) and kept in this Workspace
+        object (the app keeps one per process, so every page and session shares it). `key` names the
+        computation and its arguments; the value is shared: never change it."""
+        version = self.data_version(tables)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = compute()
+        if len(self._memo) >= 256:
+            self._memo.clear()
+        self._memo[key] = (version, value)
+        return value
 
     def recover(self) -> list[str]:
         """Clean what killed writers left (brightrun.workspace.recovery) and compact tables left with many
