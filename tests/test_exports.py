@@ -855,7 +855,8 @@ def test_costs_only_for_the_targets_that_train_each_format(tmp_path: Path) -> No
     records = sft_set()
     openai = {"gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "gpt-3.5-turbo-0125", "gpt-4.1-2025-04-14",
               "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14"}
-    expected = {"openai_sft": openai, "openai_dpo": {m for m in openai if m.startswith("gpt-4.1")},
+    # gpt-3.5-turbo is priced only when named (by_default: false)
+    expected = {"openai_sft": openai - {"gpt-3.5-turbo-0125"}, "openai_dpo": {m for m in openai if m.startswith("gpt-4.1")},
                 "bedrock_haiku": {"anthropic.claude-3-haiku-20240307-v1:0:200k"},
                 "vertex": {"gemini-2.5-flash", "gemini-2.5-pro"}}
     for fmt, spec in FORMATS.items():
@@ -866,10 +867,13 @@ def test_costs_only_for_the_targets_that_train_each_format(tmp_path: Path) -> No
     (tmp_path / "training_prices.yaml").write_text(yaml.safe_dump({"recorded": "2026-12-01", "models": {
         "amazon.nova-micro-v1:0": {"provider": "bedrock", "usd_per_million_training_tokens": 1.0,
                                    "formats": ["bedrock"]},
-        "gpt-4o-2024-08-06": {"provider": "openai", "usd_per_million_training_tokens": 20.0}}}))
+        "gpt-4o-2024-08-06": {"provider": "openai", "usd_per_million_training_tokens": 20.0},
+        "gpt-3.5-turbo-0125": {"provider": "openai", "usd_per_million_training_tokens": 9.0}}}))
     prices = training_prices(tmp_path)
     assert prices.models_for("bedrock") == ["amazon.nova-micro-v1:0"]
     assert "gpt-4o-2024-08-06" in prices.models_for("openai_sft")
+    assert prices.models_for("openai_sft", every=True) == [*prices.models_for("openai_sft")[:2], "gpt-3.5-turbo-0125",
+                                                           *prices.models_for("openai_sft")[2:]]
 
 
 def test_cost_estimates_on_known_inputs() -> None:

@@ -778,3 +778,44 @@ def test_the_fast_jaccard_gives_the_figure_of_duplicates_jaccard():
         a, b = (np.unique(rng.integers(0, 200, rng.integers(1, 50))).astype(np.uint32) for _ in range(2))
         assert jaccard(a, b) == reference(a, b) == jaccard(b, a)
     assert jaccard(np.array([1, 2], np.uint32), np.array([], np.uint32)) == 0.0
+
+
+def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputation(monkeypatch):
+    """Near twins share many LSH bands: each pair is checked exactly (Jaccard) at most once, however many bands
+    propose it, including pairs that fail; big and small buckets alike; the groups are duplicate_groups'."""
+    import numpy as np
+
+    from brightrun.training_files import signatures
+
+    rng = random.Random(11)
+    words = [f"w{k}" for k in range(400)]
+    base = [rng.choice(words) for _ in range(120)]
+    texts = {}
+    for k in range(160):  # variants of one text, each with a share of its words replaced: Jaccard 0.3 to 1
+        text = list(base)
+        for _ in range(int(len(text) * rng.choice([0.0, 0.05, 0.1, 0.15, 0.2, 0.3]))):
+            text[rng.randrange(len(text))] = rng.choice(words)
+        texts[f"c{k:03d}"] = " ".join(text)
+    texts |= {f"d{k:03d}": " ".join(rng.choice(words) for _ in range(60)) for k in range(40)}  # unrelated
+    ids = sorted(texts)
+    old, new = ids[::2], ids[1::2]
+    known = splits_module.duplicate_groups({i: texts[i] for i in old})
+    keys, sig = signatures.compute([texts[i] for i in old])
+    new_keys, new_sig = signatures.compute([texts[i] for i in new])
+    checked: list[tuple[int, int]] = []
+    real = signatures.jaccard
+
+    def spy(a, b):
+        checked.append(tuple(sorted((id(a), id(b)))))
+        return real(a, b)
+    monkeypatch.setattr(signatures, "jaccard", spy)
+    for small in (64, 0):  # pairs made by a join of small buckets, or one new member at a time
+        monkeypatch.setattr(signatures, "SMALL_BUCKET", small)
+        checked.clear()
+        grown = signatures.grow_groups(known, {c: (keys[k], sig[k]) for k, c in enumerate(old)},
+                                       {i: texts[i] for i in new}, (new_keys, new_sig),
+                                       lambda wanted: {i: texts[i] for i in wanted})
+        assert grown == splits_module.duplicate_groups(texts)
+        assert len(set(grown.values())) < len(texts) - 40 and len(checked) > 10
+        assert len(checked) == len(set(checked)), Counter(checked).most_common(3)
+    assert np.array_equal(sig, signatures.compute([texts[i] for i in old])[1])

@@ -95,14 +95,19 @@ def test_openai_exports_count_exactly_once_and_say_so_other_formats_estimate(off
     train_file = tmp_path / "openai" / "data" / "train.jsonl"
     train = {name: sum(_cookbook(tokens.offline_encoding(name), train_file)) for name in ("o200k_base", "cl100k_base")}
     assert stats["splits"]["train"]["total_tokens"] == train["o200k_base"]
-    # every OpenAI target exactly, with its own encoding (gpt-3.5-turbo: cl100k_base)
+    # the OpenAI targets priced by default all count with o200k_base, so only that tokenizer runs: gpt-3.5-turbo
+    # (cl100k_base) is priced only when named
     by_model = {c.model: c for c in done.costs}
-    assert len(by_model) == 6
+    assert len(by_model) == 5 and not any(m.startswith("gpt-3.5") for m in by_model)
     for model, c in by_model.items():
-        encoding = "cl100k_base" if model.startswith("gpt-3.5") else "o200k_base"
-        assert c.token_counts == f"exact (tiktoken {encoding})" and c.billing_tokens == train[encoding], model
-    # the validator and the cost estimate share the counts: every distinct text tokenized once per encoding
-    assert counted and len(counted) == len(set(counted))
+        assert c.token_counts == "exact (tiktoken o200k_base)" and c.billing_tokens == train["o200k_base"], model
+    # the validator and the cost estimate share the counts: every distinct text tokenized once
+    assert counted and len(counted) == len(set(counted)) and {n for n, _ in counted} == {"tiktoken:o200k_base"}
+    named = tf_export.export_version(ws, "tok", "openai_sft", tmp_path / "named", force_reason="test",
+                                     models=["gpt-3.5-turbo-0125", "gpt-4o-mini-2024-07-18"])
+    assert [(c.model, c.token_counts, c.billing_tokens) for c in named.costs] == [
+        ("gpt-3.5-turbo-0125", "exact (tiktoken cl100k_base)", train["cl100k_base"]),
+        ("gpt-4o-mini-2024-07-18", "exact (tiktoken o200k_base)", train["o200k_base"])]
     meta = orjson.loads((tmp_path / "openai" / "brightrun_export.json").read_bytes())
     assert meta["token_counts"] == "exact (tiktoken o200k_base)"
     assert {c["model"]: c["token_counts"] for c in meta["costs"]} == {m: c.token_counts for m, c in by_model.items()}
@@ -122,7 +127,10 @@ def test_the_cli_labels_the_counts(offline, demo_copy, tmp_path):
     openai = runner.invoke(app, ["training-file", "export", "t", "openai_sft", str(tmp_path / "o"), "-w", path,
                                  "--force", "test"])
     assert "token counts: exact (tiktoken o200k_base)" in openai.stdout, openai.output
-    assert "charged tokens (exact (tiktoken o200k_base))" in openai.stdout
+    assert "charged tokens (exact (tiktoken o200k_base))" in openai.stdout and "gpt-3.5" not in openai.stdout
+    named = runner.invoke(app, ["training-file", "export", "t", "openai_sft", str(tmp_path / "n"), "-w", path,
+                                "--force", "test", "--price", "gpt-3.5-turbo-0125"])
+    assert "gpt-3.5-turbo-0125: " in named.stdout and "(exact (tiktoken cl100k_base))" in named.stdout, named.output
     trl = runner.invoke(app, ["training-file", "export", "t", "trl_sft", str(tmp_path / "t"), "-w", path,
                               "--force", "test", "--json"])
     assert orjson.loads(trl.stdout)["token_counts"] == "estimated"

@@ -129,6 +129,9 @@ def export(
     version: VersionOpt = None,
     force: Annotated[str | None, typer.Option("--force", help="Export although the data contracts failed; "
                                                               "the reason is recorded.")] = None,
+    price: Annotated[list[str] | None, typer.Option(
+        "--price", help="A target model to estimate the cost for (repeat for more; default: the format's targets "
+                        "priced by default, which leave out gpt-3.5-turbo-0125).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a version, validate it by its consumer's rules, and estimate tokens and cost; exit 1 when any
@@ -136,7 +139,8 @@ def export(
     ratings) whose both answers belong to member conversations of one split."""
     from brightrun.training_files.export import export_version, no_cost_note, token_counts
 
-    done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force)
+    done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force,
+                         models=price or None)
     if json_out:
         sys.stdout.write(orjson.dumps({"files": [str(p) for p in done.files], "valid": done.validation.ok,
                                        "errors": [e.model_dump() for e in done.validation.errors[:50]],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,8 +103,15 @@ def finish(report: Report, examples: list[Example], files: list[Path], limits: L
     _count_checks(report, files, by_split, limits)
     if limits.tokens:
         _token_checks(report, examples, counts, limits, counter)
-    _duplicates(report, by_split)
-    _leakage(report, by_split, near_duplicates)
+    keys: dict[int, tuple[list[dict], str]] = {}  # each sequence normalized and digested once, for both checks
+
+    def key_of(seq: list[dict]) -> str:
+        known = keys.get(id(seq))
+        if known is None:  # the sequence is kept with its key, so that its id is not reused by another
+            known = keys[id(seq)] = (seq, _digest(_norm(seq)))
+        return known[1]
+    _duplicates(report, by_split, key_of)
+    _leakage(report, by_split, near_duplicates, key_of)
     report.stats = {"token_method": counter.name, "exact_tokens": counter.exact, "splits": {
         split: summarize(split, [counts[id(ex)] for ex in exs], counter, limits.tokens).as_dict()
         for split, exs in by_split.items()}}
@@ -157,11 +165,11 @@ def _token_checks(report: Report, examples: list[Example], counts: dict[int, Exa
                         f"{limit:,} of {limits.tokens_label}", "count exactly with the model's tokenizer, or shorten it")
 
 
-def _duplicates(report: Report, by_split: dict[str, list[Example]]) -> None:
+def _duplicates(report: Report, by_split: dict[str, list[Example]], key_of: Callable[[list[dict]], str]) -> None:
     for exs in by_split.values():
         first: dict[str, Example] = {}
         for ex in exs:
-            key = _digest("\x1e".join(_norm(s) for s in ex.sequences))
+            key = "\x1e".join(key_of(s) for s in ex.sequences)
             if key in first:
                 report.warn(ex.where, "duplicate", f"same conversation (ignoring case and whitespace) as line "
                             f"{first[key].where.line} of {Path(first[key].where.file).name}",
@@ -181,7 +189,8 @@ def _units(ex: Example) -> list[tuple[str, list[dict]]]:
     return units + [(f"its {name} answer", seq[-1:]) for name, seq in zip(names, ex.sequences, strict=True)]
 
 
-def _leakage(report: Report, by_split: dict[str, list[Example]], near: bool) -> None:
+def _leakage(report: Report, by_split: dict[str, list[Example]], near: bool,
+             key_of: Callable[[list[dict]], str]) -> None:
     """Check 14 on every text of every row: a held-out row leaks when any of its texts (_units) is in
     train, exactly or as a near duplicate of any text of any training row, or when its prompt is."""
     train = by_split.get("train", [])
@@ -191,12 +200,12 @@ def _leakage(report: Report, by_split: dict[str, list[Example]], near: bool) -> 
     full: dict[str, Example] = {}
     for ex in train:
         for _, seq in _units(ex):
-            full.setdefault(_digest(_norm(seq)), ex)
+            full.setdefault(key_of(seq), ex)
     prompts = {_digest(_norm(ex.prompt)): ex for ex in train if ex.prompt}
     flagged: set[int] = set()
     for i, ex in enumerate(held):
         for what, seq in _units(ex):
-            found = full.get(_digest(_norm(seq)))
+            found = full.get(key_of(seq))
             if found is not None:
                 flagged.add(i)
                 report.warn(ex.where, "leakage_exact", f"{what} is in train (line {found.where.line})",

@@ -44,6 +44,8 @@ class TrainingPrice(BaseModel):
     source: str = ""
     formats: list[str] = Field(default_factory=list,
                                description="the BrightRun export formats this model is fine-tuned from")
+    by_default: bool = Field(True, description="priced in every export of its formats; False: only when named "
+                                               "(its tokenizer would be run over the whole export for it alone)")
 
 
 class TrainingPrices(BaseModel):
@@ -51,9 +53,10 @@ class TrainingPrices(BaseModel):
     cookbook: Cookbook = Cookbook()
     models: dict[str, TrainingPrice]
 
-    def models_for(self, fmt: str) -> list[str]:
-        """The target models that train from export format `fmt` (none for self-hosted stacks)."""
-        return [name for name, price in self.models.items() if fmt in price.formats]
+    def models_for(self, fmt: str, *, every: bool = False) -> list[str]:
+        """The target models that train from export format `fmt` (none for self-hosted stacks) and are priced
+        by default (`every`: also those priced only when named)."""
+        return [name for name, price in self.models.items() if fmt in price.formats and (every or price.by_default)]
 
     def get(self, model: str) -> TrainingPrice | None:
         """The entry for a model id, its undated alias ("gpt-4o-mini") or a fine-tuned id ("ft:gpt-4o-...")."""
@@ -81,8 +84,11 @@ def training_prices(workspace_root: Path | None = None) -> TrainingPrices:
     override = Path(workspace_root) / "training_prices.yaml" if workspace_root else None
     if override and override.exists():
         extra = _load(str(override), override.stat().st_mtime)
-        kept = {name: price.model_copy(update={"formats": table.models[name].formats})
-                if not price.formats and name in table.models else price for name, price in extra.models.items()}
+        kept = {name: price.model_copy(update={
+                    "formats": price.formats or table.models[name].formats,
+                    "by_default": price.by_default if "by_default" in price.model_fields_set
+                    else table.models[name].by_default}) if name in table.models else price
+                for name, price in extra.models.items()}
         return table.model_copy(update={"models": {**table.models, **kept}})
     return table
 
@@ -170,8 +176,8 @@ def estimate_all(records: Iterable[dict], models: Iterable[str] | None = None, *
                  counter: TokenCounter | None = None, prices: TrainingPrices | None = None,
                  fmt: str | None = None, counter_of: Callable[[str], TokenCounter] | None = None
                  ) -> list[CostEstimate]:
-    """One estimate per target model: `models`, else the models that train export format `fmt` (none when
-    no priced model does: self-hosted stacks, KTO), else every model in the price table. Each model's
+    """One estimate per target model: `models`, else the models that train export format `fmt` and are priced
+    by default (none when no priced model does: self-hosted stacks, KTO), else every model in the price table. Each model's
     tokens are counted by `counter`, else `counter_of(model)`, else counter_for(model): exact for OpenAI
     models, the estimate for the others."""
     prices = prices or training_prices()

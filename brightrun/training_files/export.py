@@ -9,7 +9,7 @@ forced export records why."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +142,9 @@ def preference_records_of(ws: Workspace, name: str, version: int | None = None) 
 
 
 def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: int | None = None,
-                   force_reason: str | None = None) -> Exported:
-    """Write a version in `fmt` to `out`, validate it by its consumer's rules and estimate the cost.
+                   force_reason: str | None = None, models: Sequence[str] | None = None) -> Exported:
+    """Write a version in `fmt` to `out`, validate it by its consumer's rules and estimate the cost for
+    `models` (default: the targets priced by default for `fmt`, training_prices.yaml's `by_default`).
     Refused when the last data-contract run failed (or none ran), unless `force_reason` says why."""
     out = Path(out)
     spec = FORMATS.get(fmt)
@@ -172,9 +173,9 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
     def counter_of(model: str | None) -> TokenCounter:  # one per tokenizer, each text counted once
         use = counter_for(model)
         return counters.setdefault(use.name, use.once())
-    costs = estimate_all(records, kind=spec.kind, fmt=fmt, prices=prices, counter_of=counter_of)
+    targets = list(models) if models is not None else prices.models_for(fmt)
+    costs = estimate_all(records, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
     del records  # the validator reads the files; the counts of their texts are shared with the estimate
-    targets = prices.models_for(fmt)
     # SFT records are member conversations: their near duplicates are the training file's own groups
     validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
                                 near_duplicates=spec.kind != "sft")

@@ -133,11 +133,34 @@ def _sets(indices: list[int], ids: list[str], n_old: int, new_texts: Mapping[str
 def _near_links(sig: np.ndarray, n_old: int, threshold: float, find: Callable[[int], int],
                 join: Callable[[int, int], None], sets_of: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
     """Join every near-duplicate pair with at least one new member (index >= n_old): LSH buckets as
-    `duplicates.near_duplicate_clusters` forms them, its estimate filter, then the exact Jaccard check."""
-    num_perm = sig.shape[1]
+    `duplicates.near_duplicate_clusters` forms them, its estimate filter, then the exact Jaccard check, made
+    once per pair however many bands the pair shares, the closest estimates first, and skipped when the two
+    are already in one group (a new member that joins a group is not checked again against its members)."""
+    pairs = _candidates(sig, n_old, threshold)
+    if not pairs.size:
+        return
+    n = len(sig)
+    left, right = (pairs // n).tolist(), (pairs % n).tolist()
+    sets = sets_of(np.union1d(left, right).tolist())
+    for i, j in zip(left, right, strict=True):
+        if find(i) != find(j) and jaccard(sets[i], sets[j]) >= threshold:
+            join(i, j)
+
+
+SMALL_BUCKET = 64
+"""Buckets up to this size have their candidate pairs made by one join per band; a larger bucket's are
+made one new member at a time (a join would hold its size squared pairs at once)."""
+
+
+def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
+    """The pairs (i, j) sharing an LSH band bucket, i new (>= n_old), j old or a later new member, whose
+    MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
+    the highest estimate first (then ascending)."""
+    num_perm, n = sig.shape[1], len(sig)
     bands, rows = duplicates.lsh_params(max(0.05, threshold - duplicates.LSH_SLACK), num_perm)
     floor = threshold - duplicates.ESTIMATE_MARGIN
-    candidates: list[tuple[int, int]] = []
+    found: list[np.ndarray] = []
+    agree: list[np.ndarray] = []
     for band in range(bands):
         block = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
@@ -147,21 +170,32 @@ def _near_links(sig: np.ndarray, n_old: int, threshold: float, find: Callable[[i
         shared = has_new & (sizes > 1)
         if not shared.any():
             continue
-        members = np.flatnonzero(shared[bucket])
+        small = shared & (sizes <= SMALL_BUCKET)
+        members = np.flatnonzero(small[bucket])  # small buckets: their pairs in one join, estimates in bulk
+        if members.size:
+            frame = pl.DataFrame({"bucket": bucket[members].astype(np.int64), "j": members.astype(np.int64)})
+            joined = (frame.filter(pl.col("j") >= n_old).rename({"j": "i"}).join(frame, on="bucket")
+                      .filter((pl.col("j") < n_old) | (pl.col("j") > pl.col("i"))))  # a new-new pair once
+            left, right = joined["i"].to_numpy(), joined["j"].to_numpy()
+            for k in range(0, len(left), 65_536):
+                same = (sig[left[k:k + 65_536]] == sig[right[k:k + 65_536]]).sum(axis=1)
+                close = same / num_perm >= floor
+                found.append(left[k:k + 65_536][close] * n + right[k:k + 65_536][close])
+                agree.append(same[close])
+        members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: one new member at a time
         order = members[np.argsort(bucket[members], kind="stable")]
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
-        for group in np.split(order, edges):
+        for group in np.split(order, edges) if order.size else []:
             for i in group[group >= n_old].tolist():
-                rest = group[group != i]
-                rest = rest[(rest > i) | (rest < n_old)]  # a new-new pair once
-                close = (sig[rest] == sig[i]).sum(axis=1) / num_perm >= floor
-                candidates.extend((i, j) for j in rest[close].tolist())
-    if not candidates:
-        return
-    sets = sets_of(sorted({k for pair in candidates for k in pair}))
-    for i, j in candidates:
-        if find(i) != find(j) and jaccard(sets[i], sets[j]) >= threshold:
-            join(i, j)
+                rest = group[(group < n_old) | (group > i)]
+                same = (sig[rest] == sig[i]).sum(axis=1)
+                close = same / num_perm >= floor
+                found.append(i * n + rest[close].astype(np.int64))
+                agree.append(same[close])
+    if not found:
+        return np.empty(0, np.int64)
+    pairs, first = np.unique(np.concatenate(found), return_index=True)
+    return pairs[np.argsort(-np.concatenate(agree)[first], kind="stable")]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
