@@ -351,6 +351,9 @@ def choose(page: Any, label: str, option: str | None = None, timeout: float = 30
     close the list, and wait for the rerun it causes. Choosing what is already chosen causes no rerun."""
     box = page.get_by_role("combobox", name=label, exact=True)
     listbox = page.get_by_role("listbox")
+    box.wait_for(timeout=timeout)
+    if option is not None and box.input_value() == option:
+        return  # already chosen (a selectbox shows its value): no rerun would come
 
     def pick() -> None:
         box.click(timeout=timeout)
