@@ -83,8 +83,17 @@ def test_generate_enrich_review_add_and_export_without_a_terminal(browser, empty
         choose(page, "Format", f"openai_sft · {FORMATS['openai_sft'].consumer} (sft)")
         reason = page.get_by_role("textbox", name="Reason to export anyway")
         if reason.count():  # the data contracts never ran on this workspace
-            reason.fill("walk test")
-            rerun_after(page, lambda: reason.press("Enter"))
+            # In a fresh clone the typed reason was sometimes empty again by the time Enter was pressed (a rerun
+            # of the page re-drew the field), so Enter started no rerun: type it again until Enter takes it.
+            for attempt in range(3):
+                reason.fill("walk test")
+                try:
+                    rerun_after(page, lambda: reason.press("Enter"), timeout=10_000)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
+            expect(reason).to_have_value("walk test")
         rerun_after(page, page.get_by_role("button", name="Export", exact=True).click)
         expect(page.get_by_text("openai_sft export of v2 passes every check of its consumer.")).to_be_visible(
             timeout=60_000)
