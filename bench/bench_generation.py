@@ -503,6 +503,11 @@ def phase_brightrun(args: argparse.Namespace, storm: bool) -> dict[str, Any]:
             profiler.disable()
         wall, cpu, end = time.perf_counter() - t0, cpu_seconds() - cpu0, time.monotonic()
         probe.gc.__exit__()
+        # the job's tables are merged and published in the background after run_job returns (its rows are
+        # committed by then): timed apart, so the budget's rate is the job's and this cost is still shown
+        cpu1, t1 = cpu_seconds(), time.perf_counter()
+        ws.wait_for_background()
+        tidy_seconds, tidy_cpu = time.perf_counter() - t1, cpu_seconds() - cpu1
         peak = peak_rss_mib()
 
         counts = ws.sql("SELECT count(*) AS n, count(DISTINCT conversation_id) AS d, count(DISTINCT item_id) AS i "
@@ -544,6 +549,9 @@ def phase_brightrun(args: argparse.Namespace, storm: bool) -> dict[str, Any]:
         # from the first API call to the last answer
         "calls_seconds": (ok[-1] - first) if ok else 0.0,
         "tail_seconds": end - (ok[-1] if ok else end),  # last answer to run_job's return (final flush...)
+        # after the return: the background compaction and Delta publication of the job's tables, and the rate
+        # had the run waited for it
+        "tidy_seconds": tidy_seconds, "tidy_cpu": tidy_cpu, "rate_with_tidy": counts["n"] / (wall + tidy_seconds),
         "flushes": len(flush_secs), "flush_total_seconds": sum(flush_secs),
         "flush_mean_ms": statistics.fmean(flush_secs) * 1000 if flush_secs else 0.0,
         "flush_max_ms": max(flush_secs) * 1000 if flush_secs else 0.0,
@@ -966,6 +974,10 @@ def main(argv: list[str] | None = None) -> int:
         # the budget: BrightRun's median rate / the plain loop's median rate (same payload, same run)
         "rate_ratio": r_rate / b_rate, "ratio_budget": RATIO_BUDGET, "ratio_budget_met": r_rate >= RATIO_BUDGET * b_rate,
         "round_rate_ratios": round_ratios, "round_cpu_ratios": round_cpu_ratios,
+        # had run_job waited for the background compaction and publication of the job's tables (not the budget:
+        # the rows are committed and the job is complete when run_job returns)
+        "rate_with_tidy_ratio": median_of(brightruns, "rate_with_tidy") / b_rate,
+        "tidy_seconds": median_of(brightruns, "tidy_seconds"),
         "cpu_ratio": r_cpu / b_cpu,
         # the CPU per call at which BrightRun, on one fully busy core as the plain loop is, meets the ratio budget
         "cpu_ms_for_ratio_budget": b_cpu / RATIO_BUDGET,
@@ -1039,6 +1051,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_row("BR: CPU ms/answer, 1st/2nd/3rd third", "", "",
               " / ".join("-" if x is None else f"{x:.2f}" for x in thirds), "", "", "")
     t.add_row("BR: last answer to return s", "", "", f"{br['tail_seconds']:.2f}", "", "", "")
+    if "tidy_seconds" in br:
+        t.add_row("BR: then background tidy s / CPU s", "", "", f"{br['tidy_seconds']:.2f} / {br['tidy_cpu']:.2f}",
+                  "", "", "")
+        t.add_row("BR: rate had it waited for the tidy", "", "", f"{br['rate_with_tidy']:,.0f}",
+                  f"{br['rate_with_tidy'] / b_rate:.2f}x", "", "")
     t.add_row("BR: flushes / total s / max ms", "", "",
               f"{br['flushes']} / {br['flush_total_seconds']:.2f} / {br['flush_max_ms']:.0f}", "", "", "")
     t.add_row("BR: loop lag p50/p99/max ms", "", "",
@@ -1151,6 +1168,9 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{x:.3f}" for x in round_ratios)
                   + f"); CPU per call {r_cpu:.2f} vs {b_cpu:.2f} ms = {figures['cpu_ratio']:.2f}x (on one busy core "
                   f"the ratio is met below {figures['cpu_ms_for_ratio_budget']:.2f} ms).")
+    console.print(f"After run_job returned, the job's tables were merged and published in the background in "
+                  f"{figures['tidy_seconds']:.2f} s (median); had the run waited for that, the ratio would be "
+                  f"{figures['rate_with_tidy_ratio']:.3f}x.")
     console.print(f"Reported, not a budget on this {os.cpu_count()}-core machine: {BUDGET:.0%} of the ideal "
                   f"{ideal:,.0f}/s = {BUDGET * ideal:,.0f}/s; BrightRun {figures['brightrun_pct_ideal']:.0%}, plain "
                   f"loop {figures['baseline_pct_ideal']:.0%}, ClaudeProvider alone {figures['provider_pct_ideal']:.0%}, "

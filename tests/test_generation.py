@@ -147,3 +147,50 @@ def test_unknown_provider_and_bad_rates() -> None:
     with pytest.raises(ProviderError, match="between 0 and 1"):
         ScriptedProvider(failure_rate=2)
     assert load_job  # imported for the public API
+
+
+def test_a_job_returns_with_its_rows_committed_and_tidies_its_tables_in_the_background(ws: Workspace,
+                                                                                         monkeypatch) -> None:
+    """The job's result does not wait for the compaction and Delta publication of its tables: run_job returns
+    while they are held up, every conversation already readable; then the parts are merged and published."""
+    import threading
+
+    from deltalake import DeltaTable
+
+    from brightrun.workspace.publish import delta_path
+
+    release, started = threading.Event(), threading.Event()
+    compact = Workspace.compact
+
+    def held_compact(self, *args, **kwargs):
+        started.set()
+        assert release.wait(30), "the test never released the compaction"
+        return compact(self, *args, **kwargs)
+
+    monkeypatch.setattr(Workspace, "compact", held_compact)
+    create_job(ws, small_plan(ws, 3), provider="scripted", model="scripted-1", seed=1, job_id="bg")
+    done = run_job(ws, "bg", ScriptedProvider(), flush_items=1)  # one part per conversation
+    assert started.wait(10) and (done.status, done.done) == ("completed", 12)
+    assert ws.wait_for_background(timeout=0.05) is False  # still held: the result came first
+    assert ws.sql("SELECT count(*) FROM conversations").item() == 12
+    assert len(ws.store.files("conversations").deltas) >= 8
+    release.set()
+    assert ws.wait_for_background(timeout=30) is True
+    assert ws.store.files("conversations").deltas == ()
+    published = DeltaTable(delta_path(ws.store, "conversations")).to_pyarrow_table()
+    assert published.num_rows == 12
+
+
+def test_a_failed_background_compaction_is_reported_once_and_loses_no_row(ws: Workspace, monkeypatch) -> None:
+    from brightrun.errors import WorkspaceError
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Workspace, "compact", broken)
+    create_job(ws, small_plan(ws, 1), provider="scripted", model="scripted-1", seed=1, job_id="bg2")
+    assert run_job(ws, "bg2", ScriptedProvider()).done == 4
+    with pytest.raises(WorkspaceError, match=r"disk full.*Fix: run `brightrun compact`"):
+        ws.wait_for_background(timeout=30)
+    assert ws.wait_for_background() is True  # reported once
+    assert ws.sql("SELECT count(*) FROM conversations").item() == 4

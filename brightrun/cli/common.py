@@ -94,10 +94,22 @@ def run_with_progress(ws, job, run, **options):
     with progress_bar() as progress:
         task = progress.add_task("generating", total=job.total, completed=job.done + job.failed, extra="")
         try:
-            return run(ws, job.job_id, progress=job_progress(progress, task), **options)
+            job = run(ws, job.job_id, progress=job_progress(progress, task), **options)
         except JobStopped as exc:
             console.print(f"[red]error:[/] {exc}")
             return exc.job
+    wait_for_tidying(ws)
+    return job
+
+
+def wait_for_tidying(ws) -> None:
+    """Wait for the compaction and Delta publication a writer left running in the background (its rows are
+    committed already); a failure there is a warning, since nothing asked for is lost."""
+    with console.status("Merging the new parts and publishing the Delta copies..."):
+        try:
+            ws.wait_for_background()
+        except BrightRunError as exc:
+            console.print(f"[yellow]warning:[/] {exc}")
 
 
 def report_job(job, json_out: bool, ws=None) -> None:

@@ -409,5 +409,7 @@ class JobRunner:
             status = "completed" if self.progress.done > 0 or self.job.total == 0 else "failed"
         await self.flush(status, force=True)
         self.journal.close()
-        await asyncio.to_thread(self.ws.compact, tables=JOB_TABLES, min_parts=8)
+        # Every row is committed: the job's result is returned now, and its parts are merged (and the Delta
+        # copies published) in the background (Workspace.compact_in_background).
+        self.ws.compact_in_background(tables=JOB_TABLES, min_parts=8)
         return self.job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -63,6 +64,8 @@ class Workspace:
         self.problems: list[str] = []
         self._recovered = False
         self._memo: dict[object, tuple[tuple, object]] = {}
+        self._background: threading.Thread | None = None
+        self._background_error: BaseException | None = None
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -186,10 +189,48 @@ class Workspace:
         """Merge small parts (all tables, or `tables`) into the bases; safe while others read and write.
         Then (unless `publish` is False) publish the tables whose rows changed as Delta tables (publish)."""
         result = self.store.compact_all(progress, tables=tables, min_parts=min_parts)
-        self._signatures.clear()
+        with self._lock:
+            self._signatures.clear()
         if publish:
             self.publish(tables)
         return result
+
+    def compact_in_background(self, *, tables: list[str] | None = None, min_parts: int = 2) -> None:
+        """Start `compact(tables=..., min_parts=...)` (and the publication that follows it) in a thread and return
+        at once: what a writer does after its rows are committed, so the caller gets its result without waiting
+        for housekeeping. Runs after any compaction this object started earlier; the process waits for it before
+        it exits (the thread is not a daemon), and `wait_for_background()` waits for it and reports its error.
+        Readers meanwhile are safe: a read that meets a part the compaction removed lists the files again."""
+        previous = self._background
+
+        def work() -> None:
+            if previous is not None:
+                previous.join()
+            try:
+                self.compact(tables=tables, min_parts=min_parts)
+            except BaseException as exc:  # noqa: BLE001 - kept for wait_for_background, and logged
+                self._background_error = exc
+                logging.getLogger("brightrun").warning("background compaction of %s failed: %s", self.root, exc)
+
+        self._background = threading.Thread(target=work, name="brightrun-compaction", daemon=False)
+        self._background.start()
+
+    def wait_for_background(self, timeout: float | None = None) -> bool:
+        """Wait for the compaction started by compact_in_background (if any); True when none is left running.
+        Raises the error it met, once (the rows it was tidying are committed either way)."""
+        thread = self._background
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._background = None
+        error, self._background_error = self._background_error, None
+        if error is not None:
+            if isinstance(error, BrightRunError):
+                raise error
+            raise WorkspaceError(f"compacting the tables in the background failed ({error}); the rows are committed "
+                                 f"and readable. Fix: run `brightrun compact`.") from error
+        return True
 
     def publish(self, tables: list[str] | None = None) -> dict:
         """Write the current rows of `tables` (default: all) whose files changed as Delta tables under
@@ -304,6 +345,10 @@ class Workspace:
         return sorted([*TABLE_VIEWS, *DERIVED_VIEWS])
 
     def close(self) -> None:
+        """Wait for any background compaction (its error, if any, is logged, not raised), then close."""
+        if self._background is not None:
+            self._background.join()
+            self._background = None
         self._con.close()
 
 
