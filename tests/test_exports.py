@@ -917,3 +917,75 @@ def test_exports_round_trip_through_json(tmp_path: Path) -> None:
     manifest = orjson.loads((tmp_path / "u" / "manifest.json").read_bytes())
     assert manifest["format"] == "openai_sft" and manifest["files"][0]["ids"][:2] == ["ref", "r001"]
     shutil.rmtree(tmp_path / "u")
+
+
+# -- an export validates the rows it wrote without reading its files back (issue 15 item 8) ----------------
+
+
+def _problem_set(kind: str) -> list[dict]:
+    """Records with duplicates and exact, prompt and near-duplicate leaks: the shared checks have something
+    to find."""
+    rng = random.Random(7)
+    if kind == "sft":
+        records = sft_set()
+        records[2]["messages"] = records[1]["messages"]
+        records[-1]["messages"] = records[3]["messages"]
+        records[-2]["messages"] = [*records[4]["messages"][:2], _msg("assistant", "Another answer entirely.")]
+        long_user, long_answer = _sentence(rng, 60), _sentence(rng, 60)
+        records[5]["messages"] = [_msg("user", long_user), _msg("assistant", long_answer)]
+        records[-3]["messages"] = [_msg("user", long_user + " Please?"), _msg("assistant", long_answer + " Thanks.")]
+        return records
+    records = pref_set()
+    records[-1]["chosen"] = records[2]["rejected"] = _sentence(rng, 40)
+    records[-2]["rejected"] = records[4]["rejected"] + " Indeed."
+    if kind == "preference":
+        return records
+    kto = kto_records_from_preference(records)
+    kto[-1]["prompt"] = kto[2]["prompt"]  # a held-out prompt in train
+    kto[5] |= {k: kto[4][k] for k in ("prompt", "completion")}  # the same example twice in train
+    return kto
+
+
+JSONL_FORMATS = sorted(f for f in FORMATS if f != "hf_parquet")
+
+
+@pytest.mark.parametrize("fmt", JSONL_FORMATS)
+def test_rows_in_hand_validate_as_the_written_files_without_parsing_them(tmp_path: Path, fmt: str, monkeypatch) -> None:
+    """Inside rows_in_hand each writer keeps the rows it wrote, which are exactly what its lines parse to,
+    and the validator checks them without parsing the files: every problem, line, record id and statistic
+    is the one a validation of the files on disk gives."""
+    from brightrun.exports import common
+    from brightrun.exports import files as files_module
+
+    spec = FORMATS[fmt]
+    kept: dict[str, list] = {}
+    real_keep, real_parse = files_module.keep_rows, files_module._parse
+    monkeypatch.setattr(common, "keep_rows", lambda path, rows: kept.setdefault(
+        Path(path).name, list(rows)) and real_keep(path, rows))
+    parsed: list[bytes] = []
+    monkeypatch.setattr(files_module, "_parse", lambda report, where, raw: parsed.append(raw) or real_parse(
+        report, where, raw))
+    with files_module.rows_in_hand():
+        paths = spec.writer(_problem_set(spec.kind), tmp_path / fmt)
+        in_hand = spec.validator(paths, counter=ESTIMATE, near_duplicates=True)
+    assert parsed == []
+    data = [p for p in paths if p.suffix == ".jsonl"]
+    assert sorted(kept) == sorted(p.name for p in data)
+    for path in data:
+        assert [orjson.loads(line) for line in path.read_bytes().splitlines()] == kept[path.name]
+    from_disk = spec.validator(paths, counter=ESTIMATE, near_duplicates=True)
+    assert len(parsed) == sum(len(kept[p.name]) for p in data)
+    assert in_hand.model_dump() == from_disk.model_dump()
+    assert in_hand.warnings, "the problem records give the shared checks something to find"
+
+
+def test_rows_in_hand_read_a_file_changed_since_it_was_written(tmp_path: Path) -> None:
+    """A file edited after the writer kept its rows (another size or time) is read from disk again."""
+    from brightrun.exports.files import rows_in_hand
+
+    with rows_in_hand():
+        paths = write_openai_sft(sft_set(), tmp_path / "w")
+        plant(train_file(paths), 2, b"not json")
+        result = validate_openai_sft(paths)
+    assert [(p.rule, p.line) for p in result.errors] == [("invalid_json", 2)]
+    assert validate_openai_sft(paths).model_dump() == result.model_dump()

@@ -68,12 +68,28 @@ class Example:
     prompt: list[dict] = field(default_factory=list)
 
 
-def _norm(messages: list[dict]) -> str:
-    return "\n".join(f"{m.get('role')}: {' '.join(str(m.get('content') or '').lower().split())}" for m in messages)
+def _norm_one(m: dict) -> str:
+    """A message as the duplicate and leakage checks compare it (a sequence: its messages' lines joined by
+    newlines): role and content, case and whitespace ignored."""
+    return f"{m.get('role')}: {' '.join(str(m.get('content') or '').lower().split())}"
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+def _digests(seq: list[dict], head: int | None) -> tuple[str, str | None]:
+    """(the key of a sequence, the key of its first `head` messages when head is given): the blake2b digest
+    of the messages' _norm_one lines joined by newlines, each message normalized once for both."""
+    h, first = hashlib.blake2b(digest_size=16), None
+    for k, m in enumerate(seq):
+        if k == head:
+            first = h.copy()
+        h.update(f"{chr(10) if k else ''}{_norm_one(m)}".encode())
+    if head is not None and first is None:
+        first = h.copy()
+    return h.hexdigest(), first.hexdigest() if first is not None else None
+
+
+def _begins(seq: list[dict], prompt: list[dict]) -> bool:
+    """Whether a non-empty prompt is the start of the sequence (the same message objects)."""
+    return bool(prompt) and len(prompt) <= len(seq) and all(a is b for a, b in zip(prompt, seq, strict=False))
 
 
 @dataclass
@@ -103,12 +119,20 @@ def finish(report: Report, examples: list[Example], files: list[Path], limits: L
     _count_checks(report, files, by_split, limits)
     if limits.tokens:
         _token_checks(report, examples, counts, limits, counter)
-    keys: dict[int, tuple[list[dict], str]] = {}  # each sequence normalized and digested once, for both checks
+    keys: dict[int, tuple[list[dict], str]] = {}  # each sequence (and prompt) normalized and digested once
+    for ex in examples:  # kept with its key, so that its id is not reused by another while the key is known
+        for seq in ex.sequences:
+            if id(seq) not in keys:
+                head = len(ex.prompt) if _begins(seq, ex.prompt) and id(ex.prompt) not in keys else None
+                full, keys_head = _digests(seq, head)
+                keys[id(seq)] = (seq, full)
+                if keys_head is not None:
+                    keys[id(ex.prompt)] = (ex.prompt, keys_head)
 
     def key_of(seq: list[dict]) -> str:
         known = keys.get(id(seq))
-        if known is None:  # the sequence is kept with its key, so that its id is not reused by another
-            known = keys[id(seq)] = (seq, _digest(_norm(seq)))
+        if known is None:
+            known = keys[id(seq)] = (seq, _digests(seq, None)[0])
         return known[1]
     _duplicates(report, by_split, key_of)
     _leakage(report, by_split, near_duplicates, key_of)
@@ -201,7 +225,7 @@ def _leakage(report: Report, by_split: dict[str, list[Example]], near: bool,
     for ex in train:
         for _, seq in _units(ex):
             full.setdefault(key_of(seq), ex)
-    prompts = {_digest(_norm(ex.prompt)): ex for ex in train if ex.prompt}
+    prompts = {key_of(ex.prompt): ex for ex in train if ex.prompt}
     flagged: set[int] = set()
     for i, ex in enumerate(held):
         for what, seq in _units(ex):
@@ -212,10 +236,10 @@ def _leakage(report: Report, by_split: dict[str, list[Example]], near: bool,
                             "remove it from one split; split by conversation or source id")
                 break
         else:
-            if ex.prompt and _digest(_norm(ex.prompt)) in prompts:
+            if ex.prompt and key_of(ex.prompt) in prompts:
                 flagged.add(i)
                 report.warn(ex.where, "leakage_prompt", "the same prompt is in train (line "
-                            f"{prompts[_digest(_norm(ex.prompt))].where.line}) with a different answer",
+                            f"{prompts[key_of(ex.prompt)].where.line}) with a different answer",
                             "keep all answers to one prompt in one split")
     if not near:
         return

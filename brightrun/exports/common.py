@@ -15,6 +15,8 @@ from brightrun.exports.files import (
     group_by_split,
     iter_jsonl,
     jsonl_bytes,
+    keep_rows,
+    keeping_rows,
     split_of_file,
     write_export,
 )
@@ -34,6 +36,7 @@ def _writer(records: list[dict], convert: Convert) -> Callable[[Path], None]:
     converted is named in one ExportError, raised after all were tried (the staging folder is discarded)."""
     def write(path: Path) -> None:
         bad: list[str] = []
+        written: list[dict] | None = [] if keeping_rows() else None
         with open(path, "wb") as f:
             for start in range(0, len(records), CHUNK):
                 rows = []
@@ -44,6 +47,10 @@ def _writer(records: list[dict], convert: Convert) -> Callable[[Path], None]:
                         bad.append(f"{record['id']!r}: {exc}")
                 if not bad:
                     f.write(jsonl_bytes(rows))
+                    if written is not None:
+                        written += rows
+        if written is not None and not bad:
+            keep_rows(path, written)  # validated from memory inside files.rows_in_hand
         if bad:
             raise ExportError(f"{len(bad)} record(s) cannot be written in this format: " + "; ".join(bad[:20])
                               + ("" if len(bad) <= 20 else f" (and {len(bad) - 20} more)"))

@@ -12,10 +12,13 @@ existing folder is replaced only when it is empty or a previous BrightRun export
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -150,11 +153,72 @@ def split_of_file(path: Path) -> str:
     return split or hf_split_of(path.name) or "train"
 
 
+_IN_HAND: ContextVar[dict[tuple[int, int, int], list] | None] = ContextVar("rows_in_hand", default=None)
+
+
+@contextmanager
+def rows_in_hand() -> Iterator[None]:
+    """Within it, the JSONL writers keep the rows they write (keep_rows) and iter_jsonl hands a file's rows
+    back instead of reading and parsing the file again: an export validates what it has just written without
+    a second parse. A file is matched by its inode, size and modification time, so a file changed since
+    (or any other file) is read from disk. The rows are what the file holds: orjson writes each as one
+    line, and every writer's rows are plain JSON values (dicts, lists, str, int, float, bool, None; tested
+    for every format). Rows are dropped as they are handed back, and all of them when the block ends."""
+    token = _IN_HAND.set({})
+    try:
+        yield
+    finally:
+        _IN_HAND.reset(token)
+
+
+def _file_key(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def keeping_rows() -> bool:
+    """Whether a writer should keep its rows (inside rows_in_hand)."""
+    return _IN_HAND.get() is not None
+
+
+def keep_rows(path: Path, rows: list) -> None:
+    """Remember the rows just written to `path` (closed) for iter_jsonl, inside rows_in_hand only."""
+    kept = _IN_HAND.get()
+    if kept is not None:
+        kept[_file_key(path)] = rows
+
+
+def _rows_in_hand(path: Path) -> list | None:
+    kept = _IN_HAND.get()
+    if not kept:
+        return None
+    try:
+        return kept.pop(_file_key(path), None)
+    except OSError:
+        return None
+
+
+def _where(file: str, n: int, ids: list[str] | None, obj: dict) -> Where:
+    where = Where(file, n, ids[n - 1] if ids and n <= len(ids) else None)
+    if where.record_id is None and isinstance(obj.get("id"), str):
+        where = Where(file, n, obj["id"])
+    return where
+
+
 def iter_jsonl(path: Path, report: Report) -> Iterator[tuple[Where, Any]]:
     """Each line of a JSONL file as (where, parsed object). Encoding, BOM, blank lines, invalid JSON and
-    non-object lines are reported (check 1 of formats.md §7) and skipped."""
+    non-object lines are reported (check 1 of formats.md §7) and skipped. Inside rows_in_hand, a file an
+    export has just written is not read: its rows are handed back as they were written."""
     _, ids = manifest_entry(path)
     file = str(path)
+    rows = _rows_in_hand(path)
+    if rows is not None:
+        for k in range(len(rows)):
+            obj, rows[k] = rows[k], None  # each row is dropped once checked
+            yield _where(file, k + 1, ids, obj), obj
+        if not rows:
+            report.error(Where(file, None), "empty_file", "the file has no records", "export at least one record")
+        return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below; streamed so a large file is not held whole
     except OSError as exc:
@@ -173,9 +237,7 @@ def iter_jsonl(path: Path, report: Report) -> Iterator[tuple[Where, Any]]:
             obj = _parse(report, where, raw)
             if obj is None:
                 continue
-            if where.record_id is None and isinstance(obj.get("id"), str):
-                where = Where(file, n, obj["id"])
-            yield where, obj
+            yield _where(file, n, ids, obj), obj
     if n == 0:
         report.error(Where(file, None), "empty_file", "the file has no records", "export at least one record")
 

@@ -17,6 +17,7 @@ import orjson
 
 from brightrun.exports import FORMATS, estimate_all, training_prices
 from brightrun.exports.base import ValidationResult
+from brightrun.exports.files import rows_in_hand
 from brightrun.exports.records import (
     kto_records_from_preference,
     preference_records_from_dataset,
@@ -166,7 +167,6 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
         records = preference_records_of(ws, name, v.version)
         if spec.kind == "kto":
             records = kto_records_from_preference(records)
-    files = spec.writer(records, out)
     prices = training_prices(ws.root)
     counters: dict[str, TokenCounter] = {}
 
@@ -174,11 +174,13 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
         use = counter_for(model)
         return counters.setdefault(use.name, use.once())
     targets = list(models) if models is not None else prices.models_for(fmt)
-    costs = estimate_all(records, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
-    del records  # the validator reads the files; the counts of their texts are shared with the estimate
-    # SFT records are member conversations: their near duplicates are the training file's own groups
-    validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
-                                near_duplicates=spec.kind != "sft")
+    with rows_in_hand():  # the validator checks the rows the writer wrote, without reading the files back
+        files = spec.writer(records, out)
+        costs = estimate_all(records, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
+        del records  # the counts of the texts are shared by the estimate and the validator
+        # SFT records are member conversations: their near duplicates are the training file's own groups
+        validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
+                                    near_duplicates=spec.kind != "sft")
     if spec.kind == "sft":
         validation = _with_cluster_leaks(validation, ws, v, out)
     write_json(out / "brightrun_export.json", {
