@@ -22,7 +22,8 @@ from brightrun.providers.base import ProviderRequest, ProviderResponse, Scaffold
 from brightrun.providers.schema import conversation_schema
 from brightrun.scaffolding import (
     Scaffolding,
-    draw_variation,
+    draw_from,
+    options_for,
     render_template,
     scaffold_context,
     variation_json,
@@ -90,6 +91,7 @@ class _Cell:
     topic: TrainingTopic
     context: dict[str, str]  # scaffold_context without the turn count
     texts: tuple[_Filled, _Filled] | None  # system prompt and body; None: render_template renders them
+    options: dict[str, list[str]]  # the variation's options per dimension (options_for)
 
 
 class CellCache:
@@ -122,7 +124,7 @@ def _make_cell(ws: Workspace, scaffolding: Scaffolding, item: BatchItem) -> _Cel
         texts = (_Filled(template.system_prompt, fixed, per_item), _Filled(template.body, fixed, per_item))
     except _Unfilled:
         texts = None
-    return _Cell(template, persona, arc, topic, context, texts)
+    return _Cell(template, persona, arc, topic, context, texts, options_for(template, topic))
 
 
 def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model: str | None,
@@ -135,7 +137,7 @@ def build_request(ws: Workspace, item: BatchItem, seed: int, attempt: int, model
     cell = (cells or CellCache()).cell(ws, scaffolding, item)
     template = cell.template
     turn_count = 2 * random.Random(seed).randint(template.turns.min // 2, template.turns.max // 2)
-    variation = draw_variation(template, cell.topic, seed)
+    variation = draw_from(cell.options, seed)
     per_item = {"turn_count": str(turn_count), **variation}
     if cell.texts is not None and all(_usable(v) for v in variation.values()):
         system, prompt = cell.texts[0].render(per_item), cell.texts[1].render(per_item)

@@ -39,7 +39,12 @@ def pick(seed: int, name: str, options: list[str]) -> str:
 
 def draw_variation(template: PromptTemplate, topic: TrainingTopic, seed: int) -> dict[str, str]:
     """One option per declared dimension, drawn from the item's seed (independently per dimension name)."""
-    return {name: pick(seed, name, options) for name, options in options_for(template, topic).items()}
+    return draw_from(options_for(template, topic), seed)
+
+
+def draw_from(options: dict[str, list[str]], seed: int) -> dict[str, str]:
+    """draw_variation over options_for's result, for a caller that keeps it (it depends only on the cell)."""
+    return {name: pick(seed, name, values) for name, values in options.items()}
 
 
 def variation_json(draw: dict[str, str]) -> str:
