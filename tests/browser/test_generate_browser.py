@@ -103,7 +103,20 @@ def _wait_for(condition, timeout: float = 90.0) -> None:
         time.sleep(0.2)
 
 
+def _settle(app) -> None:
+    """Wait until no job and no enrichment runs in the app's workspace (the first test's job starts an
+    enrichment in the background when it ends): their processes would compete with the app for the CPU."""
+    from brightrun.enrichment import enrichment_state
+    from brightrun.generation import job_is_running
+    from brightrun.workspace import Workspace
+
+    ws = Workspace.open(app.workspace, create=False)
+    jobs = ws.sql("SELECT job_id FROM batch_jobs")["job_id"].to_list()
+    _wait_for(lambda: not enrichment_state(ws).running and not any(job_is_running(ws, j) for j in jobs), 180.0)
+
+
 def test_a_base_url_typed_in_the_page_gets_no_configured_key(browser, generate_app):
+    _settle(generate_app)
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     open_generate(page, generate_app)
     logs = generate_app.workspace / "logs"
