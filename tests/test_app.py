@@ -25,10 +25,14 @@ def app(demo_ws_path: Path, monkeypatch) -> AppTest:
 def heatmap_axes(at: AppTest) -> dict:
     chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("coverage_heatmap"))
     trace = json.loads(chart.proto.spec)["data"][0]
-    z = trace["z"]
-    if isinstance(z, dict):  # plotly encodes arrays as base64 typed arrays
-        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape([int(n) for n in str(z["shape"]).split(",")]).tolist()
-    return {"x": trace["x"], "y": trace["y"], "z": z}
+    return {"x": trace["x"], "y": trace["y"], "z": plotly_array(trace["z"])}
+
+
+def plotly_array(values: list | dict) -> list:
+    if isinstance(values, dict):  # plotly encodes arrays as base64 typed arrays
+        shape = [int(n) for n in str(values.get("shape", -1)).split(",")]
+        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).reshape(shape).tolist()
+    return values
 
 
 def caption_count(at: AppTest) -> int:
@@ -64,6 +68,18 @@ def test_overview_shows_counts_heatmap_and_jobs(app: AppTest, demo_ws_path: Path
     at.segmented_control(key="coverage_view").set_value("Arc × Topic").run()
     heatmap = heatmap_axes(at)
     assert "Accelerated Mortgage Payoff" in heatmap["x"] and "Grief -> Planning" in heatmap["y"]
+
+
+def test_overview_by_dimension_bars_count_every_conversation(app: AppTest, demo_ws) -> None:
+    at = app.run()
+    at.segmented_control(key="dimension").set_value("tier").run()
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("by_dimension_chart"))
+    (trace,) = json.loads(chart.proto.spec)["data"]
+    bars = dict(zip(trace["x"], plotly_array(trace["y"]), strict=True))
+    counts = demo_ws.sql("SELECT tier, count(*) AS n FROM conversations GROUP BY 1 ORDER BY 1")["n"].to_list()
+    assert len(bars) == 2 and sorted(bars.values()) == sorted(counts) and sum(counts) == 160
+    assert bars["edge case"] == demo_ws.scalar("SELECT count(*) FROM conversations WHERE tier = 'edge_case'")
+    assert "mean turns" in trace["hovertemplate"] and "tokens" in trace["hovertemplate"]
 
 
 def test_overview_on_an_empty_workspace_says_how_to_start(tmp_path: Path, monkeypatch) -> None:

@@ -180,7 +180,7 @@ def test_export_is_gated_by_the_contracts_and_offers_the_files(made) -> None:
     assert any("export blocked" in e for e in errors(at)), errors(at)
     assert not (ws.root / "exports" / "coaching-v1" / "v2" / "openai_sft" / "brightrun_export.json").exists()
 
-    at.text_input(key="export_reason").input("dry run of the loader").run()
+    at.text_input(key="export_reason").input("dry run of the loader")  # a form: sent with Export
     at.button(key="export").click().run()
     assert not errors(at), errors(at)
     assert any("passes every check of its consumer" in s.value for s in at.success)
@@ -232,3 +232,50 @@ def test_the_last_export_is_offered_again_after_a_reload(two_files: Workspace, m
     assert f"Last export of v{version}: openai_sft" in shown and "reason: a dry run" in shown
     other = open_page(two_files.root, monkeypatch, training_file="alpha", tf_tab="Export")
     assert not other.get("download_button")  # alpha has no export: nothing offered
+
+
+def tabs_place(at: AppTest) -> int:
+    """Where the tabs sit among the page's top-level elements."""
+    (place,) = [i for i, node in at.main.children.items() if getattr(node, "type", None) == "tab_container"]
+    return place
+
+
+def test_the_tabs_keep_their_place_when_a_change_message_comes_and_goes(made) -> None:
+    """A change's message shows on one run only. If the tabs moved up a place on the next run (a tab switch's, say),
+    the browser drew them anew and a field typed into meanwhile, the export reason, lost its text."""
+    ws, at = made
+    at.button(key="add_filter").click().run()
+    assert any("is now version 2" in s.value for s in at.success)
+    with_message = tabs_place(at)
+    at.run()
+    assert not any("is now version 2" in s.value for s in at.success)
+    assert tabs_place(at) == with_message
+
+
+def test_the_tabs_keep_their_place_when_the_enrich_panel_comes_and_goes(demo_copy: Workspace, monkeypatch) -> None:
+    tf.create_training_file(demo_copy, "coaching-v1")
+    pending = demo_copy.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 2")
+    status = [{"conversation_id": cid, "status": "not_started", "enrichment_version": "2", "updated_at": utcnow()}
+              for cid in pending["conversation_id"]]
+    demo_copy.append("conversation_status", status)
+    at = open_page(demo_copy.root, monkeypatch)
+    assert at.button(key="tf_enrich").label == "Enrich 2 pending"
+    with_panel = tabs_place(at)
+    demo_copy.append("conversation_status", [dict(row, status="completed", updated_at=utcnow()) for row in status])
+    at.run()
+    assert "tf_enrich" not in [b.key for b in at.button]
+    assert tabs_place(at) == with_panel
+
+
+def test_the_export_reason_goes_with_export_as_one_form(made) -> None:
+    """The browser keeps a form's text as it is typed: a rerun that re-draws the field cannot empty it."""
+    ws, at = made
+    ids = ws.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 12")["conversation_id"]
+    tf.add_conversations(ws, "coaching-v1", ids.to_list())
+    at.run()
+    form = at.button(key="export").form_id
+    assert form and at.text_input(key="export_reason").form_id == form
+    at.text_input(key="export_reason").input("a dry run")
+    at.button(key="export").click().run()
+    assert any("passes every check of its consumer" in s.value for s in at.success), errors(at)
+    assert any("recorded reason: a dry run" in c.value for c in at.caption)

@@ -15,8 +15,11 @@ def enrich_panel(ws: Workspace, key: str) -> EnrichmentState:
     live (refreshed every second, without rerunning the page), and the outcome of the last run. Returns the
     state it saw."""
     state = enrichment_state(ws)
-    if state.running or state.pending or state.state == "failed":
-        st.fragment(_panel, run_every=1.0 if state.running else None)(ws, key, state.running)
+    # One container on every run, shown or empty: when the panel comes or goes, what follows keeps its place, so
+    # the browser does not re-draw it (a re-drawn field loses the text typed in it but not yet sent).
+    with st.container():
+        if state.running or state.pending or state.state == "failed":
+            st.fragment(_panel, run_every=1.0 if state.running else None)(ws, key, state.running)
     return state
 
 

@@ -1,13 +1,12 @@
 """Overview: what the workspace holds, what it cost, where coverage is thin, recent jobs."""
 
 import numpy as np
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from brightrun import ui
 from brightrun.explore import by_dimension, coverage, dimension_labels, recent_jobs, totals
-from brightrun.ui.common import coverage_heatmap, metric_row
+from brightrun.ui.common import coverage_heatmap, dimension_bars, metric_row
 from brightrun.ui.enrichment import enrich_panel
 
 st.title("Overview")
@@ -86,5 +85,4 @@ with ui.guard():
     dimension = st.segmented_control("Group by", ["persona", "arc", "topic", "template", "tier"],
                                      default="arc", key="dimension", required=True)
     table = by_dimension(ws, dimension)
-    st.plotly_chart(px.bar(table.to_pandas(), x=dimension, y="conversations", hover_data=["mean_turns", "tokens"]),
-                    key="by_dimension_chart")
+    st.plotly_chart(dimension_bars(table, dimension), key="by_dimension_chart")

@@ -87,8 +87,9 @@ with ui.guard():
     top[3].metric("Built", "yes" if current.content_hash else "not yet",
                   help=f"content hash {current.content_hash}" if current.content_hash else "Build it below.")
 
+    notice = st.container()  # on every run, so the tabs below keep their place when there is no message
     if message := st.session_state.pop("tf_changed", None):
-        st.success(message)
+        notice.success(message)
 
     add_tab, remove_tab, split_tab, build_tab, export_tab, history_tab = st.tabs(
         ["Add", "Remove", "Split", "Build", "Export", "Versions"], key="tf_tab", bind="query-params")
@@ -192,9 +193,13 @@ with ui.guard():
         formats = ui_training.format_options()
         fmt = st.selectbox("Format", list(formats), format_func=formats.get, key="export_format")
         st.caption(ui_training.describe_format(fmt))
-        reason = "" if allowed else st.text_input("Reason to export anyway", key="export_reason",
-                                                  placeholder="e.g. a dry run for the trainer's loader")
-        if st.button("Export", key="export", type="primary", disabled=not current.member_ids):
+        # The reason and Export are one form: the browser keeps a form's text as it is typed, so a rerun that
+        # re-draws the tabs meanwhile (the one a tab switch starts) cannot empty the field before Export sends it.
+        with st.form("export_form", border=False):
+            reason = "" if allowed else st.text_input("Reason to export anyway", key="export_reason",
+                                                      placeholder="e.g. a dry run for the trainer's loader")
+            go = st.form_submit_button("Export", key="export", type="primary", disabled=not current.member_ids)
+        if go:
             with st.spinner(f"Exporting {name} v{current.version} as {fmt}…"):
                 try:
                     st.session_state["exported"] = export_version(

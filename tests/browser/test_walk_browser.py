@@ -79,22 +79,14 @@ def test_generate_enrich_review_add_and_export_without_a_terminal(browser, empty
         rerun_after(page, page.get_by_role("button", name="Add 16 new", exact=True).click)
         expect(page.get_by_text("Added 16 new: walk is now version 2.")).to_be_visible()
         assert conversation_id in tf.members(ws, "walk") and len(tf.members(ws, "walk")) == 16
-        page.get_by_role("tab", name="Export").click()  # a tab switches in the browser: no rerun
+        page.get_by_role("tab", name="Export").click()  # starts a rerun (the tab is in the address); no wait
         choose(page, "Format", f"openai_sft · {FORMATS['openai_sft'].consumer} (sft)")
-        reason = page.get_by_role("textbox", name="Reason to export anyway")
-        passed = page.get_by_text("openai_sft export of v2 passes every check of its consumer.")
-        blocked = page.get_by_text("export blocked: no data-contract run is recorded")
-        # KNOWN BUG (open, see the session note): in a fresh clone, about one walk in four, the typed reason is
-        # empty again when Export runs, and the export is refused as without a reason. A person would type it
-        # again; so does the walk, at most three times, so the rest of the walk stays tested meanwhile.
-        for attempt in range(3):
-            if reason.count():  # the data contracts never ran on this workspace: a reason is needed
-                reason.fill("walk test")
-            rerun_after(page, page.get_by_role("button", name="Export", exact=True).click)
-            expect(passed.or_(blocked)).to_be_visible(timeout=60_000)
-            if passed.is_visible() or attempt == 2:
-                break
-        expect(passed).to_be_visible()
+        # The data contracts never ran on this workspace: a reason is needed. It is typed at once, while the tab's
+        # rerun may still be drawing: the field keeps its text (tests/browser/test_export_reason_browser.py).
+        page.get_by_role("textbox", name="Reason to export anyway").fill("walk test")
+        rerun_after(page, page.get_by_role("button", name="Export", exact=True).click)
+        expect(page.get_by_text("openai_sft export of v2 passes every check of its consumer.")).to_be_visible(
+            timeout=60_000)
     finally:
         context.close()
     folder = ws.root / "exports" / "walk" / "v2" / "openai_sft"

@@ -1,0 +1,102 @@
+"""The reason typed on Training files -> Export survives the rerun that a tab switch starts.
+
+After a change (here: conversations added) the page shows its message above the tabs. Switching to the Export tab
+reruns the page (the tab is bound to the address), and that run has no message: the tabs used to move up one
+place, and the browser then drew them anew, so a field typed into before the rerun's messages arrived lost its text
+(its value lived in the field alone until Enter or a click elsewhere). On a slow first run (a fresh clone) a person,
+or the walk test, typed the reason inside that window about one time in four, and Export ran without it and was
+refused.
+
+The test makes the window certain: it holds the server's messages from the tab click until the reason is typed,
+then lets them through one at a time, each drawn before the next (as from a slow server), and only then clicks
+Export."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import AppServer, open_deep_link, rerun_after, serve
+from playwright.sync_api import expect
+
+import brightrun.training_files as tf
+from brightrun.workspace import Workspace
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def app(demo_ws_path: Path, tmp_path: Path) -> Iterator[AppServer]:
+    """A demo copy with an empty training file; the data contracts never ran on it."""
+    target = tmp_path / "ws"
+    shutil.copytree(demo_ws_path, target, ignore=shutil.ignore_patterns("locks"))
+    tf.create_training_file(Workspace.open(target), "walk")
+    with serve(target, tmp_path / "streamlit.log") as server:
+        yield server
+
+
+class SlowServer:
+    """Routes the app's websockets through the test: while `holding`, the server's messages wait here."""
+
+    def __init__(self, page) -> None:
+        self.holding = False
+        self.held: list[tuple[object, bytes | str]] = []
+        page.route_web_socket(re.compile(r".*/_stcore/stream"), self._connect)
+
+    def _connect(self, route) -> None:
+        server = route.connect_to_server()
+
+        def from_server(message: bytes | str) -> None:
+            if self.holding:
+                self.held.append((route, message))
+            else:
+                route.send(message)
+
+        server.on_message(from_server)
+        route.on_message(server.send)
+
+    def release_slowly(self, page) -> int:
+        """Let the held messages through one at a time, each drawn by the browser before the next."""
+        count = 0
+        while self.held:
+            route, message = self.held.pop(0)
+            route.send(message)
+            count += 1
+            page.wait_for_timeout(30)
+        self.holding = False
+        for route, message in self.held:  # what arrived during the last wait
+            route.send(message)
+        self.held.clear()
+        return count
+
+
+def test_a_reason_typed_while_the_tab_switch_reruns_goes_with_export(browser, app: AppServer) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        slow = SlowServer(page)
+        open_deep_link(page, app.url + "/training_files", "Training files")
+        rerun_after(page, page.get_by_role("button", name=re.compile(r"^Add \d+ new$")).click)
+        expect(page.get_by_text(re.compile(r"walk is now version 2\.$"))).to_be_visible()
+        reason = page.get_by_role("textbox", name="Reason to export anyway")
+
+        slow.holding = True
+        page.get_by_role("tab", name="Export").click()  # starts a rerun; its messages are held
+        reason.fill("a dry run of the loader")
+        page.wait_for_timeout(1_000)  # the server finishes the rerun meanwhile
+        assert slow.release_slowly(page) > 10, "the tab switch started no rerun"
+        page.wait_for_function("() => document.querySelector('[data-testid=\"stApp\"]')"
+                               ".getAttribute('data-test-script-state') === 'notRunning'")
+        expect(reason).to_have_value("a dry run of the loader")
+
+        rerun_after(page, page.get_by_role("button", name="Export", exact=True).click)
+        expect(page.get_by_text("openai_sft export of v2 passes every check of its consumer.")).to_be_visible(
+            timeout=60_000)
+        expect(page.get_by_text("recorded reason: a dry run of the loader")).to_be_visible()
+    finally:
+        context.close()
+    assert tf.get_version(Workspace.open(app.workspace), "walk").version == 2
