@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import anthropic
 import orjson
 
 
@@ -37,6 +36,9 @@ def inline_refs(schema: dict) -> dict:
 
 @lru_cache(maxsize=256)
 def _claude(frozen: bytes) -> bytes:
+    import anthropic  # here, not at the top: importing the SDK takes seconds, and a page that only shows a
+    # schema or an estimate must not pay it
+
     return orjson.dumps(anthropic.transform_schema(inline_refs(orjson.loads(frozen))))
 
 
