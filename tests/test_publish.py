@@ -88,7 +88,7 @@ def writes(ws: Workspace, table: str, at: dict) -> int:
 
 def test_compaction_publishes_the_tables_that_changed_and_skips_the_rest(demo_copy: Workspace) -> None:
     ws = demo_copy
-    ws.compact()
+    ws.compact(min_parts=1)  # every table's rows in base files, as after a job's compaction
     first = ws.publish()
     again = ws.publish()
     assert all(p.rows is None for p in again.values())
@@ -99,13 +99,24 @@ def test_compaction_publishes_the_tables_that_changed_and_skips_the_rest(demo_co
     ws.compact(tables=["feedback", "turns"])
     assert DeltaTable(delta_path(ws.store, "feedback")).history(1)[0]["operation"] == "VACUUM END"
     write = [h for h in DeltaTable(delta_path(ws.store, "feedback")).history() if h["operation"] == "WRITE"]
-    assert len(write) == writes(ws, "feedback", first) + 1 and write[0]["operationParameters"]["mode"] == "Overwrite"
+    # two new keys, merged as one more base file: only their rows are appended, the table is not rewritten
+    assert len(write) == writes(ws, "feedback", first) + 1 and write[0]["operationParameters"]["mode"] == "Append"
+    assert write[0]["operationMetrics"]["num_added_rows"] == 2
+    assert ordered(pl.scan_delta(str(delta_path(ws.store, "feedback"))).collect(), "feedback").equals(
+        view_rows(ws, "feedback"))
+    # a row changed in place: the compaction rewrites the base, and the publication rewrites the table
+    ws.append("feedback", [{**feedback, "feedback_id": "fb-new", "comment": "changed"}])
+    ws.compact(tables=["feedback"])
+    write = [h for h in DeltaTable(delta_path(ws.store, "feedback")).history() if h["operation"] == "WRITE"]
+    assert write[0]["operationParameters"]["mode"] == "Overwrite"
     assert write[0]["operationMetrics"]["num_added_rows"] == ws.scalar("SELECT count(*) FROM feedback")
+    assert ordered(pl.scan_delta(str(delta_path(ws.store, "feedback"))).collect(), "feedback").equals(
+        view_rows(ws, "feedback"))
     # turns did not change: not written again
     assert len([h for h in DeltaTable(delta_path(ws.store, "turns")).history()
                 if h["operation"] == "WRITE"]) == writes(ws, "turns", first)
     rows = pl.scan_delta(str(delta_path(ws.store, "feedback"))).filter(pl.col("feedback_id") == "fb-new").collect()
-    assert rows["comment"].to_list() == ["published after compaction"]
+    assert rows["comment"].to_list() == ["changed"]
     # with publish=False, compaction leaves the published copy alone
     ws.append("feedback", [{**feedback, "feedback_id": "fb-new-3"}])
     ws.compact(tables=["feedback"], publish=False)
@@ -248,11 +259,31 @@ def test_a_table_is_published_with_its_compaction_held_off(ws: Workspace, monkey
     held: dict[str, bool] = {}
     real = publishing._write
 
-    def watching(con, store, table, files, signature):
+    def watching(con, store, table, files, signature, added=None):
         held[table] = ws.lock_held(f"compact-{table}")
-        return real(con, store, table, files, signature)
+        return real(con, store, table, files, signature, added)
 
     monkeypatch.setattr(publishing, "_write", watching)
     ws.publish(["feedback"])
     assert held == {"feedback": True}
     assert not ws.lock_held("compact-feedback")
+
+
+def test_each_job_appends_only_its_own_rows_to_the_published_tables(ws: Workspace) -> None:
+    """After a job, its tables' new base file is appended to the Delta copy, not the whole table rewritten;
+    the copy still holds exactly the view's rows."""
+    from brightrun.generation import create_job, plan_uniform, run_job
+    from brightrun.providers import ScriptedProvider
+
+    plan = plan_uniform(ws.scaffolding.cells(["david_chen"], ["confusion_to_clarity", "grief_to_planning"],
+                                             ["emergency_fund", "mortgage_payoff_strategy"]), 3)
+    ws.compact(min_parts=1)
+    for job_id in ("first", "second"):
+        create_job(ws, plan, provider="scripted", model="scripted-1", seed=len(job_id), job_id=job_id)
+        run_job(ws, job_id, ScriptedProvider(), flush_items=1)  # one part per conversation: the job compacts
+        assert ws.wait_for_background(timeout=60)
+        for table in ("conversations", "turns", "llm_calls"):
+            assert ordered(pl.scan_delta(str(delta_path(ws.store, table))).collect(), table).equals(
+                view_rows(ws, table)), (job_id, table)
+    last = [h for h in DeltaTable(delta_path(ws.store, "conversations")).history() if h["operation"] == "WRITE"][0]
+    assert last["operationParameters"]["mode"] == "Append" and last["operationMetrics"]["num_added_rows"] == 12

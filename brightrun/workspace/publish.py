@@ -7,7 +7,10 @@ Layout, beside `tables/`::
 
 Publishing a table writes its current rows (one per key, the rows of its view) as one new table version
 (`mode="overwrite"`), streamed from DuckDB in record batches. The live store stays the truth; a table
-whose files did not change since it was last published is skipped. Delta's commit protocol makes the
+whose files did not change since it was last published is skipped. When the table's only change since its
+last publication is new base files added by compaction (the usual case after a job: new conversations,
+calls and turns, whose keys no earlier row has), only those files' rows are appended as the new version
+(`mode="append"`), so publishing after each job costs what the job wrote, not the whole table. Delta's commit protocol makes the
 new version visible only once its log entry is renamed into place, so a publish killed half-way leaves
 the previous version whole (the orphaned data files go at the next vacuum).
 
@@ -88,20 +91,57 @@ def _counted(reader: pa.RecordBatchReader, counter: list[int]) -> pa.RecordBatch
 
 
 def _write(con: duckdb.DuckDBPyConnection, store: TableStore, table: str, files: TableFiles,
-           signature: str) -> tuple[int, int]:
-    """Write the table's current rows as a new version; (that version, rows written)."""
+           signature: str, added: tuple[Path, ...] | None = None) -> tuple[int, int]:
+    """Write the table's current rows as a new version; (that version, rows written). `added`: the new base
+    files whose rows alone are appended (appendable's answer); None overwrites the table with every row."""
     from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 
     path = delta_path(store, table)
     path.parent.mkdir(parents=True, exist_ok=True)
     counter = [0]
+    if added is None:
+        rows, options = current_rows(con, store, table, files), {"mode": "overwrite", "schema_mode": "overwrite"}
+    else:
+        subset = TableFiles(added, (), (), {c: len(added) for c in files.columns})
+        rows, options = con.sql(store.select_sql(table, subset)).to_arrow_reader(BATCH_ROWS), {"mode": "append"}
     write_deltalake(
-        path, _counted(current_rows(con, store, table, files), counter), mode="overwrite",
-        schema_mode="overwrite", name=table, configuration=CONFIGURATION,
+        path, _counted(rows, counter), name=table, configuration=CONFIGURATION,
         writer_properties=WriterProperties(compression="ZSTD"),
-        commit_properties=CommitProperties(custom_metadata={"brightrun.source": signature}),
+        commit_properties=CommitProperties(custom_metadata={"brightrun.source": signature}), **options,
     )
     return DeltaTable(path).version(), counter[0]
+
+
+def _shape(store: TableStore, table: str) -> str:
+    """The table's declared columns and types: a published copy is appended to only with the same shape."""
+    spec = store.spec(table)
+    return hashlib.sha256(repr([(c, str(t)) for c, t in spec.schema.items()]).encode()).hexdigest()[:16]
+
+
+def appendable(store: TableStore, table: str, files: TableFiles, entry: dict | None) -> tuple[Path, ...] | None:
+    """The base files to append, when publishing `table` may append instead of rewriting: its last
+    publication (`entry`) was read from base files only, those are still the first base files now, the others
+    were added since by compactions that only add rows with new keys (the store's tiered compaction: a
+    compaction that updates a row rewrites the base as one new file, which is not an extension), there are no
+    parts now, every file holds every column, the columns are the same, and the Delta table is still at the
+    version we wrote. None: rewrite the table whole."""
+    if (entry is None or entry.get("parts") != [] or files.deltas or entry.get("shape") != _shape(store, table)
+            or not isinstance(entry.get("base"), list)):
+        return None
+    names, old = [p.name for p in files.base], entry["base"]
+    if len(names) <= len(old) or names[:len(old)] != old:
+        return None
+    if any(files.columns.get(c, 0) != len(files.base) for c in store.spec(table).schema):
+        return None
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        if DeltaTable(delta_path(store, table)).version() != entry.get("tail"):
+            return None  # written since by someone else, or its publication never finished
+    except TableNotFoundError:
+        return None
+    return files.base[len(old):]
 
 
 def _steady(store: TableStore, table: str):
@@ -180,14 +220,17 @@ def publish(store: TableStore, tables: list[str] | None = None) -> dict[str, Pub
                 done.setdefault(table, Published(table, entry["version"], None, time.perf_counter() - started))
                 return
             try:
-                version, rows = _write(writing.connection(), store, table, files, signature)
+                version, rows = _write(writing.connection(), store, table, files, signature,
+                                       appendable(store, table, files, entry))
             except Exception as exc:  # noqa: BLE001 - deltalake and DuckDB raise many kinds; all mean the same
                 raise WorkspaceError(
                     f"publishing table {table!r} as Delta under {delta_path(store, table)} failed ({exc}); its "
                     f"previous published version is intact and the workspace's own tables are unaffected. "
                     f"Fix: free disk space or check the folder's permissions, then run `brightrun publish`."
                 ) from exc
-            state[table] = {"source": signature, "version": version, "published_at": datetime.now(UTC).isoformat()}
+            state[table] = {"source": signature, "version": version, "published_at": datetime.now(UTC).isoformat(),
+                            "base": [p.name for p in files.base], "parts": [p.name for p in files.deltas],
+                            "shape": _shape(store, table)}
             write_json(state_path, state)
             done[table] = Published(table, version, rows, time.perf_counter() - started)
 
@@ -208,8 +251,16 @@ def publish(store: TableStore, tables: list[str] | None = None) -> dict[str, Pub
             if result.rows is not None:
                 started = time.perf_counter()
                 _vacuum(store, table, pins.get(table, set()))
+                state[table]["tail"] = _latest_version(store, table)  # the vacuum's own commits came after
                 done[table] = replace(result, seconds=result.seconds + time.perf_counter() - started)
+        write_json(state_path, state)
     return done
+
+
+def _latest_version(store: TableStore, table: str) -> int:
+    from deltalake import DeltaTable
+
+    return DeltaTable(delta_path(store, table)).version()
 
 
 class _Writing:
