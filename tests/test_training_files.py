@@ -846,38 +846,3 @@ def test_signing_normalizes_once_and_matches_datasketch_and_exact_key_byte_for_b
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(alone, sets, strict=True))
     features = duplicates.text_features(texts)
     assert features.keys == keys and np.array_equal(features.signatures, sig)
-
-
-def test_export_reads_only_the_last_pairs_history_and_makes_the_records_of_a_full_parse(demo_copy):
-    """records_of parses a conversation's history only from its last pair (issue 15 item 8: the other pairs'
-    histories are most of training.jsonl's bytes and unused): the records equal those of parsing every line
-    whole, and a line whose texts hold the cut's own bytes is cut where its history ends."""
-    from brightrun.exports.records import sft_records_from_enriched
-    from brightrun.training_files import export as tf_export
-
-    ws = demo_copy
-    tf.create_training_file(ws, "proj")
-    v = tf.add_conversations(ws, "proj", _ids(ws, 30))
-    path, _ = tf_export.version_file(ws, v)
-    whole: dict[str, list[dict]] = {}
-    for line in path.read_bytes().splitlines():
-        pair = orjson.loads(line)
-        whole.setdefault(pair["conversation_id"], []).append(pair)
-    meta = {"dataset_name": f"proj-v{v.version}"}
-    expected = [sft_records_from_enriched({"training_pairs": p, "dataset_metadata": meta}, split=p[0]["split"])
-                for p in whole.values()]
-    assert tf_export.records_of(ws, "proj") == expected and len(expected) == 30
-    read = list(tf_export._conversations(path, v))
-    assert read == [
-        [{k: x for k, x in p.items() if k != "conversation_history" or p is pairs[-1]} for p in pairs]
-        for pairs in whole.values()]
-    assert all("conversation_history" not in p for pairs in read for p in pairs[:-1])
-    assert sum(len(p) for p in read) > len(read)  # conversations of several pairs
-    tricky = {"conversation_history": [{"content": 'say ],"conversation_id":"x" and \\ ], {"a":1}', "role": "user"},
-                                       {"content": "ok", "role": "assistant"}],
-              "conversation_id": "c1", "current_user_input": '],"conversation_id":"y"', "id": "p1"}
-    line = orjson.dumps(tricky)
-    pair, history = tf_export._pair_line(line)
-    assert {**pair, "conversation_history": orjson.loads(history)} == tricky and "conversation_history" not in pair
-    other = orjson.dumps({"conversation_id": "c1", "id": "p1", "conversation_history": []})
-    assert tf_export._pair_line(other) == (orjson.loads(other), None)

@@ -81,50 +81,24 @@ def version_file(ws: Workspace, v: Version) -> tuple[Path, str]:
     return built.jsonl_path, built.content_hash
 
 
-_HISTORY = b'{"conversation_history":'
-_AFTER_HISTORY = b'],"conversation_id":'
-
-
-def _pair_line(line: bytes) -> tuple[dict, bytes | None]:
-    """A training.jsonl line parsed without its conversation history: (the pair without
-    `conversation_history`, the history's JSON bytes); (the whole pair, None) for a line of another shape.
-    The build writes each pair's keys sorted, history first; `],"conversation_id":` cannot occur inside
-    a JSON string (its quotes would be escaped), nor inside the history (a list of {content, role}), so its
-    first occurrence ends the history."""
-    if line.startswith(_HISTORY):
-        cut = line.find(_AFTER_HISTORY, len(_HISTORY))
-        if cut >= 0:
-            return orjson.loads(b"{" + line[cut + 2:]), line[len(_HISTORY):cut + 1]
-    return orjson.loads(line), None
-
-
 def _conversations(path: Path, v: Version) -> Iterator[list[dict]]:
     """The training pairs of each member conversation, read from the version's built training.jsonl (one
-    pair a line, members in order); the file's bytes must hash to the version's records hash. Only a
-    conversation's last pair gets its `conversation_history` (its records use no other: every pair repeats
-    the history before it, most of the file's bytes), parsed once the next conversation starts."""
-    digest, pairs, history = hashlib.sha256(), [], None
-
-    def finished() -> list[dict]:
-        if history is not None:
-            pairs[-1]["conversation_history"] = orjson.loads(history)
-        return pairs
-
+    pair a line, members in order); the file's bytes must hash to the version's records hash."""
+    digest, pairs = hashlib.sha256(), []
     with open(path, "rb") as handle:
         for line in handle:
             digest.update(line)
-            pair, raw = _pair_line(line)
+            pair = orjson.loads(line)
             if pairs and pair["conversation_id"] != pairs[-1]["conversation_id"]:
-                yield finished()
+                yield pairs
                 pairs = []
             pairs.append(pair)
-            history = raw
     if digest.hexdigest() != v.records_hash:
         raise TrainingFileError(f"{path} is not the training.jsonl of {v.name!r} version {v.version} (its bytes "
                                 f"changed on disk). Fix: build it again with `brightrun training-file build "
                                 f"{v.name!r} --version {v.version}` and export again.")
     if pairs:
-        yield finished()
+        yield pairs
 
 
 def _require_members(v: Version) -> None:
