@@ -87,9 +87,21 @@ def grow_groups(known: Mapping[str, str], known_sig: Mapping[str, tuple[str, np.
     ids = old + new
     n_old = len(old)
     position = {cid: k for k, cid in enumerate(ids)}
-    comps = duplicates._Components(len(ids))
+    parent = list(range(len(ids)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(x: int, y: int) -> None:
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)  # the root is the smallest position, so the smallest id
+
     for cid in old:  # the known groups (a group id is the smallest id of its group, a member)
-        comps.union(position[cid], position[known[cid]])
+        join(position[cid], position[known[cid]])
     new_keys, new_rows = new_sig
     key_of = {cid: key for cid, (key, _) in known_sig.items()}
     first: dict[str, int] = {}
@@ -97,16 +109,14 @@ def grow_groups(known: Mapping[str, str], known_sig: Mapping[str, tuple[str, np.
         first.setdefault(key_of[cid], position[cid])
     for k, key in enumerate(new_keys):
         if key in first:
-            comps.union(first[key], n_old + k)
+            join(first[key], n_old + k)
         else:
             first[key] = n_old + k
     sig = np.vstack([np.stack([known_sig[c][1] for c in old]) if old else
                      np.empty((0, duplicates.NUM_PERM), np.uint32), new_rows])
     made = {position[c]: v for c, v in (sets or {}).items() if c in position}
-    _near_links(sig, n_old, threshold, comps, lambda idx: _sets(idx, ids, n_old, new_texts, texts_of, made))
-    smallest = np.full(len(ids), len(ids), dtype=np.int64)  # each group named by its smallest id
-    np.minimum.at(smallest, comps.label, np.arange(len(ids)))
-    return {cid: ids[k] for cid, k in zip(ids, smallest[comps.label].tolist(), strict=True)}
+    _near_links(sig, n_old, threshold, find, join, lambda idx: _sets(idx, ids, n_old, new_texts, texts_of, made))
+    return {cid: ids[find(position[cid])] for cid in ids}
 
 
 def _sets(indices: list[int], ids: list[str], n_old: int, new_texts: Mapping[str, str],
@@ -120,39 +130,21 @@ def _sets(indices: list[int], ids: list[str], n_old: int, new_texts: Mapping[str
     return {**made, **dict(zip(order, sets, strict=True))}
 
 
-def _near_links(sig: np.ndarray, n_old: int, threshold: float, comps: duplicates._Components,
-                sets_of: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
+def _near_links(sig: np.ndarray, n_old: int, threshold: float, find: Callable[[int], int],
+                join: Callable[[int, int], None], sets_of: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
     """Join every near-duplicate pair with at least one new member (index >= n_old): LSH buckets as
     `duplicates.near_duplicate_clusters` forms them, its estimate filter, then the exact Jaccard check, made
-    once per pair however many bands the pair shares, and skipped when the two are already in one group.
-    Small buckets first, their pairs the closest estimates first; then each new member of a large bucket,
-    estimated only against the bucket's members outside the group it has joined by then (a templated bucket
-    of thousands is mostly one group, so most of its pairs are neither estimated nor checked)."""
-    label = comps.label
-    checked: set[int] = set()
+    once per pair however many bands the pair shares, the closest estimates first, and skipped when the two
+    are already in one group (a new member that joins a group is not checked again against its members)."""
+    pairs = _candidates(sig, n_old, threshold)
+    if not pairs.size:
+        return
     n = len(sig)
-
-    def link(i: int, js: list[int]) -> None:
-        for j in js:
-            if label[i] != label[j] and (pair := i * n + j) not in checked:
-                checked.add(pair)
-                if jaccard(sets[i], sets[j]) >= threshold:
-                    comps.union(i, j)
-
-    pairs, large = _candidates(sig, n_old, threshold)
-    # the shingle sets of every member a check may need, made in one go (a query per check would cost more)
-    sets = sets_of(np.unique(np.concatenate([pairs // n, pairs % n, *large])).tolist())
-    if pairs.size:
-        left, right = (pairs // n).tolist(), (pairs % n).tolist()
-        for i, j in zip(left, right, strict=True):
-            link(i, [j])
-    floor = threshold - duplicates.ESTIMATE_MARGIN
-    for group in large:
-        for i in group[group >= n_old].tolist():
-            rest = group[((group < n_old) | (group > i)) & (label[group] != label[i])]
-            same = (sig[rest] == sig[i]).sum(axis=1)
-            close = same / sig.shape[1] >= floor
-            link(i, rest[close][np.argsort(-same[close], kind="stable")].tolist())
+    left, right = (pairs // n).tolist(), (pairs % n).tolist()
+    sets = sets_of(np.union1d(left, right).tolist())
+    for i, j in zip(left, right, strict=True):
+        if find(i) != find(j) and jaccard(sets[i], sets[j]) >= threshold:
+            join(i, j)
 
 
 SMALL_BUCKET = 64
@@ -160,17 +152,15 @@ SMALL_BUCKET = 64
 made one new member at a time (a join would hold its size squared pairs at once)."""
 
 
-def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(the pairs (i, j) of small buckets (up to SMALL_BUCKET) sharing an LSH band bucket, i new (>= n_old), j
-    old or a later new member, whose MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN:
-    each once, as i * len(sig) + j, the highest estimate first (then ascending); the larger buckets that hold
-    a new member, each as its members' indices ascending, band by band)."""
+def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
+    """The pairs (i, j) sharing an LSH band bucket, i new (>= n_old), j old or a later new member, whose
+    MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
+    the highest estimate first (then ascending)."""
     num_perm, n = sig.shape[1], len(sig)
     bands, rows = duplicates.lsh_params(max(0.05, threshold - duplicates.LSH_SLACK), num_perm)
     floor = threshold - duplicates.ESTIMATE_MARGIN
     found: list[np.ndarray] = []
     agree: list[np.ndarray] = []
-    large: list[np.ndarray] = []
     for band in range(bands):
         block = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
@@ -192,14 +182,20 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> tuple[np.ndarr
                 close = same / num_perm >= floor
                 found.append(left[k:k + 65_536][close] * n + right[k:k + 65_536][close])
                 agree.append(same[close])
-        members = np.flatnonzero((shared & ~small)[bucket])
+        members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: one new member at a time
         order = members[np.argsort(bucket[members], kind="stable")]
-        if order.size:
-            large.extend(np.split(order, np.flatnonzero(np.diff(bucket[order])) + 1))
+        edges = np.flatnonzero(np.diff(bucket[order])) + 1
+        for group in np.split(order, edges) if order.size else []:
+            for i in group[group >= n_old].tolist():
+                rest = group[(group < n_old) | (group > i)]
+                same = (sig[rest] == sig[i]).sum(axis=1)
+                close = same / num_perm >= floor
+                found.append(i * n + rest[close].astype(np.int64))
+                agree.append(same[close])
     if not found:
-        return np.empty(0, np.int64), large
+        return np.empty(0, np.int64)
     pairs, first = np.unique(np.concatenate(found), return_index=True)
-    return pairs[np.argsort(-np.concatenate(agree)[first], kind="stable")], large
+    return pairs[np.argsort(-np.concatenate(agree)[first], kind="stable")]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
