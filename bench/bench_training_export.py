@@ -268,6 +268,7 @@ def probe_add(ws: Workspace) -> Probe:
     probe.wrap(tf_signatures, "store", "    signatures.store")
     probe.wrap(tf_signatures, "_near_links", "    _near_links (LSH candidates with a new member, checks)",
                peak=True)
+    probe.wrap(tf_signatures, "_candidates", "      _candidates (LSH buckets; the small buckets' estimates)")
     probe.wrap(ws, "append", "ws.append (membership + version rows)", peak=True)
     probe.wrap_sql(ws)
     return probe

@@ -819,3 +819,30 @@ def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputati
         assert len(set(grown.values())) < len(texts) - 40 and len(checked) > 10
         assert len(checked) == len(set(checked)), Counter(checked).most_common(3)
     assert np.array_equal(sig, signatures.compute([texts[i] for i in old])[1])
+
+
+def test_signing_normalizes_once_and_matches_datasketch_and_exact_key_byte_for_byte(demo_ws):
+    """The signer hands back each text's exact key from the words it shingled, and the shingle sets alone
+    (for the exact checks) without the permutations: the same values as datasketch's MinHash, exact_key and
+    the sets `signatures(sets=...)` gives."""
+    import numpy as np
+    from datasketch import MinHash
+
+    from brightrun.quality import duplicates
+    from brightrun.training_files import signatures
+
+    texts = list(splits_module.member_texts(demo_ws, _ids(demo_ws, 30)).values())
+    texts += ["", "   ", "Hi!", "one two", "One, two; THREE", "é à ü — ça va? Ça va.", "a b c d e f g h"]
+    keys, sig = signatures.compute(texts)
+    assert keys == [signatures.exact_key(t) for t in texts] == [duplicates.exact_key(t) for t in texts]
+    expected = [MinHash(num_perm=duplicates.NUM_PERM, seed=1) for _ in texts]
+    for mh, text in zip(expected, texts, strict=True):
+        mh.update_batch(sorted(duplicates.shingles(text)) or [b""])
+    assert sig.tobytes() == np.stack([mh.hashvalues.astype(np.uint32) for mh in expected]).tobytes()
+    sets: list = []
+    duplicates.signatures(texts, sets=sets)
+    alone = duplicates.shingle_sets(texts)
+    assert len(alone) == len(texts)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(alone, sets, strict=True))
+    features = duplicates.text_features(texts)
+    assert features.keys == keys and np.array_equal(features.signatures, sig)

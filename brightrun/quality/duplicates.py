@@ -36,7 +36,7 @@ import hashlib
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -196,14 +196,11 @@ def _chunk_shingles(shingler: _Shingles, ids: np.ndarray, lengths: np.ndarray,
     return (pairs >> np.uint64(32)).astype(np.int64), (pairs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
-def signatures(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, seed: int = 1,
-               sets: list[np.ndarray] | None = None) -> np.ndarray:
-    """MinHash signatures (len(texts) x num_perm, uint32) of the texts' word shingles: the same
-    values as datasketch's `MinHash.bulk([shingles(t) or {b""} ...], num_perm=num_perm, seed=seed)`.
-    If `sets` is a list, each text's sorted distinct shingle hashes are appended to it (for exact
-    Jaccard similarities)."""
-    a, b = _permutations(num_perm, seed)
-    out = np.empty((len(texts), num_perm), dtype=np.uint32)
+def _chunks(texts: list[str], shingle: int, keys: list[str] | None
+            ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(first text, texts, shingle hashes, start of each text's hashes) of the texts, about _CHUNK_WORDS words
+    at a time: each text's sorted distinct shingle hashes (before fmix32). Each text is normalized once;
+    with `keys`, its exact_key is appended there (made from the same words)."""
     shingler = _Shingles(shingle)
     first = 0
     while first < len(texts):
@@ -213,17 +210,39 @@ def signatures(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, 
             words = _PUNCT.sub(" ", texts[first + len(split)].lower()).split()  # = normalize(text).split()
             split.append(words)
             total += len(words)
+        if keys is not None:
+            keys.extend(hashlib.blake2b(" ".join(w).encode(), digest_size=16).hexdigest() for w in split)
         lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
         ids = shingler.word_ids(chain.from_iterable(split), total)
         doc, values = _chunk_shingles(shingler, ids, lengths, split)
-        bounds = np.searchsorted(doc, np.arange(len(split)))  # every text has at least one shingle
+        yield first, len(split), values, np.searchsorted(doc, np.arange(len(split)))  # every text has a shingle
+        first += len(split)
+
+
+def signatures(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, seed: int = 1,
+               sets: list[np.ndarray] | None = None, keys: list[str] | None = None) -> np.ndarray:
+    """MinHash signatures (len(texts) x num_perm, uint32) of the texts' word shingles: the same
+    values as datasketch's `MinHash.bulk([shingles(t) or {b""} ...], num_perm=num_perm, seed=seed)`.
+    If `sets` is a list, each text's sorted distinct shingle hashes are appended to it (for exact
+    Jaccard similarities); if `keys` is, each text's exact_key (from the same normalization)."""
+    a, b = _permutations(num_perm, seed)
+    out = np.empty((len(texts), num_perm), dtype=np.uint32)
+    for first, count, values, bounds in _chunks(texts, shingle, keys):
         if sets is not None:
             sets.extend(np.split(values, bounds[1:]))
         permuted = a[:, None] * _fmix32(values)[None, :]  # num_perm x shingles: reduce along rows
         permuted += b[:, None]
-        out[first:first + len(split)] = np.minimum.reduceat(permuted, bounds, axis=1).T
-        first += len(split)
+        out[first:first + count] = np.minimum.reduceat(permuted, bounds, axis=1).T
     return out
+
+
+def shingle_sets(texts: list[str], *, shingle: int = 3) -> list[np.ndarray]:
+    """Each text's sorted distinct shingle hashes, as `signatures(texts, sets=...)` gives them, without
+    computing the signatures."""
+    sets: list[np.ndarray] = []
+    for _, _, values, bounds in _chunks(texts, shingle, None):
+        sets.extend(np.split(values, bounds[1:]))
+    return sets
 
 
 # -- LSH ----------------------------------------------------------------------------------------
@@ -309,8 +328,9 @@ def exact_key(text: str) -> str:
 def text_features(texts: list[str], *, shingle: int = 3, num_perm: int = NUM_PERM, seed: int = 1) -> Features:
     """The Features of `texts`: a pure function, which worker processes and Ray tasks run on chunks."""
     sets: list[np.ndarray] = []
-    sig = signatures(texts, shingle=shingle, num_perm=num_perm, seed=seed, sets=sets)
-    return Features([exact_key(t) for t in texts], sig, sets)
+    keys: list[str] = []
+    sig = signatures(texts, shingle=shingle, num_perm=num_perm, seed=seed, sets=sets, keys=keys)
+    return Features(keys, sig, sets)
 
 
 def _features_of_chunk(texts: list[str], shingle: int, num_perm: int, seed: int) -> Features:

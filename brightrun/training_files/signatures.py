@@ -45,8 +45,10 @@ def exact_key(text: str) -> str:
 def compute(texts: Sequence[str], sets: list[np.ndarray] | None = None) -> tuple[list[str], np.ndarray]:
     """(exact keys, MinHash signatures len(texts) x NUM_PERM) of texts: what the cache holds. The texts'
     shingle sets are appended to `sets` when given (for the exact checks of this add; not kept)."""
-    sig = duplicates.signatures(list(texts), sets=sets) if texts else np.empty((0, duplicates.NUM_PERM), np.uint32)
-    return [exact_key(t) for t in texts], sig
+    keys: list[str] = []
+    sig = duplicates.signatures(list(texts), sets=sets, keys=keys) if texts else np.empty((0, duplicates.NUM_PERM),
+                                                                                          np.uint32)
+    return keys, sig
 
 
 def cached(folder: Path, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
@@ -124,9 +126,7 @@ def _sets(indices: list[int], ids: list[str], n_old: int, new_texts: Mapping[str
     order = [i for i in indices if i not in made]
     wanted_old = [ids[i] for i in order if i < n_old]
     texts = texts_of(wanted_old) if wanted_old else {}
-    sets: list[np.ndarray] = []
-    if order:
-        duplicates.signatures([texts.get(ids[i], "") if i < n_old else new_texts[ids[i]] for i in order], sets=sets)
+    sets = duplicates.shingle_sets([texts.get(ids[i], "") if i < n_old else new_texts[ids[i]] for i in order])
     return {**made, **dict(zip(order, sets, strict=True))}
 
 
