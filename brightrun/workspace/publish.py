@@ -10,9 +10,10 @@ Publishing a table writes its current rows (one per key, the rows of its view) a
 whose files did not change since it was last published is skipped. When the table's only change since its
 last publication is new base files added by compaction (the usual case after a job: new conversations,
 calls and turns, whose keys no earlier row has), only those files' rows are appended as the new version
-(`mode="append"`), so publishing after each job costs what the job wrote, not the whole table. Delta's commit protocol makes the
-new version visible only once its log entry is renamed into place, so a publish killed half-way leaves
-the previous version whole (the orphaned data files go at the next vacuum).
+(`mode="append"`, see `appendable`), so publishing after each job costs what the job wrote, not the whole
+table. Delta's commit protocol makes the new version visible only once its log entry is renamed into place,
+so a publish killed half-way leaves the previous version whole (the orphaned data files go at the next
+vacuum).
 
 Pins: a training-file version pins the Delta versions of the tables it is made of (PINNED_TABLES) that
 hold its rows: at the first publish that sees it in the published `training_file_versions`, one row per
