@@ -677,7 +677,7 @@ OVERHEAD_STEPS = [
     ("flush on the loop: rows and frames", "runner.JobRunner._frames"),
     ("flush in its thread: Parquet + fsync", "runner.JobRunner._write"),
     ("prepare (before the first call)", "runner.JobRunner.prepare"),
-    ("finish (last flush, compaction)", "runner.JobRunner.finish"),
+    ("finish (last flush; the compaction runs after, in the background)", "runner.JobRunner.finish"),
 ]
 
 
