@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import shutil
 import threading
 from collections import Counter
 
@@ -453,6 +454,15 @@ def test_splits_by_ratio_stratified_and_reproducible(demo_copy):
     assert tf.leakage_report(ws, "f").height == 0
 
 
+def _forget_signatures(ws) -> None:
+    """Drop the near-duplicate features enrichment kept of the real texts, so a test's planted texts (through
+    member_texts) are signed instead."""
+    from brightrun.quality import signature_store
+
+    assert signature_store.load(ws, _ids(ws), signature_store.fingerprints(ws)).ids == _ids(ws)  # enrichment's
+    shutil.rmtree(signature_store.folder(ws))
+
+
 def test_near_duplicates_share_a_split_and_the_leakage_report_finds_leaks(demo_copy, monkeypatch):
     ws = demo_copy
     ids = _ids(ws, 40)
@@ -461,6 +471,7 @@ def test_near_duplicates_share_a_split_and_the_leakage_report_finds_leaks(demo_c
     base = texts[ids[0]]
     planted = {cid: base + f" extra words {n}" for n, cid in enumerate(ids[:12])}  # one near-duplicate cluster
     monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: planted.get(c, texts[c]) for c in wanted})
+    _forget_signatures(ws)
     tf.create_training_file(ws, "f")
     v = tf.add_conversations(ws, "f", ids)
     split = v.split_of
@@ -489,6 +500,7 @@ def test_adding_members_twice_never_moves_an_earlier_member_and_keeps_the_ratios
     twin_of = {third[0]: first[0]}
     monkeypatch.setattr(splits_module, "member_texts",
                         lambda w, wanted: {c: texts[twin_of.get(c, c)] + " more" * (c in twin_of) for c in wanted})
+    _forget_signatures(ws)
     tf.create_training_file(ws, "grow")
     history = [tf.add_conversations(ws, "grow", first), tf.add_conversations(ws, "grow", second),
                tf.add_conversations(ws, "grow", third)]
@@ -740,7 +752,7 @@ def test_a_killed_build_leaves_nothing_behind_after_the_next_build(demo_copy):
 def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy, monkeypatch):
     """Each member's MinHash signature is computed once (issue 15 item 8): a second add signs only the new
     members, and the groups grown from them equal duplicate_groups over all members."""
-    from brightrun.training_files import signatures
+    from brightrun.quality import signature_store
 
     ws = demo_copy
     ids = _ids(ws, 40)
@@ -750,9 +762,10 @@ def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy,
     planted.update({c: texts[ids[28]] + f" more {n}" for n, c in enumerate(ids[26:28])})  # new near twins
     every = {c: planted.get(c, texts[c]) for c in ids}
     monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: every[c] for c in wanted})
+    _forget_signatures(ws)
     signed: list[list[str]] = []
-    real = signatures.compute
-    monkeypatch.setattr(signatures, "compute", lambda batch, sets=None: signed.append(list(batch)) or real(batch, sets))
+    real = signature_store.compute
+    monkeypatch.setattr(signature_store, "compute", lambda ids, batch: signed.append(list(batch)) or real(ids, batch))
     tf.create_training_file(ws, "grow")
     first = ids[:2] + ids[10:20]
     tf.add_conversations(ws, "grow", first)
@@ -785,6 +798,7 @@ def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputati
     propose it, including pairs that fail; big and small buckets alike; the groups are duplicate_groups'."""
     import numpy as np
 
+    from brightrun.quality.duplicates import shingle_sets
     from brightrun.training_files import signatures
 
     rng = random.Random(11)
@@ -802,19 +816,19 @@ def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputati
     known = splits_module.duplicate_groups({i: texts[i] for i in old})
     keys, sig = signatures.compute([texts[i] for i in old])
     new_keys, new_sig = signatures.compute([texts[i] for i in new])
+    signed = {c: (keys[k], sig[k]) for k, c in enumerate(old)} | {c: (new_keys[k], new_sig[k]) for k, c in enumerate(new)}
     checked: list[tuple[int, int]] = []
-    real = signatures.jaccard
+    real = signatures._link_exact
 
-    def spy(a, b):
-        checked.append(tuple(sorted((id(a), id(b)))))
-        return real(a, b)
-    monkeypatch.setattr(signatures, "jaccard", spy)
+    def spy(left, right, sets, threshold, comps):
+        checked.extend(zip(left.tolist(), right.tolist(), strict=True))
+        return real(left, right, sets, threshold, comps)
+    monkeypatch.setattr(signatures, "_link_exact", spy)
     for small in (64, 0):  # pairs made by a join of small buckets, or one new member at a time
         monkeypatch.setattr(signatures, "SMALL_BUCKET", small)
         checked.clear()
-        grown = signatures.grow_groups(known, {c: (keys[k], sig[k]) for k, c in enumerate(old)},
-                                       {i: texts[i] for i in new}, (new_keys, new_sig),
-                                       lambda wanted: {i: texts[i] for i in wanted})
+        grown = signatures.grow_groups(known, signed, new, lambda wanted: dict(zip(wanted, shingle_sets(
+            [texts[i] for i in wanted]), strict=True)))
         assert grown == splits_module.duplicate_groups(texts)
         assert len(set(grown.values())) < len(texts) - 40 and len(checked) > 10
         assert len(checked) == len(set(checked)), Counter(checked).most_common(3)
