@@ -780,6 +780,83 @@ def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy,
     assert len({v.split_of[c] for c in ids[:5]}) == 1
 
 
+def test_enrichment_keeps_each_conversation_s_features_and_an_add_signs_only_changed_turns(demo_copy, monkeypatch):
+    """Enrichment signs every conversation it completes (issue 15 item 8): the kept exact key, signature and
+    shingle set equal a fresh computation; an add of signed members signs nothing; a conversation whose turns
+    changed is signed again, and its new text decides its group."""
+    import numpy as np
+
+    from brightrun.quality import duplicates, signature_store
+    from brightrun.training_files import signatures
+
+    ws = demo_copy
+    ids = _ids(ws, 60)
+    texts = splits_module.member_texts(ws, ids)
+    kept = signature_store.load(ws, ids, signature_store.fingerprints(ws))
+    keys, sig = signatures.compute([texts[i] for i in ids])
+    assert kept.ids == ids and kept.keys == keys and kept.signatures.tobytes() == sig.tobytes()
+    sets = signature_store.load_sets(ws, ids)
+    assert all(np.array_equal(sets[i], s) for i, s in zip(ids, duplicates.shingle_sets([texts[i] for i in ids]),
+                                                             strict=True))
+    signed: list[list[str]] = []
+    real = signature_store.compute
+    monkeypatch.setattr(signature_store, "compute", lambda batch_ids, batch: signed.append(list(batch_ids)) or
+                        real(batch_ids, batch))
+    tf.create_training_file(ws, "kept")
+    tf.add_conversations(ws, "kept", ids[:40])
+    assert signed == []
+    turns = ws.sql("SELECT conversation_id, count(*) AS n FROM turns WHERE conversation_id IN (SELECT unnest(?)) "
+                   "GROUP BY 1", [ids])
+    count = dict(zip(turns["conversation_id"].to_list(), turns["n"].to_list(), strict=True))
+    source = ids[3]
+    edited = next(c for c in ids[40:] if count[c] == count[source] and texts[c] != texts[source])
+    copied = ws.sql("SELECT * FROM turns WHERE conversation_id = ?", [source]).with_columns(
+        pl.lit(edited).alias("conversation_id"))
+    ws.append("turns", copied)  # the edited conversation now says exactly what `source` says
+    v = tf.add_conversations(ws, "kept", ids[40:])
+    assert signed == [[edited]]
+    groups = splits_module.groups_of(ws, "kept", v.version)
+    assert groups[edited] == groups[source]
+    assert groups == splits_module.duplicate_groups(splits_module.member_texts(ws, ids))
+
+
+def test_adds_of_templated_texts_group_as_a_full_recomputation(monkeypatch):
+    """Texts built from a small pool of sentences, as templated conversations are (large LSH buckets, many
+    candidates that fail the exact check, a vocabulary small enough for bitmaps), added in three steps: after
+    each, the grown groups equal duplicate_groups over all the members, by either exact-check path."""
+    from brightrun.quality.duplicates import shingle_sets
+    from brightrun.training_files import signatures
+
+    rng = random.Random(15)
+    pool = [" ".join(rng.choice("abcdefghijklmnop") + rng.choice("aeiou") + rng.choice("rstlnm")
+                     for _ in range(9)) for _ in range(70)]
+    templates = [rng.sample(range(70), 12) for _ in range(3)]
+    texts = {}
+    for k in range(900):
+        template = templates[k % 3]
+        sentences = [pool[s] for s in template] + [rng.choice(pool) for _ in range(rng.choice([1, 2, 3, 5, 8]))]
+        rng.shuffle(sentences)
+        texts[f"t{rng.randrange(10 ** 6):06d}-{k}"] = ".\n".join(sentences)
+    names = list(texts)
+    for k in range(40):  # planted twins across the steps
+        texts[names[k * 20 + 7]] = texts[names[k * 20]] + " and one more word"
+    keys, sig = signatures.compute([texts[i] for i in names])
+    signed = {c: (keys[k], sig[k]) for k, c in enumerate(names)}
+    sets = dict(zip(names, shingle_sets([texts[i] for i in names]), strict=True))
+    full = [splits_module.duplicate_groups({c: texts[c] for c in names[:end]}) for end in (300, 650, 900)]
+    for small, bitmaps in ((64, 1 << 30), (8, 0)):  # candidates by a join or in blocks; bitmaps or lookups
+        monkeypatch.setattr(signatures, "SMALL_BUCKET", small)
+        monkeypatch.setattr(signatures, "_BITMAP_BYTES", bitmaps)
+        known: dict[str, str] = {}
+        for step, expected in zip((names[:300], names[300:650], names[650:]), full, strict=True):
+            members = sorted(known) + step
+            known = signatures.grow_groups(known, {c: signed[c] for c in members}, step,
+                                           lambda wanted: {i: sets[i] for i in wanted})
+            assert known == expected
+    sizes = sorted(Counter(known.values()).values())
+    assert len(sizes) > 300 and sizes[-1] > 10, sizes[-5:]
+
+
 def test_the_fast_jaccard_gives_the_figure_of_duplicates_jaccard():
     import numpy as np
 
@@ -824,8 +901,9 @@ def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputati
         checked.extend(zip(left.tolist(), right.tolist(), strict=True))
         return real(left, right, sets, threshold, comps)
     monkeypatch.setattr(signatures, "_link_exact", spy)
-    for small in (64, 0):  # pairs made by a join of small buckets, or one new member at a time
-        monkeypatch.setattr(signatures, "SMALL_BUCKET", small)
+    for small, bitmaps in ((64, 1 << 30), (0, 1 << 30), (64, 0), (0, 0)):  # pairs by a join or in blocks; exact
+        monkeypatch.setattr(signatures, "SMALL_BUCKET", small)               # counts on bitmaps or looked up
+        monkeypatch.setattr(signatures, "_BITMAP_BYTES", bitmaps)
         checked.clear()
         grown = signatures.grow_groups(known, signed, new, lambda wanted: dict(zip(wanted, shingle_sets(
             [texts[i] for i in wanted]), strict=True)))
