@@ -171,15 +171,11 @@ estimated as a block, its new members against all its members."""
 _WORK = 1 << 22
 """Bytes of equality flags a large bucket's block estimate holds at once."""
 
-_LANES = np.uint64(0x0101010101010101)
-
-
-def _equal_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Equal bytes per row of uint8 arrays a and b (broadcast; rows of a multiple of 8 bytes): the flags
-    summed 8 at a time as the bytes of uint64 words (each lane at most num_perm / 8, so no carry), then
-    the lanes added by a multiplication."""
-    packed = np.add.reduce((a == b).view(np.uint64), axis=-1)
-    return (packed * _LANES) >> np.uint64(56)
+def _equal_counts(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    """Equal values of uint8 arrays a and b (broadcast) counted along `axis`, which holds one value per
+    permutation: the flags are added row by row into a uint8 count (at most num_perm, under 256), which
+    numpy vectorizes across the other axis when `axis` is not the last."""
+    return np.add.reduce((a == b).view(np.uint8), axis=axis, dtype=np.uint8)
 
 
 def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
@@ -187,12 +183,13 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
     MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
     ascending. The estimates are first counted over the values' low bytes (equal values have equal low
     bytes, so that count is never below the true one and drops no pair), and the pairs that pass are
-    counted again over the whole values."""
+    counted again over the whole values. A large bucket is counted as blocks of its new members against all
+    its members, permutation by permutation."""
     num_perm, n = sig.shape[1], len(sig)
     bands, rows = duplicates.lsh_params(max(0.05, threshold - duplicates.LSH_SLACK), num_perm)
     floor = threshold - duplicates.ESTIMATE_MARGIN
     need = next(c for c in range(num_perm + 1) if c / num_perm >= floor)  # the smallest count that passes
-    low = np.ascontiguousarray(sig.astype(np.uint8)) if num_perm % 8 == 0 else None
+    low = np.ascontiguousarray(sig.T.astype(np.uint8))  # the values' low bytes, one row per permutation
     found: list[np.ndarray] = []
 
     def keep(left: np.ndarray, right: np.ndarray, counted: np.ndarray | None) -> None:
@@ -220,20 +217,18 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
             left, right = joined["i"].to_numpy(), joined["j"].to_numpy()
             for k in range(0, len(left), 65_536):
                 part_l, part_r = left[k:k + 65_536], right[k:k + 65_536]
-                keep(part_l, part_r, None if low is None else _equal_counts(low[part_l], low[part_r]))
+                keep(part_l, part_r, _equal_counts(low[:, part_l], low[:, part_r], 0))
         members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: new members x all, as blocks
         order = members[np.argsort(bucket[members], kind="stable")]
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for group in np.split(order, edges) if order.size else []:
             fresh = np.flatnonzero(group >= n_old)
             step = max(1, _WORK // (len(group) * num_perm))
+            block = np.take(low, group, axis=1)  # num_perm x bucket
             for k in range(0, len(fresh), step):
                 rows_i = group[fresh[k:k + step]]
                 later = (group[None, :] < n_old) | (group[None, :] > rows_i[:, None])
-                if low is None:
-                    counted = (sig[rows_i][:, None, :] == sig[group][None, :, :]).sum(axis=2)
-                else:
-                    counted = _equal_counts(low[rows_i][:, None, :], low[group][None, :, :])
+                counted = _equal_counts(block[None, :, :], block[:, fresh[k:k + step]].T[:, :, None], 1)
                 ii, jj = np.nonzero(later & (counted >= need))
                 if ii.size:
                     keep(rows_i[ii], group[jj], None)
