@@ -178,6 +178,19 @@ def _equal_counts(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
     return np.add.reduce((a == b).view(np.uint8), axis=axis, dtype=np.uint8)
 
 
+_LANES = np.uint64(0x0101010101010101)
+
+
+def _row_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Equal values per row of two (pairs x num_perm) uint8 arrays. With num_perm a multiple of 8, the flags are
+    summed 8 at a time as the bytes of uint64 words (each byte at most num_perm / 8, so no carry), then the bytes
+    of the sum added by a multiplication."""
+    if a.shape[1] % 8:
+        return (a == b).sum(axis=1)
+    packed = np.add.reduce((a == b).view(np.uint64), axis=1)
+    return (packed * _LANES) >> np.uint64(56)
+
+
 def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
     """The pairs (i, j) sharing an LSH band bucket, i new (>= n_old), j old or a later new member, whose
     MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
@@ -190,15 +203,8 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
     floor = threshold - duplicates.ESTIMATE_MARGIN
     need = next(c for c in range(num_perm + 1) if c / num_perm >= floor)  # the smallest count that passes
     low = np.ascontiguousarray(sig.T.astype(np.uint8))  # the values' low bytes, one row per permutation
-    found: list[np.ndarray] = []
-
-    def keep(left: np.ndarray, right: np.ndarray, counted: np.ndarray | None) -> None:
-        if counted is not None:
-            left, right = left[counted >= need], right[counted >= need]
-        same = (sig[left] == sig[right]).sum(axis=1)
-        close = same / num_perm >= floor
-        found.append(left[close] * n + right[close])
-
+    rows_low = np.ascontiguousarray(low.T)  # and one row per member
+    passed: list[np.ndarray] = []  # pairs whose low-byte count passes, as i * n + j (a pair once per band)
     for band in range(bands):
         block = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
@@ -217,24 +223,42 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
             left, right = joined["i"].to_numpy(), joined["j"].to_numpy()
             for k in range(0, len(left), 65_536):
                 part_l, part_r = left[k:k + 65_536], right[k:k + 65_536]
-                keep(part_l, part_r, _equal_counts(low[:, part_l], low[:, part_r], 0))
-        members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: new members x all, as blocks
+                close = _row_counts(rows_low[part_l], rows_low[part_r]) >= need
+                passed.append(part_l[close] * n + part_r[close])
+        members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: new members x the rest, as blocks
         order = members[np.argsort(bucket[members], kind="stable")]
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for group in np.split(order, edges) if order.size else []:
-            fresh = np.flatnonzero(group >= n_old)
-            step = max(1, _WORK // (len(group) * num_perm))
-            block = np.take(low, group, axis=1)  # num_perm x bucket
-            for k in range(0, len(fresh), step):
-                rows_i = group[fresh[k:k + step]]
-                later = (group[None, :] < n_old) | (group[None, :] > rows_i[:, None])
-                counted = _equal_counts(block[None, :, :], block[:, fresh[k:k + step]].T[:, :, None], 1)
-                ii, jj = np.nonzero(later & (counted >= need))
-                if ii.size:
-                    keep(rows_i[ii], group[jj], None)
-    if not found:
+            passed.extend(_bucket_pairs(np.take(low, group, axis=1), group, n_old, need, n))
+    if not passed:
         return np.empty(0, np.int64)
-    return _distinct(np.concatenate(found))
+    pairs = _distinct(np.concatenate(passed))
+    keep = np.zeros(len(pairs), dtype=bool)
+    for k in range(0, len(pairs), 65_536):  # the whole values, once per pair
+        left, right = pairs[k:k + 65_536] // n, pairs[k:k + 65_536] % n
+        keep[k:k + 65_536] = (sig[left] == sig[right]).sum(axis=1) / num_perm >= floor
+    return pairs[keep]
+
+
+def _bucket_pairs(block: np.ndarray, group: np.ndarray, n_old: int, need: int, n: int) -> list[np.ndarray]:
+    """The pairs of a large bucket (members `group`, ascending; `block` their low bytes, num_perm x members)
+    whose low-byte count reaches `need`: each new member against the old members and the new ones after it,
+    a block of new members at a time, as i * n + j (n: the members of the file)."""
+    num_perm, size = block.shape
+    first = int(np.searchsorted(group, n_old))  # the new members are the last ones
+    step = max(1, _WORK // (size * num_perm))
+    out = []
+    for start in range(first, size, step):
+        stop = min(start + step, size)
+        mine = block[:, start:stop].T[:, :, None]  # new members x num_perm x 1
+        old = _equal_counts(block[None, :, :first], mine, 1) >= need
+        ii, jj = np.nonzero(old)
+        out.append(group[start + ii] * n + group[jj])
+        after = _equal_counts(block[None, :, start + 1:], mine, 1) >= need  # columns start+1 ...
+        after &= np.arange(start + 1, size)[None, :] > np.arange(start, stop)[:, None]
+        ii, jj = np.nonzero(after)
+        out.append(group[start + ii] * n + group[start + 1 + jj])
+    return out
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
