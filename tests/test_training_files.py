@@ -780,10 +780,15 @@ def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy,
     assert len({v.split_of[c] for c in ids[:5]}) == 1
 
 
-def test_enrichment_keeps_each_conversation_s_features_and_an_add_signs_only_changed_turns(demo_copy, monkeypatch):
+@pytest.mark.parametrize("scan", [False, True])
+def test_enrichment_keeps_each_conversation_s_features_and_an_add_signs_only_changed_turns(demo_copy, monkeypatch,
+                                                                                           scan):
     """Enrichment signs every conversation it completes (issue 15 item 8): the kept exact key, signature and
     shingle set equal a fresh computation; an add of signed members signs nothing; a conversation whose turns
-    changed is signed again, and its new text decides its group."""
+    changed is signed again, and its new text decides its group. The turns' fingerprints read by id or by a
+    scan of every conversation's (`scan`)."""
+    if scan:
+        monkeypatch.setattr(splits_module, "FILTER_FINGERPRINTS", 0)
     import numpy as np
 
     from brightrun.quality import duplicates, signature_store

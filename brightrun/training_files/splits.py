@@ -74,11 +74,16 @@ def groups_of(ws: Workspace, name: str, version: int) -> dict[str, str]:
     return dict(zip(rows["conversation_id"].to_list(), rows["cluster"].to_list(), strict=True))
 
 
+FILTER_FINGERPRINTS = 20_000
+"""Files with fewer members than this read their members' turn fingerprints by id; larger ones scan every
+conversation's (one scan of the turns table is cheaper than filtering it by many ids)."""
+
+
 def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str]) -> dict[str, str]:
     """duplicate_groups of `ids` from the groups `known` of the members that stay ({id: group}) and the
     features kept in the workspace (signature_store): only the members not signed since their turns were
     written are read and signed."""
-    turns = signature_store.fingerprints(ws)
+    turns = signature_store.fingerprints(ws, ids if len(ids) < FILTER_FINGERPRINTS else None)
     have = signature_store.load(ws, ids, turns).by_id()
     unsigned = [i for i in ids if i not in have]
     made: dict[str, np.ndarray] = {}
