@@ -94,6 +94,7 @@ from brightrun.enrichment.pipeline import enrich  # noqa: E402
 from brightrun.exports import FORMATS  # noqa: E402
 from brightrun.exports import checks as export_checks  # noqa: E402
 from brightrun.exports import common as export_common  # noqa: E402
+from brightrun.quality import signature_store  # noqa: E402
 from brightrun.training_files import add_conversations, build_version, create_training_file  # noqa: E402
 from brightrun.training_files import build as tf_build  # noqa: E402
 from brightrun.training_files import chunks as tf_chunks  # noqa: E402
@@ -263,12 +264,16 @@ def probe_add(ws: Workspace) -> Probe:
     probe.wrap(tf_splits, "exact_duplicates", "  exact_duplicates", peak=True)
     probe.wrap(tf_splits, "near_duplicate_clusters", "  near_duplicate_clusters", peak=True)
     probe.wrap(tf_splits, "grown_groups", "  grown_groups (groups grown from the new members)", peak=True)
-    probe.wrap(tf_signatures, "cached", "    signatures.cached (read the kept signatures)", peak=True)
-    probe.wrap(tf_signatures, "compute", "    signatures.compute (sign the new members)", peak=True)
-    probe.wrap(tf_signatures, "store", "    signatures.store")
+    probe.wrap(signature_store, "fingerprints", "    signature_store.fingerprints (every conversation's turns)")
+    probe.wrap(signature_store, "load", "    signature_store.load (the kept keys and signatures)", peak=True)
+    probe.wrap(signature_store, "sign_missing", "    signature_store.sign_missing (sign and keep the unsigned)",
+               peak=True)
+    probe.wrap(signature_store, "load_sets", "      signature_store.load_sets (the shingle sets checks need)",
+               peak=True)
     probe.wrap(tf_signatures, "_near_links", "    _near_links (LSH candidates with a new member, checks)",
                peak=True)
-    probe.wrap(tf_signatures, "_candidates", "      _candidates (LSH buckets; the small buckets' estimates)")
+    probe.wrap(tf_signatures, "_candidates", "      _candidates (LSH buckets, estimates)")
+    probe.wrap(tf_signatures, "_link_exact", "      _link_exact (exact Jaccard checks)")
     probe.wrap(ws, "append", "ws.append (membership + version rows)", peak=True)
     probe.wrap_sql(ws)
     return probe
@@ -333,8 +338,9 @@ def eligible_pairs(ws: Workspace) -> pl.DataFrame:
         "ORDER BY c.conversation_id")
 
 
-def prepare_workspace(ws: Workspace, wanted: int, summary: dict[str, Any]) -> None:
-    """Top the workspace up to `wanted` conversations (a scripted job), enrich what is pending, compact."""
+def prepare_workspace(ws: Workspace, wanted: int, summary: dict[str, Any], presign: bool = True) -> None:
+    """Top the workspace up to `wanted` conversations (a scripted job), enrich what is pending, sign what an
+    older enrichment left unsigned (with `presign`), compact."""
     have = ws.scalar("SELECT count(*) FROM conversations") or 0
     setup: dict[str, Any] = {"conversations_before": have}
     if have < wanted:
@@ -358,12 +364,36 @@ def prepare_workspace(ws: Workspace, wanted: int, summary: dict[str, Any]) -> No
         setup["enrich_failed"] = result.failed
         console.print(f"  {result.enriched:,} enriched ({result.pairs:,} pairs), {result.failed} failed in "
                       f"{setup['enrich_seconds']:,.1f} s")
+    if presign:
+        sign_as_enrichment(ws, setup)
     start = time.perf_counter()
     absorbed = ws.compact()
     setup["compact_seconds"] = time.perf_counter() - start
     setup["compact_absorbed"] = sum(absorbed.values())
     setup["peak_rss_kib"] = peak_rss_kib()
     summary["setup"] = setup
+
+
+def sign_as_enrichment(ws: Workspace, setup: dict[str, Any], chunk: int = 20_000) -> None:
+    """Keep the near-duplicate features of every enriched conversation that has none, as enrichment keeps
+    them since issue 15 (a workspace enriched before that has none): not timed for any ratio, reported."""
+    ids = eligible_pairs(ws)["conversation_id"].to_list()
+    turns = signature_store.fingerprints(ws)
+    have = set(signature_store.load(ws, ids, turns).ids)
+    missing = [cid for cid in ids if cid not in have]
+    setup["presigned"] = len(missing)
+    if not missing:
+        return
+    console.print(f"[bold]sign[/]: {len(missing):,} enriched conversations without kept features (enrichment keeps "
+                  f"them now), not timed for any ratio")
+    start, cpu = time.perf_counter(), time.process_time()
+    for k in range(0, len(missing), chunk):
+        part = missing[k:k + chunk]
+        texts = tf_splits.member_texts(ws, part)
+        signature_store.write(ws, signature_store.compute(part, [texts.get(c, "") for c in part]), turns)
+    setup["presign_seconds"], setup["presign_cpu_seconds"] = time.perf_counter() - start, time.process_time() - cpu
+    console.print(f"  {len(missing):,} signed in {setup['presign_seconds']:,.1f} s ({setup['presign_cpu_seconds']:,.1f} s "
+                  f"CPU, {1000 * setup['presign_cpu_seconds'] / len(missing):.2f} ms each)")
 
 
 def table_paths(ws: Workspace, table: str) -> tuple[list[str], bool]:
@@ -668,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the built training file, the export and the scratch folder")
     parser.add_argument("--name", default=None, help="training file name (default: bench-<time>)")
     parser.add_argument("--json", action="store_true", help="also print a JSON summary")
+    parser.add_argument("--no-presign", action="store_true",
+                        help="leave conversations an older enrichment did not sign unsigned: the adds sign them")
     args = parser.parse_args(argv)
 
     temp = args.workspace is None
@@ -687,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     ws = None
     try:
         ws = Workspace.open(root, threads=1)
-        prepare_workspace(ws, args.conversations, summary)
+        prepare_workspace(ws, args.conversations, summary, presign=not args.no_presign)
         eligible = eligible_pairs(ws)
         ids, counts = eligible["conversation_id"].to_list(), eligible["pairs"].to_list()
         first = min(args.first, len(ids))
@@ -730,7 +762,6 @@ def main(argv: list[str] | None = None) -> int:
         if ws is not None and not args.keep_outputs:
             shutil.rmtree(scratch, ignore_errors=True)
             shutil.rmtree(root / "training_files" / name, ignore_errors=True)
-            shutil.rmtree(root / "cache" / "training_file_signatures" / name, ignore_errors=True)
             if scratch.parent.exists() and not any(scratch.parent.iterdir()):
                 scratch.parent.rmdir()
         if ws is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import shutil
 import threading
 from collections import Counter
 
@@ -453,6 +454,15 @@ def test_splits_by_ratio_stratified_and_reproducible(demo_copy):
     assert tf.leakage_report(ws, "f").height == 0
 
 
+def _forget_signatures(ws) -> None:
+    """Drop the near-duplicate features enrichment kept of the real texts, so a test's planted texts (through
+    member_texts) are signed instead."""
+    from brightrun.quality import signature_store
+
+    assert signature_store.load(ws, _ids(ws), signature_store.fingerprints(ws)).ids == _ids(ws)  # enrichment's
+    shutil.rmtree(signature_store.folder(ws))
+
+
 def test_near_duplicates_share_a_split_and_the_leakage_report_finds_leaks(demo_copy, monkeypatch):
     ws = demo_copy
     ids = _ids(ws, 40)
@@ -461,6 +471,7 @@ def test_near_duplicates_share_a_split_and_the_leakage_report_finds_leaks(demo_c
     base = texts[ids[0]]
     planted = {cid: base + f" extra words {n}" for n, cid in enumerate(ids[:12])}  # one near-duplicate cluster
     monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: planted.get(c, texts[c]) for c in wanted})
+    _forget_signatures(ws)
     tf.create_training_file(ws, "f")
     v = tf.add_conversations(ws, "f", ids)
     split = v.split_of
@@ -489,6 +500,7 @@ def test_adding_members_twice_never_moves_an_earlier_member_and_keeps_the_ratios
     twin_of = {third[0]: first[0]}
     monkeypatch.setattr(splits_module, "member_texts",
                         lambda w, wanted: {c: texts[twin_of.get(c, c)] + " more" * (c in twin_of) for c in wanted})
+    _forget_signatures(ws)
     tf.create_training_file(ws, "grow")
     history = [tf.add_conversations(ws, "grow", first), tf.add_conversations(ws, "grow", second),
                tf.add_conversations(ws, "grow", third)]
@@ -740,7 +752,7 @@ def test_a_killed_build_leaves_nothing_behind_after_the_next_build(demo_copy):
 def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy, monkeypatch):
     """Each member's MinHash signature is computed once (issue 15 item 8): a second add signs only the new
     members, and the groups grown from them equal duplicate_groups over all members."""
-    from brightrun.training_files import signatures
+    from brightrun.quality import signature_store
 
     ws = demo_copy
     ids = _ids(ws, 40)
@@ -750,9 +762,10 @@ def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy,
     planted.update({c: texts[ids[28]] + f" more {n}" for n, c in enumerate(ids[26:28])})  # new near twins
     every = {c: planted.get(c, texts[c]) for c in ids}
     monkeypatch.setattr(splits_module, "member_texts", lambda w, wanted: {c: every[c] for c in wanted})
+    _forget_signatures(ws)
     signed: list[list[str]] = []
-    real = signatures.compute
-    monkeypatch.setattr(signatures, "compute", lambda batch, sets=None: signed.append(list(batch)) or real(batch, sets))
+    real = signature_store.compute
+    monkeypatch.setattr(signature_store, "compute", lambda ids, batch: signed.append(list(batch)) or real(ids, batch))
     tf.create_training_file(ws, "grow")
     first = ids[:2] + ids[10:20]
     tf.add_conversations(ws, "grow", first)
@@ -765,6 +778,88 @@ def test_adds_sign_only_new_members_and_group_as_a_full_recomputation(demo_copy,
     assert {groups[c] for c in ids[:5]} == {ids[0]} and groups[ids[25]] == groups[ids[12]]
     assert groups[ids[26]] == groups[ids[27]] == groups[ids[28]]
     assert len({v.split_of[c] for c in ids[:5]}) == 1
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_enrichment_keeps_each_conversation_s_features_and_an_add_signs_only_changed_turns(demo_copy, monkeypatch,
+                                                                                           scan):
+    """Enrichment signs every conversation it completes (issue 15 item 8): the kept exact key, signature and
+    shingle set equal a fresh computation; an add of signed members signs nothing; a conversation whose turns
+    changed is signed again, and its new text decides its group. The turns' fingerprints read by id or by a
+    scan of every conversation's (`scan`)."""
+    if scan:
+        monkeypatch.setattr(splits_module, "FILTER_FINGERPRINTS", 0)
+    import numpy as np
+
+    from brightrun.quality import duplicates, signature_store
+    from brightrun.training_files import signatures
+
+    ws = demo_copy
+    ids = _ids(ws, 60)
+    texts = splits_module.member_texts(ws, ids)
+    kept = signature_store.load(ws, ids, signature_store.fingerprints(ws))
+    keys, sig = signatures.compute([texts[i] for i in ids])
+    assert kept.ids == ids and kept.keys == keys and kept.signatures.tobytes() == sig.tobytes()
+    sets = signature_store.load_sets(ws, ids)
+    assert all(np.array_equal(sets[i], s) for i, s in zip(ids, duplicates.shingle_sets([texts[i] for i in ids]),
+                                                             strict=True))
+    signed: list[list[str]] = []
+    real = signature_store.compute
+    monkeypatch.setattr(signature_store, "compute", lambda batch_ids, batch: signed.append(list(batch_ids)) or
+                        real(batch_ids, batch))
+    tf.create_training_file(ws, "kept")
+    tf.add_conversations(ws, "kept", ids[:40])
+    assert signed == []
+    turns = ws.sql("SELECT conversation_id, count(*) AS n FROM turns WHERE conversation_id IN (SELECT unnest(?)) "
+                   "GROUP BY 1", [ids])
+    count = dict(zip(turns["conversation_id"].to_list(), turns["n"].to_list(), strict=True))
+    source = ids[3]
+    edited = next(c for c in ids[40:] if count[c] == count[source] and texts[c] != texts[source])
+    copied = ws.sql("SELECT * FROM turns WHERE conversation_id = ?", [source]).with_columns(
+        pl.lit(edited).alias("conversation_id"))
+    ws.append("turns", copied)  # the edited conversation now says exactly what `source` says
+    v = tf.add_conversations(ws, "kept", ids[40:])
+    assert signed == [[edited]]
+    groups = splits_module.groups_of(ws, "kept", v.version)
+    assert groups[edited] == groups[source]
+    assert groups == splits_module.duplicate_groups(splits_module.member_texts(ws, ids))
+
+
+def test_adds_of_templated_texts_group_as_a_full_recomputation(monkeypatch):
+    """Texts built from a small pool of sentences, as templated conversations are (large LSH buckets, many
+    candidates that fail the exact check, a vocabulary small enough for bitmaps), added in three steps: after
+    each, the grown groups equal duplicate_groups over all the members, by either exact-check path."""
+    from brightrun.quality.duplicates import shingle_sets
+    from brightrun.training_files import signatures
+
+    rng = random.Random(15)
+    pool = [" ".join(rng.choice("abcdefghijklmnop") + rng.choice("aeiou") + rng.choice("rstlnm")
+                     for _ in range(9)) for _ in range(70)]
+    templates = [rng.sample(range(70), 12) for _ in range(3)]
+    texts = {}
+    for k in range(900):
+        template = templates[k % 3]
+        sentences = [pool[s] for s in template] + [rng.choice(pool) for _ in range(rng.choice([1, 2, 3, 5, 8]))]
+        rng.shuffle(sentences)
+        texts[f"t{rng.randrange(10 ** 6):06d}-{k}"] = ".\n".join(sentences)
+    names = list(texts)
+    for k in range(40):  # planted twins across the steps
+        texts[names[k * 20 + 7]] = texts[names[k * 20]] + " and one more word"
+    keys, sig = signatures.compute([texts[i] for i in names])
+    signed = {c: (keys[k], sig[k]) for k, c in enumerate(names)}
+    sets = dict(zip(names, shingle_sets([texts[i] for i in names]), strict=True))
+    full = [splits_module.duplicate_groups({c: texts[c] for c in names[:end]}) for end in (300, 650, 900)]
+    for small, bitmaps in ((64, 1 << 30), (8, 0)):  # candidates by a join or in blocks; bitmaps or lookups
+        monkeypatch.setattr(signatures, "SMALL_BUCKET", small)
+        monkeypatch.setattr(signatures, "_BITMAP_BYTES", bitmaps)
+        known: dict[str, str] = {}
+        for step, expected in zip((names[:300], names[300:650], names[650:]), full, strict=True):
+            members = sorted(known) + step
+            known = signatures.grow_groups(known, {c: signed[c] for c in members}, step,
+                                           lambda wanted: {i: sets[i] for i in wanted})
+            assert known == expected
+    sizes = sorted(Counter(known.values()).values())
+    assert len(sizes) > 300 and sizes[-1] > 10, sizes[-5:]
 
 
 def test_the_fast_jaccard_gives_the_figure_of_duplicates_jaccard():
@@ -785,6 +880,7 @@ def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputati
     propose it, including pairs that fail; big and small buckets alike; the groups are duplicate_groups'."""
     import numpy as np
 
+    from brightrun.quality.duplicates import shingle_sets
     from brightrun.training_files import signatures
 
     rng = random.Random(11)
@@ -802,22 +898,24 @@ def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputati
     known = splits_module.duplicate_groups({i: texts[i] for i in old})
     keys, sig = signatures.compute([texts[i] for i in old])
     new_keys, new_sig = signatures.compute([texts[i] for i in new])
+    signed = {c: (keys[k], sig[k]) for k, c in enumerate(old)} | {c: (new_keys[k], new_sig[k]) for k, c in enumerate(new)}
     checked: list[tuple[int, int]] = []
-    real = signatures.jaccard
+    real = signatures._link_exact
 
-    def spy(a, b):
-        checked.append(tuple(sorted((id(a), id(b)))))
-        return real(a, b)
-    monkeypatch.setattr(signatures, "jaccard", spy)
-    for small in (64, 0):  # pairs made by a join of small buckets, or one new member at a time
-        monkeypatch.setattr(signatures, "SMALL_BUCKET", small)
+    def spy(left, right, sets, threshold, comps):
+        checked.extend(zip(left.tolist(), right.tolist(), strict=True))
+        return real(left, right, sets, threshold, comps)
+    monkeypatch.setattr(signatures, "_link_exact", spy)
+    for small, bitmaps in ((64, 1 << 30), (0, 1 << 30), (64, 0), (0, 0)):  # pairs by a join or in blocks; exact
+        monkeypatch.setattr(signatures, "SMALL_BUCKET", small)               # counts on bitmaps or looked up
+        monkeypatch.setattr(signatures, "_BITMAP_BYTES", bitmaps)
         checked.clear()
-        grown = signatures.grow_groups(known, {c: (keys[k], sig[k]) for k, c in enumerate(old)},
-                                       {i: texts[i] for i in new}, (new_keys, new_sig),
-                                       lambda wanted: {i: texts[i] for i in wanted})
+        grown = signatures.grow_groups(known, signed, new, lambda wanted: dict(zip(wanted, shingle_sets(
+            [texts[i] for i in wanted]), strict=True)))
         assert grown == splits_module.duplicate_groups(texts)
         assert len(set(grown.values())) < len(texts) - 40 and len(checked) > 10
-        assert len(checked) == len(set(checked)), Counter(checked).most_common(3)
+        unordered = Counter(tuple(sorted(pair)) for pair in checked)
+        assert len(checked) == len(unordered) and all(i != j for i, j in checked), unordered.most_common(3)
     assert np.array_equal(sig, signatures.compute([texts[i] for i in old])[1])
 
 

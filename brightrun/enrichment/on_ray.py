@@ -11,6 +11,7 @@ rows and bad records come back to the driver as Arrow IPC bytes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
@@ -114,4 +115,4 @@ def _with_missing(rows: ChunkRows, ids: list[str], conversations: pl.DataFrame) 
     known = set(conversations["conversation_id"].to_list())
     missing = {c: ("the conversation is not in the published conversations table",
                    "run `brightrun publish`, then enrich again") for c in ids if c not in known}
-    return ChunkRows(rows.pairs, rows.quality, rows.bad | missing) if missing else rows
+    return dataclasses.replace(rows, bad=rows.bad | missing) if missing else rows

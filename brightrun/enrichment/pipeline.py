@@ -24,7 +24,7 @@ import polars as pl
 from brightrun.enrichment import emotions
 from brightrun.errors import WorkspaceError
 from brightrun.models import ConsultantProfile, EnrichedConversation
-from brightrun.quality import scoring
+from brightrun.quality import scoring, signature_store
 from brightrun.scaffolding import Scaffolding
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.pool import check_workers, map_ordered, workers_for
@@ -286,11 +286,14 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ChunkRows:
-    """What a chunk makes: training_pairs and conversation_quality rows, and the bad ids with (reason, fix)."""
+    """What a chunk makes: training_pairs and conversation_quality rows, the bad ids with (reason, fix), and the
+    good ones' near-duplicate features."""
 
     pairs: pl.DataFrame | None
     quality: pl.DataFrame | None
     bad: dict[str, tuple[str, str]]
+    signed: signature_store.Signed | None = None
+    """The near-duplicate features of the good conversations' texts (kept for training files' adds)."""
 
 
 def _read_chunk(ws: Workspace, ids: list[str]) -> Chunk:
@@ -304,8 +307,9 @@ def _read_chunk(ws: Workspace, ids: list[str]) -> Chunk:
 
 
 def compute_chunk(chunk: Chunk, scaffolding: Scaffolding) -> ChunkRows:
-    """The pure part of enrichment (normalize, validate, build pairs, conversation quality): reads only its
-    arguments, writes nothing, so a worker process or a Ray task can run it."""
+    """The pure part of enrichment (normalize, validate, build pairs, conversation quality, the near-duplicate
+    features of the good conversations' texts): reads only its arguments, writes nothing, so a worker process
+    or a Ray task can run it."""
     turns = normalize_turns(chunk.turns)
     bad = validate(chunk.conversations, turns, scaffolding)
     good = [c for c in chunk.ids if c not in bad]
@@ -313,7 +317,9 @@ def compute_chunk(chunk: Chunk, scaffolding: Scaffolding) -> ChunkRows:
         return ChunkRows(None, None, bad)
     pairs = build_pairs(chunk.conversations.filter(pl.col("conversation_id").is_in(good)),
                         turns.filter(pl.col("conversation_id").is_in(good)), scaffolding, chunk.now)
-    return ChunkRows(pairs, conversation_quality(pairs, chunk.now), bad)
+    texts = signature_store.texts_of_turns(chunk.turns.filter(pl.col("conversation_id").is_in(good)))
+    return ChunkRows(pairs, conversation_quality(pairs, chunk.now), bad,
+                     signature_store.compute(list(texts), list(texts.values())))
 
 
 def commit_chunk(ws: Workspace, ids: list[str], now: datetime, rows: ChunkRows, result: EnrichResult) -> None:
@@ -325,6 +331,8 @@ def commit_chunk(ws: Workspace, ids: list[str], now: datetime, rows: ChunkRows, 
         ws.append("training_pairs", rows.pairs)
         result.pairs += rows.pairs.height
         ws.append("conversation_quality", rows.quality)
+    if rows.signed is not None:
+        signature_store.write(ws, rows.signed)
     errors = [{"conversation_id": c, "reason": r, "fix": f, "enrichment_version": ENRICHMENT_VERSION,
                "created_at": now} for c, (r, f) in bad.items()]
     ws.append("enrichment_errors", errors)

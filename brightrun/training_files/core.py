@@ -27,7 +27,6 @@ import polars as pl
 from brightrun.enrichment import ENRICHMENT_VERSION
 from brightrun.errors import TrainingFileError, WorkspaceError
 from brightrun.training_files.chunks import jsonl_sha256
-from brightrun.training_files.signatures import cache_folder
 from brightrun.training_files.splits import check_ratios, groups_of, split_members
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import safe_name
@@ -369,8 +368,7 @@ def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple
     keep = current.split_of if current is not None and change in ("add", "remove") else None
     grow = change == "add" or not (current and current.member_ids)  # members only join: grow the groups
     known = (groups_of(ws, name, current.version) if current and current.member_ids else {}) if grow else None
-    assignment, clusters = split_members(ws, info, ratios, salt, keep, known=known,
-                                         cache=cache_folder(folder_of(ws, name)) if grow else None)
+    assignment, clusters = split_members(ws, info, ratios, salt, keep, known=known)
     enrichment = ws.sql("SELECT DISTINCT enrichment_version FROM training_pairs WHERE conversation_id IN "
                         "(SELECT unnest(?)) ORDER BY 1", [ids])["enrichment_version"].to_list()
     templates = sorted({f"{k}@{v}" for k, v in zip(info["template_key"].to_list(),

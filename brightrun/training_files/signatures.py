@@ -1,40 +1,25 @@
-"""Near-duplicate groups of a training file's members, grown incrementally from cached MinHash signatures.
+"""Near-duplicate groups of a training file's members, grown from the new members only.
 
-Each member conversation's exact-duplicate key (blake2b of its normalized turns) and MinHash signature (the
-same values `brightrun.quality.duplicates.signatures` gives) are computed once, when it is first added,
-and kept in `cache/training_file_signatures/<name>/<METHOD>/` (Parquet parts, one per add; a conversation's turns
-never change once generated, so neither does its signature). Adding members then finds only the links
-that involve a new member: exact keys equal to a new member's, and LSH candidates sharing a band bucket
-with a new member, joined when the exact Jaccard similarity of the two shingle sets reaches the threshold
-(the sets of the members a new one is compared with are made from their turns, only for those). The
-existing members' groups come from the previous version's membership rows. The result is the grouping
-`splits.duplicate_groups` gives over all members (the same links, found from the new side; a group is
-named by its smallest id), at the cost of the new members only.
+Each member conversation's exact-duplicate key, MinHash signature and shingle set are computed once (at
+enrichment, or when a training file first meets it unsigned) and kept in the workspace
+(`brightrun.quality.signature_store`). Adding members then finds only the links that involve a new member:
+exact keys equal to a new member's, and LSH candidates sharing a band bucket with a new member whose MinHash
+estimate reaches the threshold less the margin, joined when the exact Jaccard similarity of the two shingle
+sets reaches the threshold. The existing members' groups come from the previous version's membership rows.
+The result is the grouping `splits.duplicate_groups` gives over all members (the same links, found from the
+new side; a group is named by its smallest id), at the cost of the pairs with a new member.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import polars as pl
 
 from brightrun.quality import duplicates
-from brightrun.workspace.files import atomic_write_bytes
-
-METHOD = f"1-p{duplicates.NUM_PERM}-s3-seed1"
-"""The signature scheme of the cached parts (permutations, shingle size, seed); another scheme, another
-folder."""
-
-
-def cache_folder(training_file_folder: Path) -> Path:
-    """Where a training file keeps its members' signatures: `<workspace>/cache/training_file_signatures/
-    <name>/<METHOD>/`, beside (not in) the training file's folder of built versions."""
-    return training_file_folder.parent.parent / "cache" / "training_file_signatures" / training_file_folder.name / METHOD
 
 
 def exact_key(text: str) -> str:
@@ -43,124 +28,183 @@ def exact_key(text: str) -> str:
 
 
 def compute(texts: Sequence[str], sets: list[np.ndarray] | None = None) -> tuple[list[str], np.ndarray]:
-    """(exact keys, MinHash signatures len(texts) x NUM_PERM) of texts: what the cache holds. The texts'
-    shingle sets are appended to `sets` when given (for the exact checks of this add; not kept)."""
+    """(exact keys, MinHash signatures len(texts) x NUM_PERM) of texts. The texts' shingle sets are appended
+    to `sets` when given."""
     keys: list[str] = []
     sig = duplicates.signatures(list(texts), sets=sets, keys=keys) if texts else np.empty((0, duplicates.NUM_PERM),
                                                                                           np.uint32)
     return keys, sig
 
 
-def cached(folder: Path, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray]]:
-    """{id: (exact key, signature)} of the ids whose signatures are kept in `folder` (cache_folder)."""
-    parts = sorted(folder.glob("*.parquet")) if folder.exists() else []
-    if not parts:
-        return {}
-    frame = pl.concat([pl.read_parquet(p) for p in parts]).unique("conversation_id", keep="first")
-    frame = frame.filter(pl.col("conversation_id").is_in(list(ids)))
-    sig = np.frombuffer(b"".join(frame["signature"].to_list()), dtype=np.uint32).reshape(-1, duplicates.NUM_PERM)
-    return {cid: (key, sig[k]) for k, (cid, key) in enumerate(zip(frame["conversation_id"].to_list(),
-                                                                    frame["exact"].to_list(), strict=True))}
-
-
-def store(folder: Path, ids: Sequence[str], keys: Sequence[str], sig: np.ndarray) -> None:
-    """Keep the signatures of `ids` in `folder` (a new part; the caller holds the training file's lock)."""
-    if not len(ids):
-        return
-    frame = pl.DataFrame({"conversation_id": list(ids), "exact": list(keys),
-                          "signature": [row.tobytes() for row in np.ascontiguousarray(sig, dtype=np.uint32)]})
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / f"{uuid.uuid4().hex}.parquet", buffer.getvalue())
-
-
-def grow_groups(known: Mapping[str, str], known_sig: Mapping[str, tuple[str, np.ndarray]],
-                new_texts: Mapping[str, str], new_sig: tuple[list[str], np.ndarray],
-                texts_of: Callable[[list[str]], dict[str, str]], threshold: float = 0.6,
-                sets: Mapping[str, np.ndarray] | None = None) -> dict[str, str]:
-    """{id: group id} over the members `known` ({id: group id}, the previous version's) and the new ones:
-    the known groups joined with every exact or near-duplicate link that involves a new member. `sets`:
-    shingle sets already made ({id: set}); the others are made when a check needs them."""
+def grow_groups(known: Mapping[str, str], signed: Mapping[str, tuple[str, np.ndarray]], new: Sequence[str],
+                sets_of: Callable[[list[str]], Mapping[str, np.ndarray]], threshold: float = 0.6) -> dict[str, str]:
+    """{id: group id} over the members `known` ({id: group id}, the previous version's) and the `new` ones:
+    the known groups joined with every exact or near-duplicate link that involves a new member; a group is
+    named by its smallest id. `signed`: {id: (exact key, signature)} of every member; `sets_of(ids)`: the
+    shingle sets of the members an exact check needs (asked once)."""
     old = sorted(known)
-    new = sorted(new_texts)
+    new = sorted(new)
     ids = old + new
     n_old = len(old)
     position = {cid: k for k, cid in enumerate(ids)}
-    parent = list(range(len(ids)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def join(x: int, y: int) -> None:
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)  # the root is the smallest position, so the smallest id
-
+    comps = duplicates._Components(len(ids))
     for cid in old:  # the known groups (a group id is the smallest id of its group, a member)
-        join(position[cid], position[known[cid]])
-    new_keys, new_rows = new_sig
-    key_of = {cid: key for cid, (key, _) in known_sig.items()}
+        comps.union(position[cid], position[known[cid]])
     first: dict[str, int] = {}
-    for cid in old:
-        first.setdefault(key_of[cid], position[cid])
-    for k, key in enumerate(new_keys):
+    for k, cid in enumerate(ids):
+        key = signed[cid][0]
         if key in first:
-            join(first[key], n_old + k)
+            if k >= n_old:
+                comps.union(first[key], k)
         else:
-            first[key] = n_old + k
-    sig = np.vstack([np.stack([known_sig[c][1] for c in old]) if old else
-                     np.empty((0, duplicates.NUM_PERM), np.uint32), new_rows])
-    made = {position[c]: v for c, v in (sets or {}).items() if c in position}
-    _near_links(sig, n_old, threshold, find, join, lambda idx: _sets(idx, ids, n_old, new_texts, texts_of, made))
-    return {cid: ids[find(position[cid])] for cid in ids}
+            first[key] = k
+    sig = (np.stack([signed[c][1] for c in ids]) if ids else np.empty((0, duplicates.NUM_PERM), np.uint32))
+    _near_links(sig, n_old, threshold, comps, lambda idx: _by_index(idx, ids, sets_of))
+    name: dict[int, str] = {}
+    labels = comps.label.tolist()
+    for k, label in enumerate(labels):
+        if label not in name or ids[k] < name[label]:
+            name[label] = ids[k]
+    return {cid: name[label] for cid, label in zip(ids, labels, strict=True)}
 
 
-def _sets(indices: list[int], ids: list[str], n_old: int, new_texts: Mapping[str, str],
-          texts_of: Callable[[list[str]], dict[str, str]], made: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """Sorted distinct shingle hashes of the members at `indices`: those `made` already, the others from their
-    turns (old members' read in one query)."""
-    order = [i for i in indices if i not in made]
-    wanted_old = [ids[i] for i in order if i < n_old]
-    texts = texts_of(wanted_old) if wanted_old else {}
-    sets = duplicates.shingle_sets([texts.get(ids[i], "") if i < n_old else new_texts[ids[i]] for i in order])
-    return {**made, **dict(zip(order, sets, strict=True))}
+def _by_index(indices: list[int], ids: list[str], sets_of: Callable[[list[str]], Mapping[str, np.ndarray]]
+              ) -> dict[int, np.ndarray]:
+    sets = sets_of([ids[i] for i in indices])
+    return {i: sets[ids[i]] for i in indices}
 
 
-def _near_links(sig: np.ndarray, n_old: int, threshold: float, find: Callable[[int], int],
-                join: Callable[[int, int], None], sets_of: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
+def _near_links(sig: np.ndarray, n_old: int, threshold: float, comps: duplicates._Components,
+                sets_of: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
     """Join every near-duplicate pair with at least one new member (index >= n_old): LSH buckets as
     `duplicates.near_duplicate_clusters` forms them, its estimate filter, then the exact Jaccard check, made
-    once per pair however many bands the pair shares, the closest estimates first, and skipped when the two
-    are already in one group (a new member that joins a group is not checked again against its members)."""
+    once per pair however many bands the pair shares, and skipped when the two are already in one group
+    when their turn comes (pairs taken by their first member, ascending)."""
     pairs = _candidates(sig, n_old, threshold)
     if not pairs.size:
         return
     n = len(sig)
-    left, right = (pairs // n).tolist(), (pairs % n).tolist()
-    sets = sets_of(np.union1d(left, right).tolist())
-    for i, j in zip(left, right, strict=True):
-        if find(i) != find(j) and jaccard(sets[i], sets[j]) >= threshold:
-            join(i, j)
+    left, right = pairs // n, pairs % n
+    sets = sets_of(_distinct(np.concatenate((left, right))).tolist())
+    _link_exact(left, right, sets, threshold, comps)
+
+
+def _link_exact(left: np.ndarray, right: np.ndarray, sets: Mapping[int, np.ndarray], threshold: float,
+                comps: duplicates._Components) -> int:
+    """Join each pair (left[k], right[k]) whose exact Jaccard similarity (`jaccard`'s figure) reaches the
+    threshold. The shingle values are renumbered densely first. When they are few (a bitmap of them is no
+    longer than the average set, as in templated texts), the pairs are counted on bitmaps, a block of pairs at
+    a time; otherwise they are taken by their left member, ascending, and one member's pairs are counted
+    together (its values marked in a table, each right member's looked up there). Either way a pair whose two
+    members are in one group already when its turn comes is skipped. Returns the pairs checked."""
+    involved = _distinct(np.concatenate((left, right)))
+    where = np.full(int(involved[-1]) + 1, -1, np.int64)
+    where[involved] = np.arange(len(involved))
+    parts = [sets[i] for i in involved.tolist()]
+    sizes = np.fromiter(map(len, parts), np.int64, len(parts))
+    starts = np.zeros(len(parts), np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    dense, values = pd.factorize(np.concatenate(parts))  # (a hash table: several times a sort's speed)
+    dense = dense.astype(np.int32)
+    del parts
+    words = -(-len(values) // 64)
+    if words <= sizes.mean() and words * 8 * len(involved) <= _BITMAP_BYTES:
+        bits = _bitmaps(dense, sizes, words)
+        counts = np.bitwise_count(bits).sum(axis=1, dtype=np.int64)
+        checked = 0
+        for k in range(0, len(left), _PAIR_BLOCK):
+            i, j = left[k:k + _PAIR_BLOCK], right[k:k + _PAIR_BLOCK]
+            apart = comps.label[i] != comps.label[j]
+            i, j = i[apart], j[apart]
+            a, b = where[i], where[j]
+            common = np.bitwise_count(bits[a] & bits[b]).sum(axis=1, dtype=np.int64)
+            ok = common / (counts[a] + counts[b] - common) >= threshold
+            for x, y in zip(i[ok].tolist(), j[ok].tolist(), strict=True):
+                comps.union(x, y)
+            checked += len(i)
+        return checked
+    mark = np.zeros(len(values), dtype=bool)
+    order = np.argsort(left, kind="stable")
+    cuts = np.flatnonzero(np.diff(left[order])) + 1
+    label = comps.label
+    checked = 0
+    for group in np.split(order, cuts):
+        i = int(left[group[0]])
+        js = right[group]
+        js = js[label[js] != label[i]]
+        if not js.size:
+            continue
+        checked += js.size
+        wi, wj = where[i], where[js]
+        own = dense[starts[wi]:starts[wi] + sizes[wi]]
+        mark[own] = True
+        size = sizes[wj]
+        bounds = np.zeros(len(wj), np.int64)
+        np.cumsum(size[:-1], out=bounds[1:])
+        index = np.arange(int(bounds[-1] + size[-1])) + np.repeat(starts[wj] - bounds, size)
+        common = np.add.reduceat(mark[dense[index]], bounds, dtype=np.int64)
+        mark[own] = False
+        for j in js[common / (sizes[wi] + size - common) >= threshold].tolist():
+            comps.union(i, j)
+    return checked
+
+
+_BITMAP_BYTES = 1 << 30
+"""The most memory the members' bitmaps may take (else the table lookups are used)."""
+_PAIR_BLOCK = 1 << 15
+"""Pairs counted on bitmaps at once."""
+
+
+def _bitmaps(dense: np.ndarray, sizes: np.ndarray, words: int) -> np.ndarray:
+    """(members x words) uint64 bitmaps of the members' dense values (member k's are the k-th run of `dense`,
+    `sizes[k]` long)."""
+    bits = np.zeros((len(sizes), words * 8), np.uint8)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    np.bitwise_or.at(bits, (owner, dense >> 3), np.left_shift(1, dense & 7).astype(np.uint8))
+    return bits.view(np.uint64)
 
 
 SMALL_BUCKET = 64
 """Buckets up to this size have their candidate pairs made by one join per band; a larger bucket's are
-made one new member at a time (a join would hold its size squared pairs at once)."""
+estimated as a block, its new members against all its members."""
+
+_WORK = 1 << 22
+"""Bytes of equality flags a large bucket's block estimate holds at once."""
+
+def _equal_counts(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    """Equal values of uint8 arrays a and b (broadcast) counted along `axis`, which holds one value per
+    permutation: the flags are added row by row into a uint8 count (at most num_perm, under 256), which
+    numpy vectorizes across the other axis when `axis` is not the last."""
+    return np.add.reduce((a == b).view(np.uint8), axis=axis, dtype=np.uint8)
+
+
+_LANES = np.uint64(0x0101010101010101)
+
+
+def _row_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Equal values per row of two (pairs x num_perm) uint8 arrays. With num_perm a multiple of 8, the flags are
+    summed 8 at a time as the bytes of uint64 words (each byte at most num_perm / 8, so no carry), then the bytes
+    of the sum added by a multiplication."""
+    if a.shape[1] % 8:
+        return (a == b).sum(axis=1)
+    packed = np.add.reduce((a == b).view(np.uint64), axis=1)
+    return (packed * _LANES) >> np.uint64(56)
 
 
 def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
     """The pairs (i, j) sharing an LSH band bucket, i new (>= n_old), j old or a later new member, whose
     MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
-    the highest estimate first (then ascending)."""
+    ascending. The estimates are first counted over the values' low bytes (equal values have equal low
+    bytes, so that count is never below the true one and drops no pair), and the pairs that pass are
+    counted again over the whole values. A large bucket is counted as blocks of its new members against all
+    its members, permutation by permutation."""
     num_perm, n = sig.shape[1], len(sig)
     bands, rows = duplicates.lsh_params(max(0.05, threshold - duplicates.LSH_SLACK), num_perm)
     floor = threshold - duplicates.ESTIMATE_MARGIN
-    found: list[np.ndarray] = []
-    agree: list[np.ndarray] = []
+    need = next(c for c in range(num_perm + 1) if c / num_perm >= floor)  # the smallest count that passes
+    low = np.ascontiguousarray(sig.T.astype(np.uint8))  # the values' low bytes, one row per permutation
+    rows_low = np.ascontiguousarray(low.T)  # and one row per member
+    passed: list[np.ndarray] = []  # pairs whose low-byte count passes, as i * n + j (a pair once per band)
     for band in range(bands):
         block = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
@@ -171,31 +215,56 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
         if not shared.any():
             continue
         small = shared & (sizes <= SMALL_BUCKET)
-        members = np.flatnonzero(small[bucket])  # small buckets: their pairs in one join, estimates in bulk
+        members = np.flatnonzero(small[bucket])  # small buckets: their pairs in one join
         if members.size:
             frame = pl.DataFrame({"bucket": bucket[members].astype(np.int64), "j": members.astype(np.int64)})
             joined = (frame.filter(pl.col("j") >= n_old).rename({"j": "i"}).join(frame, on="bucket")
                       .filter((pl.col("j") < n_old) | (pl.col("j") > pl.col("i"))))  # a new-new pair once
             left, right = joined["i"].to_numpy(), joined["j"].to_numpy()
             for k in range(0, len(left), 65_536):
-                same = (sig[left[k:k + 65_536]] == sig[right[k:k + 65_536]]).sum(axis=1)
-                close = same / num_perm >= floor
-                found.append(left[k:k + 65_536][close] * n + right[k:k + 65_536][close])
-                agree.append(same[close])
-        members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: one new member at a time
+                part_l, part_r = left[k:k + 65_536], right[k:k + 65_536]
+                close = _row_counts(rows_low[part_l], rows_low[part_r]) >= need
+                passed.append(part_l[close] * n + part_r[close])
+        members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: new members x the rest, as blocks
         order = members[np.argsort(bucket[members], kind="stable")]
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for group in np.split(order, edges) if order.size else []:
-            for i in group[group >= n_old].tolist():
-                rest = group[(group < n_old) | (group > i)]
-                same = (sig[rest] == sig[i]).sum(axis=1)
-                close = same / num_perm >= floor
-                found.append(i * n + rest[close].astype(np.int64))
-                agree.append(same[close])
-    if not found:
+            passed.extend(_bucket_pairs(np.take(low, group, axis=1), group, n_old, need, n))
+    if not passed:
         return np.empty(0, np.int64)
-    pairs, first = np.unique(np.concatenate(found), return_index=True)
-    return pairs[np.argsort(-np.concatenate(agree)[first], kind="stable")]
+    pairs = _distinct(np.concatenate(passed))
+    keep = np.zeros(len(pairs), dtype=bool)
+    for k in range(0, len(pairs), 65_536):  # the whole values, once per pair
+        left, right = pairs[k:k + 65_536] // n, pairs[k:k + 65_536] % n
+        keep[k:k + 65_536] = (sig[left] == sig[right]).sum(axis=1) / num_perm >= floor
+    return pairs[keep]
+
+
+def _bucket_pairs(block: np.ndarray, group: np.ndarray, n_old: int, need: int, n: int) -> list[np.ndarray]:
+    """The pairs of a large bucket (members `group`, ascending; `block` their low bytes, num_perm x members)
+    whose low-byte count reaches `need`: each new member against the old members and the new ones after it,
+    a block of new members at a time, as i * n + j (n: the members of the file)."""
+    num_perm, size = block.shape
+    first = int(np.searchsorted(group, n_old))  # the new members are the last ones
+    step = max(1, _WORK // (size * num_perm))
+    out = []
+    for start in range(first, size, step):
+        stop = min(start + step, size)
+        mine = block[:, start:stop].T[:, :, None]  # new members x num_perm x 1
+        old = _equal_counts(block[None, :, :first], mine, 1) >= need
+        ii, jj = np.nonzero(old)
+        out.append(group[start + ii] * n + group[jj])
+        after = _equal_counts(block[None, :, start + 1:], mine, 1) >= need  # columns start+1 ...
+        after &= np.arange(start + 1, size)[None, :] > np.arange(start, stop)[:, None]
+        ii, jj = np.nonzero(after)
+        out.append(group[start + ii] * n + group[start + 1 + jj])
+    return out
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique(values) by a sort (numpy's hash-based unique is several times slower on tens of millions)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if values.size else values
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

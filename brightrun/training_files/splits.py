@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from brightrun.datasets.rules import SPLITS
 from brightrun.errors import TrainingFileError
-from brightrun.quality.duplicates import NUM_PERM, exact_duplicates, near_duplicate_clusters
+from brightrun.quality import signature_store
+from brightrun.quality.duplicates import exact_duplicates, near_duplicate_clusters, shingle_sets
 from brightrun.training_files import signatures
 from brightrun.workspace import Workspace
 
@@ -74,23 +74,36 @@ def groups_of(ws: Workspace, name: str, version: int) -> dict[str, str]:
     return dict(zip(rows["conversation_id"].to_list(), rows["cluster"].to_list(), strict=True))
 
 
-def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str], cache: Path) -> dict[str, str]:
+FILTER_FINGERPRINTS = 20_000
+"""Files with fewer members than this read their members' turn fingerprints by id; larger ones scan every
+conversation's (one scan of the turns table is cheaper than filtering it by many ids)."""
+
+
+def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str]) -> dict[str, str]:
     """duplicate_groups of `ids` from the groups `known` of the members that stay ({id: group}) and the
-    signatures kept in `cache`: only the members not yet signed are read and signed (signatures.py)."""
-    have = signatures.cached(cache, ids)
+    features kept in the workspace (signature_store): only the members not signed since their turns were
+    written are read and signed."""
+    turns = signature_store.fingerprints(ws, ids if len(ids) < FILTER_FINGERPRINTS else None)
+    have = signature_store.load(ws, ids, turns).by_id()
     unsigned = [i for i in ids if i not in have]
-    new = [i for i in ids if i not in known]
-    texts = member_texts(ws, sorted(set(unsigned) | set(new)))
-    sets: list[np.ndarray] = []
-    keys, sig = signatures.compute([texts.get(i, "") for i in unsigned], sets)
-    signatures.store(cache, unsigned, keys, sig)
-    have.update({cid: (keys[k], sig[k]) for k, cid in enumerate(unsigned)})
-    new_sig = (
-        [have[i][0] for i in new],
-        np.stack([have[i][1] for i in new]) if new else np.empty((0, NUM_PERM), np.uint32))
-    return signatures.grow_groups({i: known[i] for i in ids if i in known}, {i: have[i] for i in known if i in have},
-                                  {i: texts.get(i, "") for i in new}, new_sig,
-                                  lambda wanted: member_texts(ws, wanted), sets=dict(zip(unsigned, sets, strict=True)))
+    made: dict[str, np.ndarray] = {}
+    if unsigned:
+        texts = member_texts(ws, unsigned)
+        fresh = signature_store.sign_missing(ws, {i: texts.get(i, "") for i in unsigned}, turns)
+        have.update(fresh.by_id())
+        made = dict(zip(fresh.ids, fresh.sets or [], strict=True))
+
+    def sets_of(wanted: list[str]) -> dict[str, np.ndarray]:
+        found = {i: made[i] for i in wanted if i in made}
+        found |= signature_store.load_sets(ws, [i for i in wanted if i not in found])
+        missing = [i for i in wanted if i not in found]  # (entries lost since they were read)
+        if missing:
+            texts = member_texts(ws, missing)
+            found |= dict(zip(missing, shingle_sets([texts.get(i, "") for i in missing]), strict=True))
+        return found
+
+    return signatures.grow_groups({i: known[i] for i in ids if i in known}, have,
+                                  [i for i in ids if i not in known], sets_of)
 
 
 def _order(salt: str, key: str) -> bytes:
@@ -98,23 +111,23 @@ def _order(salt: str, key: str) -> bytes:
 
 
 def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt: str,
-                  fixed: Mapping[str, str] | None = None, *, known: Mapping[str, str] | None = None,
-                  cache: Path | None = None) -> tuple[dict[str, str], dict[str, str]]:
+                  fixed: Mapping[str, str] | None = None, *, known: Mapping[str, str] | None = None
+                  ) -> tuple[dict[str, str], dict[str, str]]:
     """Reads info(conversation_id, tier, arc_key); returns ({id: split}, {id: group id}).
 
     `fixed` ({id: split}, the members of the previous version) never moves: a group holding a fixed member
     takes its split (that of its smallest fixed id, should a new member join groups of two splits), and
     the other groups are placed so that each stratum, counting its fixed members, nears the ratios.
-    With `known` (the previous version's {member: group}, when members were only added) and `cache` (its
-    signature folder), the groups are grown from the new members only (grown_groups), else made anew."""
+    With `known` (the previous version's {member: group}, when members were only added), the groups are
+    grown from the new members only (grown_groups), else made anew."""
     check_ratios(ratios)
     fixed = fixed or {}
     ids = info["conversation_id"].to_list()
     if not ids:
         return {}, {}
     members = set(ids)
-    if known is not None and cache is not None and set(known) <= members and set(known.values()) <= members:
-        groups = grown_groups(ws, ids, known, cache)  # (groups recorded by older code may name no member)
+    if known is not None and set(known) <= members and set(known.values()) <= members:
+        groups = grown_groups(ws, ids, known)  # (groups recorded by older code may name no member)
     else:
         texts = member_texts(ws, ids)
         groups = duplicate_groups({i: texts.get(i, "") for i in ids})
