@@ -16,8 +16,8 @@ KEY = "tpl_confusion_to_clarity"
 
 
 def previews(at: AppTest, ws: Workspace) -> list[str]:
-    """The preview's rendered system prompt and body (the sidebar's code block is the workspace path)."""
-    return [c.value for c in at.code if c.value != str(ws.root)]
+    """The preview's rendered system prompt and body (the page's only code blocks)."""
+    return [c.value for c in at.code]
 
 
 @pytest.fixture

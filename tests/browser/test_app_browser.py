@@ -47,6 +47,9 @@ def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) ->
     try:
         # Overview: the coverage heatmap is drawn by plotly and names the personas.
         expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
+        expect(page.locator(".st-key-coverage_table [data-testid='stDataFrame']")).to_be_visible()  # drawn first
+        expect(page.locator(".js-plotly-plot")).to_have_count(0)  # no chart on the first run: the page budget
+        rerun_after(page, page.get_by_role("tab", name="Heatmap").click)
         heatmap = page.locator(".st-key-coverage_heatmap .js-plotly-plot")
         expect(heatmap).to_be_visible()
         expect(heatmap).to_contain_text("David Chen")
