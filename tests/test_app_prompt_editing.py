@@ -47,6 +47,8 @@ def test_edit_check_preview_save_and_start_an_experiment(page: AppTest, ws: Work
 
     at.text_area(key=f"pr_edit_body_{KEY}").input(original + "Mention the client's name: {{persona_name}}.\n").run()
     assert not at.error
+    assert previews(at, ws) == []  # the preview on request (its code blocks cost the first run)
+    at.toggle(key="pr_preview").set_value(True).run()
     at.selectbox(key="pr_preview_persona").set_value("david_chen")
     at.selectbox(key="pr_preview_topic").set_value("emergency_fund").run()
     rendered = previews(at, ws)[1]
