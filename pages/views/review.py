@@ -503,6 +503,8 @@ with ui.guard():
         _open_in_queue(linked, linked)
     queue_tab, agreement_tab = st.tabs(["Queue", "Agreement"], key="rv_tab", on_change="rerun")
     with queue_tab:
-        _queue_tab(ws, reviewer)
+        if queue_tab.open:  # only the open tab runs (the page budget)
+            _queue_tab(ws, reviewer)
     with agreement_tab:
-        _agreement_tab(ws)
+        if agreement_tab.open:
+            _agreement_tab(ws)
