@@ -127,6 +127,8 @@ def test_judging_a_turn_writes_one_row_beside_the_original(demo_copy: Workspace,
     assert widget(at, "text_input", pid, "_comment").value == "Too long"
     assert widget(at, "text_area", pid, "_edit").value == "A shorter, kinder answer."
     assert progress(at)[2] == 1
+    at.session_state[f"rv_history_{pid}"] = True  # the history is drawn when its expander opens
+    at.run()
     history = next(d.value for d in at.dataframe if "version" in d.value.columns and original in
                    set(d.value["response"]))
     assert list(history["version"]) == ["original", "edit"]
