@@ -137,6 +137,9 @@ def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> N
     assert plain("Grief -> Planning") in markdown and "Persona" in markdown  # stored names shown as text
     version = demo_ws.sql("SELECT template_version FROM conversations WHERE conversation_id = ?", [cid]).item()
     assert version in markdown
+    assert not at.code  # the call's code blocks are drawn when its expander opens (the page budget)
+    at.session_state["cv_call"] = True
+    at.run()
     code = [c.value for c in at.code]
     assert any("Elena Marquez" in c or "advisor" in c.lower() for c in code)  # the call's prompt is shown
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-from test_prompts import two_versions  # noqa: F401 - the fixture: a workspace with two versions of one template
+from test_prompts import KEY, two_versions  # noqa: F401 - the fixture: a workspace with two versions of one template
 
 from brightrun.prompts import effectiveness as eff
 
@@ -30,3 +30,24 @@ def test_with_two_versions_the_page_shows_descriptives_and_no_p_value(two_versio
     assert not any(c.startswith("p") and ("p_" in c or c == "p") for frame in shown for c in frame.columns), \
         [list(frame.columns) for frame in shown]
     assert not [d for d in at.dataframe if d.key in ("pr_eff_correlations", "pr_eff_coefficients")]
+
+
+def test_the_first_run_draws_no_chart_code_block_or_closed_table(two_versions, monkeypatch) -> None:  # noqa: F811
+    """The page budget: the forest plot, the preview's code blocks and the label history's table are drawn
+    when asked for (a tab, a toggle, an expander), not on the first run."""
+    from brightrun.prompts import registry
+
+    ws, old, new = two_versions
+    registry.set_label(ws, KEY, new, "production", by="Ann")
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.switch_page("pages/views/prompts.py").run()
+    at.selectbox(key="pr_template").set_value(KEY).run()
+    assert not at.exception, at.exception
+    assert not at.get("plotly_chart") and not at.code
+    assert not [d for d in at.dataframe if "set_by" in d.value.columns]
+    at.session_state["pr_label_history_open"] = True
+    at.run()
+    (history,) = [d.value for d in at.dataframe if "set_by" in d.value.columns]
+    assert list(history["label"]) == ["production"] and list(history["set_by"]) == ["Ann"]

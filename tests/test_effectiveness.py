@@ -184,6 +184,7 @@ def test_prompts_page_shows_the_effectiveness_section(reviewed_path: Path, monke
     assert not at.exception, at.exception
     assert any("Effectiveness" in h.value for h in at.subheader)
     assert any("Associational" in i.value and ASSOCIATIONAL_LABEL in i.value for i in at.info)
+    at.session_state["pr_eff_per_version"] = True  # its table is drawn when the expander opens
     at.selectbox(key="pr_eff_outcome").set_value("rating").run()
     assert not at.exception, at.exception
     frames = [d.value for d in at.dataframe]

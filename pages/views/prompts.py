@@ -55,8 +55,10 @@ def _effectiveness_section(ws) -> None:
             st.caption(f"{r.kind.upper()} on {r.n:,} template versions · {r.fit_statistic_name} {fit} · errors: {r.cov_type} · "
                        f"`{r.formula}`")
             st.dataframe(ui.p_text(report.coefficients()), hide_index=True, key="pr_eff_coefficients")
-        with st.expander(f"Per template version ({report.effective_n} rows: the unit of these statistics)"):
-            st.dataframe(report.versions, hide_index=True, key="pr_eff_versions")
+        per_version = st.expander(f"Per template version ({report.effective_n} rows: the unit of these statistics)",
+                                  key="pr_eff_per_version", on_change="rerun")
+        if per_version.open:  # drawn when opened (the page budget), like the label history
+            per_version.dataframe(report.versions, hide_index=True, key="pr_eff_versions")
         for note in report.notes:
             st.caption(f"· {note}")
 
@@ -189,8 +191,9 @@ with ui.guard():
             if cols[1].button("Remove", key=f"pr_remove_{row['label']}"):
                 prompts.remove_label(ws, template, row["label"])
                 st.rerun()
-    with st.expander("Label history"):
-        st.dataframe(prompts.label_history(ws, template), hide_index=True, key="pr_label_history")
+    label_history = st.expander("Label history", key="pr_label_history_open", on_change="rerun")
+    if label_history.open:  # drawn when opened: a closed expander's table is drawn on the first run too
+        label_history.dataframe(prompts.label_history(ws, template), hide_index=True, key="pr_label_history")
 
     st.subheader("Compare two versions")
     if len(ids) < 2:

@@ -87,9 +87,9 @@ def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) ->
                ).to_contain_text("David Chen - The Pragmatic Optimist")
         expect(page.locator('[data-testid="stException"]')).to_have_count(0)
 
-        # The LLM call behind it (an expander: opening it is client-side, no rerun).
+        # The LLM call behind it (an expander drawn when opened: opening it reruns the page).
         expander = page.locator('[data-testid="stExpander"]').filter(has_text="The LLM call behind it")
-        expander.get_by_text("The LLM call behind it").click()
+        rerun_after(page, expander.get_by_text("The LLM call behind it").click)
         expect(expander.get_by_text("System prompt", exact=True)).to_be_visible()
         expect(expander.get_by_text("Raw response", exact=True)).to_be_visible()
         wait_idle(page)
