@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-from test_prompts import KEY, two_versions  # noqa: F401 - the fixture: a workspace with two versions of one template
+from test_app_prompt_editing import KEY, open_prompts
+from test_prompts import two_versions  # noqa: F401 - the fixture: a workspace with two versions of one template
 
 from brightrun.prompts import effectiveness as eff
 
@@ -15,11 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_with_two_versions_the_page_shows_descriptives_and_no_p_value(two_versions, monkeypatch) -> None:  # noqa: F811
     ws, old, new = two_versions
-    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
-    at.switch_page("pages/views/prompts.py").run()
-    assert not at.exception, at.exception
+    at = open_prompts(ws.root, monkeypatch, None)
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("No inference possible yet") and f"{eff.MIN_VERSIONS} are needed" in w
                for w in warnings), warnings
@@ -39,12 +35,7 @@ def test_the_first_run_draws_no_chart_code_block_or_closed_table(two_versions, m
 
     ws, old, new = two_versions
     registry.set_label(ws, KEY, new, "production", by="Ann")
-    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
-    at.switch_page("pages/views/prompts.py").run()
-    at.selectbox(key="pr_template").set_value(KEY).run()
-    assert not at.exception, at.exception
+    at = open_prompts(ws.root, monkeypatch)
     assert not at.get("plotly_chart") and not at.code
     assert not [d for d in at.dataframe if "set_by" in d.value.columns]
     at.session_state["pr_label_history_open"] = True

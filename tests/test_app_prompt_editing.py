@@ -20,15 +20,21 @@ def previews(at: AppTest, ws: Workspace) -> list[str]:
     return [c.value for c in at.code]
 
 
-@pytest.fixture
-def page(ws: Workspace, monkeypatch) -> AppTest:
-    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
+def open_prompts(root: Path, monkeypatch, template: str | None = KEY) -> AppTest:
+    """The Prompts page on the workspace at `root`, with `template` chosen (None: the page's first)."""
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(root))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     at.switch_page("pages/views/prompts.py").run()
-    at.selectbox(key="pr_template").set_value(KEY).run()
+    if template:
+        at.selectbox(key="pr_template").set_value(template).run()
     assert not at.exception, at.exception
     return at
+
+
+@pytest.fixture
+def page(ws: Workspace, monkeypatch) -> AppTest:
+    return open_prompts(ws.root, monkeypatch)
 
 
 def test_edit_check_preview_save_and_start_an_experiment(page: AppTest, ws: Workspace) -> None:
