@@ -29,7 +29,9 @@ with st.sidebar, ui.guard():
     ws = ui.workspace()
     t = totals(ws)
     st.caption("Workspace")
-    st.code(str(ws.root), language=None)
+    # st.text, not st.code: a code block loads its syntax highlighter, about 0.3 s of the browser's time on
+    # every page's first run (docs/benchmarks.md, "Page budget").
+    st.text(str(ws.root))
     st.caption(f"{ui.fmt_int(t.conversations)} conversations · {ui.fmt_int(t.training_pairs)} training pairs")
     if t.scripted_share > 0:
         st.caption(f":material/smart_toy: {t.scripted_share:.0%} of conversations are scripted (offline demo data)")

@@ -20,7 +20,12 @@ How it is measured:
              has finished and the app is idle (`wait_idle`: the run's `script_finished` message on the
              app's websocket, then `[data-testid="stApp"]` in state notRunning, then two animation
              frames). Also "run end": until the run's `script_finished` message reached the browser
-             (the rest of "idle" is the browser drawing what the run sent)
+             (the rest of "idle" is the browser drawing what the run sent). And the CPU each side spent
+             on it, less sensitive to the load of a shared machine than the times: "server CPU", the
+             Streamlit server process's user + system time (/proc) from `page.goto` until the page has
+             settled (idle, then no network request for 500 ms: the lazily loaded chart code is
+             fetched and run by then), and "browser CPU", the page's main-thread busy time
+             (Chrome DevTools Performance metric TaskDuration) until then
   save       on Review (`?reviewer=bench`, the first conversation of the queue), `--repeat` times on
              its advisor turns in order: pick a thumbs (up, then down on the next pass over the turns,
              so every save changes something), then time from the click on the turn's Save until the
@@ -34,6 +39,7 @@ Median, min and max of each; ratio = median / the baseline's median. The load av
 core: the bench, the Streamlit servers and Chromium all run at once, as they do for a user.
 
 Run:  .venv/bin/python bench/bench_pages.py [--conversations 600] [--repeat 5] [--workspace DIR] [--json]
+                                            [--pages "Overview,Quality"]
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +139,10 @@ class Figure:
     budget: float | None
     errors: int = 0
     """Exceptions the page showed (an error page is fast, and wrong)."""
+    server_cpu_seconds: list[float] = field(default_factory=list)
+    """CPU time of the Streamlit server process per first run (empty for the saves)."""
+    browser_cpu_seconds: list[float] = field(default_factory=list)
+    """Main-thread busy time of the browser page per first run (empty for the saves)."""
 
     @property
     def median(self) -> float:
@@ -141,6 +151,14 @@ class Figure:
     @property
     def run_end_median(self) -> float:
         return statistics.median(self.run_end_seconds)
+
+    @property
+    def server_cpu_median(self) -> float | None:
+        return statistics.median(self.server_cpu_seconds) if self.server_cpu_seconds else None
+
+    @property
+    def browser_cpu_median(self) -> float | None:
+        return statistics.median(self.browser_cpu_seconds) if self.browser_cpu_seconds else None
 
     def ratio(self, baseline: Figure | None) -> float | None:
         return self.median / baseline.median if baseline and baseline.median > 0 else None
@@ -154,34 +172,66 @@ class Figure:
         verdict = "" if within is None else ("under" if within else "OVER") + f" {self.budget:g} s"
         return (f"{self.name:16s} {self.median * 1000:7.0f} {min(self.seconds) * 1000:7.0f} "
                 f"{max(self.seconds) * 1000:7.0f} {self.run_end_median * 1000:7.0f} "
+                f"{_ms(self.server_cpu_median):>7s} {_ms(self.browser_cpu_median):>7s} "
                 f"{'' if ratio is None else f'{ratio:.1f}x':>6s}  {verdict}"
                 + (f"  ({self.errors} exception(s) shown!)" if self.errors else ""))
 
     def summary(self, baseline: Figure | None) -> dict[str, Any]:
         return {"name": self.name, "median_s": self.median, "min_s": min(self.seconds), "max_s": max(self.seconds),
                 "run_end_median_s": self.run_end_median, "runs_s": self.seconds, "run_end_runs_s": self.run_end_seconds,
+                "server_cpu_median_s": self.server_cpu_median, "browser_cpu_median_s": self.browser_cpu_median,
+                "server_cpu_runs_s": self.server_cpu_seconds, "browser_cpu_runs_s": self.browser_cpu_seconds,
                 "ratio_to_baseline": self.ratio(baseline), "budget_s": self.budget, "within_budget": self.within(),
                 "exceptions_shown": self.errors}
 
 
-HEADER = f"{'':16s} {'median':>7s} {'min':>7s} {'max':>7s} {'run end':>7s} {'ratio':>6s}  (ms; run end: median)"
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:.0f}"
+
+
+HEADER = (f"{'':16s} {'median':>7s} {'min':>7s} {'max':>7s} {'run end':>7s} {'srv CPU':>7s} {'brw CPU':>7s} "
+          f"{'ratio':>6s}  (ms; run end and CPU: medians)")
 
 
 # -- measuring ------------------------------------------------------------------------------------
 
 
-def first_run(h: Any, context: Any, url: str) -> tuple[float, float, int]:
+@dataclass
+class FirstRun:
+    idle: float
+    run_end: float
+    errors: int
+    server_cpu: float
+    browser_cpu: float
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def first_run(h: Any, context: Any, url: str, server_pid: int) -> FirstRun:
     """Open `url` in a new page (a new session): seconds until idle, until the run's end reached the
-    browser, and the exceptions shown."""
+    browser, the exceptions shown, and the CPU seconds the server and the page's main thread spent until
+    the page settled (idle, then no request for 500 ms)."""
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     tracker = h.track(page)
+    devtools = context.new_cdp_session(page)
+    devtools.send("Performance.enable")
     try:
+        cpu_before = process_cpu(server_pid)
         start = time.perf_counter()
         page.goto(url)
         h.wait_idle(page, timeout=TIMEOUT_MS)
         idle = time.perf_counter() - start
-        return idle, tracker.finished_at[0] - start, page.locator('[data-testid="stException"]').count()
+        run_end = tracker.finished_at[0] - start
+        page.wait_for_load_state("networkidle")
+        server_cpu = process_cpu(server_pid) - cpu_before
+        metrics = {m["name"]: m["value"] for m in devtools.send("Performance.getMetrics")["metrics"]}
+        return FirstRun(idle, run_end, page.locator('[data-testid="stException"]').count(), server_cpu,
+                        metrics["TaskDuration"])
     finally:
         page.close()
 
@@ -261,7 +311,11 @@ def measure(args: argparse.Namespace, tmp: Path, log: Callable[[str], None]) -> 
     build_s = time.perf_counter() - start
     conversations = _count(root)
     log(f"workspace: {conversations} conversations at {root} ({build_s:.1f} s)")
-    pages = app_pages()
+    pages = [pg for pg in app_pages() if not args.pages or pg.title in args.pages]
+    unknown = set(args.pages or ()) - {pg.title for pg in pages}
+    if unknown:
+        raise SystemExit(f"error: no page titled {', '.join(sorted(unknown))}. Fix: name pages as app.py titles them: "
+                         + ", ".join(pg.title for pg in app_pages()) + ".")
     load_before = os.getloadavg()
     app = h.AppServer(root, tmp / "logs" / "app.log")
     base = h.AppServer(root, tmp / "logs" / "baseline.log", app_dir=baseline_dir(tmp))
@@ -270,19 +324,24 @@ def measure(args: argparse.Namespace, tmp: Path, log: Callable[[str], None]) -> 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=h.CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            cold = {"app": first_run(h, context, app.url)[0], "baseline": first_run(h, context, base.url)[0]}
+            pids = {app.url: app.process.pid, base.url: base.process.pid}
+            cold = {"app": first_run(h, context, app.url, app.process.pid).idle,
+                    "baseline": first_run(h, context, base.url, base.process.pid).idle}
             log(f"cold start (first run after the server started, not counted): app {cold['app'] * 1000:.0f} ms, "
                 f"baseline {cold['baseline'] * 1000:.0f} ms")
-            targets = [("baseline", base.url, None)] + [(pg.title, f"{app.url}/{pg.url_path}", PAGE_BUDGET_S)
-                                                        for pg in pages]
-            for name, _, budget in targets:
+            targets = [("baseline", base.url, base.url, None)] + [
+                (pg.title, app.url, f"{app.url}/{pg.url_path}", PAGE_BUDGET_S) for pg in pages]
+            for name, _, _, budget in targets:
                 figures[name] = Figure(name, [], [], budget)
             for round_ in range(args.repeat):
-                for name, url, _ in targets:
-                    idle, run_end, errors = first_run(h, context, url)
-                    figures[name].seconds.append(idle)
-                    figures[name].run_end_seconds.append(run_end)
-                    figures[name].errors += errors
+                for name, server, url, _ in targets:
+                    run = first_run(h, context, url, pids[server])
+                    figure = figures[name]
+                    figure.seconds.append(run.idle)
+                    figure.run_end_seconds.append(run.run_end)
+                    figure.server_cpu_seconds.append(run.server_cpu)
+                    figure.browser_cpu_seconds.append(run.browser_cpu)
+                    figure.errors += run.errors
                 log(f"round {round_ + 1} of {args.repeat} done")
             figures["baseline save"] = Figure("baseline save", *saves(h, context, f"{base.url}/?form=1", args.repeat),
                                               None)
@@ -321,6 +380,8 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=None,
                         help="measure a copy of this workspace instead of building the demo")
     parser.add_argument("--json", action="store_true", help="also print a JSON summary")
+    parser.add_argument("--pages", type=lambda text: [t.strip() for t in text.split(",")], default=None,
+                        help="only these pages, by title, comma-separated (default: every page)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
         result = measure(args, Path(tmp), lambda line: print(line, flush=True))

@@ -59,12 +59,21 @@ def test_overview_shows_counts_heatmap_and_jobs(app: AppTest, demo_ws_path: Path
                               "GROUP BY 1").rows())
     assert metrics["Generation tokens"] == fmt_int(tokens[True]) and metrics["Imported tokens"] == \
         fmt_int(tokens[False])
+    # The first run: coverage as a table, no chart (the page budget: Plotly costs about 1 s in the browser).
+    assert not at.get("plotly_chart")
+    table = at.dataframe(key="coverage_table").value
+    assert "David Chen" in list(table["persona"]) and "Confusion -> Clarity" in table.columns
+    assert table.drop(columns="persona").to_numpy().sum() == 160
+    jobs = next(d.value for d in at.dataframe if "job_id" in d.value.columns)
+    assert set(jobs["job_id"]) == {"demo-template", "demo-edge-case"}
+    assert at.sidebar.text[0].value == str(demo_ws_path.resolve())  # the workspace indicator
+    assert not at.sidebar.code  # a code block loads its highlighter on every page: plain text instead
+    at.session_state["ov_coverage_tab"] = "Heatmap"
+    at.run()
     heatmap = heatmap_axes(at)
     assert "David Chen" in heatmap["y"] and "Confusion -> Clarity" in heatmap["x"]
     assert sum(sum(row) for row in heatmap["z"]) == 160
-    jobs = next(d.value for d in at.dataframe if "job_id" in d.value.columns)
-    assert set(jobs["job_id"]) == {"demo-template", "demo-edge-case"}
-    assert at.sidebar.code[0].value == str(demo_ws_path.resolve())  # the workspace indicator
+    assert heatmap["y"] == list(table["persona"]) and heatmap["x"] == list(table.columns[1:])  # the same cells
     at.segmented_control(key="coverage_view").set_value("Arc × Topic").run()
     heatmap = heatmap_axes(at)
     assert "Accelerated Mortgage Payoff" in heatmap["x"] and "Grief -> Planning" in heatmap["y"]
@@ -73,6 +82,10 @@ def test_overview_shows_counts_heatmap_and_jobs(app: AppTest, demo_ws_path: Path
 def test_overview_by_dimension_bars_count_every_conversation(app: AppTest, demo_ws) -> None:
     at = app.run()
     at.segmented_control(key="dimension").set_value("tier").run()
+    table = next(d.value for d in at.dataframe if "mean_turns" in d.value.columns)  # the first run: the table
+    assert list(table.columns[:2]) == ["tier", "conversations"] and table["conversations"].sum() == 160
+    at.session_state["ov_dimension_tab"] = "Bars"
+    at.run()
     chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("by_dimension_chart"))
     (trace,) = json.loads(chart.proto.spec)["data"]
     bars = dict(zip(trace["x"], plotly_array(trace["y"]), strict=True))
@@ -124,6 +137,9 @@ def test_selecting_a_conversation_shows_it_as_a_chat(app: AppTest, demo_ws) -> N
     assert plain("Grief -> Planning") in markdown and "Persona" in markdown  # stored names shown as text
     version = demo_ws.sql("SELECT template_version FROM conversations WHERE conversation_id = ?", [cid]).item()
     assert version in markdown
+    assert not at.code  # the call's code blocks are drawn when its expander opens (the page budget)
+    at.session_state["cv_call"] = True
+    at.run()
     code = [c.value for c in at.code]
     assert any("Elena Marquez" in c or "advisor" in c.lower() for c in code)  # the call's prompt is shown
 

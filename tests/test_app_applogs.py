@@ -24,6 +24,11 @@ def open_page(workspace: Path, monkeypatch) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["log_tab"] = label
+    return at.run()
+
+
 def frame(at: AppTest, column: str):
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
@@ -64,16 +69,17 @@ def test_import_from_a_path_with_a_mapping(ws: Workspace, log_file: Path, monkey
     assert ws.scalar("SELECT count(*) FROM llm_calls WHERE import_id IS NOT NULL") == 3
     assert ws.scalar("SELECT count(*) FROM feedback WHERE source LIKE 'import:%'") == 2
 
-    problems = frame(at, "reason")
-    assert sorted(problems["line"].tolist()) == [4, 5, 6]  # empty input, rating 9, not JSON
-    pii = frame(at, "street_address")
-    assert set(pii["column"]) >= {"input", "user_id"} or set(pii["column"]) >= {"in", "who"}
-
     # Importing the same file again adds nothing.
     submit = next(b for b in at.get("form_submit_button") if b.label == "Import")
     submit.click().run()
     assert any("Nothing new" in i.value for i in at.info)
     assert ws.scalar("SELECT count(*) FROM llm_calls WHERE import_id IS NOT NULL") == 3
+
+    open_tab(at, "Imports")  # only the open tab runs
+    problems = frame(at, "reason")
+    assert sorted(problems["line"].tolist()) == [4, 5, 6]  # empty input, rating 9, not JSON
+    pii = frame(at, "street_address")
+    assert set(pii["column"]) >= {"input", "user_id"} or set(pii["column"]) >= {"in", "who"}
 
 
 def test_a_path_outside_the_imports_folder_is_refused(ws: Workspace, log_file: Path, monkeypatch) -> None:
@@ -95,8 +101,18 @@ def test_a_path_outside_the_imports_folder_is_refused(ws: Workspace, log_file: P
     assert not at.error and any("column(s): step, who, sid, in, out" in c.value for c in at.caption)
 
 
-def test_browse_redacts_unless_asked_and_builds_a_dataset(demo_copy: Workspace, monkeypatch) -> None:
+def test_the_first_run_draws_the_import_tab_alone(demo_copy: Workspace, monkeypatch) -> None:
+    """The page budget: the Calls tab's chart and its 500 calls are not drawn until that tab is opened."""
     at = open_page(demo_copy.root, monkeypatch)
+    assert at.segmented_control(key="log_source")  # the Import tab
+    assert not at.get("plotly_chart") and not at.dataframe
+    open_tab(at, "Calls")
+    assert [c.proto.id.endswith("log_steps_chart") for c in at.get("plotly_chart")] == [True]
+    assert not at.get("segmented_control")
+
+
+def test_browse_redacts_unless_asked_and_builds_a_dataset(demo_copy: Workspace, monkeypatch) -> None:
+    at = open_tab(open_page(demo_copy.root, monkeypatch), "Calls")
     steps = frame(at, "thumbs_up_rate")
     assert len(steps) == 7 and steps["calls"].sum() == demo_copy.scalar(
         "SELECT count(*) FROM llm_calls WHERE import_id IS NOT NULL")
@@ -117,6 +133,7 @@ def test_browse_redacts_unless_asked_and_builds_a_dataset(demo_copy: Workspace, 
     at.multiselect(key="log_f_steps").set_value(["scene_generation"]).run()
     assert set(frame(at, "output")["action_type"]) == {"scene_generation"}
 
+    open_tab(at, "Per-step dataset")
     at.multiselect(key="ds_steps").set_value(["frequency_flip", "scene_generation"]).run()
     at.button(key="ds_build").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
+from test_app_prompt_editing import KEY, open_prompts
 from test_prompts import two_versions  # noqa: F401 - the fixture: a workspace with two versions of one template
 
 from brightrun.prompts import effectiveness as eff
@@ -15,11 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_with_two_versions_the_page_shows_descriptives_and_no_p_value(two_versions, monkeypatch) -> None:  # noqa: F811
     ws, old, new = two_versions
-    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
-    at.switch_page("pages/views/prompts.py").run()
-    assert not at.exception, at.exception
+    at = open_prompts(ws.root, monkeypatch, None)
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("No inference possible yet") and f"{eff.MIN_VERSIONS} are needed" in w
                for w in warnings), warnings
@@ -30,3 +26,19 @@ def test_with_two_versions_the_page_shows_descriptives_and_no_p_value(two_versio
     assert not any(c.startswith("p") and ("p_" in c or c == "p") for frame in shown for c in frame.columns), \
         [list(frame.columns) for frame in shown]
     assert not [d for d in at.dataframe if d.key in ("pr_eff_correlations", "pr_eff_coefficients")]
+
+
+def test_the_first_run_draws_no_chart_code_block_or_closed_table(two_versions, monkeypatch) -> None:  # noqa: F811
+    """The page budget: the forest plot, the preview's code blocks and the label history's table are drawn
+    when asked for (a tab, a toggle, an expander), not on the first run."""
+    from brightrun.prompts import registry
+
+    ws, old, new = two_versions
+    registry.set_label(ws, KEY, new, "production", by="Ann")
+    at = open_prompts(ws.root, monkeypatch)
+    assert not at.get("plotly_chart") and not at.code
+    assert not [d for d in at.dataframe if "set_by" in d.value.columns]
+    at.session_state["pr_label_history_open"] = True
+    at.run()
+    (history,) = [d.value for d in at.dataframe if "set_by" in d.value.columns]
+    assert list(history["label"]) == ["production"] and list(history["set_by"]) == ["Ann"]

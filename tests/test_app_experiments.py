@@ -59,18 +59,38 @@ def texts(elements) -> str:
     return "\n".join(e.value for e in elements)
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["ex_tab"] = label  # only the open tab runs
+    return at.run()
+
+
+def fill_the_form(at: AppTest, old: str, new: str, experiment_id: str) -> AppTest:
+    """On the New experiment tab: control on the old version, the variant on the new one."""
+    at.selectbox(key="ex_new_template").set_value(KEY).run()
+    control_box = at.selectbox(key=f"ex_new_arm_version_{KEY}_0")
+    assert len(control_box.options) == 2 and {o.split(" · ")[0] for o in control_box.options} == {old, new}
+    control_box.set_value(old)
+    at.selectbox(key=f"ex_new_arm_version_{KEY}_1").set_value(new)
+    at.text_input(key="ex_new_id").input(experiment_id)
+    return at
+
+
+def test_the_first_run_draws_the_experiments_tab_alone(ws: Workspace, open_page) -> None:
+    """The page budget: the New experiment form and the calculator wait until their tab is opened."""
+    at = open_page(ws)
+    assert "No experiments yet" in texts(at.info)
+    assert not at.get("selectbox") and not at.get("number_input") and not at.metric
+    assert open_tab(at, "Calculator").metric and not at.get("selectbox")
+    assert open_tab(at, "New experiment").selectbox(key="ex_new_template") and not at.metric
+
+
 def test_create_run_read_and_complete_an_experiment(two_versions, open_page) -> None:
     ws, old, new = two_versions
     at = open_page(ws)
     assert "No experiments yet" in texts(at.info)
 
     # Define it through the form: control on the old version, the variant on the new one.
-    at.selectbox(key="ex_new_template").set_value(KEY).run()
-    control_box = at.selectbox(key=f"ex_new_arm_version_{KEY}_0")
-    assert len(control_box.options) == 2 and {o.split(" · ")[0] for o in control_box.options} == {old, new}
-    control_box.set_value(old)
-    at.selectbox(key=f"ex_new_arm_version_{KEY}_1").set_value(new)
-    at.text_input(key="ex_new_id").input("guided")
+    fill_the_form(open_tab(at, "New experiment"), old, new, "guided")
     at.text_input(key="ex_new_name").input("Guided prompt")
     at.text_area(key="ex_new_hypothesis").input("Mirroring and one concrete action raise the thumbs-up rate")
     at.text_input(key="ex_new_arm_name_1").input("guided")
@@ -89,11 +109,12 @@ def test_create_run_read_and_complete_an_experiment(two_versions, open_page) -> 
     assert "No arm has been generated yet" in texts(at.info)
     assert not [b for b in at.button if b.key and b.key.startswith("ex_status_")]  # a draft only generates
 
-    # A second definition with the same id is refused in place; the rest of the page still shows.
-    at.text_input(key="ex_new_id").input("guided")
+    # A second definition with the same id is refused in place: the form keeps what was typed.
+    fill_the_form(open_tab(at, "New experiment"), old, new, "guided")
     at.button(key="ex_new_submit").click().run()
     assert "already exists" in texts(at.error)
-    assert at.metric  # the calculator tab, after the error
+    assert at.session_state["ex_tab"] == "New experiment" and at.text_input(key="ex_new_id").value == "guided"
+    open_tab(at, "Experiments")
 
     # Generate the arms with the scripted provider (and enrich), then simulate a reviewer.
     assert at.selectbox(key="ex_provider").value == "scripted"
@@ -166,7 +187,7 @@ def test_a_confounded_review_shows_the_simpson_warning(two_versions, open_page) 
 
 
 def test_the_calculator_gives_the_reference_sample_size(ws: Workspace, open_page) -> None:
-    at = open_page(ws)
+    at = open_tab(open_page(ws), "Calculator")
     at.number_input(key="ex_calc_p0").set_value(0.60)
     at.number_input(key="ex_calc_p1").set_value(0.65)
     at.number_input(key="ex_calc_alpha").set_value(0.05)

@@ -115,7 +115,10 @@ def test_empty_feedback_says_what_to_give(demo_copy: Workspace) -> None:
 def test_both_coverage_heatmaps_list_personas_in_the_same_order_top_down(demo_copy: Workspace, monkeypatch) -> None:
     save_quality_report(demo_copy, build_quality_report(demo_copy))
     overview = open_app(demo_copy.root, monkeypatch)
+    overview.session_state["ov_coverage_tab"] = "Heatmap"  # only the open tab draws (the page budget)
     quality = open_app(demo_copy.root, monkeypatch, "pages/views/quality.py")
+    quality.session_state["q_tab"] = "Approved coverage"
+    overview.run(), quality.run()
     (o_trace, o_layout), (q_trace, q_layout) = heatmap(overview, "coverage_heatmap"), heatmap(quality, "cov_heatmap")
     assert len(o_trace["y"]) > 3 and o_trace["y"] == q_trace["y"] and o_trace["x"] == q_trace["x"]
     top_down = [o_layout["yaxis"].get("autorange"), q_layout["yaxis"].get("autorange")]
@@ -235,7 +238,8 @@ def test_a_weak_record_links_to_review_and_joins_a_training_file(demo_copy: Work
 def test_a_duplicate_cluster_links_its_record(demo_copy: Workspace, monkeypatch) -> None:
     save_quality_report(demo_copy, build_quality_report(demo_copy))
     at = open_app(demo_copy.root, monkeypatch, "pages/views/quality.py")
-    at.segmented_control(key="dup_scope").set_value("training pairs").run()  # the demo's clusters are of pairs
+    at.session_state["q_tab"] = "Duplicates"
+    at.run().segmented_control(key="dup_scope").set_value("training pairs").run()  # the demo's clusters are of pairs
     first = at.selectbox(key="dup_left_0").value
     conversation = demo_copy.sql("SELECT conversation_id FROM training_pairs WHERE pair_id = ?", [first]).item()
     (link,) = _links(at)

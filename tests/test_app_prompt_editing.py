@@ -16,19 +16,25 @@ KEY = "tpl_confusion_to_clarity"
 
 
 def previews(at: AppTest, ws: Workspace) -> list[str]:
-    """The preview's rendered system prompt and body (the sidebar's code block is the workspace path)."""
-    return [c.value for c in at.code if c.value != str(ws.root)]
+    """The preview's rendered system prompt and body (the page's only code blocks)."""
+    return [c.value for c in at.code]
+
+
+def open_prompts(root: Path, monkeypatch, template: str | None = KEY) -> AppTest:
+    """The Prompts page on the workspace at `root`, with `template` chosen (None: the page's first)."""
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(root))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/views/prompts.py").run()
+    if template:
+        at.selectbox(key="pr_template").set_value(template).run()
+    assert not at.exception, at.exception
+    return at
 
 
 @pytest.fixture
 def page(ws: Workspace, monkeypatch) -> AppTest:
-    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(ws.root))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/views/prompts.py").run()
-    at.selectbox(key="pr_template").set_value(KEY).run()
-    assert not at.exception, at.exception
-    return at
+    return open_prompts(ws.root, monkeypatch)
 
 
 def test_edit_check_preview_save_and_start_an_experiment(page: AppTest, ws: Workspace) -> None:
@@ -47,6 +53,8 @@ def test_edit_check_preview_save_and_start_an_experiment(page: AppTest, ws: Work
 
     at.text_area(key=f"pr_edit_body_{KEY}").input(original + "Mention the client's name: {{persona_name}}.\n").run()
     assert not at.error
+    assert previews(at, ws) == []  # the preview on request (its code blocks cost the first run)
+    at.toggle(key="pr_preview").set_value(True).run()
     at.selectbox(key="pr_preview_persona").set_value("david_chen")
     at.selectbox(key="pr_preview_topic").set_value("emergency_fund").run()
     rendered = previews(at, ws)[1]

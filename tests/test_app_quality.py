@@ -37,13 +37,26 @@ def frame(at: AppTest, key: str | None = None, column: str | None = None):
                 if (key and d.proto.id.endswith(key)) or (column and column in d.value.columns))
 
 
-def open_page(workspace: Path, monkeypatch) -> AppTest:
+def open_page(workspace: Path, monkeypatch, tab: str | None = None) -> AppTest:
+    """The Quality page; `tab` opens that tab (only the open tab's content runs)."""
     monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(workspace))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
     at.switch_page(PAGE).run()
+    if tab:
+        open_tab(at, tab)
     assert not at.exception, at.exception
     return at
+
+
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["q_tab"] = label
+    return at.run()
+
+
+def show(at: AppTest, view: str) -> AppTest:
+    """The Scores tab's Table, Bars or Distribution."""
+    return at.segmented_control(key="q_view").set_value(view).run()
 
 
 @pytest.fixture
@@ -52,8 +65,36 @@ def page(demo_copy: Workspace, monkeypatch) -> AppTest:
     return open_page(demo_copy.root, monkeypatch)
 
 
-def test_scores_by_group_drill_down_to_a_record(page: AppTest, demo_copy: Workspace) -> None:
+def test_the_first_run_draws_the_scores_table_and_no_chart(page: AppTest, demo_copy: Workspace) -> None:
+    """The page budget: no Plotly chart and no other tab's content on the first run (the tabs are lazy); the
+    Scores tab shows the bars' data as a table, weakest first, and its rows select a group (browser test)."""
     at = page
+    assert not at.get("plotly_chart")
+    assert not at.get("text_area") and not at.toggle  # Duplicates' texts, Diversity's and Contracts' toggles
+    table = frame(at, "q_group_table")
+    expected = demo_copy.sql("SELECT persona_key, avg(quality_score) AS m, count(*) AS n FROM conversations "
+                             "GROUP BY 1 ORDER BY m")
+    assert list(table["mean"]) == pytest.approx(expected["m"].to_list())
+    assert list(table["n"]) == expected["n"].to_list()
+    show(at, "Distribution")
+    assert [c.proto.id.endswith("q_hist") for c in at.get("plotly_chart")] == [True]
+    assert sum(chart(at, "q_hist")["y"]) == 160
+    show(at, "Bars")
+    assert [c.proto.id.endswith("q_chart") for c in at.get("plotly_chart")] == [True]
+
+
+def test_the_view_comes_from_the_address(demo_copy: Workspace, monkeypatch) -> None:
+    monkeypatch.setenv("BRIGHTRUN_WORKSPACE", str(demo_copy.root))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.query_params["q_view"] = "Bars"  # a reload or a shared link of the Bars view
+    at.switch_page(PAGE).run()
+    assert at.segmented_control(key="q_view").value == "Bars"
+    assert [c.proto.id.endswith("q_chart") for c in at.get("plotly_chart")] == [True]
+
+
+def test_scores_by_group_drill_down_to_a_record(page: AppTest, demo_copy: Workspace) -> None:
+    at = show(page, "Bars")
     bars = chart(at, "q_chart")
     personas = demo_copy.sql("SELECT DISTINCT persona_key FROM conversations")["persona_key"].to_list()
     assert sorted(k[0] for k in bars["customdata"]) == sorted(personas)
@@ -84,7 +125,7 @@ def test_scores_by_group_drill_down_to_a_record(page: AppTest, demo_copy: Worksp
 
 
 def test_pair_metric_and_score_range(page: AppTest, demo_copy: Workspace) -> None:
-    at = page
+    at = show(page, "Bars")
     at.selectbox(key="q_metric").set_value("empathy").run()
     at.segmented_control(key="q_group").set_value("tier").run()
     bars = chart(at, "q_chart")
@@ -96,7 +137,7 @@ def test_pair_metric_and_score_range(page: AppTest, demo_copy: Workspace) -> Non
 
 
 def test_approved_coverage_follows_the_threshold(page: AppTest, demo_copy: Workspace) -> None:
-    at = page
+    at = open_tab(page, "Approved coverage")
     at.slider(key="cov_quality").set_value(0.0).run()
     assert sum(map(sum, chart(at, "cov_heatmap")["z"])) == 160
     at.slider(key="cov_quality").set_value(8.0).run()
@@ -105,7 +146,7 @@ def test_approved_coverage_follows_the_threshold(page: AppTest, demo_copy: Works
 
 
 def test_duplicates_side_by_side(page: AppTest, demo_copy: Workspace) -> None:
-    at = page
+    at = open_tab(page, "Duplicates")
     at.segmented_control(key="dup_scope").set_value("training pairs").run()
     assert not at.exception
     left, right = at.selectbox(key="dup_left_0").value, at.selectbox(key="dup_right_0").value
@@ -117,7 +158,7 @@ def test_duplicates_side_by_side(page: AppTest, demo_copy: Workspace) -> None:
 
 
 def test_diversity_and_arc_adherence(page: AppTest, demo_copy: Workspace) -> None:
-    at = page
+    at = open_tab(page, "Diversity")
     cells = frame(at, column="repeated_openings")
     assert len(cells) == demo_copy.scalar("SELECT count(DISTINCT (persona_key, arc_key, topic_key)) FROM conversations")
     assert (cells["variation_draws"] >= 1).all() and "persona_key" not in cells.columns  # every demo sample drew
@@ -130,6 +171,7 @@ def test_diversity_and_arc_adherence(page: AppTest, demo_copy: Workspace) -> Non
             int(part.split()[-1]) for part in cells["variation_values"].iloc[index].split(", "))
     at.toggle(key="div_low").set_value(True).run()
     assert frame(at, column="repeated_openings")["low"].all()
+    open_tab(at, "Arc adherence")
     arcs = frame(at, column="mean_adherence")
     assert len(arcs) == 10 and arcs["mean_adherence"].between(0, 1).all()
     trajectory = [chart(at, "arc_trajectory")]
@@ -137,7 +179,7 @@ def test_diversity_and_arc_adherence(page: AppTest, demo_copy: Workspace) -> Non
 
 
 def test_without_a_quality_report_the_page_offers_to_compute_it(demo_copy: Workspace, monkeypatch) -> None:
-    at = open_page(demo_copy.root, monkeypatch)
+    at = open_page(demo_copy.root, monkeypatch, "Duplicates")
     assert any("has not been computed" in i.value for i in at.info)
     at.button(key="dup_compute").click().run()
     assert not at.exception
@@ -152,10 +194,10 @@ def test_llm_judge_tab_empty_then_with_scores(demo_copy: Workspace, monkeypatch)
     from brightrun.providers import ScriptedProvider
     from brightrun.quality.judge import judge_pairs
 
-    at = open_page(demo_copy.root, monkeypatch)
+    at = open_page(demo_copy.root, monkeypatch, "LLM judge")
     assert any("brightrun quality judge" in i.value for i in at.info)
     judge_pairs(demo_copy, ScriptedProvider(), limit=25)
-    at = open_page(demo_copy.root, monkeypatch)
+    at = open_page(demo_copy.root, monkeypatch, "LLM judge")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Pairs judged"] == "25"
     rho = float(metrics["Spearman vs heuristic"])
@@ -165,7 +207,7 @@ def test_llm_judge_tab_empty_then_with_scores(demo_copy: Workspace, monkeypatch)
 
 
 def test_contracts_tab_runs_them_and_shows_failing_records(demo_copy: Workspace, monkeypatch) -> None:
-    at = open_page(demo_copy.root, monkeypatch)
+    at = open_page(demo_copy.root, monkeypatch, "Contracts")
     assert any("brightrun validate" in i.value for i in at.info)
     at.button(key="contracts_run").click().run()
     assert not at.exception

@@ -127,6 +127,8 @@ def test_judging_a_turn_writes_one_row_beside_the_original(demo_copy: Workspace,
     assert widget(at, "text_input", pid, "_comment").value == "Too long"
     assert widget(at, "text_area", pid, "_edit").value == "A shorter, kinder answer."
     assert progress(at)[2] == 1
+    at.session_state[f"rv_history_{pid}"] = True  # the history is drawn when its expander opens
+    at.run()
     history = next(d.value for d in at.dataframe if "version" in d.value.columns and original in
                    set(d.value["response"]))
     assert list(history["version"]) == ["original", "edit"]
@@ -216,12 +218,19 @@ def _two_reviewers(ws: Workspace) -> list[str]:
     return list(pairs)
 
 
+def open_agreement(at: AppTest) -> AppTest:
+    at.session_state["rv_tab"] = "Agreement"  # only the open tab runs
+    return at.run()
+
+
 def test_agreement_between_two_reviewers(demo_copy: Workspace, monkeypatch) -> None:
     at = open_page(demo_copy.root, monkeypatch, reviewer="Ann")
+    assert "ag_reviewers" not in [w.key for w in at.get("multiselect")]  # the queue alone at first
+    at = open_agreement(at)
     assert any("at least two reviewers" in i.value for i in at.info)
 
     pairs = _two_reviewers(demo_copy)
-    at = open_page(demo_copy.root, monkeypatch, reviewer="Ann")
+    at = open_agreement(open_page(demo_copy.root, monkeypatch, reviewer="Ann"))
     assert set(at.multiselect(key="ag_reviewers").value) == {"Ann", "Bob"}
     expected = agreement(demo_copy, ["Ann", "Bob"])
     assert expected.cohen_kappa == pytest.approx(0.5)
@@ -250,7 +259,7 @@ def test_agreement_between_two_reviewers(demo_copy: Workspace, monkeypatch) -> N
     # A third reviewer: Fleiss' kappa instead of Cohen's.
     for pid, helpful in zip(pairs, [True, True, False, True], strict=True):
         record_feedback(demo_copy, "training_pair", pid, "Cy", helpful=helpful)
-    at = open_page(demo_copy.root, monkeypatch, reviewer="Ann")
+    at = open_agreement(open_page(demo_copy.root, monkeypatch, reviewer="Ann"))
     labels = [m.label for m in at.metric]
     assert "Fleiss' κ" in labels and "Cohen's κ" not in labels
     at.multiselect(key="ag_reviewers").set_value(["Ann"]).run()

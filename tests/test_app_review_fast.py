@@ -69,3 +69,19 @@ def test_thumbs_up_every_unjudged_turn_of_a_conversation(demo_copy: Workspace, m
                               "conversation_id = ?", [cid]).rows())
     assert rows == {pairs[0]: False, **{p: True for p in pairs[1:]}}  # the thumbs down stays
     assert not [b for b in at.button if b.key == f"rv_bulk_{cid}"]
+
+
+def test_a_turns_history_is_drawn_when_its_expander_opens(demo_copy: Workspace, monkeypatch) -> None:
+    """The page budget: no history table on the first run (a table per turn, drawn even while closed)."""
+    at = open_page(demo_copy.root, monkeypatch, reviewer="Ann")
+    cid = at.selectbox(key="rv_open").value
+    first = demo_copy.sql("SELECT pair_id FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number "
+                          "LIMIT 1", [cid]).item()
+    record_feedback(demo_copy, "training_pair", first, "Ann", helpful=True, comment="clear and kind")
+    at.run()
+    histories = [d for d in at.dataframe if "response" in d.value.columns and "version" in d.value.columns]
+    assert not histories and any(e.label == "History · 1 judgement(s)" for e in at.expander)
+    at.session_state[f"rv_history_{first}"] = True
+    at.run()
+    (history,) = [d.value for d in at.dataframe if "response" in d.value.columns and "version" in d.value.columns]
+    assert list(history["version"]) == ["original", "judgement"] and history["comment"].iloc[1] == "clear and kind"

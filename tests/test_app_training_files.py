@@ -123,6 +123,9 @@ def test_the_filter_button_tops_up_and_says_what_it_leaves_out(made) -> None:
     at.multiselect(key="add_personas").set_value([persona]).run()
     new = len(matched) - 7
     assert at.button(key="add_filter").label == f"Add {new} new (5 already members, 2 not enriched)"
+    assert not [d for d in at.dataframe if "reason" in d.value.columns]  # drawn when its expander opens
+    at.session_state["add_left_out_open"] = True
+    at.run()
     left = table(at, "conversation_id", "left out", "reason")
     assert sorted(left["conversation_id"].to_list()) == sorted(matched[:7])
     at.button(key="add_filter").click().run()

@@ -66,8 +66,25 @@ def test_figures_median_ratio_and_budget(bench) -> None:
     summary = page.summary(baseline)
     assert (summary["min_s"], summary["max_s"], summary["run_end_median_s"], summary["within_budget"]) == \
            (0.4, 2.0, 0.3, True)
-    assert page.row(baseline).split() == ["Overview", "600", "400", "2000", "300", "3.0x", "under", "1.5", "s"]
+    assert page.row(baseline).split() == ["Overview", "600", "400", "2000", "300", "–", "–", "3.0x", "under", "1.5",
+                                          "s"]
+    measured = bench.Figure("Review", [0.5] * 3, [0.3] * 3, 1.5, server_cpu_seconds=[0.2, 0.1, 0.4],
+                            browser_cpu_seconds=[0.9, 0.7, 0.8])
+    assert measured.row(baseline).split()[5:7] == ["200", "800"]  # server and browser CPU, medians in ms
+    assert (measured.summary(baseline)["server_cpu_median_s"], measured.summary(baseline)["browser_cpu_median_s"]) == \
+           (0.2, 0.8)
     assert "OVER 1.5 s" in slow.row(baseline) and "1 exception(s) shown" in slow.row(baseline)
+
+
+def test_process_cpu_counts_this_process(bench) -> None:
+    import os
+    import time
+
+    before = bench.process_cpu(os.getpid())
+    end = time.process_time() + 0.1
+    while time.process_time() < end:
+        pass
+    assert bench.process_cpu(os.getpid()) - before == pytest.approx(0.1, abs=0.05)
 
 
 def test_the_review_page_shows_what_the_save_timing_waits_for(bench) -> None:

@@ -3,6 +3,7 @@ feature is known by construction, and the prompt -> answer -> richness chain of 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -183,6 +184,7 @@ def test_prompts_page_shows_the_effectiveness_section(reviewed_path: Path, monke
     assert not at.exception, at.exception
     assert any("Effectiveness" in h.value for h in at.subheader)
     assert any("Associational" in i.value and ASSOCIATIONAL_LABEL in i.value for i in at.info)
+    at.session_state["pr_eff_per_version"] = True  # its table is drawn when the expander opens
     at.selectbox(key="pr_eff_outcome").set_value("rating").run()
     assert not at.exception, at.exception
     frames = [d.value for d in at.dataframe]
@@ -196,7 +198,12 @@ def test_prompts_page_shows_the_effectiveness_section(reviewed_path: Path, monke
     assert any("Simulated data" in w.value and "100% of these pairs" in w.value for w in at.warning)
     assert any("template_version" in v.columns and "pairs" in v.columns and len(v) == 10 for v in frames)
     assert any("link" in v.columns and len(v) == 3 for v in frames)
-    assert len(at.get("plotly_chart")) >= 1
+    assert not at.get("plotly_chart")  # the table first: the forest plot is on its tab (the page budget)
+    at.session_state["pr_eff_view"] = "Forest plot"
+    at.run()
+    (forest,) = at.get("plotly_chart")
+    assert forest.proto.id.endswith("pr_eff_forest")
+    assert json.loads(forest.proto.spec)["data"][0]["y"] == expected.drop_nulls("rho")["feature"].reverse().to_list()
     at.selectbox(key="pr_eff_outcome").set_value("edited").run()
     assert not at.exception, at.exception
 

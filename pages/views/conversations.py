@@ -80,10 +80,12 @@ with ui.guard():
             st.markdown(f"**{ROLE_LABEL.get(turn['role'], turn['role'])}** · turn {turn['turn_number']}")
             st.text(turn["content"])
 
-    with st.expander("The LLM call behind it"):
-        if detail.call is None:
+    # Drawn when opened (the page budget): its code blocks load the highlighter in the browser.
+    behind = st.expander("The LLM call behind it", key="cv_call", on_change="rerun")
+    with behind:
+        if behind.open and detail.call is None:
             st.info("No call is recorded for this conversation.")
-        else:
+        elif behind.open:
             call = detail.call
             st.markdown(f"{ui.plain(call['call_id'])} · {ui.plain(call['provider'])} / {ui.plain(call['model'])} · "
                         f"attempt {call['attempt']} · "

@@ -363,9 +363,14 @@ with ui.guard():
         st.session_state["ex_tab"] = "New experiment"
     experiments_tab, new_tab, calculator_tab = st.tabs(["Experiments", "New experiment", "Calculator"],
                                                        key="ex_tab", on_change="rerun")
+    # Only the open tab runs: the first run does not draw the New experiment form and the calculator (the page
+    # budget, docs/benchmarks.md).
     with experiments_tab:
-        _experiments_tab(ws, names)
+        if experiments_tab.open:
+            _experiments_tab(ws, names)
     with new_tab:
-        _new_tab(ws, names)
+        if new_tab.open:
+            _new_tab(ws, names)
     with calculator_tab:
-        uix.calculator()
+        if calculator_tab.open:
+            uix.calculator()

@@ -1,12 +1,11 @@
 """Overview: what the workspace holds, what it cost, where coverage is thin, recent jobs."""
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from brightrun import ui
 from brightrun.explore import by_dimension, coverage, dimension_labels, recent_jobs, totals
-from brightrun.ui.common import coverage_heatmap, dimension_bars, metric_row
+from brightrun.ui.common import coverage_heatmap, dimension_bars, key_first, metric_row
 from brightrun.ui.enrichment import enrich_panel
 
 st.title("Overview")
@@ -50,27 +49,47 @@ with ui.guard():
     rows, columns = views[choice]
     matrix = coverage(ws, rows, columns, enriched_only=enriched_only)
     values = matrix.drop(rows)
-    figure = coverage_heatmap(matrix, rows, colorscale="Blues", what="conversations")
-    figure.update_layout(clickmode="event+select", xaxis_title=columns.title(), yaxis_title=rows.title())
-    figure.update_traces(hoverinfo="skip", hovertemplate=None)
-    # Heatmap cells cannot be selected in plotly: an invisible marker on each cell takes the click.
-    xs, ys = np.meshgrid(np.array(values.columns, dtype=object), np.array(matrix[rows].to_list(), dtype=object))
-    figure.add_trace(go.Scatter(
-        x=xs.ravel(), y=ys.ravel(), customdata=values.to_numpy().ravel(), mode="markers", showlegend=False,
-        marker={"symbol": "square", "size": 30, "opacity": 0.01, "color": "white"},
-        hovertemplate="%{y} × %{x}: %{customdata}<extra>click to list these conversations</extra>"))
     cell_filters = {rows: dimension_labels(ws, rows), columns: dimension_labels(ws, columns)}
 
-    def _open_cell() -> None:
+    def _open(row_label: str, column_label: str) -> None:
         """A clicked cell opens Conversations filtered to it (the filters are the Conversations page's own)."""
+        for dim, label in ((rows, row_label), (columns, column_label)):
+            keys = [k for k, v in cell_filters[dim].items() if v == label] or [label]
+            st.session_state[f"f_{dim}s"] = keys
+        st.session_state["ov_open_cell"] = True
+
+    def _open_cell() -> None:
         points = st.session_state["coverage_heatmap"].selection.points
         if points:
-            for dim, label in ((rows, points[0]["y"]), (columns, points[0]["x"])):
-                keys = [k for k, v in cell_filters[dim].items() if v == label] or [label]
-                st.session_state[f"f_{dim}s"] = keys
-            st.session_state["ov_open_cell"] = True
+            _open(points[0]["y"], points[0]["x"])
 
-    st.plotly_chart(figure, key="coverage_heatmap", on_select=_open_cell, selection_mode="points")
+    def _open_table_cell() -> None:
+        cells = [c for c in st.session_state["coverage_table"].selection.cells if c[1] != rows]
+        if cells:
+            _open(matrix[rows][cells[0][0]], cells[0][1])
+
+    # The table first, the heatmap on its tab: a chart on the first run loads Plotly in the browser, about 1 s
+    # of the page budget (docs/benchmarks.md). Only the open tab runs.
+    table_tab, heatmap_tab = st.tabs(["Table", "Heatmap"], key="ov_coverage_tab", on_change="rerun")
+    with table_tab:
+        if table_tab.open:
+            st.dataframe(matrix, hide_index=True, key="coverage_table", on_select=_open_table_cell,
+                         selection_mode="single-cell")
+    with heatmap_tab:
+        if heatmap_tab.open:
+            import plotly.graph_objects as go  # only when the heatmap is drawn
+
+            figure = coverage_heatmap(matrix, rows, colorscale="Blues", what="conversations")
+            figure.update_layout(clickmode="event+select", xaxis_title=columns.title(), yaxis_title=rows.title())
+            figure.update_traces(hoverinfo="skip", hovertemplate=None)
+            # Heatmap cells cannot be selected in plotly: an invisible marker on each cell takes the click.
+            xs, ys = np.meshgrid(np.array(values.columns, dtype=object),
+                                 np.array(matrix[rows].to_list(), dtype=object))
+            figure.add_trace(go.Scatter(
+                x=xs.ravel(), y=ys.ravel(), customdata=values.to_numpy().ravel(), mode="markers", showlegend=False,
+                marker={"symbol": "square", "size": 30, "opacity": 0.01, "color": "white"},
+                hovertemplate="%{y} × %{x}: %{customdata}<extra>click to list these conversations</extra>"))
+            st.plotly_chart(figure, key="coverage_heatmap", on_select=_open_cell, selection_mode="points")
     if st.session_state.pop("ov_open_cell", False):
         st.switch_page("pages/views/conversations.py")
     cells = values.to_numpy()
@@ -85,4 +104,10 @@ with ui.guard():
     dimension = st.segmented_control("Group by", ["persona", "arc", "topic", "template", "tier"],
                                      default="arc", key="dimension", required=True)
     table = by_dimension(ws, dimension)
-    st.plotly_chart(dimension_bars(table, dimension), key="by_dimension_chart")
+    table_tab, bars_tab = st.tabs(["Table", "Bars"], key="ov_dimension_tab", on_change="rerun")
+    with table_tab:
+        if table_tab.open:
+            st.dataframe(key_first(table.drop("key"), dimension), hide_index=True, key="by_dimension_table")
+    with bars_tab:
+        if bars_tab.open:
+            st.plotly_chart(dimension_bars(table, dimension), key="by_dimension_chart")

@@ -1,6 +1,5 @@
 """Prompts: every template version with its labels and outcomes, labelling, and two versions side by side."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from brightrun import ui
@@ -40,18 +39,15 @@ def _effectiveness_section(ws) -> None:
         table = report.table()
         name = table.columns[1]
         rows = table.drop_nulls(name).reverse()
-        st.plotly_chart(go.Figure([
-            go.Scatter(x=rows[name].to_list(), y=rows["feature"].to_list(), mode="markers",
-                       marker={"size": 10, "color": ["#d62728" if (p or 1) <= 0.05 else "#1f77b4"
-                                                     for p in rows["p_adjusted"].to_list()]},
-                       error_x={"type": "data", "symmetric": False,
-                                "array": (rows["high"] - rows[name]).fill_null(0).to_list(),
-                                "arrayminus": (rows[name] - rows["low"]).fill_null(0).to_list()},
-                       hovertext=[f"adjusted p = {ui.fmt_p(p)}" if p is not None else "" for p in rows["p_adjusted"]]),
-        ]).add_vline(x=0, line_dash="dot").update_layout(
-            height=80 + 40 * rows.height, xaxis_title=f"{name} with {outcome} (95% interval; red: adjusted p <= 0.05)",
-            xaxis_range=[-1, 1], margin={"l": 10, "r": 10, "t": 10, "b": 10}), key="pr_eff_forest")
-        st.dataframe(ui.p_text(table), hide_index=True, key="pr_eff_correlations")
+        # The table first, the forest plot on its tab: a chart on the first run loads Plotly in the browser,
+        # about 1 s of the page budget (docs/benchmarks.md). Only the open tab runs.
+        table_tab, forest_tab = st.tabs(["Table", "Forest plot"], key="pr_eff_view", on_change="rerun")
+        with table_tab:
+            if table_tab.open:
+                st.dataframe(ui.p_text(table), hide_index=True, key="pr_eff_correlations")
+        with forest_tab:
+            if forest_tab.open:
+                _forest(rows, name, outcome)
         st.markdown("**Regression with persona and topic controls**")
         if report.regression is not None:
             r = report.regression
@@ -59,8 +55,10 @@ def _effectiveness_section(ws) -> None:
             st.caption(f"{r.kind.upper()} on {r.n:,} template versions · {r.fit_statistic_name} {fit} · errors: {r.cov_type} · "
                        f"`{r.formula}`")
             st.dataframe(ui.p_text(report.coefficients()), hide_index=True, key="pr_eff_coefficients")
-        with st.expander(f"Per template version ({report.effective_n} rows: the unit of these statistics)"):
-            st.dataframe(report.versions, hide_index=True, key="pr_eff_versions")
+        per_version = st.expander(f"Per template version ({report.effective_n} rows: the unit of these statistics)",
+                                  key="pr_eff_per_version", on_change="rerun")
+        if per_version.open:  # drawn when opened (the page budget), like the label history
+            per_version.dataframe(report.versions, hide_index=True, key="pr_eff_versions")
         for note in report.notes:
             st.caption(f"· {note}")
 
@@ -73,6 +71,23 @@ def _effectiveness_section(ws) -> None:
                    "put to the user; answer words: the user's answers as they arrive in a step's input; later richness: words and "
                    "distinct words per output of the blueprint, scene and assembly steps. Spearman, BH-adjusted.")
         st.dataframe(ui.p_text(chain.table()), hide_index=True, key="pr_eff_chain")
+
+
+def _forest(rows, name: str, outcome: str) -> None:
+    """Each feature's correlation with `outcome` and its 95% interval; red where the adjusted p <= 0.05."""
+    import plotly.graph_objects as go  # only when the forest plot is drawn
+
+    st.plotly_chart(go.Figure([
+        go.Scatter(x=rows[name].to_list(), y=rows["feature"].to_list(), mode="markers",
+                   marker={"size": 10, "color": ["#d62728" if (p or 1) <= 0.05 else "#1f77b4"
+                                                 for p in rows["p_adjusted"].to_list()]},
+                   error_x={"type": "data", "symmetric": False,
+                            "array": (rows["high"] - rows[name]).fill_null(0).to_list(),
+                            "arrayminus": (rows[name] - rows["low"]).fill_null(0).to_list()},
+                   hovertext=[f"adjusted p = {ui.fmt_p(p)}" if p is not None else "" for p in rows["p_adjusted"]]),
+    ]).add_vline(x=0, line_dash="dot").update_layout(
+        height=80 + 40 * rows.height, xaxis_title=f"{name} with {outcome} (95% interval; red: adjusted p <= 0.05)",
+        xaxis_range=[-1, 1], margin={"l": 10, "r": 10, "t": 10, "b": 10}), key="pr_eff_forest")
 
 
 def _new_version_section(ws, template: str) -> None:
@@ -94,7 +109,8 @@ def _new_version_section(ws, template: str) -> None:
     draft = editing.check_draft(ws, template, system, body)
     for problem in draft.problems:
         st.error(ui.plain(problem), icon=":material/error:")
-    if draft.ok:
+    # The preview on request: its code blocks load the highlighter in the browser (the page budget).
+    if draft.ok and st.toggle("Preview the prompt as it would be sent for a cell", key="pr_preview"):
         cells = st.columns(4)
         s = ws.scaffolding
         persona = cells[0].selectbox("Preview for persona", list(s.personas), key="pr_preview_persona",
@@ -106,9 +122,8 @@ def _new_version_section(ws, template: str) -> None:
                                    format_func=lambda k: s.topics[k].name)
         seed = cells[3].number_input("Variation draw (seed)", 0, 2**31 - 1, 0, key="pr_preview_seed")
         rendered_system, rendered_body = editing.preview(ws, draft.template, persona, arc, topic, seed=int(seed))
-        with st.expander("Preview: the prompt as it would be sent for this cell", expanded=True):
-            st.code(rendered_system, language=None, wrap_lines=True)
-            st.code(rendered_body, language=None, wrap_lines=True)
+        st.code(rendered_system, language=None, wrap_lines=True)
+        st.code(rendered_body, language=None, wrap_lines=True)
     if draft.unchanged:
         st.caption("The text is the current version's: edit it to make a new version.")
     if st.button(f"Save as version {len(numbers) + 1}", type="primary", key="pr_save", icon=":material/save:",
@@ -176,8 +191,9 @@ with ui.guard():
             if cols[1].button("Remove", key=f"pr_remove_{row['label']}"):
                 prompts.remove_label(ws, template, row["label"])
                 st.rerun()
-    with st.expander("Label history"):
-        st.dataframe(prompts.label_history(ws, template), hide_index=True, key="pr_label_history")
+    label_history = st.expander("Label history", key="pr_label_history_open", on_change="rerun")
+    if label_history.open:  # drawn when opened: a closed expander's table is drawn on the first run too
+        label_history.dataframe(prompts.label_history(ws, template), hide_index=True, key="pr_label_history")
 
     st.subheader("Compare two versions")
     if len(ids) < 2:

@@ -360,10 +360,13 @@ def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None,
                               help="Saves your judgement of this turn" if reviewer else
                                    "Enter your name at the top first: nothing is saved without it.")
     table = history_table(ws, pair_id, original, only_reviewer=reviewer if blind else None)
-    with st.expander(f"History · {table.height - 1} judgement(s)", icon=":material/history:"):
-        st.dataframe(table, hide_index=True)
-        st.caption("Newest first. The original response is never changed; every judgement and edit is kept"
-                   + ("; other reviewers' are hidden while blind review is on." if blind else "."))
+    # Drawn when opened: otherwise every turn's table is drawn on the first run, inside its closed expander.
+    history = st.expander(f"History · {table.height - 1} judgement(s)", icon=":material/history:",
+                          key=f"rv_history_{pair_id}", on_change="rerun")
+    if history.open:
+        history.dataframe(table, hide_index=True)
+        history.caption("Newest first. The original response is never changed; every judgement and edit is kept"
+                        + ("; other reviewers' are hidden while blind review is on." if blind else "."))
 
 
 # ------------------------------------------------------------------------------------- agreement
@@ -503,6 +506,8 @@ with ui.guard():
         _open_in_queue(linked, linked)
     queue_tab, agreement_tab = st.tabs(["Queue", "Agreement"], key="rv_tab", on_change="rerun")
     with queue_tab:
-        _queue_tab(ws, reviewer)
+        if queue_tab.open:  # only the open tab runs (the page budget)
+            _queue_tab(ws, reviewer)
     with agreement_tab:
-        _agreement_tab(ws)
+        if agreement_tab.open:
+            _agreement_tab(ws)

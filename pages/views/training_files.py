@@ -110,9 +110,11 @@ with ui.guard():
             conditions = ui_training.saved_filter(chosen, min_quality)
             match = match_filter(ws, name, conditions)
             st.caption(f"{match.matched:,} conversation(s) match this filter.")
-            if match.left_out:
-                with st.expander(f"Left out: {', '.join(f'{n:,} {k}' for k, n in match.counts().items())}"):
-                    st.dataframe(ui_training.left_out_table(match), hide_index=True, key="left_out")
+            if match.left_out:  # the table is drawn when opened (a closed expander's table costs the first run)
+                left_out = st.expander(f"Left out: {', '.join(f'{n:,} {k}' for k, n in match.counts().items())}",
+                                       key="add_left_out_open", on_change="rerun")
+                if left_out.open:
+                    left_out.dataframe(ui_training.left_out_table(match), hide_index=True, key="left_out")
             if st.button(f"Add {match.label()}", key="add_filter", type="primary", disabled=not match.matched,
                          help="Adds the eligible conversations that are not members yet; the rest is left out "
                               "and listed with the reason."):

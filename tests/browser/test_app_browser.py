@@ -47,6 +47,9 @@ def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) ->
     try:
         # Overview: the coverage heatmap is drawn by plotly and names the personas.
         expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
+        expect(page.locator(".st-key-coverage_table [data-testid='stDataFrame']")).to_be_visible()  # drawn first
+        expect(page.locator(".js-plotly-plot")).to_have_count(0)  # no chart on the first run: the page budget
+        rerun_after(page, page.get_by_role("tab", name="Heatmap").click)
         heatmap = page.locator(".st-key-coverage_heatmap .js-plotly-plot")
         expect(heatmap).to_be_visible()
         expect(heatmap).to_contain_text("David Chen")
@@ -84,9 +87,9 @@ def test_overview_heatmap_filter_and_open_a_conversation(demo_page, demo_app) ->
                ).to_contain_text("David Chen - The Pragmatic Optimist")
         expect(page.locator('[data-testid="stException"]')).to_have_count(0)
 
-        # The LLM call behind it (an expander: opening it is client-side, no rerun).
+        # The LLM call behind it (an expander drawn when opened: opening it reruns the page).
         expander = page.locator('[data-testid="stExpander"]').filter(has_text="The LLM call behind it")
-        expander.get_by_text("The LLM call behind it").click()
+        rerun_after(page, expander.get_by_text("The LLM call behind it").click)
         expect(expander.get_by_text("System prompt", exact=True)).to_be_visible()
         expect(expander.get_by_text("Raw response", exact=True)).to_be_visible()
         wait_idle(page)

@@ -1,5 +1,6 @@
-"""The Quality page in a real browser: click a bar of the score chart, get that group's records, open one; a
-reload keeps the group and the open record (they live in the address)."""
+"""The Quality page in a real browser: select a row of the scores table (drawn first) or click a bar of the score
+chart, get that group's records, open one; a reload keeps the group and the open record (they live in the
+address)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,22 @@ def test_drill_from_a_bar_to_a_record(demo_page, demo_ws) -> None:
         expect(page).to_have_url(re.compile(r"/quality$"))
         expect(page.get_by_role("heading", name="Quality", exact=True)).to_be_visible()
         assert records_count(page) == 160
+        key = demo_ws.sql("SELECT persona_key FROM conversations GROUP BY 1 ORDER BY avg(quality_score) LIMIT 1").item()
+        expected = demo_ws.scalar("SELECT count(*) FROM conversations WHERE persona_key = ?", [key])
+
+        # The first run shows the scores as a table; selecting its first (weakest) row drills down like a bar.
+        expect(page.locator(".js-plotly-plot")).to_have_count(0)
+        grid = page.locator(".st-key-q_group_table [data-testid='stDataFrameResizable']")
+        box = grid.bounding_box()
+        assert box is not None
+        rerun_after(page, lambda: page.mouse.click(box["x"] + 15, box["y"] + 35 + 17))  # the first row's marker
+        expect(page.get_by_text(RECORDS)).to_contain_text(f"{expected} conversation(s)")
+        page.goto(re.sub(r"\?.*$", "", page.url))  # the plain page again: every persona
+        wait_idle(page, timeout=60_000)
+        expect(page.get_by_text(RECORDS)).to_contain_text("160 conversation(s)")
 
         # The score chart has one bar per persona; the first (weakest) bar is clicked.
+        rerun_after(page, page.locator('[data-testid="stButtonGroup"] button').filter(has_text="Bars").click)
         plot = page.locator(".st-key-q_chart .js-plotly-plot")
         expect(plot).to_be_visible()
         bars = plot.locator(".barlayer .point")
@@ -42,8 +57,6 @@ def test_drill_from_a_bar_to_a_record(demo_page, demo_ws) -> None:
 
         # The records below are now that persona's conversations only.
         expect(page.locator(".st-key-q_drill").get_by_role("combobox", name="Persona")).to_have_value(weakest_label)
-        key = demo_ws.sql("SELECT persona_key FROM conversations GROUP BY 1 ORDER BY avg(quality_score) LIMIT 1").item()
-        expected = demo_ws.scalar("SELECT count(*) FROM conversations WHERE persona_key = ?", [key])
         expect(page.get_by_text(RECORDS)).to_contain_text(f"{expected} conversation(s)")
         assert records_count(page) == expected < 160
 
