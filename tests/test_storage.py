@@ -310,3 +310,27 @@ def test_memo_computes_once_per_data_version(demo_copy) -> None:
     path.write_text(path.read_text() + "\n# edited\n")
     ws._scaffold_checked = 0.0  # the scaffolding is looked at again at most once a second
     assert eff.effectiveness(ws, "quality") is not again
+
+
+def test_parts_are_written_as_snappy_and_compaction_rewrites_them_as_zstd(ws: Workspace) -> None:
+    """An append's part is cheap to write (Snappy: a flush runs beside the job's calls); the compacted base is zstd.
+    DuckDB's views and polars read both the same."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    def codecs(paths) -> set[str]:
+        return {pq.ParquetFile(p).metadata.row_group(0).column(i).compression
+                for p in paths for i in range(pq.ParquetFile(p).metadata.num_columns)}
+
+    for i in range(3):
+        ws.append("conversation_status", status_rows([f"c{j}" for j in range(i, i + 3)], f"s{i}"))
+    parts = ws.table_files("conversation_status").deltas
+    assert len(parts) == 3 and codecs(parts) == {"SNAPPY"}
+    before = ws.sql("SELECT conversation_id, status FROM _t_conversation_status ORDER BY 1")
+    assert before.equals(ws.read("conversation_status").select("conversation_id", "status").sort("conversation_id"))
+    assert dict(before.iter_rows()) == {"c0": "s0", "c1": "s1", "c2": "s2", "c3": "s2", "c4": "s2"}
+    ws.store.compact("conversation_status")
+    files = ws.table_files("conversation_status")
+    assert files.deltas == () and codecs(files.base) == {"ZSTD"}
+    assert ws.sql("SELECT conversation_id, status FROM _t_conversation_status ORDER BY 1").equals(before)
+    assert isinstance(before, pl.DataFrame)

@@ -66,6 +66,12 @@ class _Clock:
 
 _CLOCK = _Clock()
 
+PART_COMPRESSION = "snappy"
+"""The codec of an append's part. Parts live until the next compaction, which rewrites them as zstd: Snappy
+costs less than half of zstd's CPU to write (a 500-call flush of `llm_calls`: ~15 against ~34 ms), and a
+flush runs while the job's calls go on, on the same cores. (Snappy rather than LZ4: polars writes Parquet's
+older LZ4 codec, which some readers refuse; every Parquet reader takes Snappy.)"""
+
 
 class TableStore:
     """Owns the `tables/` folder of a workspace."""
@@ -132,7 +138,7 @@ class TableStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".tmp-{path.name}"
         try:
-            frame.write_parquet(tmp, compression="zstd", statistics=True)
+            frame.write_parquet(tmp, compression=PART_COMPRESSION, statistics=True)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
