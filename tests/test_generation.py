@@ -194,3 +194,24 @@ def test_a_failed_background_compaction_is_reported_once_and_loses_no_row(ws: Wo
         ws.wait_for_background(timeout=30)
     assert ws.wait_for_background() is True  # reported once
     assert ws.sql("SELECT count(*) FROM conversations").item() == 4
+
+
+def test_the_calls_run_with_the_old_heap_frozen_and_young_collections_rarer(ws: Workspace) -> None:
+    """While a job's calls run, what was alive before is frozen out of the collector and the young generation is
+    collected every 20,000 allocations (a call makes a few hundred); both are undone when the job ends."""
+    import gc
+
+    from brightrun.generation.control import YOUNG_GC_THRESHOLD
+
+    seen: list[tuple[int, int]] = []
+
+    class Watching(ScriptedProvider):
+        async def complete(self, request):
+            seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+            return await super().complete(request)
+
+    before = gc.get_threshold()
+    create_job(ws, small_plan(ws, 1), provider="scripted", model="scripted-1", seed=1, job_id="gc")
+    assert run_job(ws, "gc", Watching()).status == "completed"
+    assert seen and all(threshold == max(before[0], YOUNG_GC_THRESHOLD) and frozen > 0 for threshold, frozen in seen)
+    assert YOUNG_GC_THRESHOLD >= 20_000 and gc.get_threshold() == before and gc.get_freeze_count() == 0
