@@ -334,3 +334,25 @@ def test_parts_are_written_as_snappy_and_compaction_rewrites_them_as_zstd(ws: Wo
     assert files.deltas == () and codecs(files.base) == {"ZSTD"}
     assert ws.sql("SELECT conversation_id, status FROM _t_conversation_status ORDER BY 1").equals(before)
     assert isinstance(before, pl.DataFrame)
+
+
+def test_a_table_listing_is_reused_only_while_its_folder_is_unchanged_and_settled(ws: Workspace, tmp_path) -> None:
+    """Every query asks for every table's files: a listing is reused while the table folder's mtime is unchanged
+    and over a second old, and any change (here by another process's store) is seen at once."""
+    import os
+    import time
+
+    ws.append("conversation_status", status_rows(["a"], "s"))
+    folder = ws.root / "tables" / "conversation_status"
+    old = time.time_ns() - 10_000_000_000
+    os.utime(folder, ns=(old, old))
+    first = ws.store.files("conversation_status")
+    assert ws.store.files("conversation_status") is first  # settled and unchanged: reused
+    other = Workspace.open(ws.root)  # another writer (as another process would be)
+    other.append("conversation_status", status_rows(["b"], "t"))
+    again = ws.store.files("conversation_status")
+    assert again is not first and len(again.deltas) == 2
+    assert dict(ws.sql("SELECT conversation_id, status FROM _t_conversation_status").iter_rows()) == {"a": "s", "b": "t"}
+    recent = time.time_ns()
+    os.utime(folder, ns=(recent, recent))  # changed within the last second: listed again on every ask
+    assert ws.store.files("conversation_status") is not ws.store.files("conversation_status")
