@@ -355,4 +355,10 @@ def test_a_table_listing_is_reused_only_while_its_folder_is_unchanged_and_settle
     assert dict(ws.sql("SELECT conversation_id, status FROM _t_conversation_status").iter_rows()) == {"a": "s", "b": "t"}
     recent = time.time_ns()
     os.utime(folder, ns=(recent, recent))  # changed within the last second: listed again on every ask
-    assert ws.store.files("conversation_status") is not ws.store.files("conversation_status")
+    made_while_recent = ws.store.files("conversation_status")
+    last = ws.store.files("conversation_status")
+    assert last is not made_while_recent
+    time.sleep(1.1)  # the same mtime, settled now: a listing made while it was recent is never reused
+    settled = ws.store.files("conversation_status")
+    assert settled is not last and settled is not made_while_recent
+    assert ws.store.files("conversation_status") is settled

@@ -185,19 +185,24 @@ class TableStore:
     def files(self, table: str) -> TableFiles:
         """The table's current files. Every change the store makes to a table is a file created, renamed into
         place or deleted in its folder (parts, the manifest, compaction), which changes the folder's mtime; so a
-        listing is reused while the folder's mtime is what it was and that mtime is over a second old (a
-        change within the file system's clock tick of the listing would keep the same mtime). Every query
-        asks for every table's files, and a listing reads the manifest and the folder: ~0.3 ms a table."""
+        listing is kept, and reused while the folder's mtime is what it was, only when that mtime was over a
+        second old as the listing began (a change within the file system's clock tick of an earlier change
+        would keep the same mtime). Every query asks for every table's files, and a listing reads the manifest
+        and the folder: ~0.3 ms a table."""
         folder = self.folder(table)
         try:
             stamp = os.stat(folder).st_mtime_ns
         except (FileNotFoundError, NotADirectoryError):
             return TableFiles((), (), ())
         hit = self._listed.get(table)
-        if hit is not None and hit[0] == stamp and time.time_ns() - stamp > _SETTLED_NS:
+        if hit is not None and hit[0] == stamp:
             return hit[1]
+        settled = time.time_ns() - stamp > _SETTLED_NS  # before listing: any change after it gets a newer mtime
         listed = self._list(table, folder)
-        self._listed[table] = (stamp, listed)
+        if settled:
+            self._listed[table] = (stamp, listed)
+        else:
+            self._listed.pop(table, None)
         return listed
 
     def _list(self, table: str, folder: Path) -> TableFiles:
