@@ -175,6 +175,27 @@ def test_estimate_uses_rendered_prompts_and_recent_averages(ws: Workspace, serve
     assert not unknown.priced and "unknown" in unknown.summary
 
 
+
+def test_an_estimate_is_made_once_per_plan_and_data_version(ws: Workspace, server: FakeLLMServer, monkeypatch) -> None:
+    """The Generate page asks for the estimate on every rerun: the same plan is rendered once per data version;
+    a new call in the ledger, a changed plan or a workspace price file gives a fresh estimate."""
+    from brightrun.generation import estimate as estimate_mod
+
+    rendered: list[int] = []
+    real = estimate_mod.build_request
+    monkeypatch.setattr(estimate_mod, "build_request", lambda *a, **kw: rendered.append(1) or real(*a, **kw))
+    first = estimate_plan(ws, plan(ws, 1), provider="anthropic", model=None)
+    assert len(rendered) == 80 and estimate_plan(ws, plan(ws, 1), provider="anthropic", model=None) is first
+    assert len(rendered) == 80  # the same plan, the same data: nothing rendered again
+    assert estimate_plan(ws, plan(ws, 2), provider="anthropic", model=None).items == 160 and len(rendered) == 160
+    (ws.root / "prices.yaml").write_text("models:\n  claude-sonnet-5-5: {input: 20.0, output: 100.0}\n")
+    repriced = estimate_plan(ws, plan(ws, 1), provider="anthropic", model=None)
+    assert repriced.cost_usd > first.cost_usd and len(rendered) == 240
+    (ws.root / "prices.yaml").unlink()
+    run_job(ws, new_job(ws, 1).job_id, claude(server), settings=FAST)
+    after = estimate_plan(ws, plan(ws, 1), provider="anthropic", model=None)
+    assert "recent calls" in after.basis and len(rendered) == 320
+
 def test_the_runners_rows_are_exactly_their_models_dumps(ws: Workspace, server: FakeLLMServer, monkeypatch) -> None:
     """The runner builds its rows as dicts, not models: each one is what its model's model_dump gives (same
     columns in the same order, same values of the same types), for answers, bad answers, 429s and failures."""

@@ -35,7 +35,18 @@ class Estimate:
 def estimate_plan(ws: Workspace, plan: list[PlannedCell], *, provider: str, model: str | None,
                   batch: bool = False, seed: int = 0) -> Estimate:
     """Input tokens from the rendered prompts themselves; output tokens from the recent average of
-    successful calls of the same template (and model), else from the templates' turn counts."""
+    successful calls of the same template (and model), else from the templates' turn counts. Computed once
+    per plan and data version (`Workspace.memo`: the ledger, the scaffolding, the workspace's prices.yaml):
+    the Generate page asks again on every rerun, and rendering a request per cell takes ~0.15 s for 320."""
+    prices = ws.root / "prices.yaml"
+    key = ("estimate_plan", provider, model, batch, seed, prices.stat().st_mtime_ns if prices.exists() else None,
+           tuple((tuple(p.cell.model_dump().values()), p.count) for p in plan))
+    return ws.memo(key, lambda: _estimate(ws, plan, provider=provider, model=model, batch=batch, seed=seed),
+                   tables=["llm_calls"])
+
+
+def _estimate(ws: Workspace, plan: list[PlannedCell], *, provider: str, model: str | None, batch: bool,
+              seed: int) -> Estimate:
     templates = ws.scaffolding.templates
     recent = ws.sql("""
         SELECT template_key, avg(output_tokens) AS out FROM (
