@@ -67,6 +67,7 @@ import os, signal, sys
 from datetime import UTC, datetime
 from brightrun.models.feedback import Feedback
 from brightrun.workspace import Workspace
+from brightrun.workspace import compaction as compaction_module
 from brightrun.workspace import store as store_module
 
 ws = Workspace.open(sys.argv[1])
@@ -81,12 +82,12 @@ if point == "base written":  # killed with the new base half-made, before the co
         os.kill(os.getpid(), signal.SIGKILL)
     store_module.TableStore._write_latest = write_then_die
 else:  # killed after the commit, before the absorbed parts were deleted
-    real_json = store_module.write_json
+    real_json = compaction_module.write_json
     def commit_then_die(path, data):
         real_json(path, data)
         if data.get("absorbed"):
             os.kill(os.getpid(), signal.SIGKILL)
-    store_module.write_json = commit_then_die
+    compaction_module.write_json = commit_then_die
 ws.compact(tables=["feedback"], publish=False)
 """
 

@@ -6,6 +6,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 from pydantic import BaseModel
@@ -177,3 +178,18 @@ TABLES: dict[str, TableSpec] = {
         ),
     ]
 }
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """What a reader should read for one table, right now."""
+
+    base: tuple[Path, ...]
+    deltas: tuple[Path, ...]
+    bad: tuple[tuple[Path, str], ...]
+    columns: dict[str, int] = field(default_factory=dict, compare=False)
+    """How many of the readable files hold each column (files written before a column existed lack it)."""
+
+    @property
+    def signature(self) -> tuple:
+        return (self.base, self.deltas)
