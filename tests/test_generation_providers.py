@@ -261,37 +261,33 @@ def assert_key_absent(root: Path, key: str) -> None:
             assert key not in repr(row), parquet
 
 
-def test_claude_spreads_its_calls_over_small_connection_pools(server: FakeLLMServer) -> None:
-    """httpcore walks its whole pool on every request and response, so at concurrency 64 the provider keeps four
-    pools of 16 calls; each call goes to the least busy pool, so no pool holds more than its share while the
-    server still sees all 64 at once, and every pool is closed at the end."""
+def test_claude_sends_its_calls_through_the_sdks_aiohttp_transport(server: FakeLLMServer) -> None:
+    """The provider uses the SDK's aiohttp transport (`anthropic.DefaultAioHttpClient`, cheaper per call than
+    httpx's at high concurrency) with room for every call of the job at once: the server sees all 64 in flight
+    together, every answer comes back, and closing the provider closes the aiohttp session."""
     import asyncio
+
+    import aiohttp
+    from anthropic._vendor.httpx_aiohttp.transport import AiohttpTransport
 
     from brightrun.providers.base import ProviderRequest
     from brightrun.providers.schema import conversation_schema
 
     server.latency = 0.3
     provider = ClaudeProvider(api_key=KEY, base_url=server.base_url, concurrency=64)
-    assert len(provider._clients) == 4 and len(ClaudeProvider(api_key=KEY, base_url=server.base_url,
-                                                               concurrency=16)._clients) == 1
-    peaks = [0, 0, 0, 0]
+    transport = provider.client._client._transport
+    assert isinstance(transport, AiohttpTransport)
 
-    async def run() -> list:
-        async def watch() -> None:
-            while True:
-                peaks[:] = [max(p, n) for p, n in zip(peaks, provider._in_flight, strict=True)]
-                await asyncio.sleep(0.01)
-
-        watcher = asyncio.create_task(watch())
+    async def run() -> tuple[list, aiohttp.ClientSession]:
         requests = [ProviderRequest(system="s", prompt="p", model="claude-sonnet-5-5", tag=f"t{i}",
                                     output_schema=conversation_schema(2)) for i in range(64)]
         answers = await asyncio.gather(*(provider.complete(r) for r in requests))
-        watcher.cancel()
+        session = transport.client
         await provider.aclose()
-        return answers
+        return answers, session
 
-    answers = asyncio.run(run())
+    answers, session = asyncio.run(run())
     assert len(answers) == 64 and all(a.text and a.output_tokens > 0 for a in answers)
-    assert peaks == [16, 16, 16, 16] and provider._in_flight == [0, 0, 0, 0]
     assert server.most_pausing == 64 and server.counts()["messages"] == 64
-    assert all(client.is_closed() for client in provider._clients)
+    assert isinstance(session, aiohttp.ClientSession) and session.closed
+    assert provider.client.is_closed()
