@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-import orjson
 import polars as pl
 
 from brightrun.errors import JobStopped, ProviderError
@@ -22,6 +21,7 @@ from brightrun.generation.cache import Journal, ResponseCache, cache_row, fold_j
 from brightrun.generation.jobs import cancel_requested, item_seed
 from brightrun.generation.limiter import AdaptiveLimiter, EarlyStop, backoff
 from brightrun.generation.progress import JobProgress, ProgressFn, RunSettings
+from brightrun.generation.records import RunBuffer, RunRecords
 from brightrun.generation.requests import (
     CellCache,
     build_request,
@@ -33,7 +33,6 @@ from brightrun.generation.requests import (
 from brightrun.models import (
     BatchItem,
     BatchJob,
-    FailedGeneration,
     GeneratedConversation,
 )
 from brightrun.providers.base import Provider, ProviderRequest, ProviderResponse
@@ -54,28 +53,12 @@ def _checked(response: ProviderResponse) -> GeneratedConversation | ValueError:
         return exc
 
 
-@dataclass
-class _Buffer:
-    """The rows written at the next flush, as dicts of their tables' columns (what the models' model_dump gives:
-    the records are built as dicts directly, from values that are already the right types)."""
-
-    calls: list[dict] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)
-    turns: list[dict] = field(default_factory=list)
-    conversations: list[dict] = field(default_factory=list)
-    items: list[dict] = field(default_factory=list)
-    cache_rows: list[dict] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-class JobRunner:
+class JobRunner(RunRecords):
     def __init__(self, ws: Workspace, job: BatchJob, provider: Provider, settings: RunSettings,
                  progress: ProgressFn | None = None) -> None:
         self.ws, self.job, self.provider, self.settings = ws, job, provider, settings
         self.progress_fn = progress
-        self.buffer = _Buffer()
+        self.buffer = RunBuffer()
         self.last_flush = time.monotonic()
         # An empty job model means: each template's own model setting.
         self.model = None if provider.is_scripted else (job.model or None)
@@ -183,69 +166,6 @@ class JobRunner:
         self.record_conversation(item, generated, call_id, response.model, attempt, variation_of(request))
         return None
 
-    # -- records ----------------------------------------------------------------------------
-    # Each record is the dict its model's model_dump gives, built directly (every value is already of its
-    # column's type; tests check the rows against the models): ~25 us a call less than building the models.
-
-    def record_call(self, call_id: str, request: ProviderRequest, response: ProviderResponse | None,
-                    item: BatchItem, attempt: int, *, error: str | None = None, latency_ms: float = 0.0,
-                    cost: float | None = None) -> None:
-        """The call's row in the ledger. `cost`: what a paid answer cost, when known already."""
-        tokens_in = response.input_tokens if response else 0
-        tokens_out = response.output_tokens if response else 0
-        paid = response is not None and not response.cache_hit
-        if not paid:
-            cost = 0.0
-        elif cost is None:
-            cost = self.provider.cost_usd(response.model, tokens_in, tokens_out, response.batch)
-        first_record = call_id not in self.recorded  # a replayed call rewrites its row: count it once
-        self.recorded.add(call_id)
-        self.buffer.calls.append({
-            "call_id": call_id, "action_type": request.action_type, "provider": self.provider.name,
-            "model": response.model if response else request.model,
-            "request": orjson.dumps(request.for_log()).decode(), "response": response.text if response else "",
-            "input_tokens": tokens_in, "output_tokens": tokens_out, "cost_usd": float(cost),
-            "latency_ms": float(response.latency_ms if response else latency_ms),
-            "cache_hit": response.cache_hit if response else False, "template_key": item.template_key,
-            "template_version": item.template_version, "job_id": item.job_id, "item_id": item.item_id,
-            "attempt": attempt, "status": "error" if error else "ok", "error": error, "created_at": utcnow(),
-            "user_id": None, "session_id": None, "category": None, "import_id": None, "source_line": None,
-        })
-        if paid and first_record:
-            self.progress.input_tokens += tokens_in
-            self.progress.output_tokens += tokens_out
-            self.progress.cost_usd += cost
-
-    def record_conversation(self, item: BatchItem, generated: GeneratedConversation, call_id: str, model: str,
-                            attempt: int, variation: str = "{}") -> None:
-        conversation_id = f"conv-{item.item_id}"
-        now = utcnow()
-        self.buffer.turns += [
-            {"conversation_id": conversation_id, "turn_number": n, "role": t.role, "content": t.content}
-            for n, t in enumerate(generated.turns, start=1)
-        ]
-        templates = self.ws.scaffolding.templates
-        self.buffer.conversations.append({
-            "conversation_id": conversation_id, "job_id": item.job_id, "item_id": item.item_id,
-            "persona_key": item.persona_key, "arc_key": item.arc_key, "topic_key": item.topic_key,
-            "template_key": item.template_key, "template_version": item.template_version,
-            "tier": templates[item.template_key].tier if item.template_key in templates else "unknown",
-            "provider": self.provider.name, "model": model, "is_scripted": self.provider.is_scripted,
-            "title": generated.title, "turn_count": len(generated.turns), "call_id": call_id, "created_at": now,
-            "variation": variation,
-        })
-        self.buffer.items.append({**dict(item), "status": "completed", "attempts": attempt,
-                                  "conversation_id": conversation_id, "updated_at": now})
-        self.progress.done += 1
-
-    def record_failure(self, item: BatchItem, attempt: int, error_type: str, message: str, raw: str | None) -> None:
-        now = utcnow()
-        self.buffer.failures.append(FailedGeneration(
-            failure_id=f"fail-{item.item_id}-a{attempt}", job_id=item.job_id, item_id=item.item_id,
-            error_type=error_type, message=message, raw_response=raw, attempt=attempt, created_at=now).model_dump())
-        self.buffer.items.append({**dict(item), "status": "failed", "attempts": attempt, "updated_at": now})
-        self.progress.failed += 1
-
     def outcome(self, error: ProviderError | None) -> None:
         """Note a call's outcome (None: an answer or a retryable fault); stop the job when its first calls all
         failed with the same non-retryable error."""
@@ -350,7 +270,7 @@ class JobRunner:
                or time.monotonic() - self.last_flush >= self.settings.flush_seconds)
         if not (force or (due and (len(self.buffer) or self.buffer.calls))):
             return
-        buf, self.buffer = self.buffer, _Buffer()
+        buf, self.buffer = self.buffer, RunBuffer()
         journal = self.journal.rotate() if buf.cache_rows else None  # later answers go to a new file
         self.last_flush = time.monotonic()
         progress = replace(self.progress)  # what this flush commits
@@ -362,7 +282,7 @@ class JobRunner:
         if self.progress_fn:
             self.progress_fn(progress)
 
-    def _frames(self, buf: _Buffer, status: str) -> list[tuple[str, pl.DataFrame]]:
+    def _frames(self, buf: RunBuffer, status: str) -> list[tuple[str, pl.DataFrame]]:
         """The buffer's rows as one frame per table, in the order they are written, and the job's row."""
         rows = [("response_cache", buf.cache_rows), ("llm_calls", buf.calls), ("failed_generations", buf.failures),
                 ("turns", buf.turns), ("conversations", buf.conversations),  # the commit point of each item
