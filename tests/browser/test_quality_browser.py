@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import choose, rerun_after, wait_idle
+from conftest import choose, open_deep_link, rerun_after, wait_idle
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -87,3 +87,20 @@ def test_drill_from_a_bar_to_a_record(demo_page, demo_ws) -> None:
     except Exception:
         page.screenshot(path=SCREENSHOT, full_page=True)
         raise
+
+
+def test_the_metric_survives_another_tab_and_a_reload(demo_page, demo_app) -> None:
+    """The chosen metric is in the address (as the app writes it: its label); after a visit to another tab and
+    back, and after a reload of that address, the metric is still the chosen one."""
+    page = demo_page
+    label = "Empathy (0-1, per turn)"
+    open_deep_link(page, demo_app.url.rstrip("/") + "/quality", "Quality")
+    choose(page, "Metric", label)
+    expect(page).to_have_url(re.compile(r"q_metric=Empathy"))
+    rerun_after(page, page.get_by_role("tab", name="Duplicates").click)
+    rerun_after(page, page.get_by_role("tab", name="Scores").click)
+    expect(page.get_by_role("combobox", name="Metric")).to_have_value(label)
+    expect(page).to_have_url(re.compile(r"q_metric=Empathy"))
+    page.reload()
+    wait_idle(page, timeout=60_000)
+    expect(page.get_by_role("combobox", name="Metric")).to_have_value(label)
