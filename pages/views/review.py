@@ -37,6 +37,8 @@ THUMBS_KEYS = {"u": True, "d": False}
 """Keyboard: thumbs up (U) or down (D) on the turn in focus; 1 to 5 rate it (C and R are Streamlit's own)."""
 QUEUE_COLUMNS = ["conversation_id", "title", "persona", "arc", "topic", "tier", "template_version", "quality_score",
                  "pairs", "judged", "state"]
+JUDGE_KEY = "rv_judge_"
+"""The key prefix of each advisor turn's "Your judgement" expander (its form is drawn only while it is open)."""
 BLIND_HIDDEN = {"template_version", "quality_score"}
 """What blind review hides, beside other reviewers' judgements: what could reveal an experiment's arm or anchor
 the rating (the template version, the heuristic scores; the model is never shown here)."""
@@ -300,6 +302,7 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
                          "other judgements stay as they are.")
     if reviewer and pairs:
         _keyboard_bar(pairs, mine, reviewer)
+    focus = _focus(pairs, mine)
     for turn in detail.turns:
         pair = pairs.get(turn["turn_number"]) if turn["role"] == "assistant" else None
         with st.chat_message(turn["role"]):
@@ -308,20 +311,23 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
                 st.text(turn["content"])
             else:
                 with st.container(key=f"rv_turn_{pair['pair_id']}"):
-                    _turn_fragment(ws, pair, reviewer, mine.get(pair["pair_id"]), blind)
+                    in_focus = focus is not None and pair["pair_id"] == focus["pair_id"]
+                    _turn_fragment(ws, pair, reviewer, mine.get(pair["pair_id"]), blind, in_focus)
 
 
 @st.fragment
-def _turn_fragment(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool) -> None:
+def _turn_fragment(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool,
+                   in_focus: bool) -> None:
     """One advisor turn: saving its judgement reruns this turn alone, not the page (the queue's progress
     catches up on the next full run: Next, Previous, a filter)."""
     current = st.session_state.get("rv_saved", {}).get((reviewer, pair["pair_id"]), current)
     if toast := st.session_state.pop("rv_toast", None):
         st.toast(toast[0], icon=toast[1])
-    _review_turn(ws, pair, reviewer, current, blind)
+    _review_turn(ws, pair, reviewer, current, blind, in_focus)
 
 
-def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool) -> None:
+def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool,
+                 in_focus: bool) -> None:
     pair_id, original = pair["pair_id"], pair["target_response"]
     mark = (f" · :green-badge[:material/check_circle: judged by you: {_summary(current) or 'saved'}]" if current else
             " · :gray[not judged yet]" if reviewer else "")
@@ -336,7 +342,32 @@ def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None,
     # they are new widgets, pre-filled from what is stored.
     version = hashlib.sha1(f"{reviewer}\x00{current['created_at'] if current else ''}".encode()).hexdigest()[:10]
     prefix = f"rv_{pair_id}_{version}"
-    with st.form(f"rv_form_{pair_id}"):
+    # The form is drawn only when its expander is open (the page budget: a form per turn was most of the
+    # browser's work on the first run). The turn in focus (the keys' turn) opens by itself when the focus
+    # comes to it or its conversation is opened; any other opens on a click, and each stays as the reviewer
+    # left it. Its label and default never change, so the widget keeps its state when the judgement does.
+    judge_key = f"{JUDGE_KEY}{pair_id}"
+    if in_focus and (judge_key not in st.session_state or st.session_state.get("rv_focus") != pair_id):
+        st.session_state[judge_key] = True
+    if in_focus:
+        st.session_state["rv_focus"] = pair_id
+    judge = st.expander("Your judgement", icon=":material/rate_review:", key=judge_key, on_change="rerun")
+    if judge.open:
+        with judge:
+            _judgement_form(pair, prefix, reviewer, current)
+    table = history_table(ws, pair_id, original, only_reviewer=reviewer if blind else None)
+    # Drawn when opened: otherwise every turn's table is drawn on the first run, inside its closed expander.
+    history = st.expander(f"History · {table.height - 1} judgement(s)", icon=":material/history:",
+                          key=f"rv_history_{pair_id}", on_change="rerun")
+    if history.open:
+        history.dataframe(table, hide_index=True)
+        history.caption("Newest first. The original response is never changed; every judgement and edit is kept"
+                        + ("; other reviewers' are hidden while blind review is on." if blind else "."))
+
+
+def _judgement_form(pair: dict, prefix: str, reviewer: str, current: dict | None) -> None:
+    pair_id, original = pair["pair_id"], pair["target_response"]
+    with st.form(f"rv_form_{pair_id}", border=False):
         a, b, c = st.columns([1, 2, 5], vertical_alignment="bottom")
         with a:
             st.caption("Helpful?")
@@ -359,14 +390,6 @@ def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None,
                               disabled=not reviewer, on_click=_save, args=(pair, prefix, reviewer, current),
                               help="Saves your judgement of this turn" if reviewer else
                                    "Enter your name at the top first: nothing is saved without it.")
-    table = history_table(ws, pair_id, original, only_reviewer=reviewer if blind else None)
-    # Drawn when opened: otherwise every turn's table is drawn on the first run, inside its closed expander.
-    history = st.expander(f"History · {table.height - 1} judgement(s)", icon=":material/history:",
-                          key=f"rv_history_{pair_id}", on_change="rerun")
-    if history.open:
-        history.dataframe(table, hide_index=True)
-        history.caption("Newest first. The original response is never changed; every judgement and edit is kept"
-                        + ("; other reviewers' are hidden while blind review is on." if blind else "."))
 
 
 # ------------------------------------------------------------------------------------- agreement
