@@ -27,7 +27,8 @@ How it is measured:
              fetched and run by then), and "browser CPU", the page's main-thread busy time
              (Chrome DevTools Performance metric TaskDuration) until then
   save       on Review (`?reviewer=bench`, the first conversation of the queue), `--repeat` times on
-             its advisor turns in order: pick a thumbs (up, then down on the next pass over the turns,
+             its advisor turns in order: open the turn's "Your judgement" if it is closed (not timed;
+             only the turn in focus opens by itself), pick a thumbs (up, then down on the next pass over the turns,
              so every save changes something), then time from the click on the turn's Save until the
              turn shows "judged by you: thumbs up/down" (polled on every animation frame). The same
              on the baseline app: a form with one `st.feedback` and Save in an `st.fragment`. Also
@@ -71,6 +72,8 @@ SAVED_TEXT = "judged by you: thumbs {}"
 """What a saved turn of the Review page shows (pages/views/review.py `_review_turn`)."""
 TURN_KEY = "rv_turn_"
 """The key prefix of each advisor turn's container on the Review page (`st-key-rv_turn_<pair_id>` class)."""
+JUDGE_LABEL = "Your judgement"
+"""A Review turn's expander: its form (thumbs, Save) is drawn while it is open (by itself: the turn in focus)."""
 BASELINE_APP = '''import streamlit as st
 
 st.write("baseline")
@@ -262,6 +265,8 @@ def saves(h: Any, context: Any, url: str, repeat: int) -> tuple[list[float], lis
             up = (i // len(keys)) % 2 == 0
             box = page.locator(f".{key}").first
             box.scroll_into_view_if_needed()
+            if not box.get_by_role("button", name="Save").count():  # a closed turn: open its form (not timed)
+                h.rerun_after(page, box.get_by_text(JUDGE_LABEL).first.click, timeout=TIMEOUT_MS)
             box.get_by_role("radio", name="Thumbs up" if up else "Thumbs down").click()
             save = box.get_by_role("button", name="Save")
             before = tracker.finished

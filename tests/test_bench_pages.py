@@ -88,9 +88,11 @@ def test_process_cpu_counts_this_process(bench) -> None:
 
 
 def test_the_review_page_shows_what_the_save_timing_waits_for(bench) -> None:
-    """The bench finds a turn by its container's key and waits for its saved mark: both come from review.py."""
+    """The bench finds a turn by its container's key, opens its form by the expander's label and waits for its
+    saved mark: all come from review.py."""
     source = (ROOT / "pages" / "views" / "review.py").read_text()
     assert f'key=f"{bench.TURN_KEY}{{pair[\'pair_id\']}}"' in source
     assert bench.SAVED_TEXT.format("") == "judged by you: thumbs "
     assert "judged by you: {_summary(current)" in source and '{True: "thumbs up", False: "thumbs down"}' in source
+    assert f'st.expander("{bench.JUDGE_LABEL}",' in source
     assert f'"{bench.TURN_KEY}' in bench.BASELINE_APP and "judged by you: thumbs " in bench.BASELINE_APP
