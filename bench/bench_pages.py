@@ -25,9 +25,11 @@ How it is measured:
              Streamlit server process's user + system time (/proc) from `page.goto` until the page has
              settled (idle, then no network request for 500 ms: the lazily loaded chart code is
              fetched and run by then), and "browser CPU", the page's main-thread busy time
-             (Chrome DevTools Performance metric TaskDuration) until then
+             (Chrome DevTools Performance metric TaskDuration) until then, and "brw thread", that
+             thread's CPU time (metric ThreadTime): busy time counts the waits for a core, CPU time does not
   save       on Review (`?reviewer=bench`, the first conversation of the queue), `--repeat` times on
-             its advisor turns in order: pick a thumbs (up, then down on the next pass over the turns,
+             its advisor turns in order: open the turn's "Your judgement" if it is closed (not timed;
+             only the turn in focus opens by itself), pick a thumbs (up, then down on the next pass over the turns,
              so every save changes something), then time from the click on the turn's Save until the
              turn shows "judged by you: thumbs up/down" (polled on every animation frame). The same
              on the baseline app: a form with one `st.feedback` and Save in an `st.fragment`. Also
@@ -51,17 +53,18 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from _page_figures import HEADER, Figure  # noqa: E402
 
 PAGE_BUDGET_S = 1.5
 SAVE_BUDGET_S = 0.5
@@ -71,6 +74,8 @@ SAVED_TEXT = "judged by you: thumbs {}"
 """What a saved turn of the Review page shows (pages/views/review.py `_review_turn`)."""
 TURN_KEY = "rv_turn_"
 """The key prefix of each advisor turn's container on the Review page (`st-key-rv_turn_<pair_id>` class)."""
+JUDGE_LABEL = "Your judgement"
+"""A Review turn's expander: its form (thumbs, Save) is drawn while it is open (by itself: the turn in focus)."""
 BASELINE_APP = '''import streamlit as st
 
 st.write("baseline")
@@ -128,71 +133,6 @@ def app_pages(app: Path = ROOT / "app.py") -> list[AppPage]:
     return pages
 
 
-# -- figures --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Figure:
-    name: str
-    seconds: list[float]
-    run_end_seconds: list[float]
-    budget: float | None
-    errors: int = 0
-    """Exceptions the page showed (an error page is fast, and wrong)."""
-    server_cpu_seconds: list[float] = field(default_factory=list)
-    """CPU time of the Streamlit server process per first run (empty for the saves)."""
-    browser_cpu_seconds: list[float] = field(default_factory=list)
-    """Main-thread busy time of the browser page per first run (empty for the saves)."""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-    @property
-    def run_end_median(self) -> float:
-        return statistics.median(self.run_end_seconds)
-
-    @property
-    def server_cpu_median(self) -> float | None:
-        return statistics.median(self.server_cpu_seconds) if self.server_cpu_seconds else None
-
-    @property
-    def browser_cpu_median(self) -> float | None:
-        return statistics.median(self.browser_cpu_seconds) if self.browser_cpu_seconds else None
-
-    def ratio(self, baseline: Figure | None) -> float | None:
-        return self.median / baseline.median if baseline and baseline.median > 0 else None
-
-    def within(self) -> bool | None:
-        return None if self.budget is None else self.median < self.budget
-
-    def row(self, baseline: Figure | None) -> str:
-        ratio = self.ratio(baseline)
-        within = self.within()
-        verdict = "" if within is None else ("under" if within else "OVER") + f" {self.budget:g} s"
-        return (f"{self.name:16s} {self.median * 1000:7.0f} {min(self.seconds) * 1000:7.0f} "
-                f"{max(self.seconds) * 1000:7.0f} {self.run_end_median * 1000:7.0f} "
-                f"{_ms(self.server_cpu_median):>7s} {_ms(self.browser_cpu_median):>7s} "
-                f"{'' if ratio is None else f'{ratio:.1f}x':>6s}  {verdict}"
-                + (f"  ({self.errors} exception(s) shown!)" if self.errors else ""))
-
-    def summary(self, baseline: Figure | None) -> dict[str, Any]:
-        return {"name": self.name, "median_s": self.median, "min_s": min(self.seconds), "max_s": max(self.seconds),
-                "run_end_median_s": self.run_end_median, "runs_s": self.seconds, "run_end_runs_s": self.run_end_seconds,
-                "server_cpu_median_s": self.server_cpu_median, "browser_cpu_median_s": self.browser_cpu_median,
-                "server_cpu_runs_s": self.server_cpu_seconds, "browser_cpu_runs_s": self.browser_cpu_seconds,
-                "ratio_to_baseline": self.ratio(baseline), "budget_s": self.budget, "within_budget": self.within(),
-                "exceptions_shown": self.errors}
-
-
-def _ms(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds * 1000:.0f}"
-
-
-HEADER = (f"{'':16s} {'median':>7s} {'min':>7s} {'max':>7s} {'run end':>7s} {'srv CPU':>7s} {'brw CPU':>7s} "
-          f"{'ratio':>6s}  (ms; run end and CPU: medians)")
-
-
 # -- measuring ------------------------------------------------------------------------------------
 
 
@@ -203,6 +143,7 @@ class FirstRun:
     errors: int
     server_cpu: float
     browser_cpu: float
+    browser_thread: float
 
 
 def process_cpu(pid: int) -> float:
@@ -231,7 +172,7 @@ def first_run(h: Any, context: Any, url: str, server_pid: int) -> FirstRun:
         server_cpu = process_cpu(server_pid) - cpu_before
         metrics = {m["name"]: m["value"] for m in devtools.send("Performance.getMetrics")["metrics"]}
         return FirstRun(idle, run_end, page.locator('[data-testid="stException"]').count(), server_cpu,
-                        metrics["TaskDuration"])
+                        metrics["TaskDuration"], metrics["ThreadTime"])
     finally:
         page.close()
 
@@ -262,6 +203,8 @@ def saves(h: Any, context: Any, url: str, repeat: int) -> tuple[list[float], lis
             up = (i // len(keys)) % 2 == 0
             box = page.locator(f".{key}").first
             box.scroll_into_view_if_needed()
+            if not box.get_by_role("button", name="Save").count():  # a closed turn: open its form (not timed)
+                h.rerun_after(page, box.get_by_text(JUDGE_LABEL).first.click, timeout=TIMEOUT_MS)
             box.get_by_role("radio", name="Thumbs up" if up else "Thumbs down").click()
             save = box.get_by_role("button", name="Save")
             before = tracker.finished
@@ -341,6 +284,7 @@ def measure(args: argparse.Namespace, tmp: Path, log: Callable[[str], None]) -> 
                     figure.run_end_seconds.append(run.run_end)
                     figure.server_cpu_seconds.append(run.server_cpu)
                     figure.browser_cpu_seconds.append(run.browser_cpu)
+                    figure.browser_thread_seconds.append(run.browser_thread)
                     figure.errors += run.errors
                 log(f"round {round_ + 1} of {args.repeat} done")
             figures["baseline save"] = Figure("baseline save", *saves(h, context, f"{base.url}/?form=1", args.repeat),

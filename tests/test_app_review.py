@@ -47,6 +47,12 @@ def widget(at: AppTest, kind: str, pair_id: str, suffix: str):
     return found[0]
 
 
+def open_turn(at: AppTest, pair_id: str) -> AppTest:
+    """Open a turn's "Your judgement" expander (its form is drawn only while it is open), as a click does."""
+    at.session_state[f"rv_judge_{pair_id}"] = True
+    return at.run()
+
+
 def pairs_of(ws: Workspace, conversation_id: str) -> list[dict]:
     return ws.sql("SELECT pair_id, turn_number, target_response FROM training_pairs WHERE conversation_id = ? "
                   "ORDER BY turn_number", [conversation_id]).to_dicts()
@@ -140,6 +146,7 @@ def test_judging_a_turn_writes_one_row_beside_the_original(demo_copy: Workspace,
     assert any("nothing changed" in t.value for t in at.toast)
     again = open_page(demo_copy.root, monkeypatch, reviewer="Ann")
     assert again.selectbox(key="rv_open").value == opened  # partly reviewed: still first in the queue
+    open_turn(again, pid)  # judged (thumbs and rating), it is no longer the turn that opens by itself
     assert widget(again, "feedback", pid, "_stars").value == 3
     assert widget(again, "text_area", pid, "_edit").value == "A shorter, kinder answer."
 
@@ -165,6 +172,7 @@ def test_progress_and_moving_through_the_queue(demo_copy: Workspace, monkeypatch
     assert first == order[0] and at.button(key="rv_previous").disabled
     pairs = pairs_of(demo_copy, first)
     for pair in pairs:
+        open_turn(at, pair["pair_id"])
         widget(at, "feedback", pair["pair_id"], "_thumbs").set_value(1)
         at.button(key=f"rv_save_{pair['pair_id']}").click().run()
     assert progress(at) == (1, 160, len(pairs), 791)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from test_app_review import open_page, queue
+from test_app_review import open_page, open_turn, queue
 
 from brightrun.enrichment import enrich
 from brightrun.experiments import create_experiment, run_experiment
@@ -85,3 +85,27 @@ def test_a_turns_history_is_drawn_when_its_expander_opens(demo_copy: Workspace, 
     at.run()
     (history,) = [d.value for d in at.dataframe if "response" in d.value.columns and "version" in d.value.columns]
     assert list(history["version"]) == ["original", "judgement"] and history["comment"].iloc[1] == "clear and kind"
+
+
+def test_only_the_turn_in_focus_draws_its_form_until_another_is_opened(demo_copy: Workspace, monkeypatch) -> None:
+    """The page budget: a judgement form per advisor turn was most of the browser's work on the first run. The
+    turn the keys judge opens by itself (also when the focus moves on); the others on a click, and stay open."""
+    at = open_page(demo_copy.root, monkeypatch, reviewer="Ann")
+    cid = at.selectbox(key="rv_open").value
+    pairs = demo_copy.sql("SELECT pair_id FROM training_pairs WHERE conversation_id = ? ORDER BY turn_number",
+                          [cid])["pair_id"].to_list()
+    assert len(pairs) >= 3
+
+    def forms() -> list[str]:
+        return [b.key.removeprefix("rv_save_") for b in at.button if b.key and b.key.startswith("rv_save_")]
+
+    assert forms() == [pairs[0]]
+    assert [e.label for e in at.expander].count("Your judgement") == len(pairs)
+    at.button(key="rv_key_u").click().run()
+    at.button(key="rv_key_4").click().run()  # the first turn has both: the focus and its form move on
+    assert not at.exception and forms() == pairs[:2]
+    open_turn(at, pairs[-1])
+    assert forms() == [pairs[0], pairs[1], pairs[-1]]
+    at.session_state[f"rv_judge_{pairs[0]}"] = False  # closed by the reviewer: it stays closed
+    at.run()
+    assert forms() == [pairs[1], pairs[-1]]

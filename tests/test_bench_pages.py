@@ -66,11 +66,13 @@ def test_figures_median_ratio_and_budget(bench) -> None:
     summary = page.summary(baseline)
     assert (summary["min_s"], summary["max_s"], summary["run_end_median_s"], summary["within_budget"]) == \
            (0.4, 2.0, 0.3, True)
-    assert page.row(baseline).split() == ["Overview", "600", "400", "2000", "300", "–", "–", "3.0x", "under", "1.5",
-                                          "s"]
+    assert page.row(baseline).split() == ["Overview", "600", "400", "2000", "300", "–", "–", "–", "3.0x", "under",
+                                          "1.5", "s"]
     measured = bench.Figure("Review", [0.5] * 3, [0.3] * 3, 1.5, server_cpu_seconds=[0.2, 0.1, 0.4],
-                            browser_cpu_seconds=[0.9, 0.7, 0.8])
-    assert measured.row(baseline).split()[5:7] == ["200", "800"]  # server and browser CPU, medians in ms
+                            browser_cpu_seconds=[0.9, 0.7, 0.8], browser_thread_seconds=[0.5, 0.3, 0.6])
+    # server CPU, browser busy time and browser thread CPU, medians in ms
+    assert measured.row(baseline).split()[5:8] == ["200", "800", "500"]
+    assert measured.summary(baseline)["browser_thread_median_s"] == 0.5
     assert (measured.summary(baseline)["server_cpu_median_s"], measured.summary(baseline)["browser_cpu_median_s"]) == \
            (0.2, 0.8)
     assert "OVER 1.5 s" in slow.row(baseline) and "1 exception(s) shown" in slow.row(baseline)
@@ -88,9 +90,11 @@ def test_process_cpu_counts_this_process(bench) -> None:
 
 
 def test_the_review_page_shows_what_the_save_timing_waits_for(bench) -> None:
-    """The bench finds a turn by its container's key and waits for its saved mark: both come from review.py."""
+    """The bench finds a turn by its container's key, opens its form by the expander's label and waits for its
+    saved mark: all come from review.py."""
     source = (ROOT / "pages" / "views" / "review.py").read_text()
     assert f'key=f"{bench.TURN_KEY}{{pair[\'pair_id\']}}"' in source
     assert bench.SAVED_TEXT.format("") == "judged by you: thumbs "
     assert "judged by you: {_summary(current)" in source and '{True: "thumbs up", False: "thumbs down"}' in source
+    assert f'st.expander("{bench.JUDGE_LABEL}",' in source
     assert f'"{bench.TURN_KEY}' in bench.BASELINE_APP and "judged by you: thumbs " in bench.BASELINE_APP

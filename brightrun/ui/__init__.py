@@ -1,10 +1,10 @@
 """Helpers for the Streamlit pages: the open workspace, error display and number formats (common.py), and
-the page-specific figure and table builders (experiments.py, quality.py, training.py), and the enrichment control
-Overview and Conversations share (enrichment.py).
+the page-specific figure and table builders (experiments.py, quality.py, training.py), the enrichment control
+Overview and Conversations share (enrichment.py), and the Review page's filters and Agreement tab (review.py).
 
 Pages use `from brightrun import ui` for the common helpers and import the others as modules.
 
-May import: enrichment, errors, experiments, exports, quality, stats, training_files, validation, workspace.
+May import: enrichment, errors, experiments, explore, exports, feedback, quality, stats, training_files, validation, workspace.
 """
 
 from brightrun.ui.common import (

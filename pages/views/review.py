@@ -9,34 +9,28 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.errors import BrightRunError
-from brightrun.experiments import list_experiments
-from brightrun.explore import conversation_detail, filter_options, totals
+from brightrun.explore import conversation_detail, totals
 from brightrun.feedback import (
-    ReviewFilter,
-    agreement,
-    current_judgements,
-    disagreements,
     history_table,
     judgements_for_conversation,
     progress,
     record_feedback,
     review_items,
     review_queue,
-    reviewers,
     thumbs_up_unjudged,
 )
-from brightrun.quality.explore import labels
+from brightrun.ui import review as ui_review
 from brightrun.workspace import Workspace
 
 st.title("Review")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
-STATES = {"any": "Any", "no": "Not reviewed", "partly": "Partly reviewed", "yes": "Reviewed"}
-ME, ANYONE = "\x00me", "\x00anyone"
 NEXT_KEY, PREVIOUS_KEY = "j", "k"
 THUMBS_KEYS = {"u": True, "d": False}
 """Keyboard: thumbs up (U) or down (D) on the turn in focus; 1 to 5 rate it (C and R are Streamlit's own)."""
 QUEUE_COLUMNS = ["conversation_id", "title", "persona", "arc", "topic", "tier", "template_version", "quality_score",
                  "pairs", "judged", "state"]
+JUDGE_KEY = "rv_judge_"
+"""The key prefix of each advisor turn's "Your judgement" expander (its form is drawn only while it is open)."""
 BLIND_HIDDEN = {"template_version", "quality_score"}
 """What blind review hides, beside other reviewers' judgements: what could reveal an experiment's arm or anchor
 the rating (the template version, the heuristic scores; the model is never shown here)."""
@@ -148,49 +142,6 @@ def _thumbs_up_rest(conversation_id: str, reviewer: str) -> None:
 
 # ----------------------------------------------------------------------------------------- the queue
 
-def _filters(ws: Workspace, reviewer: str) -> ReviewFilter:
-    options = filter_options(ws)
-    templates = labels(ws, "template version")
-    everyone = [r for r in reviewers(ws) if r != reviewer]
-    by_options = [ME, ANYONE, *everyone]
-    if st.session_state.get("rv_by") not in by_options:
-        st.session_state.pop("rv_by", None)
-    with st.expander("Filter the queue", icon=":material/filter_list:"):
-        cols = st.columns(3)
-        chosen = {}
-        for i, (field, source, label) in enumerate([
-                ("personas", options["personas"], "Persona"), ("arcs", options["arcs"], "Emotional arc"),
-                ("topics", options["topics"], "Topic"), ("template_versions", templates, "Template version"),
-                ("tiers", options["tiers"], "Tier")]):
-            chosen[field] = cols[i % 3].multiselect(label, list(source), format_func=source.get, key=f"rv_{field}",
-                                                    placeholder="Any")
-        low, high = cols[2].slider("Quality score", 0.0, 10.0, (0.0, 10.0), 0.5, key="rv_quality",
-                                   help="The conversation's heuristic quality score (mean of its turns, 0-10).")
-        experiments = {e.experiment_id: e for e in list_experiments(ws)}
-        job_ids: list[str] = []
-        if experiments:
-            left, right = st.columns(2)
-            picked = left.selectbox("Experiment", list(experiments), index=None, key="rv_experiment",
-                                    format_func=lambda i: f"{experiments[i].name} · {i}", placeholder="Any",
-                                    help="Only the conversations the experiment's arms generated.")
-            if picked:
-                arms = {a.name: experiments[picked].job_id(a.name) for a in experiments[picked].arms}
-                chosen_arms = right.multiselect("Arm", list(arms), key=f"rv_arms_{picked}", placeholder="Every arm",
-                                                help="Review one arm at a time, e.g. for a model-settings "
-                                                     "experiment; blind review hides which arm a turn is from.")
-                job_ids = [arms[a] for a in chosen_arms] or list(arms.values())
-        left, right = st.columns(2)
-        state = left.segmented_control("Review state", list(STATES), format_func=STATES.get, default="any",
-                                       required=True, key="rv_state",
-                                       help="Reviewed: every advisor turn judged; partly: some; not: none.")
-        by = right.selectbox("Reviewed by", by_options, key="rv_by",
-                             format_func=lambda r: {ME: "me", ANYONE: "anyone"}.get(r, r),
-                             help="Whose judgements count for the review state and the progress.")
-    who = reviewer if by == ME else None if by == ANYONE else by
-    return ReviewFilter(**chosen, job_ids=job_ids, quality_min=low, quality_max=high, reviewed=state,
-                        by=who or None)
-
-
 def _queue_order(ids: list[str], states: dict[str, str], key: str) -> tuple[list[str], str | None]:
     """The order to move through and the conversation to open. The order is taken when the filter changes
     and then kept, so a conversation does not jump to the end of the queue (or leave it) while it is being
@@ -217,7 +168,7 @@ def _queue_order(ids: list[str], states: dict[str, str], key: str) -> tuple[list
 
 
 def _queue_tab(ws: Workspace, reviewer: str) -> None:
-    f = _filters(ws, reviewer)
+    f = ui_review.queue_filters(ws, reviewer)
     queue = review_queue(ws, f)
     done = progress(ws, f)
     who = "by you" if reviewer and f.by == reviewer else f"by {f.by}" if f.by else "by anyone"
@@ -300,6 +251,7 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
                          "other judgements stay as they are.")
     if reviewer and pairs:
         _keyboard_bar(pairs, mine, reviewer)
+    focus = _focus(pairs, mine)
     for turn in detail.turns:
         pair = pairs.get(turn["turn_number"]) if turn["role"] == "assistant" else None
         with st.chat_message(turn["role"]):
@@ -308,20 +260,23 @@ def _conversation(ws: Workspace, conversation_id: str, reviewer: str) -> None:
                 st.text(turn["content"])
             else:
                 with st.container(key=f"rv_turn_{pair['pair_id']}"):
-                    _turn_fragment(ws, pair, reviewer, mine.get(pair["pair_id"]), blind)
+                    in_focus = focus is not None and pair["pair_id"] == focus["pair_id"]
+                    _turn_fragment(ws, pair, reviewer, mine.get(pair["pair_id"]), blind, in_focus)
 
 
 @st.fragment
-def _turn_fragment(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool) -> None:
+def _turn_fragment(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool,
+                   in_focus: bool) -> None:
     """One advisor turn: saving its judgement reruns this turn alone, not the page (the queue's progress
     catches up on the next full run: Next, Previous, a filter)."""
     current = st.session_state.get("rv_saved", {}).get((reviewer, pair["pair_id"]), current)
     if toast := st.session_state.pop("rv_toast", None):
         st.toast(toast[0], icon=toast[1])
-    _review_turn(ws, pair, reviewer, current, blind)
+    _review_turn(ws, pair, reviewer, current, blind, in_focus)
 
 
-def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool) -> None:
+def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None, blind: bool,
+                 in_focus: bool) -> None:
     pair_id, original = pair["pair_id"], pair["target_response"]
     mark = (f" · :green-badge[:material/check_circle: judged by you: {_summary(current) or 'saved'}]" if current else
             " · :gray[not judged yet]" if reviewer else "")
@@ -336,7 +291,32 @@ def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None,
     # they are new widgets, pre-filled from what is stored.
     version = hashlib.sha1(f"{reviewer}\x00{current['created_at'] if current else ''}".encode()).hexdigest()[:10]
     prefix = f"rv_{pair_id}_{version}"
-    with st.form(f"rv_form_{pair_id}"):
+    # The form is drawn only when its expander is open (the page budget: a form per turn was most of the
+    # browser's work on the first run). The turn in focus (the keys' turn) opens by itself when the focus
+    # comes to it or its conversation is opened; any other opens on a click, and each stays as the reviewer
+    # left it. Its label and default never change, so the widget keeps its state when the judgement does.
+    judge_key = f"{JUDGE_KEY}{pair_id}"
+    if in_focus and (judge_key not in st.session_state or st.session_state.get("rv_focus") != pair_id):
+        st.session_state[judge_key] = True
+    if in_focus:
+        st.session_state["rv_focus"] = pair_id
+    judge = st.expander("Your judgement", icon=":material/rate_review:", key=judge_key, on_change="rerun")
+    if judge.open:
+        with judge:
+            _judgement_form(pair, prefix, reviewer, current)
+    table = history_table(ws, pair_id, original, only_reviewer=reviewer if blind else None)
+    # Drawn when opened: otherwise every turn's table is drawn on the first run, inside its closed expander.
+    history = st.expander(f"History · {table.height - 1} judgement(s)", icon=":material/history:",
+                          key=f"rv_history_{pair_id}", on_change="rerun")
+    if history.open:
+        history.dataframe(table, hide_index=True)
+        history.caption("Newest first. The original response is never changed; every judgement and edit is kept"
+                        + ("; other reviewers' are hidden while blind review is on." if blind else "."))
+
+
+def _judgement_form(pair: dict, prefix: str, reviewer: str, current: dict | None) -> None:
+    pair_id, original = pair["pair_id"], pair["target_response"]
+    with st.form(f"rv_form_{pair_id}", border=False):
         a, b, c = st.columns([1, 2, 5], vertical_alignment="bottom")
         with a:
             st.caption("Helpful?")
@@ -359,121 +339,6 @@ def _review_turn(ws: Workspace, pair: dict, reviewer: str, current: dict | None,
                               disabled=not reviewer, on_click=_save, args=(pair, prefix, reviewer, current),
                               help="Saves your judgement of this turn" if reviewer else
                                    "Enter your name at the top first: nothing is saved without it.")
-    table = history_table(ws, pair_id, original, only_reviewer=reviewer if blind else None)
-    # Drawn when opened: otherwise every turn's table is drawn on the first run, inside its closed expander.
-    history = st.expander(f"History · {table.height - 1} judgement(s)", icon=":material/history:",
-                          key=f"rv_history_{pair_id}", on_change="rerun")
-    if history.open:
-        history.dataframe(table, hide_index=True)
-        history.caption("Newest first. The original response is never changed; every judgement and edit is kept"
-                        + ("; other reviewers' are hidden while blind review is on." if blind else "."))
-
-
-# ------------------------------------------------------------------------------------- agreement
-
-def _fmt(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.0%}" if percent else f"{value:.2f}"
-
-
-def _agreement_tab(ws: Workspace) -> None:
-    everyone = reviewers(ws)
-    if len(everyone) < 2:
-        st.info("Agreement needs at least two reviewers who judged the same turns; "
-                + (f"so far only {everyone[0]} has reviewed." if everyone else "nobody has reviewed yet.")
-                + " Ask a colleague to review the same conversations under their own name.")
-        return
-    chosen = st.multiselect("Reviewers", everyone, default=everyone, key="ag_reviewers",
-                            help="Agreement is measured on the turns every chosen reviewer judged.")
-    if len(chosen) < 2:
-        st.info("Choose at least two reviewers to compare.")
-        return
-    a = agreement(ws, chosen)
-    two = len(chosen) == 2
-    kappa_name = "Cohen's κ" if two else "Fleiss' κ"
-    kappa = a.cohen_kappa if two else a.fleiss_kappa
-
-    st.markdown("**Thumbs**")
-    cols = st.columns(3)
-    cols[0].metric("Turns compared", ui.fmt_int(a.thumbs_items), help="Turns with a thumbs from every chosen reviewer")
-    cols[1].metric("Agreement", _fmt(a.thumbs_percent, percent=True),
-                   help="Share of those turns (of reviewer pairs on a turn, with three or more) with the same thumbs")
-    cols[2].metric(kappa_name, _fmt(kappa),
-                   help="Agreement corrected for chance: 1 perfect, 0 what chance alone gives, below 0 worse than "
-                        "chance. " + ("Cohen's kappa for two reviewers." if two else
-                                      "Fleiss' kappa for three or more reviewers."))
-    if a.thumbs_items == 0:
-        st.caption("Not available: no turn has a thumbs from every chosen reviewer yet.")
-    elif kappa is None:
-        st.caption(f"{kappa_name} is not defined here: the reviewers gave one answer throughout (chance alone "
-                   "explains it all), or there are too few turns. It needs both thumbs up and down to occur.")
-    else:
-        st.caption(f"{kappa_name}: below 0 is worse than chance; about 0.2 is slight, 0.4 moderate, 0.6 "
-                   "substantial and 0.8 near-perfect agreement beyond chance.")
-
-    st.markdown("**Ratings (1-5)**")
-    cols = st.columns(3)
-    cols[0].metric("Turns compared", ui.fmt_int(a.rating_items), help="Turns with a rating from every chosen reviewer")
-    cols[1].metric("Exact agreement", _fmt(a.rating_percent, percent=True),
-                   help="Share of those turns (of reviewer pairs on a turn) with the very same rating")
-    cols[2].metric("Weighted κ (quadratic)", _fmt(a.weighted_kappa),
-                   help="Cohen's kappa with quadratic weights: a 4 against a 5 counts as nearly agreeing, a 1 "
-                        "against a 5 as far apart" + ("" if two else "; the mean over every pair of reviewers"))
-    if a.rating_items == 0:
-        st.caption("Not available: no turn has a rating from every chosen reviewer yet.")
-    elif a.weighted_kappa is None:
-        st.caption("Weighted κ is not defined here: the ratings do not vary enough (e.g. everyone gave the same "
-                   "rating) for a chance correction.")
-
-    st.markdown("**Pairs of reviewers**")
-    st.dataframe(a.pairwise_table(), hide_index=True, key="ag_pairwise",
-                 column_config={"thumbs_agreement": st.column_config.NumberColumn(format="percent"),
-                                "cohen_kappa": st.column_config.NumberColumn(format="%.2f"),
-                                "weighted_kappa": st.column_config.NumberColumn("weighted_kappa", format="%.2f")})
-    st.caption("Each pair on the turns both judged (so counts can exceed the ones above). Empty: not available "
-               "for that pair.")
-
-    st.subheader("Disagreements")
-    gap = st.slider("Ratings at least this far apart disagree", 1, 4, 2, key="ag_gap")
-    found = disagreements(ws, chosen, rating_gap=gap)
-    st.caption(f"{ui.fmt_int(found.height)} turn(s) where the current judgements of the reviewers chosen above "
-               f"conflict: a thumbs up against a thumbs down, or ratings {gap} or more apart (choose two reviewers "
-               "to see only theirs). Select one to see it.")
-    pair_ids = found["pair_id"].to_list()
-
-    def _pick_disagreement() -> None:
-        rows = st.session_state["ag_disagreements"].selection.rows
-        if rows:
-            st.session_state["ag_open"] = pair_ids[rows[0]]
-
-    st.dataframe(found, hide_index=True, key="ag_disagreements", on_select=_pick_disagreement,
-                 selection_mode="single-row", height=240)
-    if st.session_state.get("ag_open") not in pair_ids:
-        st.session_state.pop("ag_open", None)
-    picked = st.selectbox("Look at", pair_ids, index=None, key="ag_open",
-                          placeholder="Pick a disputed turn, or select a row in the table")
-    if picked is None:
-        return
-    row = found.row(pair_ids.index(picked), named=True)
-    conversation_id = row["conversation_id"]
-    pair = next((p for p in review_items(ws, conversation_id).values() if p["pair_id"] == picked), None)
-    if pair is None:
-        st.info(f"Turn {picked} is no longer among the training pairs (the conversation was enriched again).")
-        return
-    detail = conversation_detail(ws, conversation_id)
-    turns = {t["turn_number"]: t for t in detail.turns}
-    asked = turns.get(pair["turn_number"] - 1)
-    if asked:
-        with st.chat_message("user"):
-            st.markdown(f"**Client** · turn {asked['turn_number']}")
-            st.text(asked["content"])
-    with st.chat_message("assistant"):
-        st.markdown(f"**Advisor** · turn {pair['turn_number']} · original response")
-        st.text(pair["target_response"])
-    st.dataframe(current_judgements(ws, picked, chosen), hide_index=True)
-    st.button("Open the conversation in the queue", key="ag_open_in_queue", icon=":material/rate_review:",
-              on_click=_open_in_queue, args=(conversation_id, detail.conversation["title"]))
 
 
 # ------------------------------------------------------------------------------------------ the page
@@ -510,4 +375,4 @@ with ui.guard():
             _queue_tab(ws, reviewer)
     with agreement_tab:
         if agreement_tab.open:
-            _agreement_tab(ws)
+            ui_review.agreement_tab(ws, _open_in_queue)

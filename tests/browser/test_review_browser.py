@@ -38,6 +38,15 @@ def turn(page, pair_id: str):
     return box
 
 
+def judge(page, pair_id: str):
+    """A turn with its judgement form drawn: only the turn in focus opens by itself, another on a click."""
+    box = turn(page, pair_id)
+    if not box.get_by_role("button", name="Save").count():
+        rerun_after(page, box.get_by_text("Your judgement").first.click)
+        expect(box.get_by_role("button", name="Save")).to_be_visible()
+    return box
+
+
 def save(page, pair_id: str) -> None:
     """Save a turn: only that turn's fragment reruns, not the page."""
     button = turn(page, pair_id).get_by_role("button", name="Save")
@@ -79,11 +88,11 @@ def test_review_three_turns_and_see_them_after_a_reload(browser, review_app: App
         assert len(pairs) >= 3
         (up, _), (rated, _), (edited, original) = pairs[:3]
 
-        turn(page, up).get_by_role("radio", name="Thumbs up").click()
+        judge(page, up).get_by_role("radio", name="Thumbs up").click()
         save(page, up)
-        turn(page, rated).get_by_role("radio", name="4 out of 5 stars").click()
+        judge(page, rated).get_by_role("radio", name="4 out of 5 stars").click()
         save(page, rated)
-        turn(page, edited).get_by_text("Edit the response").first.click()  # the edit box opens when asked
+        judge(page, edited).get_by_text("Edit the response").first.click()  # the edit box opens when asked
         turn(page, edited).get_by_role("textbox", name="Edit the response").fill(EDIT)
         save(page, edited)
         # The queue's progress catches up on the next run of the page (no full rerun per save).
@@ -96,10 +105,10 @@ def test_review_three_turns_and_see_them_after_a_reload(browser, review_app: App
         expect(progress_caption(page)).to_contain_text("3 of 791 turns judged by you")
         expect(page.get_by_role("combobox", name="Open")).to_have_value(re.compile(re.escape(opened)))
         expect(page.get_by_text(re.compile(r"you judged 3 of \d+ advisor turn"))).to_be_visible()
-        expect(turn(page, up).get_by_role("radio", name="Thumbs up")).to_have_attribute("aria-checked", "true")
-        expect(turn(page, rated).get_by_role("radio", name="4 out of 5 stars")).to_have_attribute(
+        expect(judge(page, up).get_by_role("radio", name="Thumbs up")).to_have_attribute("aria-checked", "true")
+        expect(judge(page, rated).get_by_role("radio", name="4 out of 5 stars")).to_have_attribute(
             "aria-checked", "true")
-        expect(turn(page, edited).get_by_role("textbox", name=re.compile("Edit the response"))).to_have_value(EDIT)
+        expect(judge(page, edited).get_by_role("textbox", name=re.compile("Edit the response"))).to_have_value(EDIT)
         for pair_id in (up, rated, edited):
             expect(turn(page, pair_id)).to_contain_text("judged by you")
 
