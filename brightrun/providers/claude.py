@@ -61,9 +61,9 @@ class ClaudeProvider(Provider):
                 ".streamlit/secrets.toml for the app), or use --provider scripted.", error_type="authentication")
         self.base_url = base_url
         self.timeout = timeout
-        # The SDK's aiohttp transport (`anthropic.DefaultAioHttpClient`, the SDK's documented choice for many
-        # concurrent calls) rather than its default httpx one: at concurrency 64 a call costs about 1.7 ms of
-        # CPU instead of 2.6-3.1 (bench_generation), mostly httpcore's per-request work (its pool walks every
+        # The SDK's own aiohttp-backed client (`anthropic.DefaultAioHttpClient`, its `aiohttp` extra) rather than
+        # its default httpx one: at concurrency 64 a call costs about 1.6-1.7 ms of CPU here instead of 2.6-3.1
+        # (docs/benchmarks.md, the generation benchmark), mostly httpcore's per-request work (its pool walks every
         # connection on each request and response) and anyio's cancel scopes around each socket operation.
         # Same SDK, same requests and errors (the transport maps aiohttp's errors to httpx's, which the SDK maps
         # to its own).
