@@ -613,6 +613,26 @@ def test_hf_parquet_validator_checks_the_card_and_schema(tmp_path: Path) -> None
     assert problem.file == str(paths[1])
 
 
+def test_duplicates_ignore_case_and_whitespace_but_not_where_messages_begin(tmp_path: Path) -> None:
+    records = sft_set()
+    words = [_msg("user", "Should I pay down the MORTGAGE first?"), _msg("assistant", "It depends on the rate.")]
+    records[2]["messages"] = words
+    records[3]["messages"] = [_msg("user", "  should i pay down the\nmortgage   first? "),
+                              _msg("assistant", "it depends ON the rate.")]          # the same, case and spaces aside
+    records[4]["messages"] = [_msg("user", "Should I pay down the MORTGAGE first? It"),
+                              _msg("assistant", "depends on the rate.")]             # the same words, another cut
+    records[5]["messages"] = [_msg("assistant", "Should I pay down the MORTGAGE first?"),
+                              _msg("user", "It depends on the rate.")]               # the same texts, other roles
+    records[-1]["messages"] = [_msg("user", "SHOULD I pay down the mortgage first?"),
+                               _msg("assistant", "It depends on the rate. ")]        # in validation: a leak
+    paths = write_openai_sft(records, tmp_path / "w")
+    result = validate_openai_sft(paths, counter=ESTIMATE, near_duplicates=False)
+    found = {(p.rule, Path(p.file).name, p.line) for p in result.warnings}
+    assert ("duplicate", "train.jsonl", 4) in found
+    assert not {("duplicate", "train.jsonl", 5), ("duplicate", "train.jsonl", 6)} & found
+    assert ("leakage_exact", "validation.jsonl", 3) in found
+
+
 def test_shared_warnings_duplicates_leakage_and_token_limits(tmp_path: Path) -> None:
     records = sft_set()
     records[2]["messages"] = records[1]["messages"]                       # duplicate within train

@@ -74,14 +74,31 @@ def _norm_one(m: dict) -> str:
     return f"{m.get('role')}: {' '.join(str(m.get('content') or '').lower().split())}"
 
 
-def _digests(seq: list[dict], head: int | None) -> tuple[str, str | None]:
+MessageKeys = dict[tuple[str, int, int], bytes]
+
+
+def _message_key(m: dict, known: MessageKeys) -> bytes:
+    """The 16-byte blake2b digest of a message's _norm_one line, made once per distinct (role, content) in a
+    validation: a system prompt or an answer repeated over many records is normalized once (remembered by
+    the content's hash and length, not kept alive)."""
+    text = m.get("content")
+    text = text if type(text) is str else str(text or "")
+    key = (str(m.get("role")), hash(text), len(text))
+    digest = known.get(key)
+    if digest is None:
+        digest = known[key] = hashlib.blake2b(_norm_one(m).encode(), digest_size=16).digest()
+    return digest
+
+
+def _digests(seq: list[dict], head: int | None, known: MessageKeys) -> tuple[str, str | None]:
     """(the key of a sequence, the key of its first `head` messages when head is given): the blake2b digest
-    of the messages' _norm_one lines joined by newlines, each message normalized once for both."""
+    of its messages' keys (_message_key) in order, so two sequences share a key when their messages are the
+    same ignoring case and whitespace."""
     h, first = hashlib.blake2b(digest_size=16), None
     for k, m in enumerate(seq):
         if k == head:
             first = h.copy()
-        h.update(f"{chr(10) if k else ''}{_norm_one(m)}".encode())
+        h.update(_message_key(m, known))
     if head is not None and first is None:
         first = h.copy()
     return h.hexdigest(), first.hexdigest() if first is not None else None
@@ -120,11 +137,12 @@ def finish(report: Report, examples: list[Example], files: list[Path], limits: L
     if limits.tokens:
         _token_checks(report, examples, counts, limits, counter)
     keys: dict[int, tuple[list[dict], str]] = {}  # each sequence (and prompt) normalized and digested once
+    messages: MessageKeys = {}
     for ex in examples:  # kept with its key, so that its id is not reused by another while the key is known
         for seq in ex.sequences:
             if id(seq) not in keys:
                 head = len(ex.prompt) if _begins(seq, ex.prompt) and id(ex.prompt) not in keys else None
-                full, keys_head = _digests(seq, head)
+                full, keys_head = _digests(seq, head, messages)
                 keys[id(seq)] = (seq, full)
                 if keys_head is not None:
                     keys[id(ex.prompt)] = (ex.prompt, keys_head)
@@ -132,7 +150,7 @@ def finish(report: Report, examples: list[Example], files: list[Path], limits: L
     def key_of(seq: list[dict]) -> str:
         known = keys.get(id(seq))
         if known is None:
-            known = keys[id(seq)] = (seq, _digests(seq, None)[0])
+            known = keys[id(seq)] = (seq, _digests(seq, None, messages)[0])
         return known[1]
     _duplicates(report, by_split, key_of)
     _leakage(report, by_split, near_duplicates, key_of)

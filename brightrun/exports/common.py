@@ -10,6 +10,7 @@ from typing import Any
 from brightrun.exports.base import ExportError, Kind, Report, ValidationResult, Where
 from brightrun.exports.checks import Example, Limits, finish
 from brightrun.exports.files import (
+    collector_paused,
     data_files,
     dataset_card,
     group_by_split,
@@ -88,15 +89,16 @@ def validate_jsonl(paths: Any, fmt: str, check_record: CheckRecord, limits: Limi
                      "pass the paths the writer returned, or the export folder")
         return report.result([])
     examples: list[Example] = []
-    for path in files:
-        split = split_of_file(path)
-        for where, obj in iter_jsonl(path, report):
-            example = check_record(report, where, obj, split)
-            if example is not None:
-                examples.append(example)
-    if after:
-        after(report, examples)
-    finish(report, examples, files, limits, counter or counter_for(model), near_duplicates=near_duplicates)
+    with collector_paused():  # the examples of a whole export are alive until the shared checks end
+        for path in files:
+            split = split_of_file(path)
+            for where, obj in iter_jsonl(path, report):
+                example = check_record(report, where, obj, split)
+                if example is not None:
+                    examples.append(example)
+        if after:
+            after(report, examples)
+        finish(report, examples, files, limits, counter or counter_for(model), near_duplicates=near_duplicates)
     return report.result(files)
 
 

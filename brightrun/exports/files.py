@@ -12,6 +12,7 @@ existing folder is replaced only when it is empty or a previous BrightRun export
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -169,6 +170,23 @@ def rows_in_hand() -> Iterator[None]:
         yield
     finally:
         _IN_HAND.reset(token)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Within it, CPython's cyclic garbage collector does not run (left as it is when already off). An export
+    holds hundreds of thousands of records, each a few dicts and lists, for the length of the export; every
+    full collection walks all of them again, which took about 15% of a 1,000,000-pair export's time
+    (docs/benchmarks.md). The records, rows and examples hold no reference cycles, so reference counting
+    frees them as before; only cyclic garbage made inside the block waits until it ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _file_key(path: Path) -> tuple[int, int, int]:

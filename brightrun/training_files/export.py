@@ -17,7 +17,7 @@ import orjson
 
 from brightrun.exports import FORMATS, estimate_all, training_prices
 from brightrun.exports.base import ValidationResult
-from brightrun.exports.files import rows_in_hand
+from brightrun.exports.files import collector_paused, rows_in_hand
 from brightrun.exports.records import (
     kto_records_from_preference,
     preference_records_from_dataset,
@@ -33,6 +33,7 @@ from brightrun.training_files.core import (
     records_changed,
     records_hash,
 )
+from brightrun.training_files.pairs_file import member_pairs
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import write_json
 
@@ -83,22 +84,14 @@ def version_file(ws: Workspace, v: Version) -> tuple[Path, str]:
 
 def _conversations(path: Path, v: Version) -> Iterator[list[dict]]:
     """The training pairs of each member conversation, read from the version's built training.jsonl (one
-    pair a line, members in order); the file's bytes must hash to the version's records hash."""
-    digest, pairs = hashlib.sha256(), []
-    with open(path, "rb") as handle:
-        for line in handle:
-            digest.update(line)
-            pair = orjson.loads(line)
-            if pairs and pair["conversation_id"] != pairs[-1]["conversation_id"]:
-                yield pairs
-                pairs = []
-            pairs.append(pair)
+    pair a line, members in order; of each conversation's pairs only the last is parsed whole, see
+    pairs_file); the file's bytes must hash to the version's records hash."""
+    digest = hashlib.sha256()
+    yield from member_pairs(path, digest)
     if digest.hexdigest() != v.records_hash:
         raise TrainingFileError(f"{path} is not the training.jsonl of {v.name!r} version {v.version} (its bytes "
                                 f"changed on disk). Fix: build it again with `brightrun training-file build "
                                 f"{v.name!r} --version {v.version}` and export again.")
-    if pairs:
-        yield pairs
 
 
 def _require_members(v: Version) -> None:
@@ -160,29 +153,30 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
                                 "export with --force REASON to record why you export anyway.")
     v = get_version(ws, name, version)
     _require_members(v)
-    _, content = version_file(ws, v)  # refuses like `build` when the version cannot be made
-    if spec.kind == "sft":
-        records = records_of(ws, name, v.version)
-    else:
-        records = preference_records_of(ws, name, v.version)
-        if spec.kind == "kto":
-            records = kto_records_from_preference(records)
-    prices = training_prices(ws.root)
-    counters: dict[str, TokenCounter] = {}
+    with collector_paused():  # the version's records are alive until the validator is done
+        _, content = version_file(ws, v)  # refuses like `build` when the version cannot be made
+        if spec.kind == "sft":
+            records = records_of(ws, name, v.version)
+        else:
+            records = preference_records_of(ws, name, v.version)
+            if spec.kind == "kto":
+                records = kto_records_from_preference(records)
+        prices = training_prices(ws.root)
+        counters: dict[str, TokenCounter] = {}
 
-    def counter_of(model: str | None) -> TokenCounter:  # one per tokenizer, each text counted once
-        use = counter_for(model)
-        return counters.setdefault(use.name, use.once())
-    targets = list(models) if models is not None else prices.models_for(fmt)
-    with rows_in_hand():  # the validator checks the rows the writer wrote, without reading the files back
-        files = spec.writer(records, out)
-        costs = estimate_all(records, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
-        del records  # the counts of the texts are shared by the estimate and the validator
-        # SFT records are member conversations: their near duplicates are the training file's own groups
-        validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
-                                    near_duplicates=spec.kind != "sft")
-    if spec.kind == "sft":
-        validation = _with_cluster_leaks(validation, ws, v, out)
+        def counter_of(model: str | None) -> TokenCounter:  # one per tokenizer, each text counted once
+            use = counter_for(model)
+            return counters.setdefault(use.name, use.once())
+        targets = list(models) if models is not None else prices.models_for(fmt)
+        with rows_in_hand():  # the validator checks the rows the writer wrote, without reading the files back
+            files = spec.writer(records, out)
+            costs = estimate_all(records, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
+            del records  # the counts of the texts are shared by the estimate and the validator
+            # SFT records are member conversations: their near duplicates are the training file's own groups
+            validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
+                                        near_duplicates=spec.kind != "sft")
+        if spec.kind == "sft":
+            validation = _with_cluster_leaks(validation, ws, v, out)
     write_json(out / "brightrun_export.json", {
         "training_file": name, "version": v.version, "content_hash": content, "format": fmt,
         "exported_at": utcnow().isoformat(), "contracts_passed": bool(report and report.success),
