@@ -307,7 +307,7 @@ def probe_export(ws: Workspace, keep: dict[str, Any]) -> Probe:
     probe.replace(tf_export, "records_of", keeping)
     probe.wrap(tf_export, "records_of", "records_of (total)", peak=True)
     probe.wrap(tf_export, "version_file", "  version_file (the version's build, made when missing)", peak=True)
-    probe.wrap(tf_export, "_conversations", "  _conversations (read training.jsonl, orjson.loads, sha256)",
+    probe.wrap(tf_export, "_conversations", "  _conversations (read training.jsonl, parse: polars + each last pair, sha256)",
                generator=True)
     probe.wrap(tf_export, "sft_records_from_enriched", "  sft_records_from_enriched")
     spec = FORMATS[FORMAT]
