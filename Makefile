@@ -27,7 +27,7 @@ demo: install
 	fi
 
 run: demo
-	BRIGHTRUN_WORKSPACE=$(WORKSPACE) $(BIN)/streamlit run app.py --server.port $(PORT) --server.address $(ADDRESS)
+	BRIGHTRUN_WORKSPACE=$(WORKSPACE) $(BIN)/python -m brightrun.ui.serve --server.port $(PORT) --server.address $(ADDRESS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -2,7 +2,9 @@
 
 The pages live in pages/views/, not directly in pages/: Streamlit's legacy discovery registers
 every .py file directly in pages/ as a page, and until some session has run st.navigation it routes
-a deep link (a bookmark, a reload of /generate?job=...) to that file alone, without this frame."""
+a deep link (a bookmark, a reload of /generate?job=...) to that file alone, without this frame. Even with no
+page file there, the first session after a start runs the legacy way once and shows "Page not found" over
+a deep link's page; `make run` serves through brightrun.ui.serve, which tells Streamlit beforehand."""
 
 import streamlit as st
 

@@ -1,4 +1,5 @@
-"""Safe defaults for serving: `streamlit run app.py` with no address given listens on 127.0.0.1 only."""
+"""Safe defaults for serving: `make run`'s launcher (brightrun.ui.serve) and `streamlit run app.py`, with no
+address given, listen on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +32,13 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
-def test_the_app_binds_to_loopback_unless_the_operator_says_otherwise() -> None:
+@pytest.mark.parametrize("launch", [["brightrun.ui.serve"], ["streamlit", "run", "app.py"]])
+def test_the_app_binds_to_loopback_unless_the_operator_says_otherwise(launch: list[str]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+    process = subprocess.Popen([sys.executable, "-m", *launch, "--server.headless", "true",
                                 "--server.port", str(port), "--server.fileWatcherType", "none"],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -52,4 +56,4 @@ def test_the_app_binds_to_loopback_unless_the_operator_says_otherwise() -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
-    assert "--server.address $(ADDRESS)" in (ROOT / "Makefile").read_text()
+    assert "-m brightrun.ui.serve --server.port $(PORT) --server.address $(ADDRESS)" in (ROOT / "Makefile").read_text()

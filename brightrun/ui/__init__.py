@@ -1,6 +1,7 @@
 """Helpers for the Streamlit pages: the open workspace, error display and number formats (common.py), and
 the page-specific figure and table builders (experiments.py, quality.py, training.py), the enrichment control
-Overview and Conversations share (enrichment.py), and the Review page's filters and Agreement tab (review.py).
+Overview and Conversations share (enrichment.py), the Review page's filters and Agreement tab (review.py),
+and how `make run` serves the app (serve.py).
 
 Pages use `from brightrun import ui` for the common helpers and import the others as modules.
 

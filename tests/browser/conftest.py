@@ -86,7 +86,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 class AppServer:
-    """`streamlit run app.py` from the repo root (or `app_dir`) over `workspace`, on a free port of 127.0.0.1.
+    """The app served as `make run` serves it (`python -m brightrun.ui.serve`, that is `streamlit run app.py`)
+    from the repo root (or `streamlit run app.py` in `app_dir`) over `workspace`, on a free port of 127.0.0.1.
 
     The constructor returns once /_stcore/health answers ok (bounded by `timeout`); stderr goes to
     `log_path`, stdout next to it. Call `stop()` when done (terminate, then kill if it does not stop).
@@ -116,7 +117,9 @@ class AppServer:
 
     def _start(self, timeout: float) -> None:
         port = _free_port()
-        command = [sys.executable, "-m", "streamlit", "run", "app.py",
+        # BrightRun's app is served as `make run` serves it (brightrun.ui.serve); another app with streamlit
+        launch = ["brightrun.ui.serve"] if self.app_dir == ROOT else ["streamlit", "run", "app.py"]
+        command = [sys.executable, "-m", *launch,
                    "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
                    "--browser.gatherUsageStats", "false",
                    # Sources may be edited while the tests run: do not watch them.
@@ -334,16 +337,13 @@ def rerun_after(page: Any, action: Callable[[], object], timeout: float = 30_000
 
 
 def open_deep_link(page: Any, url: str, heading: str, timeout: float = 60_000) -> None:
-    """Open `url` (a page's own address) and wait for its `heading` and an idle app. Until some session has run
-    app.py, Streamlit's legacy pages/ router does not know the URL and says so once (a dialog) before app.py
-    routes to the page: it is closed."""
+    """Open `url` (a page's own address) and wait for its `heading` and an idle app, with no "Page not found"
+    dialog over it (plain `streamlit run app.py` shows one to the first session after a start, see
+    brightrun.ui.serve)."""
     page.goto(url)
     page.get_by_role("heading", name=heading).wait_for(timeout=timeout)
     wait_idle(page, timeout)
-    notice = page.get_by_role("dialog").filter(has_text="Page not found")
-    if notice.count():
-        page.keyboard.press("Escape")
-        notice.wait_for(state="detached")
+    assert not page.get_by_role("dialog").filter(has_text="Page not found").count(), f"{url}: Page not found"
 
 
 def choose(page: Any, label: str, option: str | None = None, timeout: float = 30_000) -> None:
