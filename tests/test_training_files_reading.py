@@ -53,7 +53,6 @@ def test_records_equal_those_of_a_whole_parse_of_every_line(demo_copy, monkeypat
     monkeypatch.setattr(pairs_file.orjson, "loads", lambda b: parsed.append(b) or real(b))
     records_of(demo_copy, "r")
     assert len([b for b in parsed if isinstance(b, bytes) and b.startswith(b'{"conversation_history"')]) == 40
-    monkeypatch.setattr(pairs_file.orjson, "loads", real)
 
 
 def test_a_block_polars_cannot_read_is_parsed_whole_and_the_bytes_are_still_checked(demo_copy, monkeypatch):
