@@ -108,7 +108,7 @@ from brightrun.workspace.files import StreamFile  # noqa: E402
 
 BUDGET_RATIO = 0.5
 FORMAT = "openai_sft"
-RECORDS_HASH = "records_hash (every member pair serialized, sha256 of the JSONL)"
+RECORDS_HASH = "records_hash (each member pair's id and write stamp, chunks.RecordsHash)"
 console = Console(width=None if sys.stdout.isatty() else 200)
 
 

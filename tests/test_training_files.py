@@ -247,7 +247,7 @@ def test_every_change_makes_a_version_with_a_manifest(demo_copy):
     assert last.split_ratios == (60, 20, 20) and last.split_salt == "s1"
     assert last.enrichment_version == "2" and last.scaffolding_fingerprint == ws.scaffolding.fingerprint
     assert last.template_versions and all("@" in t for t in last.template_versions)
-    assert len(last.records_hash) == 64
+    assert last.records_hash.startswith("records-2:") and len(last.records_hash) == len("records-2:") + 64
     built = tf.build_version(ws, "f")
     manifest = orjson.loads(built.manifest_path.read_bytes())
     assert [m["conversation_id"] for m in manifest["members"]] == last.member_ids
@@ -255,9 +255,8 @@ def test_every_change_makes_a_version_with_a_manifest(demo_copy):
     assert manifest["content_hash"] == built.content_hash == tf.get_version(ws, "f").content_hash
     for key in ("scaffolding_fingerprint", "template_versions", "enrichment_version", "records_hash"):
         assert manifest[key] == getattr(last, key)
-    # the records hash is the sha256 of the JSONL the version makes; the manifest's hashes are the files'
-    assert last.records_hash == hashlib.sha256(built.jsonl_path.read_bytes()).hexdigest()
-    assert manifest["training_jsonl_sha256"] == last.records_hash
+    # the manifest's hashes are the files'
+    assert manifest["training_jsonl_sha256"] == hashlib.sha256(built.jsonl_path.read_bytes()).hexdigest()
     # the JSON's own bytes (outside its training pairs) are hashed apart: changing one changes the content hash
     assert "training_json_frame_sha256" in manifest and "training_json_sha256" not in manifest
 

@@ -47,7 +47,7 @@ from brightrun.finetuning.registry import (
     record,
 )
 from brightrun.training_files import build_version, get_version
-from brightrun.training_files.core import records_hash
+from brightrun.training_files.core import records_match
 from brightrun.training_files.export import export_version
 from brightrun.workspace import Workspace
 
@@ -126,7 +126,7 @@ def submit_job(ws: Workspace, training_file: str, *, base_model: str, version: i
     suffix = check_suffix(suffix)
     client = client or openai_client(base_url)
     v = get_version(ws, training_file, version)
-    if records_hash(ws, v.member_ids, v.splits, v.name) != v.records_hash:
+    if not records_match(ws, v):
         raise FineTuningError(f"not submitted: the enriched records of {training_file!r} v{v.version} changed since "
                               "the version was made (re-enriched or deleted conversations), so the upload would not "
                               "be that version. Fix: make a new version (add, remove or re-split) and submit it.")

@@ -32,7 +32,7 @@ from pathlib import Path
 import orjson
 
 from brightrun.training_files.build_pool import member_chunks
-from brightrun.training_files.chunks import CHUNK, Buffers, content_hash, iter_chunks
+from brightrun.training_files.chunks import CHUNK, Buffers, RecordsHash, content_hash, iter_chunks
 from brightrun.training_files.core import (
     TrainingFileError,
     Version,
@@ -94,9 +94,9 @@ def header(ws: Workspace, v: Version, pairs: int) -> dict:
 # -- writing -----------------------------------------------------------------------------------------
 
 
-def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> tuple[str, str, int]:
+def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> tuple[str, str, str, int]:
     """training.json and training.jsonl of `v` into `folder`, synced; (the sha256 of the JSON's own bytes
-    (_JsonPieces.frame), the JSONL's sha256, pairs)."""
+    (_JsonPieces.frame), the JSONL's sha256, the records hash of the rows written, pairs)."""
     json_out = StreamFile(folder / "training.json", hashed=False)
     jsonl_out = StreamFile(folder / "training.jsonl")
     writer, done = _Writer(), False
@@ -105,16 +105,17 @@ def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> t
         lines, json_pieces = Buffers(3), _JsonPieces()
         profile = orjson.dumps(ws.scaffolding.consultant.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         writer.put([(json_out, [json_pieces.own(b'{"consultant_profile":' + profile + b',"conversations":[')])])
-        pairs = 0
+        pairs, records = 0, RecordsHash(ws)
         for part in member_chunks(ws, v.member_ids, v.splits, v.name, lines, workers, CHUNK):
             writer.put([(jsonl_out, [part.jsonl]), (json_out, json_pieces(part))])
+            records.add(part.rows, part.named)
             pairs += sum(part.counts)
         tail = b"\n],\"training_file\":" + orjson.dumps(header(ws, v, pairs), option=orjson.OPT_SORT_KEYS) + b"}\n"
         writer.put([(json_out, [json_pieces.own(tail)])])
         writer.close()
         done = True
         json_out.finish()
-        return json_pieces.frame.hexdigest(), jsonl_out.finish(), pairs
+        return json_pieces.frame.hexdigest(), jsonl_out.finish(), records.hexdigest(), pairs
     finally:
         if not done:
             try:
@@ -139,12 +140,13 @@ def build_version(ws: Workspace, name: str, version: int | None = None, *, worke
         tmp.mkdir()
         try:
             try:
-                json_sha, jsonl_sha, pairs = _write_files(ws, v, tmp, workers)
+                json_sha, jsonl_sha, made, pairs = _write_files(ws, v, tmp, workers)
             except TrainingFileError as exc:
                 if "no training pairs" not in str(exc):
                     raise
-                jsonl_sha = None  # a member lost its pairs: the records changed
-            if jsonl_sha != v.records_hash:  # core.records_hash: the sha256 of the JSONL when it was made
+                jsonl_sha = made = None  # a member lost its pairs: the records changed
+            # core.records_hash of the rows written (a version made before it holds the JSONL's sha256)
+            if v.records_hash not in (made, jsonl_sha):
                 raise records_changed(name, v.version)
             digest = content_hash(json_sha, jsonl_sha)
             if v.content_hash is not None and digest != v.content_hash:

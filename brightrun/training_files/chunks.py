@@ -2,9 +2,10 @@
 
 Each chunk holds, per conversation, its JSON head (the conversation without its training pairs) and how
 many training pairs it has, and all their training pairs as JSONL, read with one query and shaped by
-polars expressions (build.py writes both files from these bytes; core.py hashes them to know when a
-version's records change). Imports no other module of training_files, so core, build and writing can
-all import it.
+polars expressions (build.py writes both files from these bytes). Each chunk also carries what the
+records hash (RecordsHash) is made of, from the same rows, so a build checks the records it wrote; core.py
+makes the same hash from a narrow read when a version is made (records_hash). Imports no other module of
+training_files, so core, build and writing can all import it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import orjson
 import polars as pl
 
 from brightrun.enrichment import emotions
 from brightrun.errors import TrainingFileError
 from brightrun.quality import scoring
 from brightrun.workspace import Workspace
+from brightrun.workspace.tables import SEQ
 
 CHUNK = 4_000
 """Members read, shaped and written per step (bounds memory at any size)."""
@@ -98,11 +101,15 @@ def _lookup(ws: Workspace) -> dict[str, dict[str, str]]:
     }
 
 
+_KEYED = {"client_persona": "persona_key", "persona_archetype": "persona_key", "client_background": "persona_key",
+          "emotional_arc": "arc_key", "training_topic": "topic_key"}
+"""Each field the scaffolding names, with the key column it is looked up by."""
+
+
 def _shaped(frame: pl.DataFrame, lookup: dict[str, dict[str, str]]) -> pl.DataFrame:
     """One row per training pair with a single struct column `pair`, keys sorted at every level: the
     record enrichment.enriched_conversation gives, plus the pair's split."""
-    keyed = {"client_persona": "persona_key", "persona_archetype": "persona_key", "client_background": "persona_key",
-             "emotional_arc": "arc_key", "training_topic": "topic_key"}
+    keyed = _KEYED
     named = {field: pl.col(column).replace_strict(lookup[field], default=None, return_dtype=pl.String).alias(field)
              for field, column in keyed.items()}
     frame = frame.with_columns(*named.values())
@@ -156,6 +163,10 @@ class Chunk:
     jsonl: memoryview
     """The training pairs of the chunk's conversations in order, one line each (a view of a buffer of
     the Buffers given to iter_chunks: valid until that buffer's next turn)."""
+    rows: bytes = b""
+    """The chunk's part of the records hash: a line per training pair read (records_lines)."""
+    named: frozenset[tuple[str, str]] = frozenset()
+    """The (key column, key) of every persona, arc and topic its training pairs name (named_keys)."""
 
 
 def _read_pairs(ws: Workspace, ids: list[str], splits: list[str]) -> pl.DataFrame:
@@ -167,7 +178,7 @@ def _read_pairs(ws: Workspace, ids: list[str], splits: list[str]) -> pl.DataFram
     low, high = min(ids), max(ids)
     return ws.read("training_pairs", lambda rows: (
         rows.filter(pl.col("conversation_id").is_between(pl.lit(low), pl.lit(high))).drop("created_at")
-        .join(members, on="conversation_id", how="inner").sort("ord", "turn_number")))
+        .join(members, on="conversation_id", how="inner").sort("ord", "turn_number")), seq=True)
 
 
 def iter_chunks(ws: Workspace, ids: list[str], splits: list[str], chunk: int = CHUNK,
@@ -188,17 +199,84 @@ def iter_chunks(ws: Workspace, ids: list[str], splits: list[str], chunk: int = C
             raise TrainingFileError(f"conversation {empty[0]!r}{where} has no training pairs any more "
                                     f"({len(empty)} such). Fix: enrich it again, or remove it from the "
                                     f"training file.")
-        shaped = _shaped(frame, lookup)
+        rows, named = records_lines(frame), named_keys(frame)
+        shaped = _shaped(frame.drop(SEQ), lookup)
         jsonl = buffers.ndjson(shaped.select("pair").unnest("pair"))
         heads = _ndjson(shaped.unique("ord", keep="first", maintain_order=True)
                         .select("conversation_id", "conversation_metadata", "split")).split(b"\n")[:-1]
-        yield Chunk(part, part_splits, heads, counts, jsonl)
+        yield Chunk(part, part_splits, heads, counts, jsonl, rows, named)
 
 
 def jsonl_sha256(ws: Workspace, ids: list[str], splits: list[str], name: str = "") -> str:
     """The sha256 of the training.jsonl a version with these members and splits has: computed without
-    writing it (core.records_hash)."""
+    writing it (the records hash of versions made before RecordsHash)."""
     digest = hashlib.sha256()
     for part in iter_chunks(ws, ids, splits, CHUNK, name):
         digest.update(part.jsonl)
     return digest.hexdigest()
+
+
+# -- the records hash ----------------------------------------------------------------------------------
+
+
+RECORDS_PREFIX = "records-2:"
+"""How a records hash of this definition starts (one made before it is a bare sha256 of training.jsonl)."""
+KEY_COLUMNS = ("persona_key", "arc_key", "topic_key")
+
+
+def records_lines(frame: pl.DataFrame) -> bytes:
+    """A line per training pair of `frame` (in its order): conversation id, split, pair id and _seq, the
+    stamp of the append that wrote the row (no two appends share one, and compaction keeps it)."""
+    if not frame.height:
+        return b""
+    line = pl.concat_str(pl.col("conversation_id"), pl.col("split"), pl.col("pair_id"),
+                         pl.col(SEQ).cast(pl.String), separator="\t")
+    return (frame.select(line.str.join("\n")).item() + "\n").encode()
+
+
+def named_keys(frame: pl.DataFrame) -> frozenset[tuple[str, str]]:
+    """The (key column, key) of every persona, arc and topic the training pairs of `frame` name."""
+    return frozenset((column, key) for column in KEY_COLUMNS for key in frame[column].unique().to_list())
+
+
+class RecordsHash:
+    """A version's records hash: what a build of its members reads, made without serializing it. The sha256
+    of a header (this definition and the export code's constants), a line per training pair of the members
+    in order (records_lines: conversation, split, pair id and the row's append stamp), then the names the
+    scaffolding gives each persona, arc and topic they use. It changes when a member is re-enriched (even to
+    the same text), loses or gains a training pair, moves split, or a persona, arc or topic it uses is
+    renamed; the training pairs' text is fixed by the rows' stamps."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.digest = hashlib.sha256(f"brightrun-records-2\n{emotions.METHOD}\n{sorted(scoring.DIMENSIONS)}\n"
+                                     .encode())
+        self.named: set[tuple[str, str]] = set()
+        self.lookup = _lookup(ws)
+
+    def add(self, rows: bytes, named: frozenset[tuple[str, str]]) -> None:
+        self.digest.update(rows)
+        self.named |= named
+
+    def hexdigest(self) -> str:
+        digest = self.digest.copy()
+        digest.update(b"--\n")
+        for column, key in sorted(self.named):
+            names = [self.lookup[f].get(key) for f, c in _KEYED.items() if c == column]
+            digest.update(orjson.dumps([column, key, names]) + b"\n")
+        return RECORDS_PREFIX + digest.hexdigest()
+
+
+def records_hash_of(ws: Workspace, ids: list[str], splits: list[str]) -> str:
+    """The RecordsHash of members `ids` with `splits`, from a narrow read of their training pairs (ids,
+    stamps and keys: a few seconds for a million pairs, where serializing them takes tens)."""
+    made = RecordsHash(ws)
+    members = pl.LazyFrame({"conversation_id": ids, "split": splits, "ord": range(1, len(ids) + 1)},
+                           schema={"conversation_id": pl.String, "split": pl.String, "ord": pl.Int64})
+    if ids:
+        low, high = min(ids), max(ids)
+        frame = ws.read("training_pairs", lambda rows: (
+            rows.filter(pl.col("conversation_id").is_between(pl.lit(low), pl.lit(high)))
+            .select("conversation_id", "pair_id", "turn_number", *KEY_COLUMNS, SEQ)
+            .join(members, on="conversation_id", how="inner").sort("ord", "turn_number")), seq=True)
+        made.add(records_lines(frame), named_keys(frame))
+    return made.hexdigest()

@@ -26,7 +26,7 @@ import polars as pl
 
 from brightrun.enrichment import ENRICHMENT_VERSION
 from brightrun.errors import TrainingFileError, WorkspaceError
-from brightrun.training_files.chunks import jsonl_sha256
+from brightrun.training_files.chunks import RECORDS_PREFIX, jsonl_sha256, records_hash_of
 from brightrun.training_files.splits import check_ratios, groups_of, split_members
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import safe_name
@@ -148,11 +148,19 @@ def _require(ws: Workspace, name: str) -> None:
 
 
 def records_hash(ws: Workspace, ids: list[str], splits: list[str], name: str = "") -> str:
-    """The sha256 of the training.jsonl that conversations `ids` with `splits` make: every training pair
-    of theirs as the build writes it. It changes exactly when what a build of them would contain
-    changes (a re-enrichment, a deleted pair, a renamed persona, arc or topic), and the build gets it
-    for free as the JSONL's own sha256 (chunks.jsonl_sha256 streams the same chunks without writing)."""
-    return jsonl_sha256(ws, ids, splits, name)
+    """The records hash of a version with members `ids` and `splits` (chunks.RecordsHash): fixed by the
+    training pairs a build of them reads, each by its append stamp, and the scaffolding names they use. It
+    changes exactly when what a build of them would read changes (a re-enrichment, a deleted pair, a
+    renamed persona, arc or topic), and the build makes it again from the rows it serializes."""
+    return records_hash_of(ws, ids, splits)
+
+
+def records_match(ws: Workspace, v: Version) -> bool:
+    """Whether the members of version `v` still have the records it was made with. A version made before
+    the records hash had its prefix holds the sha256 of its training.jsonl, which is made again to compare."""
+    if v.records_hash.startswith(RECORDS_PREFIX):
+        return records_hash_of(ws, v.member_ids, v.splits) == v.records_hash
+    return jsonl_sha256(ws, v.member_ids, v.splits, v.name) == v.records_hash
 
 
 def records_changed(name: str, version: int) -> TrainingFileError:

@@ -31,7 +31,7 @@ from brightrun.training_files.core import (
     folder_of,
     get_version,
     records_changed,
-    records_hash,
+    records_match,
 )
 from brightrun.training_files.pairs_file import member_pairs
 from brightrun.workspace import Workspace, utcnow
@@ -66,29 +66,32 @@ def export_folder(ws: Workspace, name: str, version: int, fmt: str) -> Path:
     return ws.root / "exports" / name / f"v{int(version)}" / fmt
 
 
-def version_file(ws: Workspace, v: Version) -> tuple[Path, str]:
-    """(training.jsonl, content hash) of version `v` as built: the build already on disk when its manifest
-    is this version's, else a new build (which refuses, naming the cause, when the version's records can no
-    longer be made). So an export holds exactly the version's records, even after the workspace changed."""
+def version_file(ws: Workspace, v: Version) -> tuple[Path, str, str]:
+    """(training.jsonl, content hash, the JSONL's sha256) of version `v` as built: the build already on disk
+    when its manifest is this version's, else a new build (which refuses, naming the cause, when the
+    version's records can no longer be made). So an export holds exactly the version's records, even after
+    the workspace changed."""
     folder = folder_of(ws, v.name) / f"v{v.version}"
     try:
         manifest = orjson.loads((folder / "manifest.json").read_bytes())
     except (OSError, orjson.JSONDecodeError):
         manifest = {}
-    if (manifest.get("version") == v.version and manifest.get("training_jsonl_sha256") == v.records_hash
-            and manifest.get("content_hash") and (folder / "training.jsonl").exists()):
-        return folder / "training.jsonl", manifest["content_hash"]
+    if (manifest.get("version") == v.version and manifest.get("records_hash") == v.records_hash
+            and manifest.get("content_hash") and manifest.get("training_jsonl_sha256")
+            and (folder / "training.jsonl").exists()):
+        return folder / "training.jsonl", manifest["content_hash"], manifest["training_jsonl_sha256"]
     built = build_version(ws, v.name, v.version)
-    return built.jsonl_path, built.content_hash
+    manifest = orjson.loads(built.manifest_path.read_bytes())
+    return built.jsonl_path, built.content_hash, manifest["training_jsonl_sha256"]
 
 
-def _conversations(path: Path, v: Version) -> Iterator[list[dict]]:
+def _conversations(path: Path, v: Version, jsonl_sha: str) -> Iterator[list[dict]]:
     """The training pairs of each member conversation, read from the version's built training.jsonl (one
     pair a line, members in order; of each conversation's pairs only the last is parsed whole, see
-    pairs_file); the file's bytes must hash to the version's records hash."""
+    pairs_file); the file's bytes must hash to `jsonl_sha`, the sha256 its build recorded."""
     digest = hashlib.sha256()
     yield from member_pairs(path, digest)
-    if digest.hexdigest() != v.records_hash:
+    if digest.hexdigest() != jsonl_sha:
         raise TrainingFileError(f"{path} is not the training.jsonl of {v.name!r} version {v.version} (its bytes "
                                 f"changed on disk). Fix: build it again with `brightrun training-file build "
                                 f"{v.name!r} --version {v.version}` and export again.")
@@ -105,10 +108,10 @@ def records_of(ws: Workspace, name: str, version: int | None = None) -> list[dic
     from the version's own records (version_file)."""
     v = get_version(ws, name, version)
     _require_members(v)
-    path, _ = version_file(ws, v)
+    path, _, jsonl_sha = version_file(ws, v)
     meta = {"dataset_name": f"{name}-v{v.version}"}
     return [sft_records_from_enriched({"training_pairs": pairs, "dataset_metadata": meta}, split=pairs[0]["split"])
-            for pairs in _conversations(path, v)]
+            for pairs in _conversations(path, v, jsonl_sha)]
 
 
 def preference_records_of(ws: Workspace, name: str, version: int | None = None) -> list[dict]:
@@ -119,7 +122,7 @@ def preference_records_of(ws: Workspace, name: str, version: int | None = None) 
 
     v = get_version(ws, name, version)
     _require_members(v)
-    if records_hash(ws, v.member_ids, v.splits, v.name) != v.records_hash:
+    if not records_match(ws, v):
         raise records_changed(name, v.version)
     split_of = v.split_of
     examples = preference_examples(ws, split_of_group=split_of)
@@ -154,7 +157,7 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
     v = get_version(ws, name, version)
     _require_members(v)
     with collector_paused():  # the version's records are alive until the validator is done
-        _, content = version_file(ws, v)  # refuses like `build` when the version cannot be made
+        _, content, _ = version_file(ws, v)  # refuses like `build` when the version cannot be made
         if spec.kind == "sft":
             records = records_of(ws, name, v.version)
         else:

@@ -245,15 +245,17 @@ class TableStore(Compaction):
             + f") UNION ALL BY NAME {delta}"
         )
 
-    def scan(self, table: str, files: TableFiles | None = None) -> pl.LazyFrame:
+    def scan(self, table: str, files: TableFiles | None = None, *, seq: bool = False) -> pl.LazyFrame:
         """The rows select_sql gives (latest per key, declared columns with their defaults, no _seq) as
         a polars LazyFrame over exactly `files`. For bulk reads of wide rows: polars keeps Parquet
         strings as views into the decoded pages instead of copying each value, several times faster
-        than DuckDB handing the same rows over. Filters on it prune row groups by their statistics."""
+        than DuckDB handing the same rows over. Filters on it prune row groups by their statistics.
+        With `seq`, each row keeps its _seq: the stamp of the append that wrote it, which no other
+        append shares (so a key with the same _seq is the same written row)."""
         spec = self.spec(table)
         files = files if files is not None else self.files(table)
         if not files.base and not files.deltas:
-            return pl.LazyFrame(schema=spec.schema)
+            return pl.LazyFrame(schema={**spec.schema, **({SEQ: pl.Int64} if seq else {})})
         everywhere = len(files.base) + len(files.deltas)
 
         def column(c: str, dtype: pl.DataType, present: tuple[str, ...]) -> pl.Expr:
@@ -273,14 +275,14 @@ class TableStore(Compaction):
                     *(column(c, t, present) for c, t in spec.schema.items()), pl.col(SEQ)))
             return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
 
-        key = list(spec.key)
+        key, drop = list(spec.key), [] if seq else [SEQ]
         if not files.deltas:
-            return read(files.base).drop(SEQ)
+            return read(files.base).drop(drop)
         delta = read(files.deltas).sort(SEQ).unique(subset=key, keep="last", maintain_order=True)
         if not files.base:
-            return delta.drop(SEQ)
+            return delta.drop(drop)
         base = read(files.base).join(delta.select(key), on=key, how="anti")
-        return pl.concat([base, delta], how="vertical").drop(SEQ)
+        return pl.concat([base, delta], how="vertical").drop(drop)
 
     @staticmethod
     def _columns_sql(spec: TableSpec, files: TableFiles) -> str:

@@ -281,15 +281,16 @@ class Workspace:
         tables = (self.root / "tables").resolve()
         return path if path.resolve().is_relative_to(tables) and path.exists() else None
 
-    def read(self, table: str, query: Callable[[pl.LazyFrame], pl.LazyFrame] = lambda rows: rows) -> pl.DataFrame:
-        """`query` over a table's current rows (the rows of its view, as a polars LazyFrame), collected.
-        For bulk reads of wide rows, where polars is several times faster than DuckDB handing them over
-        (TableStore.scan). Lists the files again and retries when another process compacted one away
-        under the read."""
+    def read(self, table: str, query: Callable[[pl.LazyFrame], pl.LazyFrame] = lambda rows: rows, *,
+             seq: bool = False) -> pl.DataFrame:
+        """`query` over a table's current rows (the rows of its view, as a polars LazyFrame; with `seq`, also
+        each row's _seq, the stamp of the append that wrote it), collected. For bulk reads of wide rows,
+        where polars is several times faster than DuckDB handing them over (TableStore.scan). Lists the
+        files again and retries when another process compacted one away under the read."""
         for attempt in range(5):
             files = self.store.files(table)
             try:
-                return query(self.store.scan(table, files)).collect()
+                return query(self.store.scan(table, files, seq=seq)).collect()
             except Exception as exc:  # noqa: BLE001 - polars reports a vanished file in several ways
                 listed = (*files.base, *files.deltas)
                 vanished = [p for p in listed if not p.exists()]
