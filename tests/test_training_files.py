@@ -827,7 +827,10 @@ def test_enrichment_keeps_each_conversation_s_features_and_an_add_signs_only_cha
 def test_adds_of_templated_texts_group_as_a_full_recomputation(monkeypatch):
     """Texts built from a small pool of sentences, as templated conversations are (large LSH buckets, many
     candidates that fail the exact check, a vocabulary small enough for bitmaps), added in three steps: after
-    each, the grown groups equal duplicate_groups over all the members, by either exact-check path."""
+    each, the grown groups equal duplicate_groups over all the members, by either exact-check path, in one
+    process or with the candidate search in two."""
+    import numpy as np
+
     from brightrun.quality.duplicates import shingle_sets
     from brightrun.training_files import signatures
 
@@ -848,17 +851,20 @@ def test_adds_of_templated_texts_group_as_a_full_recomputation(monkeypatch):
     signed = {c: (keys[k], sig[k]) for k, c in enumerate(names)}
     sets = dict(zip(names, shingle_sets([texts[i] for i in names]), strict=True))
     full = [splits_module.duplicate_groups({c: texts[c] for c in names[:end]}) for end in (300, 650, 900)]
-    for small, bitmaps in ((64, 1 << 30), (8, 0)):  # candidates by a join or in blocks; bitmaps or lookups
+    # candidates by a join or in blocks; bitmaps or lookups; in this process or two worker processes
+    for small, bitmaps, workers in ((64, 1 << 30, 1), (8, 0, 1), (64, 1 << 30, 2), (8, 0, 2)):
         monkeypatch.setattr(signatures, "SMALL_BUCKET", small)
         monkeypatch.setattr(signatures, "_BITMAP_BYTES", bitmaps)
         known: dict[str, str] = {}
         for step, expected in zip((names[:300], names[300:650], names[650:]), full, strict=True):
             members = sorted(known) + step
             known = signatures.grow_groups(known, {c: signed[c] for c in members}, step,
-                                           lambda wanted: {i: sets[i] for i in wanted})
+                                           lambda wanted: {i: sets[i] for i in wanted}, workers=workers)
             assert known == expected
     sizes = sorted(Counter(known.values()).values())
     assert len(sizes) > 300 and sizes[-1] > 10, sizes[-5:]
+    one, two = (signatures._candidates(sig, 450, 0.6, workers) for workers in (1, 2))
+    assert one.size > 1000 and np.array_equal(one, two)
 
 
 def test_the_fast_jaccard_gives_the_figure_of_duplicates_jaccard():

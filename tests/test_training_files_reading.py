@@ -50,7 +50,7 @@ def test_records_equal_those_of_a_whole_parse_of_every_line(demo_copy, monkeypat
     # and no whole parse of any but each conversation's last pair
     parsed = []
     real = orjson.loads
-    monkeypatch.setattr(pairs_file.orjson, "loads", lambda b: parsed.append(b) or real(b))
+    monkeypatch.setattr(pairs_file.orjson, "loads", lambda b: parsed.append(b if isinstance(b, str) else bytes(b)) or real(b))
     records_of(demo_copy, "r")
     assert len([b for b in parsed if isinstance(b, bytes) and b.startswith(b'{"conversation_history"')]) == 40
 

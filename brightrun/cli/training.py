@@ -40,12 +40,16 @@ def add(
     enrichment_status: Annotated[list[str] | None, typer.Option(
         help="Filter: enrichment status (repeat): completed, not_started, enrichment_in_progress, failed.")] = None,
     min_quality: Annotated[float | None, typer.Option(help="Filter: quality score at least this.")] = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Add conversations by id (all or nothing: any ineligible or duplicate id blocks the whole addition,
     and every one is listed with its reason) or by a filter (its eligible non-members are added; what it
     leaves out, already members or not enriched, is listed with the reason)."""
     from brightrun.training_files import add_matching
+    from brightrun.workspace.pool import check_workers
 
+    if workers is not None:
+        check_workers(workers)
     ids = list(conversation or [])
     if ids_file:
         ids += [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
@@ -53,7 +57,8 @@ def add(
                                     "enrichment_status": enrichment_status, "min_quality": min_quality}.items() if v}
     if not ids and not conditions:
         raise typer.BadParameter("give conversation ids (--id, --ids-file) or a filter (--persona, --arc, ...)")
-    v, match = add_matching(open_workspace(workspace), name, ids or None, saved_filter=conditions or None)
+    v, match = add_matching(open_workspace(workspace), name, ids or None, saved_filter=conditions or None,
+                            workers=workers)
     if match is not None:
         console.print(f"Filter: added {match.label()}.")
         for cid, (_, why) in list(match.left_out.items())[:20]:

@@ -23,7 +23,7 @@ def text_problem(value: object) -> str | None:
     """Why a content value is unusable (check 6): not a string, empty, or whitespace only."""
     if not isinstance(value, str):
         return f"is {type(value).__name__ if value is not None else 'null'}, not text"
-    if not value.strip():
+    if not value or value.isspace():  # (not value.strip(): the same, without copying the text)
         return "is empty" if not value else "is whitespace only"
     return None
 
@@ -94,14 +94,11 @@ def _digests(seq: list[dict], head: int | None, known: MessageKeys) -> tuple[str
     """(the key of a sequence, the key of its first `head` messages when head is given): the blake2b digest
     of its messages' keys (_message_key) in order, so two sequences share a key when their messages are the
     same ignoring case and whitespace."""
-    h, first = hashlib.blake2b(digest_size=16), None
-    for k, m in enumerate(seq):
-        if k == head:
-            first = h.copy()
-        h.update(_message_key(m, known))
-    if head is not None and first is None:
-        first = h.copy()
-    return h.hexdigest(), first.hexdigest() if first is not None else None
+    keys = [_message_key(m, known) for m in seq]
+    full = hashlib.blake2b(b"".join(keys), digest_size=16).hexdigest()
+    if head is None:
+        return full, None
+    return full, hashlib.blake2b(b"".join(keys[:head]), digest_size=16).hexdigest()
 
 
 def _begins(seq: list[dict], prompt: list[dict]) -> bool:

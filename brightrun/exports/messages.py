@@ -46,35 +46,37 @@ def check_messages(report: Report, where: Where, messages: object, rules: Messag
                      f"give {what} as a non-empty list of messages")
         return None
     out, roles, flags = [], [], []
+    allowed, role_key, content_key = frozenset(rules.keys), rules.role_key, rules.content_key
     for i, m in enumerate(messages, start=1):
-        label = f"{what}[{i}]"
         if not isinstance(m, dict):
+            label = f"{what}[{i}]"
             report.error(where, "message_type", f"{label} is not an object", f"make {label} an object with "
-                         f"{rules.role_key} and {rules.content_key}")
+                         f"{role_key} and {content_key}")
             continue
-        role = m.get(rules.role_key)
-        missing = [k for k in (rules.role_key, rules.content_key) if k not in m
-                   and not (k == rules.content_key and rules.tool_calls and m.get("tool_calls"))]
-        if missing:
-            report.error(where, "message_missing_key", f"{label} lacks {', '.join(missing)}", f"add {', '.join(missing)}")
-        if rules.unknown_key:
-            extra = sorted(set(m) - set(rules.keys))
-            if extra:
-                add = report.error if rules.unknown_key == "error" else report.warn
-                add(where, "message_unrecognized_key", f"{label} has key(s) {', '.join(extra)} that "
-                    f"{rules.consumer} does not accept (allowed: {', '.join(rules.keys)})", f"remove {', '.join(extra)}")
+        role = m.get(role_key)
+        if role_key not in m or content_key not in m:
+            missing = [k for k in (role_key, content_key) if k not in m
+                       and not (k == content_key and rules.tool_calls and m.get("tool_calls"))]
+            if missing:
+                report.error(where, "message_missing_key", f"{what}[{i}] lacks {', '.join(missing)}",
+                             f"add {', '.join(missing)}")
+        if rules.unknown_key and not m.keys() <= allowed:
+            extra = sorted(set(m) - allowed)
+            add = report.error if rules.unknown_key == "error" else report.warn
+            add(where, "message_unrecognized_key", f"{what}[{i}] has key(s) {', '.join(extra)} that "
+                f"{rules.consumer} does not accept (allowed: {', '.join(rules.keys)})", f"remove {', '.join(extra)}")
         if role not in rules.roles:
-            report.error(where, "unrecognized_role", f"{label} has {rules.role_key} {role!r}; {rules.consumer} "
+            report.error(where, "unrecognized_role", f"{what}[{i}] has {role_key} {role!r}; {rules.consumer} "
                          f"accepts {', '.join(rules.roles)}", f"map it to one of {', '.join(rules.roles)}")
         canonical = rules.role_of(role) if isinstance(role, str) else str(role)
-        content = m.get(rules.content_key)
+        content = m.get(content_key)
         if not (rules.tool_calls and canonical == "assistant" and m.get("tool_calls") and content in (None, "")):
             problem = text_problem(content)
-            if problem and rules.content_key in m:
-                report.error(where, "missing_content", f"{label} {rules.content_key} {problem}",
-                             f"give {label} non-empty text or drop the turn")
+            if problem and content_key in m:
+                report.error(where, "missing_content", f"{what}[{i}] {content_key} {problem}",
+                             f"give {what}[{i}] non-empty text or drop the turn")
         if rules.flag_key and rules.flag_key in m:
-            flags.append(_check_flag(report, where, label, m[rules.flag_key], canonical, rules.flag_key))
+            flags.append(_check_flag(report, where, f"{what}[{i}]", m[rules.flag_key], canonical, rules.flag_key))
         elif canonical == "assistant":
             flags.append(True)
         roles.append(canonical)

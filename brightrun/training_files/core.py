@@ -275,20 +275,22 @@ def create_training_file(ws: Workspace, name: str, description: str = "") -> Ver
 
 
 def add_conversations(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
-                      saved_filter: Mapping[str, object] | None = None) -> Version:
+                      saved_filter: Mapping[str, object] | None = None, workers: int | None = None) -> Version:
     """Add conversations by ids (all or none) and/or by a saved filter (its eligible non-members); returns
     the new version. add_matching also says what the filter left out."""
-    return add_matching(ws, name, ids, saved_filter=saved_filter)[0]
+    return add_matching(ws, name, ids, saved_filter=saved_filter, workers=workers)[0]
 
 
 def add_matching(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
-                 saved_filter: Mapping[str, object] | None = None) -> tuple[Version, FilterMatch | None]:
+                 saved_filter: Mapping[str, object] | None = None, workers: int | None = None
+                 ) -> tuple[Version, FilterMatch | None]:
     """Add conversations; (the new version, what the filter matched and left out, or None without a filter).
 
     Explicit ids are all or nothing: any ineligible, unknown, duplicate or repeated id blocks the whole
     operation, and the error lists every one with all its reasons. A filter adds the eligible
     non-members it matches and leaves out, with their reasons, the members and the ineligible ones; it is
-    refused only when it would add nothing."""
+    refused only when it would add nothing. `workers` processes search the near duplicates of a large
+    file (signatures.grow_groups; default: the core count from 50,000 members on)."""
     wanted = list(ids or [])
     if not wanted and saved_filter is None:
         raise TrainingFileError("no conversations to add. Fix: give conversation ids or a filter that matches some.")
@@ -309,7 +311,7 @@ def add_matching(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
                 f"nothing was added to {name!r}: {what}.\nFix: widen the filter, or enrich the conversations "
                 f"listed (`brightrun enrich`) and add again.", {cid: why for cid, (_, why) in match.left_out.items()})
         return _commit(ws, name, "add", current.member_ids + wanted + extra, current.split_ratios,
-                       current.split_salt, current), match
+                       current.split_salt, current, workers), match
 
 
 def _check_explicit(ws: Workspace, name: str, wanted: list[str], have: set[str]) -> None:
@@ -367,7 +369,7 @@ def assign_splits(ws: Workspace, name: str, ratios: tuple[int, int, int] = DEFAU
 
 
 def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple, salt: str,
-            current: Version | None) -> Version:
+            current: Version | None, workers: int | None = None) -> Version:
     ids = sorted(ids)
     now = utcnow()
     number = (current.version if current else 0) + 1
@@ -376,7 +378,7 @@ def _commit(ws: Workspace, name: str, change: str, ids: list[str], ratios: tuple
     keep = current.split_of if current is not None and change in ("add", "remove") else None
     grow = change == "add" or not (current and current.member_ids)  # members only join: grow the groups
     known = (groups_of(ws, name, current.version) if current and current.member_ids else {}) if grow else None
-    assignment, clusters = split_members(ws, info, ratios, salt, keep, known=known)
+    assignment, clusters = split_members(ws, info, ratios, salt, keep, known=known, workers=workers)
     enrichment = ws.sql("SELECT DISTINCT enrichment_version FROM training_pairs WHERE conversation_id IN "
                         "(SELECT unnest(?)) ORDER BY 1", [ids])["enrichment_version"].to_list()
     templates = sorted({f"{k}@{v}" for k, v in zip(info["template_key"].to_list(),

@@ -20,6 +20,7 @@ import pandas as pd
 import polars as pl
 
 from brightrun.quality import duplicates
+from brightrun.workspace.pool import check_workers, default_workers, map_ordered, workers_for
 
 
 def exact_key(text: str) -> str:
@@ -37,11 +38,13 @@ def compute(texts: Sequence[str], sets: list[np.ndarray] | None = None) -> tuple
 
 
 def grow_groups(known: Mapping[str, str], signed: Mapping[str, tuple[str, np.ndarray]], new: Sequence[str],
-                sets_of: Callable[[list[str]], Mapping[str, np.ndarray]], threshold: float = 0.6) -> dict[str, str]:
+                sets_of: Callable[[list[str]], Mapping[str, np.ndarray]], threshold: float = 0.6,
+                workers: int | None = None) -> dict[str, str]:
     """{id: group id} over the members `known` ({id: group id}, the previous version's) and the `new` ones:
     the known groups joined with every exact or near-duplicate link that involves a new member; a group is
     named by its smallest id. `signed`: {id: (exact key, signature)} of every member; `sets_of(ids)`: the
-    shingle sets of the members an exact check needs (asked once)."""
+    shingle sets of the members an exact check needs (asked once). `workers` processes search the LSH
+    candidates (default: the core count, from PARALLEL_MEMBERS members on); the groups are the same."""
     old = sorted(known)
     new = sorted(new)
     ids = old + new
@@ -59,7 +62,7 @@ def grow_groups(known: Mapping[str, str], signed: Mapping[str, tuple[str, np.nda
         else:
             first[key] = k
     sig = (np.stack([signed[c][1] for c in ids]) if ids else np.empty((0, duplicates.NUM_PERM), np.uint32))
-    _near_links(sig, n_old, threshold, comps, lambda idx: _by_index(idx, ids, sets_of))
+    _near_links(sig, n_old, threshold, comps, lambda idx: _by_index(idx, ids, sets_of), workers)
     name: dict[int, str] = {}
     labels = comps.label.tolist()
     for k, label in enumerate(labels):
@@ -75,12 +78,12 @@ def _by_index(indices: list[int], ids: list[str], sets_of: Callable[[list[str]],
 
 
 def _near_links(sig: np.ndarray, n_old: int, threshold: float, comps: duplicates._Components,
-                sets_of: Callable[[list[int]], dict[int, np.ndarray]]) -> None:
+                sets_of: Callable[[list[int]], dict[int, np.ndarray]], workers: int | None = None) -> None:
     """Join every near-duplicate pair with at least one new member (index >= n_old): LSH buckets as
     `duplicates.near_duplicate_clusters` forms them, its estimate filter, then the exact Jaccard check, made
     once per pair however many bands the pair shares, and skipped when the two are already in one group
     when their turn comes (pairs taken by their first member, ascending)."""
-    pairs = _candidates(sig, n_old, threshold)
+    pairs = _candidates(sig, n_old, threshold, _workers(workers, len(sig)))
     if not pairs.size:
         return
     n = len(sig)
@@ -191,22 +194,56 @@ def _row_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (packed * _LANES) >> np.uint64(56)
 
 
-def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
+PARALLEL_MEMBERS = 50_000
+"""Members from which the candidate search uses several processes by default (below, starting them costs
+more than it saves)."""
+
+
+def _workers(workers: int | None, members: int) -> int:
+    if workers is None:
+        return default_workers() if members >= PARALLEL_MEMBERS else 1
+    return check_workers(workers)
+
+
+def _candidates(sig: np.ndarray, n_old: int, threshold: float, workers: int = 1) -> np.ndarray:
     """The pairs (i, j) sharing an LSH band bucket, i new (>= n_old), j old or a later new member, whose
     MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
     ascending. The estimates are first counted over the values' low bytes (equal values have equal low
     bytes, so that count is never below the true one and drops no pair), and the pairs that pass are
     counted again over the whole values. A large bucket is counted as blocks of its new members against all
-    its members, permutation by permutation."""
-    num_perm, n = sig.shape[1], len(sig)
+    its members, permutation by permutation. With `workers` > 1, processes take the bands in turn, then
+    parts of the pairs to count again (workspace.pool): the same pairs."""
+    num_perm = sig.shape[1]
     bands, rows = duplicates.lsh_params(max(0.05, threshold - duplicates.LSH_SLACK), num_perm)
     floor = threshold - duplicates.ESTIMATE_MARGIN
     need = next(c for c in range(num_perm + 1) if c / num_perm >= floor)  # the smallest count that passes
-    low = np.ascontiguousarray(sig.T.astype(np.uint8))  # the values' low bytes, one row per permutation
-    rows_low = np.ascontiguousarray(low.T)  # and one row per member
-    passed: list[np.ndarray] = []  # pairs whose low-byte count passes, as i * n + j (a pair once per band)
-    for band in range(bands):
-        block = np.ascontiguousarray(sig[:, band * rows:(band + 1) * rows])
+    rows_low = np.ascontiguousarray(sig.astype(np.uint8))  # the values' low bytes, one row per member
+    workers = workers_for(workers, bands)
+    turns = [list(range(k, bands, workers)) for k in range(workers)]
+    work = [(turn, np.ascontiguousarray(np.concatenate([sig[:, b * rows:(b + 1) * rows] for b in turn], axis=1)))
+            for turn in turns]
+    passed = [found for _, found in map_ordered(_bands_passed, work, workers,
+                                                shared=(rows_low, n_old, need, rows, SMALL_BUCKET))]
+    if not any(p.size for p in passed):
+        return np.empty(0, np.int64)
+    pairs = _distinct(np.concatenate(passed))
+    del passed
+    parts = np.array_split(pairs, workers) if workers > 1 else [pairs]
+    kept = [found for _, found in map_ordered(_whole_passed, parts, workers, shared=(sig, floor))]
+    return np.concatenate(kept)
+
+
+def _bands_passed(work: tuple[list[int], np.ndarray], rows_low: np.ndarray, n_old: int, need: int,
+                  rows: int, small_bucket: int) -> np.ndarray:
+    """The pairs of the bands `work[0]` (their signature columns `work[1]`, `rows` each) whose low-byte count
+    (`rows_low`: one row of low bytes per member) reaches `need`, as i * n + j, a pair once per band; buckets
+    up to `small_bucket` members by a join, larger ones as blocks."""
+    turn, columns = work
+    n = len(rows_low)
+    low = np.ascontiguousarray(rows_low.T)  # one row per permutation
+    passed: list[np.ndarray] = []
+    for k in range(len(turn)):
+        block = np.ascontiguousarray(columns[:, k * rows:(k + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
         _, bucket, sizes = np.unique(keys, return_inverse=True, return_counts=True)
         has_new = np.zeros(len(sizes), dtype=bool)
@@ -214,7 +251,7 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
         shared = has_new & (sizes > 1)
         if not shared.any():
             continue
-        small = shared & (sizes <= SMALL_BUCKET)
+        small = shared & (sizes <= small_bucket)
         members = np.flatnonzero(small[bucket])  # small buckets: their pairs in one join
         if members.size:
             frame = pl.DataFrame({"bucket": bucket[members].astype(np.int64), "j": members.astype(np.int64)})
@@ -230,11 +267,14 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float) -> np.ndarray:
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for group in np.split(order, edges) if order.size else []:
             passed.extend(_bucket_pairs(np.take(low, group, axis=1), group, n_old, need, n))
-    if not passed:
-        return np.empty(0, np.int64)
-    pairs = _distinct(np.concatenate(passed))
+    return np.concatenate(passed) if passed else np.empty(0, np.int64)
+
+
+def _whole_passed(pairs: np.ndarray, sig: np.ndarray, floor: float) -> np.ndarray:
+    """The pairs (as i * len(sig) + j) whose estimate over the whole values reaches `floor`."""
+    n, num_perm = sig.shape
     keep = np.zeros(len(pairs), dtype=bool)
-    for k in range(0, len(pairs), 65_536):  # the whole values, once per pair
+    for k in range(0, len(pairs), 65_536):
         left, right = pairs[k:k + 65_536] // n, pairs[k:k + 65_536] % n
         keep[k:k + 65_536] = (sig[left] == sig[right]).sum(axis=1) / num_perm >= floor
     return pairs[keep]

@@ -79,10 +79,11 @@ FILTER_FINGERPRINTS = 20_000
 conversation's (one scan of the turns table is cheaper than filtering it by many ids)."""
 
 
-def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str]) -> dict[str, str]:
+def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str], workers: int | None = None
+                 ) -> dict[str, str]:
     """duplicate_groups of `ids` from the groups `known` of the members that stay ({id: group}) and the
     features kept in the workspace (signature_store): only the members not signed since their turns were
-    written are read and signed."""
+    written are read and signed. `workers`: see signatures.grow_groups."""
     turns = signature_store.fingerprints(ws, ids if len(ids) < FILTER_FINGERPRINTS else None)
     have = signature_store.load(ws, ids, turns).by_id()
     unsigned = [i for i in ids if i not in have]
@@ -103,7 +104,7 @@ def grown_groups(ws: Workspace, ids: list[str], known: Mapping[str, str]) -> dic
         return found
 
     return signatures.grow_groups({i: known[i] for i in ids if i in known}, have,
-                                  [i for i in ids if i not in known], sets_of)
+                                  [i for i in ids if i not in known], sets_of, workers=workers)
 
 
 def _order(salt: str, key: str) -> bytes:
@@ -111,8 +112,8 @@ def _order(salt: str, key: str) -> bytes:
 
 
 def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt: str,
-                  fixed: Mapping[str, str] | None = None, *, known: Mapping[str, str] | None = None
-                  ) -> tuple[dict[str, str], dict[str, str]]:
+                  fixed: Mapping[str, str] | None = None, *, known: Mapping[str, str] | None = None,
+                  workers: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """Reads info(conversation_id, tier, arc_key); returns ({id: split}, {id: group id}).
 
     `fixed` ({id: split}, the members of the previous version) never moves: a group holding a fixed member
@@ -127,7 +128,7 @@ def split_members(ws: Workspace, info: pl.DataFrame, ratios: Sequence[int], salt
         return {}, {}
     members = set(ids)
     if known is not None and set(known) <= members and set(known.values()) <= members:
-        groups = grown_groups(ws, ids, known)  # (groups recorded by older code may name no member)
+        groups = grown_groups(ws, ids, known, workers)  # (groups recorded by older code may name no member)
     else:
         texts = member_texts(ws, ids)
         groups = duplicate_groups({i: texts.get(i, "") for i in ids})
