@@ -160,11 +160,14 @@ _PAIR_BLOCK = 1 << 15
 
 def _bitmaps(dense: np.ndarray, sizes: np.ndarray, words: int) -> np.ndarray:
     """(members x words) uint64 bitmaps of the members' dense values (member k's are the k-th run of `dense`,
-    `sizes[k]` long)."""
-    bits = np.zeros((len(sizes), words * 8), np.uint8)
-    owner = np.repeat(np.arange(len(sizes)), sizes)
-    np.bitwise_or.at(bits, (owner, dense >> 3), np.left_shift(1, dense & 7).astype(np.uint8))
-    return bits.view(np.uint64)
+    `sizes[k]` long; value v is bit v % 8 of byte v // 8). The bits are OR-ed in by flat byte offsets: numpy's
+    ufunc.at is several times faster on one index array than on a tuple of two (1.3 s against 4.5 s for 52
+    million values)."""
+    width = words * 8
+    bits = np.zeros(len(sizes) * width, np.uint8)
+    where = np.repeat(np.arange(len(sizes), dtype=np.int64) * width, sizes) + (dense >> 3)
+    np.bitwise_or.at(bits, where, np.left_shift(1, dense & 7).astype(np.uint8))
+    return bits.reshape(len(sizes), width).view(np.uint64)
 
 
 SMALL_BUCKET = 64
