@@ -245,8 +245,8 @@ def _bands_passed(work: tuple[list[int], np.ndarray], rows_low: np.ndarray, n_ol
     n = len(rows_low)
     low = np.ascontiguousarray(rows_low.T)  # one row per permutation
     passed: list[np.ndarray] = []
-    for k in range(len(turn)):
-        block = np.ascontiguousarray(columns[:, k * rows:(k + 1) * rows])
+    for at in range(len(turn)):
+        block = np.ascontiguousarray(columns[:, at * rows:(at + 1) * rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel()
         _, bucket, sizes = np.unique(keys, return_inverse=True, return_counts=True)
         has_new = np.zeros(len(sizes), dtype=bool)
