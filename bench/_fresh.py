@@ -50,7 +50,7 @@ def _stage(kind: str, root: str, name: str, out: str, ids_file: str | None, firs
         if kind == "add":
             ids = Path(ids_file).read_text().split() if ids_file else []
             create_training_file(ws, name, description="bench_training_export (fresh process)")
-            add_conversations(ws, name, ids[:first])
+            add_conversations(ws, name, ids[:first], workers=None)
             todo = ids[first:]
         elif kind == "build":
             shutil.rmtree(folder_of(ws, name) / f"v{get_version(ws, name).version}", ignore_errors=True)
@@ -58,7 +58,7 @@ def _stage(kind: str, root: str, name: str, out: str, ids_file: str | None, firs
             shutil.rmtree(out, ignore_errors=True)
         start, cpu = time.perf_counter(), time.process_time()
         if kind == "add":
-            version = add_conversations(ws, name, todo)
+            version = add_conversations(ws, name, todo, workers=None)  # as the CLI
             done = {"members": len(version.member_ids), "added": len(todo)}
         elif kind == "build":
             built = build_version(ws, name)

@@ -498,7 +498,7 @@ def stage_add(ws: Workspace, name: str, ids: list[str], pairs: int, scratch: Pat
     with probe_add(ws) as probe, Meter() as m:
         if create:
             create_training_file(ws, name, description="bench_training_export")
-        version = add_conversations(ws, name, ids)
+        version = add_conversations(ws, name, ids, workers=None)  # as the CLI: the cores it may use
     ours = m.as_dict() | {"version": version.version, "members": len(version.member_ids),
                           "breakdown": probe.as_dict()}
     base = baseline_add(ws, ids, scratch / "baseline-membership.parquet")

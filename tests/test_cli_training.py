@@ -108,3 +108,14 @@ def test_add_by_filter_tops_up_with_an_enrichment_status_filter(demo_copy: Works
     done = runner.invoke(app, ["training-file", "add", "top", "-w", path, "--persona", "david_chen",
                                "--enrichment-status", "completed"])
     assert done.exit_code != 0 and f"{len(matched) - 1:,} already members" in str(done.exception)
+
+
+def test_add_takes_workers_and_refuses_a_count_under_one(demo_copy: Workspace) -> None:
+    path = str(demo_copy.root)
+    assert runner.invoke(app, ["training-file", "create", "w", "-w", path]).exit_code == 0
+    refused = runner.invoke(app, ["training-file", "add", "w", "-w", path, "--persona", "marcus_chen", "--workers", "0"])
+    assert refused.exit_code != 0 and "--workers 0" in str(refused.exception)
+    assert demo_copy.scalar("SELECT count(*) FROM training_file_versions WHERE name = 'w'") == 1  # nothing added
+    ok = runner.invoke(app, ["training-file", "add", "w", "-w", path, "--persona", "marcus_chen", "--workers", "2"])
+    assert ok.exit_code == 0, ok.output
+    assert demo_copy.scalar("SELECT count(*) FROM training_file_versions WHERE name = 'w'") == 2

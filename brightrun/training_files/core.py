@@ -275,22 +275,23 @@ def create_training_file(ws: Workspace, name: str, description: str = "") -> Ver
 
 
 def add_conversations(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
-                      saved_filter: Mapping[str, object] | None = None, workers: int | None = None) -> Version:
+                      saved_filter: Mapping[str, object] | None = None, workers: int | None = 1) -> Version:
     """Add conversations by ids (all or none) and/or by a saved filter (its eligible non-members); returns
     the new version. add_matching also says what the filter left out."""
     return add_matching(ws, name, ids, saved_filter=saved_filter, workers=workers)[0]
 
 
 def add_matching(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
-                 saved_filter: Mapping[str, object] | None = None, workers: int | None = None
+                 saved_filter: Mapping[str, object] | None = None, workers: int | None = 1
                  ) -> tuple[Version, FilterMatch | None]:
     """Add conversations; (the new version, what the filter matched and left out, or None without a filter).
 
     Explicit ids are all or nothing: any ineligible, unknown, duplicate or repeated id blocks the whole
     operation, and the error lists every one with all its reasons. A filter adds the eligible
     non-members it matches and leaves out, with their reasons, the members and the ineligible ones; it is
-    refused only when it would add nothing. `workers` processes search the near duplicates of a large
-    file (signatures.grow_groups; default: the core count from 50,000 members on)."""
+    refused only when it would add nothing. `workers` processes search the near duplicates (signatures.grow_groups;
+    None: the core count, from 50,000 members on, as the CLI does). The default is 1, as for enrich: a script
+    that asks for more must guard its entry point with `if __name__ == "__main__":` (docs/scale.md)."""
     wanted = list(ids or [])
     if not wanted and saved_filter is None:
         raise TrainingFileError("no conversations to add. Fix: give conversation ids or a filter that matches some.")
