@@ -11,8 +11,7 @@ import polars as pl
 import pytest
 
 import brightrun.training_files as tf
-from brightrun.training_files.chunks import RECORDS_PREFIX, jsonl_sha256, records_hash_of
-from brightrun.training_files.core import records_match
+from brightrun.training_files.chunks import RECORDS_PREFIX, jsonl_sha256, records_hash_of, records_match
 from brightrun.training_files.export import export_version
 
 

@@ -47,7 +47,7 @@ from brightrun.finetuning.registry import (
     record,
 )
 from brightrun.training_files import build_version, get_version
-from brightrun.training_files.core import records_match
+from brightrun.training_files.chunks import records_match
 from brightrun.training_files.export import export_version
 from brightrun.workspace import Workspace
 

@@ -280,3 +280,11 @@ def records_hash_of(ws: Workspace, ids: list[str], splits: list[str]) -> str:
             .join(members, on="conversation_id", how="inner").sort("ord", "turn_number")), seq=True)
         made.add(records_lines(frame), named_keys(frame))
     return made.hexdigest()
+
+
+def records_match(ws: Workspace, v) -> bool:  # noqa: ANN001 - a core.Version (not imported: core imports this)
+    """Whether the members of version `v` still have the records it was made with. A version made before
+    the records hash had its prefix holds the sha256 of its training.jsonl, which is made again to compare."""
+    if v.records_hash.startswith(RECORDS_PREFIX):
+        return records_hash_of(ws, v.member_ids, v.splits) == v.records_hash
+    return jsonl_sha256(ws, v.member_ids, v.splits, v.name) == v.records_hash

@@ -26,7 +26,7 @@ import polars as pl
 
 from brightrun.enrichment import ENRICHMENT_VERSION
 from brightrun.errors import TrainingFileError, WorkspaceError
-from brightrun.training_files.chunks import RECORDS_PREFIX, jsonl_sha256, records_hash_of
+from brightrun.training_files.chunks import records_hash_of
 from brightrun.training_files.splits import check_ratios, groups_of, split_members
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import safe_name
@@ -148,19 +148,9 @@ def _require(ws: Workspace, name: str) -> None:
 
 
 def records_hash(ws: Workspace, ids: list[str], splits: list[str], name: str = "") -> str:
-    """The records hash of a version with members `ids` and `splits` (chunks.RecordsHash): fixed by the
-    training pairs a build of them reads, each by its append stamp, and the scaffolding names they use. It
-    changes exactly when what a build of them would read changes (a re-enrichment, a deleted pair, a
-    renamed persona, arc or topic), and the build makes it again from the rows it serializes."""
+    """The records hash of a version with members `ids` and `splits` (chunks.RecordsHash: what a build reads;
+    the build makes it again from the rows it serializes)."""
     return records_hash_of(ws, ids, splits)
-
-
-def records_match(ws: Workspace, v: Version) -> bool:
-    """Whether the members of version `v` still have the records it was made with. A version made before
-    the records hash had its prefix holds the sha256 of its training.jsonl, which is made again to compare."""
-    if v.records_hash.startswith(RECORDS_PREFIX):
-        return records_hash_of(ws, v.member_ids, v.splits) == v.records_hash
-    return jsonl_sha256(ws, v.member_ids, v.splits, v.name) == v.records_hash
 
 
 def records_changed(name: str, version: int) -> TrainingFileError:
@@ -289,9 +279,8 @@ def add_matching(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
     Explicit ids are all or nothing: any ineligible, unknown, duplicate or repeated id blocks the whole
     operation, and the error lists every one with all its reasons. A filter adds the eligible
     non-members it matches and leaves out, with their reasons, the members and the ineligible ones; it is
-    refused only when it would add nothing. `workers` processes search the near duplicates (signatures.grow_groups;
-    None: the core count, from 50,000 members on, as the CLI does). The default is 1, as for enrich: a script
-    that asks for more must guard its entry point with `if __name__ == "__main__":` (docs/scale.md)."""
+    refused only when it would add nothing. `workers` processes search the near duplicates (None: the core count
+    from 50,000 members, as the CLI; a script asking for more than 1 guards its entry point, docs/scale.md)."""
     wanted = list(ids or [])
     if not wanted and saved_filter is None:
         raise TrainingFileError("no conversations to add. Fix: give conversation ids or a filter that matches some.")

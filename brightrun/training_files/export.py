@@ -25,13 +25,13 @@ from brightrun.exports.records import (
 )
 from brightrun.exports.tokens import TokenCounter, counter_for, counts_label
 from brightrun.training_files.build import build_version
+from brightrun.training_files.chunks import records_match
 from brightrun.training_files.core import (
     TrainingFileError,
     Version,
     folder_of,
     get_version,
     records_changed,
-    records_match,
 )
 from brightrun.training_files.pairs_file import member_pairs
 from brightrun.workspace import Workspace, utcnow
