@@ -142,6 +142,22 @@ def _die(chunk: int) -> int:
     return chunk
 
 
+def test_workers_do_not_run_the_main_script(tmp_path, monkeypatch) -> None:
+    """Under Streamlit (or AppTest) the main module is the page script, which has no __main__ guard: a worker
+    that re-ran it would run the whole page, and this one dies on import as a page that fails would."""
+    import types
+
+    script = tmp_path / "page.py"
+    marker = tmp_path / "ran"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit('the page ran in a worker')\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    assert list(map_ordered(check_workers, [1, 2, 3, 4, 5], 2)) == [(k, k) for k in range(1, 6)]
+    assert not marker.exists()
+    assert sys.modules["__main__"] is page
+
+
 def test_a_worker_that_dies_ends_in_an_error_with_the_fix() -> None:
     with pytest.raises(BrightRunError, match=r"a worker process died .* Fix: run again, with fewer --workers"):
         list(map_ordered(_die, [1, 2, 3], 2))

@@ -9,12 +9,20 @@ worker imports what it needs afresh. With one worker nothing is started: the fun
 `map_ordered` keeps at most `workers + 1` chunks in flight, so the parent reads the next chunk while the
 workers compute, memory stays bounded, and results come back in the order of the chunks: a run with N
 workers commits the same rows in the same order as a run with one.
+
+A worker never runs the parent's main script. multiprocessing re-runs it in each new worker (as `__mp_main__`)
+unless told otherwise, and a Streamlit page is a main script with no `if __name__ == "__main__":` guard: each
+worker would have run the whole page. So workers start while `__main__` is a blank module, and the mapped
+function must live in an importable module (all of them are in the `brightrun` package).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -55,6 +63,26 @@ def workers_for(workers: int, chunks: int) -> int:
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
+_MAIN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _workers_skip_main() -> Iterator[None]:
+    """Within the block, processes started from this one do not re-run its main script: multiprocessing finds
+    the script to re-run in sys.modules["__main__"] when it starts a process, and here finds a blank module.
+    The real one is put back unless another thread (a Streamlit script run) set a new one meanwhile."""
+    blank = types.ModuleType("__main__")
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = blank
+        try:
+            yield
+        finally:
+            if sys.modules.get("__main__") is blank:
+                if main is None:
+                    del sys.modules["__main__"]
+                else:
+                    sys.modules["__main__"] = main
 
 
 def _new_pool(workers: int, preload: list[str]) -> ProcessPoolExecutor:
@@ -67,7 +95,8 @@ def _new_pool(workers: int, preload: list[str]) -> ProcessPoolExecutor:
     saved = os.environ.get("POLARS_MAX_THREADS")
     os.environ["POLARS_MAX_THREADS"] = "1"
     try:
-        forkserver.ensure_running()  # once per process: later pools fork from the same server
+        with _workers_skip_main():
+            forkserver.ensure_running()  # once per process: later pools fork from the same server
     finally:
         if saved is None:
             del os.environ["POLARS_MAX_THREADS"]
@@ -93,8 +122,8 @@ def pool_kept(workers: int, preload: list[str]) -> Iterator[None]:
 
 def map_ordered(fn: Callable[..., R], chunks: Iterable[T], workers: int, *,
                 shared: tuple[Any, ...] = ()) -> Iterator[tuple[T, R]]:
-    """(chunk, fn(chunk, *shared)) for each chunk, in order. `fn` must be a module-level function and its
-    arguments and result picklable; with workers > 1 it runs in a forkserver pool of that many processes
+    """(chunk, fn(chunk, *shared)) for each chunk, in order. `fn` must be a module-level function of an importable
+    module (not the main script) and its arguments and result picklable; with workers > 1 it runs in a forkserver pool of that many processes
     (the one pool_kept holds, else a new one), with at most workers + 1 chunks submitted ahead of the one
     being returned."""
     if workers <= 1:
@@ -117,7 +146,9 @@ def _map_in_pool(fn: Callable[..., R], chunks: Iterable[T], workers: int,
     with nullcontext(kept) if kept else _new_pool(workers, [fn.__module__]) as pool:
         try:
             for chunk in chunks:
-                pending.append((chunk, pool.submit(fn, chunk, *shared)))
+                with _workers_skip_main():  # a submit may start a worker
+                    future = pool.submit(fn, chunk, *shared)
+                pending.append((chunk, future))
                 if len(pending) > workers:
                     done, future = pending.popleft()
                     yield done, future.result()
