@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import polars as pl
 import pytest
 
 from brightrun.errors import WorkspaceError
@@ -362,3 +363,42 @@ def test_a_table_listing_is_reused_only_while_its_folder_is_unchanged_and_settle
     settled = ws.store.files("conversation_status")
     assert settled is not last and settled is not made_while_recent
     assert ws.store.files("conversation_status") is settled
+
+
+def test_overview_reads_the_tables_and_agrees_with_the_conversations_view(demo_copy) -> None:
+    """totals, coverage and by_dimension read the conversations and status tables without the view's joins; they
+    give what the same aggregates over the `conversations` view give, with every enrichment state present and
+    status rows still in uncompacted parts (the latest row per conversation counts, not each row)."""
+    from dataclasses import asdict
+
+    from brightrun.explore import overview
+
+    ws = demo_copy
+    status = ws.read("conversation_status", lambda r: r.sort("conversation_id").head(30)).to_dicts()
+    ws.append("conversation_status", [{**row, "status": "failed"} for row in status[:10]])
+    ws.append("conversation_status", [{**row, "status": "enrichment_in_progress"} for row in status[10:20]])
+    ws.append("conversation_status", [{**row, "status": "failed"} for row in status[20:30]])
+    ws.append("conversation_status", [{**row, "status": "completed"} for row in status[20:25]])  # failed, redone
+    fresh = ws.read("conversations", lambda r: r.head(3)).to_dicts()  # generated, never taken up by enrichment
+    ws.append("conversations", [{**row, "conversation_id": f"zz-new-{k}"} for k, row in enumerate(fresh)])
+    view = tuple(int(n) for n in ws.sql("""
+        SELECT count(*) AS conversations, count_if(enrichment_status = 'completed') AS enriched,
+               count_if(enrichment_status = 'failed') AS enrichment_failed,
+               count_if(enrichment_status = 'not_started') AS not_started FROM conversations""").row(0))
+    got = asdict(overview.totals(ws))
+    assert (got["conversations"], got["enriched"], got["enrichment_failed"]) == view[:3]
+    assert view[3] == 3 and got["enrichment_failed"] >= 15
+    for enriched_only in (False, True):
+        where = "WHERE enrichment_status = 'completed'" if enriched_only else ""
+        counts = ws.sql(f"SELECT persona_key, topic_key, count(*) AS n FROM conversations {where} GROUP BY 1, 2")
+        matrix = overview.coverage(ws, "persona", "topic", enriched_only=enriched_only)
+        assert int(matrix.drop(matrix.columns[0]).sum_horizontal().sum()) == counts["n"].sum() > 0
+        labels = overview.dimension_labels(ws, "persona")
+        for persona, topic, n in counts.filter(pl.col("n") > 0).head(20).iter_rows():
+            column = overview.dimension_labels(ws, "topic")[topic]
+            assert matrix.filter(pl.col(matrix.columns[0]) == labels[persona])[column].item() == n
+    by_arc = overview.by_dimension(ws, "arc")
+    expected = ws.sql("""SELECT c.arc_key AS key, count(*) AS conversations,
+                                sum(l.input_tokens + l.output_tokens)::BIGINT AS tokens
+                         FROM conversations c LEFT JOIN llm_calls l ON l.call_id = c.call_id GROUP BY 1""")
+    assert by_arc.select("key", "conversations", "tokens").sort("key").equals(expected.sort("key"))
