@@ -50,7 +50,8 @@ def heatmap(at: AppTest, key: str) -> tuple[dict, dict]:
 
 def test_the_export_offers_openai_chat_sft_first(demo_copy: Workspace, monkeypatch) -> None:
     at = create(open_training_files(demo_copy.root, monkeypatch), "coaching")
-    box = at.selectbox(key="export_format")
+    at.session_state["tf_tab"] = "Export"  # only the open tab runs
+    box = at.run().selectbox(key="export_format")
     assert box.value == "openai_sft" and box.options[0].startswith("openai_sft")
 
 

@@ -45,6 +45,14 @@ def table(at: AppTest, *columns: str):
     raise AssertionError(f"no table with columns {columns}: {[list(f.value.columns) for f in at.dataframe]}")
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    """Click a tab, as the browser does: only the open tab's content runs."""
+    at.session_state["tf_tab"] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def blocked_list(at: AppTest):
     """The list of a refused change (exactly these two columns: the filter's left-out list has a third)."""
     (frame,) = [f.value for f in at.dataframe if list(f.value.columns) == ["conversation_id", "reason"]]
@@ -76,7 +84,10 @@ def test_create_then_add_by_filter(made) -> None:
     assert sorted(tf.members(ws, "coaching-v1")) == sorted(want)
     assert at.metric[1].value == str(len(want))
     # the versions tab lists both versions, newest first
-    assert table(at, "version", "change")["version"].to_list() == [2, 1]
+    assert not [f for f in at.dataframe if "change" in f.value.columns]  # only the open tab runs
+    assert table(open_tab(at, "Versions"), "version", "change")["version"].to_list() == [2, 1]
+    # what was picked in a tab is there again when it reopens
+    assert open_tab(at, "Add").multiselect(key="add_personas").value == [persona]
 
 
 def test_ineligible_selection_is_blocked_with_its_list_and_nothing_is_added(made) -> None:
@@ -147,12 +158,13 @@ def test_remove_split_and_build(made) -> None:
     ws, at = made
     ids = ws.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 20")["conversation_id"]
     tf.add_conversations(ws, "coaching-v1", ids.to_list())
-    at.run()
+    open_tab(at, "Remove")
     at.multiselect(key="remove_ids").set_value([ids[0]]).run()
     at.button(key="remove").click().run()
     assert ids[0] not in tf.members(ws, "coaching-v1")
     assert any("is now version 3" in s.value for s in at.success)
 
+    open_tab(at, "Split")
     at.number_input(key="ratio_Train").set_value(60).run()
     at.number_input(key="ratio_Validation").set_value(20).run()
     at.number_input(key="ratio_Test").set_value(20).run()
@@ -162,7 +174,7 @@ def test_remove_split_and_build(made) -> None:
     assert any("no exact or near-duplicate conversations across splits" in s.value for s in at.success)
     assert table(at, "tier", "arc_key", "split")["conversations"].sum() == 19
 
-    at.button(key="build").click().run()
+    open_tab(at, "Build").button(key="build").click().run()
     assert not at.exception, at.exception
     built = next(s.value for s in at.success if "training pairs (content hash" in s.value)
     pairs = ws.scalar("SELECT count(*) FROM training_pairs WHERE conversation_id IN (SELECT unnest(?))",
@@ -176,7 +188,7 @@ def test_export_is_gated_by_the_contracts_and_offers_the_files(made) -> None:
     ws, at = made
     ids = ws.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 30")["conversation_id"]
     tf.add_conversations(ws, "coaching-v1", ids.to_list())
-    at.run()
+    open_tab(at, "Export")
     assert any("have not run on this workspace" in w.value for w in at.warning)
     at.selectbox(key="export_format").set_value("openai_sft").run()
     at.button(key="export").click().run()
@@ -220,6 +232,8 @@ def test_the_open_file_and_tab_come_from_the_address(two_files: Workspace, monke
     assert at.selectbox(key="training_file").value == "beta"
     assert at.session_state["tf_tab"] == "Versions"
     assert at.query_params["training_file"] == "beta"
+    assert table(at, "version", "change")["version"].to_list() == [2, 1]  # the open tab ran; the others did not
+    assert not {"add_filter", "remove", "split", "build"} & {b.key for b in at.button}
 
 
 def test_the_last_export_is_offered_again_after_a_reload(two_files: Workspace, monkeypatch) -> None:
@@ -275,7 +289,7 @@ def test_the_export_reason_goes_with_export_as_one_form(made) -> None:
     ws, at = made
     ids = ws.sql("SELECT conversation_id FROM conversations ORDER BY conversation_id LIMIT 12")["conversation_id"]
     tf.add_conversations(ws, "coaching-v1", ids.to_list())
-    at.run()
+    open_tab(at, "Export")
     form = at.button(key="export").form_id
     assert form and at.text_input(key="export_reason").form_id == form
     at.text_input(key="export_reason").input("a dry run")

@@ -1,15 +1,15 @@
-"""The reason typed on Training files -> Export survives the rerun that a tab switch starts.
+"""The reason typed on Training files -> Export survives a rerun that arrives while it is typed.
 
-After a change (here: conversations added) the page shows its message above the tabs. Switching to the Export tab
-reruns the page (the tab is bound to the address), and that run has no message: the tabs used to move up one
-place, and the browser then drew them anew, so a field typed into before the rerun's messages arrived lost its text
-(its value lived in the field alone until Enter or a click elsewhere). On a slow first run (a fresh clone) a person,
-or the walk test, typed the reason inside that window about one time in four, and Export ran without it and was
-refused.
+Only the open tab runs (the Export tab's content comes with the rerun that opening it starts), so the reason is
+typed once the tab is drawn; a rerun can still come while it is being typed (another format picked, a change
+message going away). The field's value lives in the browser alone until Enter or a click elsewhere: when a rerun
+re-drew the tabs (they moved up a place when the message above them went away), the field was drawn anew and
+lost its text, and Export ran without it and was refused. The reason and Export are one form now, and the tabs
+keep their place.
 
-The test makes the window certain: it holds the server's messages from the tab click until the reason is typed,
-then lets them through one at a time, each drawn before the next (as from a slow server), and only then clicks
-Export."""
+The test makes the window certain: it holds the server's messages from the format change until the reason is
+typed, then lets them through one at a time, each drawn before the next (as from a slow server), and only then
+clicks Export."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class SlowServer:
         return count
 
 
-def test_a_reason_typed_while_the_tab_switch_reruns_goes_with_export(browser, app: AppServer) -> None:
+def test_a_reason_typed_while_a_rerun_comes_goes_with_export(browser, app: AppServer) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -82,19 +82,22 @@ def test_a_reason_typed_while_the_tab_switch_reruns_goes_with_export(browser, ap
         open_deep_link(page, app.url + "/training_files", "Training files")
         rerun_after(page, page.get_by_role("button", name=re.compile(r"^Add \d+ new$")).click)
         expect(page.get_by_text(re.compile(r"walk is now version 2\.$"))).to_be_visible()
+        rerun_after(page, page.get_by_role("tab", name="Export").click)  # the tab's content comes with this run
         reason = page.get_by_role("textbox", name="Reason to export anyway")
+        expect(reason).to_be_visible()
 
         slow.holding = True
-        page.get_by_role("tab", name="Export").click()  # starts a rerun; its messages are held
+        page.get_by_role("combobox", name="Format").click()
+        page.get_by_role("option", name="alpaca · LLaMA-Factory, Axolotl (sft)").click()  # a rerun, its messages held
         reason.fill("a dry run of the loader")
         page.wait_for_timeout(1_000)  # the server finishes the rerun meanwhile
-        assert slow.release_slowly(page) > 10, "the tab switch started no rerun"
+        assert slow.release_slowly(page) > 10, "the format change started no rerun"
         page.wait_for_function("() => document.querySelector('[data-testid=\"stApp\"]')"
                                ".getAttribute('data-test-script-state') === 'notRunning'")
         expect(reason).to_have_value("a dry run of the loader")
 
         rerun_after(page, page.get_by_role("button", name="Export", exact=True).click)
-        expect(page.get_by_text("openai_sft export of v2 passes every check of its consumer.")).to_be_visible(
+        expect(page.get_by_text("alpaca export of v2 passes every check of its consumer.")).to_be_visible(
             timeout=60_000)
         expect(page.get_by_text("recorded reason: a dry run of the loader")).to_be_visible()
     finally:

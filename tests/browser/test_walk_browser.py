@@ -79,10 +79,10 @@ def test_generate_enrich_review_add_and_export_without_a_terminal(browser, empty
         rerun_after(page, page.get_by_role("button", name="Add 16 new", exact=True).click)
         expect(page.get_by_text("Added 16 new: walk is now version 2.")).to_be_visible()
         assert conversation_id in tf.members(ws, "walk") and len(tf.members(ws, "walk")) == 16
-        page.get_by_role("tab", name="Export").click()  # starts a rerun (the tab is in the address); no wait
-        choose(page, "Format", f"openai_sft · {FORMATS['openai_sft'].consumer} (sft)")
-        # The data contracts never ran on this workspace: a reason is needed. It is typed at once, while the tab's
-        # rerun may still be drawing: the field keeps its text (tests/browser/test_export_reason_browser.py).
+        page.get_by_role("tab", name="Export").click()  # a rerun (only the open tab runs); no wait
+        choose(page, "Format", f"openai_sft · {FORMATS['openai_sft'].consumer} (sft)")  # waits for the tab's content
+        # The data contracts never ran on this workspace: a reason is needed. It is typed at once, while a rerun
+        # may still be drawing: the field keeps its text (tests/browser/test_export_reason_browser.py).
         page.get_by_role("textbox", name="Reason to export anyway").fill("walk test")
         rerun_after(page, page.get_by_role("button", name="Export", exact=True).click)
         expect(page.get_by_text("openai_sft export of v2 passes every check of its consumer.")).to_be_visible(
