@@ -365,7 +365,7 @@ def test_a_table_listing_is_reused_only_while_its_folder_is_unchanged_and_settle
     assert ws.store.files("conversation_status") is settled
 
 
-def test_overview_reads_the_tables_and_agrees_with_the_conversations_view(demo_copy) -> None:
+def test_overview_and_the_list_read_the_tables_and_agree_with_the_conversations_view(demo_copy) -> None:
     """totals, coverage and by_dimension read the conversations and status tables without the view's joins; they
     give what the same aggregates over the `conversations` view give, with every enrichment state present and
     status rows still in uncompacted parts (the latest row per conversation counts, not each row)."""
@@ -402,3 +402,20 @@ def test_overview_reads_the_tables_and_agrees_with_the_conversations_view(demo_c
                                 sum(l.input_tokens + l.output_tokens)::BIGINT AS tokens
                          FROM conversations c LEFT JOIN llm_calls l ON l.call_id = c.call_id GROUP BY 1""")
     assert by_arc.select("key", "conversations", "tokens").sort("key").equals(expected.sort("key"))
+    # the Conversations list filters the table and joins the status to the rows it returns
+    from brightrun.explore import ConversationFilter, count_conversations, list_conversations
+
+    persona = fresh[0]["persona_key"]
+    for kw in ({}, {"personas": [persona]}, {"statuses": ["not_started", "failed"]}, {"limit": 7}):
+        f = ConversationFilter(**kw)
+        shown = list_conversations(ws, f)
+        where = " AND ".join(f"{c} IN (SELECT unnest(?))" for c in ("persona_key", "enrichment_status")
+                             if kw.get({"persona_key": "personas", "enrichment_status": "statuses"}[c]))
+        params = [v for k, v in kw.items() if k != "limit"]
+        want = ws.sql(f"""SELECT conversation_id, enrichment_status FROM conversations {'WHERE ' + where if where else ''}
+                          ORDER BY created_at DESC, conversation_id LIMIT ?""", [*params, f.limit])
+        assert shown.select("conversation_id", "enrichment_status").equals(want)
+        assert count_conversations(ws, f) == ws.scalar(
+            f"SELECT count(*) FROM conversations {'WHERE ' + where if where else ''}", params)
+    assert {"not_started", "failed", "enrichment_in_progress"} <= set(list_conversations(
+        ws, ConversationFilter(limit=100_000))["enrichment_status"])
