@@ -51,7 +51,7 @@ def totals(ws: Workspace) -> Totals:
 
 # The queries below read the conversations table itself (_t_conversations) where they need none of the columns the
 # `conversations` view joins in (enrichment status, quality): the view's two joins over every conversation were
-# most of their time (at 200,000 conversations, totals 203 -> 63 ms, docs/benchmarks.md). The enrichment counts
+# most of their time (at 200,905 conversations, totals 132 -> 61 ms; docs/benchmarks.md). The enrichment counts
 # come from the status table alone: only enrichment writes it, one row per conversation it took up.
 CONVERSATIONS = "_t_conversations"
 

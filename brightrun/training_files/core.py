@@ -280,7 +280,7 @@ def add_matching(ws: Workspace, name: str, ids: Iterable[str] | None = None, *,
     operation, and the error lists every one with all its reasons. A filter adds the eligible
     non-members it matches and leaves out, with their reasons, the members and the ineligible ones; it is
     refused only when it would add nothing. `workers` processes search the near duplicates (None: the core count
-    from 50,000 members, as the CLI; a script asking for more than 1 guards its entry point, docs/scale.md)."""
+    from 50,000 members, as the CLI; docs/scale.md)."""
     wanted = list(ids or [])
     if not wanted and saved_filter is None:
         raise TrainingFileError("no conversations to add. Fix: give conversation ids or a filter that matches some.")
