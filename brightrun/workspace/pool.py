@@ -95,8 +95,7 @@ def _new_pool(workers: int, preload: list[str]) -> ProcessPoolExecutor:
     saved = os.environ.get("POLARS_MAX_THREADS")
     os.environ["POLARS_MAX_THREADS"] = "1"
     try:
-        with _workers_skip_main():
-            forkserver.ensure_running()  # once per process: later pools fork from the same server
+        forkserver.ensure_running()  # once per process: later pools fork from the same server
     finally:
         if saved is None:
             del os.environ["POLARS_MAX_THREADS"]
@@ -122,8 +121,9 @@ def pool_kept(workers: int, preload: list[str]) -> Iterator[None]:
 
 def map_ordered(fn: Callable[..., R], chunks: Iterable[T], workers: int, *,
                 shared: tuple[Any, ...] = ()) -> Iterator[tuple[T, R]]:
-    """(chunk, fn(chunk, *shared)) for each chunk, in order. `fn` must be a module-level function of an importable
-    module (not the main script) and its arguments and result picklable; with workers > 1 it runs in a forkserver pool of that many processes
+    """(chunk, fn(chunk, *shared)) for each chunk, in order. `fn` must be a module-level function of an
+    importable module (not the main script) and its arguments and result picklable; with workers > 1 it runs
+    in a forkserver pool of that many processes
     (the one pool_kept holds, else a new one), with at most workers + 1 chunks submitted ahead of the one
     being returned."""
     if workers <= 1:
