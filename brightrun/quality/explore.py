@@ -75,9 +75,16 @@ def with_names(ws: Workspace, frame: pl.DataFrame) -> pl.DataFrame:
         for dim in ("persona", "arc", "topic"))
 
 
+# Each conversation with its scores: the conversations table and the quality table, one join. (The
+# `conversations` view also joins the status table to every conversation, which the scores do not need, and does
+# not carry the worst turn score.)
+SCORED = """(SELECT c.*, q.quality_score, q.min_pair_score, q.arc_adherence, q.emotion_match_rate
+             FROM _t_conversations c LEFT JOIN _t_conversation_quality q USING (conversation_id))"""
+
+
 def _source(metric: Metric) -> str:
-    # Pair metrics group over training_pairs of enriched conversations; conversation metrics over the view.
-    return "training_pairs" if metric.level == "pair" else "conversations"
+    # Pair metrics group over training_pairs of enriched conversations; conversation metrics over SCORED.
+    return "training_pairs" if metric.level == "pair" else SCORED
 
 
 def group_scores(ws: Workspace, group: str, metric: str) -> pl.DataFrame:
@@ -117,11 +124,11 @@ def records(ws: Workspace, group: str | None, key: str | None, metric: str = "qu
     """The conversations behind a chart: those in one group value (or all), optionally with the metric
     in a range, weakest first on the metric. Pair metrics use the conversation's mean of that metric."""
     _, m = _check(group or "persona", metric)
-    where, params = ["c.enrichment_status = 'completed'"], []
+    where, params = ["s.status = 'completed'"], []
     if group is not None and key is not None:
         where.append(f"({GROUPS[group].replace('template_key', 'c.template_key')}) = ?")
         params.append(key)
-    value = f"c.{metric}" if m.level == "conversation" else "p.value"
+    value = f"q.{metric}" if m.level == "conversation" else "p.value"
     join = ""
     if m.level == "pair":
         join = (f"JOIN (SELECT conversation_id, avg({metric}) AS value FROM training_pairs GROUP BY 1) p "
@@ -131,9 +138,10 @@ def records(ws: Workspace, group: str | None, key: str | None, metric: str = "qu
         params += list(score_range)
     frame = ws.sql(f"""
         SELECT c.conversation_id, c.title, c.persona_key, c.arc_key, c.topic_key, c.tier, c.template_version,
-               c.model, c.turn_count, c.quality_score, q.min_pair_score, c.arc_adherence, c.emotion_match_rate,
+               c.model, c.turn_count, q.quality_score, q.min_pair_score, q.arc_adherence, q.emotion_match_rate,
                {value} AS metric
-        FROM conversations c LEFT JOIN conversation_quality q USING (conversation_id) {join}
+        FROM _t_conversations c JOIN _t_conversation_status s USING (conversation_id)
+             LEFT JOIN _t_conversation_quality q USING (conversation_id) {join}
         WHERE {' AND '.join(where)}
         ORDER BY metric NULLS LAST, c.conversation_id LIMIT ?""", [*params, limit])
     return with_names(ws, frame).select(*RECORD_COLUMNS, *(["metric"] if metric not in RECORD_COLUMNS else []))
