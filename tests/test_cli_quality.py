@@ -32,9 +32,7 @@ def test_quality_report_saves_and_prints(demo_copy: Workspace) -> None:
 
     demo_copy.append("conversation_status", [{"conversation_id": "conv-new", "status": "not_started",
                                               "enrichment_version": None, "updated_at": saved.computed_at}])
-    demo_copy.append("conversations", demo_copy.sql("SELECT * EXCLUDE (enrichment_status, enrichment_version, "
-                                                    "enrichment_updated_at, quality_score, arc_adherence, "
-                                                    "emotion_match_rate) FROM conversations LIMIT 1")
+    demo_copy.append("conversations", demo_copy.sql("SELECT * FROM _t_conversations LIMIT 1")
                      .with_columns(conversation_id=__import__("polars").lit("conv-new")))
     stale = runner.invoke(app, ["quality", "report", "-w", path, "--cached"])
     assert "Out of date" in stale.output and "161" in stale.output

@@ -31,9 +31,7 @@ def test_a_collapsed_cell_stands_out_against_the_demo(demo_copy: Workspace) -> N
         plant(demo_copy, f"stock{i}", GOOD, persona="marcus_chen")
     demo_copy.append("conversations", [
         {**row, "arc_key": "grief_to_planning", "topic_key": "estate_planning_basics"}
-        for row in demo_copy.sql("SELECT * EXCLUDE (enrichment_status, enrichment_version, enrichment_updated_at, "
-                                 "quality_score, arc_adherence, emotion_match_rate) FROM conversations "
-                                 "WHERE job_id = 'planted'").to_dicts()])
+        for row in demo_copy.sql("SELECT * FROM _t_conversations WHERE job_id = 'planted'").to_dicts()])
     cells = cell_diversity(demo_copy)
     is_stock = ((pl.col("persona_key") == "marcus_chen") & (pl.col("arc_key") == "grief_to_planning")
                 & (pl.col("topic_key") == "estate_planning_basics"))

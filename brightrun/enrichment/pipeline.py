@@ -194,7 +194,7 @@ def build_pairs(conversations: pl.DataFrame, turns: pl.DataFrame, scaffolding: S
 
 def conversation_quality(pairs: pl.DataFrame, created_at: datetime) -> pl.DataFrame:
     """Reads training_pairs rows; returns conversation_quality rows (mean and worst pair score, arc
-    adherence and emotion match rate over the client turns)."""
+    adherence and emotion match rate over the client turns, and how many pairs it has)."""
     rows = []
     for (cid,), group in pairs.sort("turn_number").group_by("conversation_id", maintain_order=True):
         detected = [v if e else None for v, e in zip(group["valence"].to_list(),
@@ -206,13 +206,13 @@ def conversation_quality(pairs: pl.DataFrame, created_at: datetime) -> pl.DataFr
             "min_pair_score": float(group["quality_score"].min()),
             "arc_adherence": scoring.arc_adherence(detected, group["stage_valence"].to_list()),
             "emotion_match_rate": round(sum(matches) / len(matches), 3), "method": scoring.VERSION,
-            "enrichment_version": ENRICHMENT_VERSION, "created_at": created_at,
+            "enrichment_version": ENRICHMENT_VERSION, "created_at": created_at, "pair_count": group.height,
         })
     return pl.DataFrame(rows, schema={"conversation_id": pl.String, "quality_score": pl.Float64,
                                       "min_pair_score": pl.Float64, "arc_adherence": pl.Float64,
                                       "emotion_match_rate": pl.Float64, "method": pl.String,
                                       "enrichment_version": pl.String,
-                                      "created_at": pl.Datetime("us", "UTC")})
+                                      "created_at": pl.Datetime("us", "UTC"), "pair_count": pl.Int64})
 
 
 # -- run ----------------------------------------------------------------------------------------

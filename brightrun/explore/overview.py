@@ -57,6 +57,11 @@ CONVERSATIONS = "_t_conversations"
 
 
 def _totals(ws: Workspace) -> Totals:
+    # A compacted table's row count is in its Parquet footers: the training pairs, the biggest table, are not
+    # scanned then (at 1M conversations, 5M pairs: ~110 ms of the query's 269 ms; docs/benchmarks.md).
+    pairs = ws.store.row_count("training_pairs")
+    pairs_sql = f"SELECT {pairs}::BIGINT AS training_pairs" if pairs is not None else \
+        "SELECT count(*) AS training_pairs FROM training_pairs"
     row = ws.sql(f"""
         SELECT c.*, s.*, p.*, j.*, l.*, f.*
         FROM (SELECT count(*) AS conversations, coalesce(avg(is_scripted::INT), 0) AS scripted_share
@@ -64,7 +69,7 @@ def _totals(ws: Workspace) -> Totals:
              (SELECT coalesce(count_if(status = 'completed'), 0)::BIGINT AS enriched,
                      coalesce(count_if(status = 'failed'), 0)::BIGINT AS enrichment_failed
               FROM _t_conversation_status) s,
-             (SELECT count(*) AS training_pairs FROM training_pairs) p,
+             ({pairs_sql}) p,
              (SELECT count(*) AS jobs, coalesce(count_if(status IN ('queued', 'processing')), 0)::BIGINT AS jobs_running
               FROM batch_jobs) j,
              (SELECT count(*) AS llm_calls, coalesce(count_if(status = 'error'), 0)::BIGINT AS failed_calls,
@@ -132,10 +137,11 @@ def recent_jobs(ws: Workspace, limit: int = 10) -> pl.DataFrame:
 
 def job_enrichment(ws: Workspace, job_id: str) -> dict[str, int]:
     """How far a job's conversations are enriched: conversations, completed, failed."""
-    row = ws.sql("""
-        SELECT count(*), coalesce(count_if(enrichment_status = 'completed'), 0)::BIGINT,
-               coalesce(count_if(enrichment_status = 'failed'), 0)::BIGINT
-        FROM conversations WHERE job_id = ?""", [job_id]).row(0)
+    row = ws.sql(f"""
+        SELECT count(*), coalesce(count_if(s.status = 'completed'), 0)::BIGINT,
+               coalesce(count_if(s.status = 'failed'), 0)::BIGINT
+        FROM {CONVERSATIONS} c LEFT JOIN _t_conversation_status s USING (conversation_id)
+        WHERE c.job_id = ?""", [job_id]).row(0)
     return dict(zip(("conversations", "completed", "failed"), (int(v) for v in row), strict=True))
 
 
@@ -144,10 +150,20 @@ def by_dimension(ws: Workspace, dimension: str) -> pl.DataFrame:
     if dimension not in DIMENSIONS:
         raise BrightRunError(f"unknown dimension {dimension!r}. Fix: use one of {', '.join(DIMENSIONS)}.")
     col = DIMENSIONS[dimension]
+    # A conversation carries its producing call's tokens and cost; one written before it did has NULL there,
+    # and only then is llm_calls joined in, by call_id (at 1M conversations, 345 ms with the join for every
+    # conversation; docs/benchmarks.md). The check reads one column and is answered mostly from its statistics.
+    legacy = ws.sql(f"SELECT count(*) AS n FROM {CONVERSATIONS} WHERE cost_usd IS NULL").item()
+    if legacy:
+        source = f"""
+            SELECT c.{col} AS key, c.turn_count, coalesce(c.input_tokens + c.output_tokens,
+                   l.input_tokens + l.output_tokens) AS tokens, coalesce(c.cost_usd, l.cost_usd) AS cost_usd
+            FROM {CONVERSATIONS} c LEFT JOIN llm_calls l ON c.cost_usd IS NULL AND l.call_id = c.call_id"""
+    else:
+        source = f"SELECT {col} AS key, turn_count, input_tokens + output_tokens AS tokens, cost_usd FROM {CONVERSATIONS}"
     frame = ws.sql(f"""
-        SELECT c.{col} AS key, count(*) AS conversations, avg(c.turn_count) AS mean_turns,
-               sum(l.input_tokens + l.output_tokens)::BIGINT AS tokens, sum(l.cost_usd) AS cost_usd
-        FROM {CONVERSATIONS} c LEFT JOIN llm_calls l ON l.call_id = c.call_id
-        GROUP BY 1 ORDER BY 2 DESC""")
+        SELECT key, count(*) AS conversations, avg(turn_count) AS mean_turns,
+               sum(tokens)::BIGINT AS tokens, sum(cost_usd) AS cost_usd
+        FROM ({source}) GROUP BY 1 ORDER BY 2 DESC""")
     labels = dimension_labels(ws, dimension)
     return frame.with_columns(pl.col("key").replace_strict(labels, default=pl.col("key")).alias(dimension))

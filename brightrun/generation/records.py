@@ -67,6 +67,9 @@ class RunRecords:
                             attempt: int, variation: str = "{}") -> None:
         conversation_id = f"conv-{item.item_id}"
         now = utcnow()
+        # The producing call's tokens and cost go on the conversation too (record_call has just buffered its
+        # row), so per-dimension spend needs no join of every conversation to llm_calls (overview.by_dimension).
+        call = next((c for c in reversed(self.buffer.calls) if c["call_id"] == call_id), None)
         self.buffer.turns += [
             {"conversation_id": conversation_id, "turn_number": n, "role": t.role, "content": t.content}
             for n, t in enumerate(generated.turns, start=1)
@@ -80,6 +83,9 @@ class RunRecords:
             "provider": self.provider.name, "model": model, "is_scripted": self.provider.is_scripted,
             "title": generated.title, "turn_count": len(generated.turns), "call_id": call_id, "created_at": now,
             "variation": variation,
+            "input_tokens": call["input_tokens"] if call else None,
+            "output_tokens": call["output_tokens"] if call else None,
+            "cost_usd": call["cost_usd"] if call else None,
         })
         self.buffer.items.append({**dict(item), "status": "completed", "attempts": attempt,
                                   "conversation_id": conversation_id, "updated_at": now})

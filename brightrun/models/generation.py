@@ -117,6 +117,10 @@ class Conversation(_Record):
     call_id: str = Field(description="the LLM call that produced it")
     created_at: datetime
     variation: str = Field(default="{}", description="JSON of the declared variation drawn for it ('{}': none)")
+    input_tokens: int | None = Field(default=None, description="the producing call's input tokens (None: written "
+                                     "before conversations carried them; llm_calls has them by call_id)")
+    output_tokens: int | None = Field(default=None, description="the producing call's output tokens")
+    cost_usd: float | None = Field(default=None, description="what the producing call cost (0 for a cache hit)")
 
 
 class TurnRecord(_Record):

@@ -66,6 +66,7 @@ class TableStore(Compaction):
         self.quarantine_dir = root / "quarantine"
         self._checked: dict[str, tuple[str | None, tuple[str, ...]]] = {}
         self._listed: dict[str, tuple[int, TableFiles]] = {}
+        self._rows: dict[str, int] = {}
 
     def spec(self, table: str) -> TableSpec:
         try:
@@ -210,6 +211,25 @@ class TableStore(Compaction):
             for name in self._inspect(path)[1]:
                 columns[name] = columns.get(name, 0) + 1
         return TableFiles(base, tuple(deltas), tuple(bad), columns)
+
+    def row_count(self, table: str) -> int | None:
+        """How many current rows the table holds, from the Parquet footers alone, when it is only its compacted
+        base or only one appended part (each holds one row per key, so every stored row counts); None while
+        parts wait to be merged into a base (then count the view). A footer is read once per file: no table
+        file ever changes."""
+        files = self.files(table)
+        if files.deltas and (files.base or len(files.deltas) > 1):
+            return None
+        total = 0
+        for path in files.base or files.deltas:
+            rows = self._rows.get(str(path))
+            if rows is None:
+                try:
+                    rows = self._rows[str(path)] = pq.ParquetFile(path).metadata.num_rows
+                except FileNotFoundError:  # compacted away since the listing
+                    return None
+            total += rows
+        return total
 
     def read(self, table: str) -> pl.DataFrame:
         """The current rows of a table (latest per key), without the _seq column."""

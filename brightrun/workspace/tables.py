@@ -97,7 +97,8 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "conversation_quality", ("conversation_id",),
             {"conversation_id": _S, "quality_score": _F, "min_pair_score": _F, "arc_adherence": _F,
-             "emotion_match_rate": _F, "method": _S, "enrichment_version": _S, "created_at": _TS},
+             "emotion_match_rate": _F, "method": _S, "enrichment_version": _S, "created_at": _TS,
+             "pair_count": _I},
         ),
         TableSpec(
             "judge_scores", ("pair_id", "rubric_version", "model"),

@@ -44,7 +44,7 @@ DERIVED_VIEWS = {
                coalesce(s.status, 'not_started') AS enrichment_status,
                s.enrichment_version,
                s.updated_at AS enrichment_updated_at,
-               q.quality_score, q.arc_adherence, q.emotion_match_rate
+               q.quality_score, q.arc_adherence, q.emotion_match_rate, q.pair_count
         FROM _t_conversations c
         LEFT JOIN _t_conversation_status s USING (conversation_id)
         LEFT JOIN _t_conversation_quality q USING (conversation_id)
@@ -71,7 +71,8 @@ DERIVED_VIEWS = {
 
 VIEW_DOCS = {
     "conversations": "one row per conversation: scaffold keys, template version, variation (JSON draw), provider, "
-                     "model, enrichment_status, quality_score, arc_adherence",
+                     "model, enrichment_status, quality_score, arc_adherence, pair_count; the producing call's "
+                     "input_tokens, output_tokens and cost_usd (NULL where written before they were kept)",
     "turns": "one row per turn: conversation_id, turn_number, role (user/assistant), content",
     "training_pairs": "one row per advisor turn, in the enriched structure (history, input, target)",
     "batch_jobs": "one row per generation job with its status, counts, tokens and cost",
@@ -79,7 +80,8 @@ VIEW_DOCS = {
     "failed_generations": "items that failed, with error type, message and raw response",
     "llm_calls": "every model call: action type, provider, model, tokens, cost, latency, request, response",
     "enrichment_errors": "conversations that enrichment quarantined, with the reason and the fix",
-    "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate",
+    "conversation_quality": "per conversation: mean quality score (0-10), arc adherence, emotion match rate, "
+                            "and its training pairs (pair_count; NULL where written before it was kept)",
     "response_cache": "every paid model answer by request hash, so nothing is paid for twice",
     "import_errors": "bad rows of imported app logs: import_id, line, field, source column, reason, fix, value (redacted)",
     "experiments": "experiment definitions and their status (draft, running, paused, completed)",
