@@ -131,12 +131,21 @@ def _starting(saved: dict) -> bool:
 
 def pending_counts(ws: Workspace) -> tuple[int, int]:
     """(pending, failed): conversations not enriched at the current version, apart from those that failed at it;
-    and those that failed at it."""
+    and those that failed at it. Counted once per data version of the two tables (`Workspace.memo`): the
+    Overview, Conversations and Generate pages all show it, and at a million conversations the count is a
+    join of every conversation to its status."""
+    return ws.memo(("pending_counts", ENRICHMENT_VERSION), lambda: _pending_counts(ws),
+                   tables=["conversations", "conversation_status"])
+
+
+def _pending_counts(ws: Workspace) -> tuple[int, int]:
+    # The conversations table and the status table, without the `conversations` view's join of every
+    # conversation's quality row, which this count does not need.
     row = ws.sql("""
-        SELECT coalesce(count_if(enrichment_status <> 'failed' OR enrichment_version IS DISTINCT FROM ?), 0),
-               coalesce(count_if(enrichment_status = 'failed' AND enrichment_version = ?), 0)
-        FROM conversations
-        WHERE enrichment_status <> 'completed' OR enrichment_version IS DISTINCT FROM ?""",
+        SELECT coalesce(count_if(s.status IS DISTINCT FROM 'failed' OR s.enrichment_version IS DISTINCT FROM ?), 0),
+               coalesce(count_if(s.status = 'failed' AND s.enrichment_version = ?), 0)
+        FROM _t_conversations c LEFT JOIN _t_conversation_status s USING (conversation_id)
+        WHERE s.status IS DISTINCT FROM 'completed' OR s.enrichment_version IS DISTINCT FROM ?""",
                  [ENRICHMENT_VERSION] * 3).row(0)
     return int(row[0]), int(row[1])
 

@@ -46,27 +46,48 @@ def _judged_sql(by: str | None) -> tuple[str, list]:
                 GROUP BY 1""", [by] if by else [])
 
 
+def _pairs(ws: Workspace) -> tuple[str, str]:
+    """(the join, the column) giving each enriched conversation's advisor turns as `pairs`: the count that
+    enrichment keeps with the conversation's quality (a column of the `conversations` view), or, when any
+    quality row was written before it kept one, a count over every training pair (at 1M conversations, 5M
+    pairs, that grouping and its join were most of the queue's time; docs/benchmarks.md)."""
+    legacy = ws.sql("SELECT count(*) AS n FROM _t_conversation_quality WHERE pair_count IS NULL").item()
+    if legacy:
+        return ("JOIN (SELECT conversation_id, count(*) AS pairs FROM training_pairs GROUP BY 1) p "
+                "USING (conversation_id)", "p.pairs")
+    return "", "c.pair_count"
+
+
+_READS = ["conversations", "conversation_status", "conversation_quality", "training_pairs", "feedback"]
+"""The tables the queue and its progress are computed from: each is kept per data version of these
+(`Workspace.memo`), so the Review page's reruns (opening a conversation, a judgement saved elsewhere) reuse it."""
+
+
 def review_queue(ws: Workspace, f: ReviewFilter) -> pl.DataFrame:
     """Conversations matching the filter, unreviewed ones first (then by id): title, scaffold names, quality,
     advisor turns (`pairs`), how many are judged (by `f.by`, or by anyone), and the review state."""
     if f.quality_min > f.quality_max:
         raise BrightRunError("the quality range is empty. Fix: make the minimum no larger than the maximum.")
+    return ws.memo(("review_queue", f.model_dump_json()), lambda: _review_queue(ws, f), tables=_READS)
+
+
+def _review_queue(ws: Workspace, f: ReviewFilter) -> pl.DataFrame:
     where, params = _where(f)
     judged, judged_params = _judged_sql(f.by)
-    state = {"yes": "j.judged >= p.pairs", "partly": "j.judged > 0 AND j.judged < p.pairs",
+    join, pairs = _pairs(ws)
+    state = {"yes": f"j.judged >= {pairs}", "partly": f"j.judged > 0 AND j.judged < {pairs}",
              "no": "coalesce(j.judged, 0) = 0", "any": "TRUE"}[f.reviewed]
     frame = ws.sql(f"""
-        WITH p AS (SELECT conversation_id, count(*) AS pairs FROM training_pairs GROUP BY 1),
-             j AS ({judged})
+        WITH j AS ({judged})
         SELECT c.conversation_id, c.title, c.persona_key, c.arc_key, c.topic_key, c.tier,
                c.template_key || ' @ ' || c.template_version AS template_version, c.quality_score,
-               p.pairs, coalesce(j.judged, 0) AS judged,
+               {pairs} AS pairs, coalesce(j.judged, 0) AS judged,
                CASE WHEN coalesce(j.judged, 0) = 0 THEN 'not reviewed'
-                    WHEN j.judged >= p.pairs THEN 'reviewed' ELSE 'partly reviewed' END AS state,
+                    WHEN j.judged >= {pairs} THEN 'reviewed' ELSE 'partly reviewed' END AS state,
                j.last_judged
-        FROM conversations c JOIN p USING (conversation_id) LEFT JOIN j USING (conversation_id)
-        WHERE {where} AND {state}
-        ORDER BY (coalesce(j.judged, 0) >= p.pairs), c.conversation_id LIMIT ?""",
+        FROM conversations c {join} LEFT JOIN j USING (conversation_id)
+        WHERE {where} AND {pairs} > 0 AND {state}
+        ORDER BY (coalesce(j.judged, 0) >= {pairs}), c.conversation_id LIMIT ?""",
                    [*judged_params, *params, f.limit])
     return with_names(ws, frame).select(
         "conversation_id", "title", "persona", "arc", "topic", "tier", "template_version", "quality_score",
@@ -76,15 +97,20 @@ def review_queue(ws: Workspace, f: ReviewFilter) -> pl.DataFrame:
 def progress(ws: Workspace, f: ReviewFilter) -> dict[str, int]:
     """Over the conversations matching the filter (ignoring its reviewed state): conversations, fully
     reviewed ones, advisor turns and judged turns (by `f.by`, or by anyone)."""
+    return dict(ws.memo(("review_progress", f.model_copy(update={"reviewed": "any", "limit": 0}).model_dump_json()),
+                        lambda: tuple(_progress(ws, f).items()), tables=_READS))
+
+
+def _progress(ws: Workspace, f: ReviewFilter) -> dict[str, int]:
     where, params = _where(f)
     judged, judged_params = _judged_sql(f.by)
+    join, pairs = _pairs(ws)
     row = ws.sql(f"""
-        WITH p AS (SELECT conversation_id, count(*) AS pairs FROM training_pairs GROUP BY 1),
-             j AS ({judged})
-        SELECT count(*) AS conversations, count_if(coalesce(j.judged, 0) >= p.pairs)::BIGINT AS reviewed,
-               coalesce(sum(p.pairs), 0)::BIGINT AS turns, coalesce(sum(j.judged), 0)::BIGINT AS judged_turns
-        FROM conversations c JOIN p USING (conversation_id) LEFT JOIN j USING (conversation_id)
-        WHERE {where}""", [*judged_params, *params]).row(0, named=True)
+        WITH j AS ({judged})
+        SELECT count(*) AS conversations, count_if(coalesce(j.judged, 0) >= {pairs})::BIGINT AS reviewed,
+               coalesce(sum({pairs}), 0)::BIGINT AS turns, coalesce(sum(j.judged), 0)::BIGINT AS judged_turns
+        FROM conversations c {join} LEFT JOIN j USING (conversation_id)
+        WHERE {where} AND {pairs} > 0""", [*judged_params, *params]).row(0, named=True)
     return {k: int(v or 0) for k, v in row.items()}  # count_if over no rows is NULL
 
 

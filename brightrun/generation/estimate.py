@@ -48,11 +48,12 @@ def estimate_plan(ws: Workspace, plan: list[PlannedCell], *, provider: str, mode
 def _estimate(ws: Workspace, plan: list[PlannedCell], *, provider: str, model: str | None, batch: bool,
               seed: int) -> Estimate:
     templates = ws.scaffolding.templates
+    # The mean over each template's 200 latest calls: `max_by(..., 200)` keeps a top 200 per template as it
+    # scans, where a window numbering the calls sorted every call in the ledger first.
     recent = ws.sql("""
-        SELECT template_key, avg(output_tokens) AS out FROM (
-            SELECT template_key, output_tokens, row_number() OVER (PARTITION BY template_key ORDER BY created_at DESC) n
-            FROM llm_calls WHERE status = 'ok' AND NOT cache_hit AND provider = ? AND (? IS NULL OR model = ?)
-        ) WHERE n <= 200 GROUP BY 1""", [provider, model, model])
+        SELECT template_key, list_avg(max_by(output_tokens, created_at, 200)) AS out
+        FROM llm_calls WHERE status = 'ok' AND NOT cache_hit AND provider = ? AND (? IS NULL OR model = ?)
+        GROUP BY 1""", [provider, model, model])
     average = dict(zip(recent["template_key"].to_list(), recent["out"].to_list(), strict=True))
     schema_tokens = len(str(OUTPUT_SCHEMA)) / CHARS_PER_TOKEN
     items = input_tokens = output_tokens = 0
