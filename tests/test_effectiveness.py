@@ -252,3 +252,47 @@ def test_fewer_than_eight_versions_give_descriptives_only() -> None:
     assert descriptives.height == 6 and descriptives["pairs"].sum() == frame.height
     means = frame.group_by("template_version").agg(pl.col("rating").mean()).sort("template_version")
     assert descriptives.sort("template_version")["mean"].to_list() == pytest.approx(means["rating"].to_list())
+
+
+def _unit_means_by_rows(frame: pl.DataFrame, outcome: str, unit: str, controls: tuple[str, ...]) -> dict:
+    """The row-level OLS that unit_means solves over cells: y = b_unit + c_controls, no intercept."""
+    data = frame.drop_nulls([outcome, unit]).with_columns(pl.col(unit).cast(pl.String))
+    y = data[outcome].cast(pl.Float64).to_numpy()
+    units = data.select(unit).to_dummies()
+    design, parts = units.to_numpy().astype(float), []
+    for control in controls:
+        values = data[control].cast(pl.String).fill_null("(none)")
+        if values.n_unique() < 2:
+            continue
+        dummies = values.to_frame(control).to_dummies(drop_first=True).to_numpy().astype(float)
+        trial = np.column_stack([design, *parts, dummies])
+        if np.linalg.matrix_rank(trial) == trial.shape[1]:
+            parts.append(dummies)
+    coef = np.linalg.lstsq(np.column_stack([design, *parts]), y, rcond=None)[0]
+    control = (np.column_stack(parts) @ coef[design.shape[1]:]).mean() if parts else 0.0
+    names = [c.removeprefix(f"{unit}_") for c in units.columns]
+    return dict(zip(names, coef[:design.shape[1]] + control, strict=True))
+
+
+def test_unit_means_over_cells_equal_the_row_level_fit() -> None:
+    from brightrun.stats.correlate import unit_means
+
+    rng = np.random.default_rng(7)
+    n = 4000
+    version = rng.integers(0, 9, n)
+    persona = rng.choice(["a", "b", "c", None], n)
+    topic = np.where(version == 8, "only-in-8", rng.choice(["x", "y"], n))  # a level seen in one version only
+    y = 0.3 * version + (persona == "b") * 0.8 - (topic == "y") * 0.5 + rng.normal(0, 1, n)
+    frame = pl.DataFrame({"v": [f"v{k}" for k in version], "persona": persona, "topic": topic,
+                          "tier": ["t"] * n, "y": [None if r < 0.1 else v for r, v in zip(rng.random(n), y.tolist(), strict=True)]})
+    for controls in (("persona", "topic"), ("persona",), ("tier", "persona"), ()):
+        table, notes = unit_means(frame, "y", "v", controls=controls)
+        want = _unit_means_by_rows(frame, "y", "v", controls)
+        got = dict(zip(table["v"], table["adjusted"], strict=True))
+        assert set(got) == set(want) and max(abs(got[k] - want[k]) for k in want) < 1e-9
+        rows = frame.drop_nulls(["y"]).group_by("v").agg(pl.len().alias("n"), pl.col("y").mean().alias("mean"))
+        raw = {v: (k, m) for v, k, m in rows.iter_rows()}
+        assert all(int(k) == raw[v][0] and abs(m - raw[v][1]) < 1e-9 for v, k, m in
+                   table.select("v", "n", "mean").iter_rows())
+        assert ("topic" in controls) == any("'topic' left out" in note for note in notes)
+        assert ("tier" in controls) == any("'tier' has a single value" in note for note in notes)
