@@ -132,3 +132,20 @@ def test_pending_counts_and_job_enrichment_agree_with_the_view(demo_copy) -> Non
                                count_if(enrichment_status = 'failed') FROM conversations WHERE job_id = ?""",
                      [job_id]).row(0)
         assert (got["conversations"], got["completed"], got["failed"]) == row
+
+
+def test_the_newest_conversations_are_listed_alike_when_many_share_a_creation_time(demo_copy) -> None:
+    from brightrun.explore import ConversationFilter, list_conversations
+
+    ws = demo_copy
+    newest = ws.scalar("SELECT max(created_at) FROM conversations")
+    rows = ws.read("conversations", lambda r: r.sort("conversation_id").head(6)).to_dicts()
+    ws.append("conversations", [{**row, "conversation_id": f"tie-{k}", "created_at": newest} for k, row in
+                                enumerate(rows)])
+    persona = rows[0]["persona_key"]
+    for kw in ({"limit": 1}, {"limit": 4}, {"limit": 9}, {"personas": [persona], "limit": 3}, {"limit": 10_000}):
+        f = ConversationFilter(**kw)
+        where = "WHERE persona_key = ?" if "personas" in kw else ""
+        want = ws.sql(f"SELECT conversation_id FROM conversations {where} ORDER BY created_at DESC, "
+                      "conversation_id LIMIT ?", [*([persona] if where else []), f.limit])["conversation_id"]
+        assert list_conversations(ws, f)["conversation_id"].to_list() == want.to_list()
