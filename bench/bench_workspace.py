@@ -435,6 +435,22 @@ def report(summary: dict[str, Any]) -> None:
 # -- main ---------------------------------------------------------------------------------------
 
 
+def queries_only(root: Path, runs: int, as_json: bool) -> int:
+    """Time the queries on a kept workspace: the same measurements as the full run's compacted queries."""
+    if not (root / "tables").is_dir():
+        console.print(f"[red]{root} holds no workspace tables[/]. Fix: pass a folder kept by --keep.")
+        return 2
+    ws = Workspace.open(root, create=False, threads=1)
+    conversations = ws.scalar("SELECT count(*) FROM _t_conversations")
+    console.print(f"Dashboard queries on {root} ({conversations:,} conversations), pinned to CPU "
+                  f"{sorted(os.sched_getaffinity(0))}; DuckDB threads=1; median of {runs} runs after 1 warm-up")
+    rows = run_queries(ws, runs, with_baseline=True)
+    if as_json:
+        print(json.dumps({"workspace": str(root), "conversations": conversations, "queries": rows,
+                          "load_average": os.getloadavg()}, indent=2, default=str))
+    return 0 if all(r["same_result"] for r in rows) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conversations", type=int, default=100_000, help="conversations to generate")
@@ -449,7 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compact-fallback-memory", default="3GB",
                         help="if ws.compact() fails, compact the remaining tables with this DuckDB memory "
                              "limit so the compacted queries can still be measured ('' to stop instead)")
+    parser.add_argument("--queries-only", type=Path, default=None, metavar="WORKSPACE",
+                        help="only time the dashboard queries (and their baselines) on an existing, compacted "
+                             "workspace, e.g. one kept by --keep, with the code as it is now")
     args = parser.parse_args(argv)
+    if args.queries_only is not None:
+        return queries_only(args.queries_only, args.runs, args.json)
     n = args.conversations
 
     temp = args.workspace is None
