@@ -23,6 +23,7 @@ def plant(ws: Workspace, cid: str, turns: list[tuple[str, str]], persona: str = 
         "template_version": "x", "tier": "template", "provider": "import", "model": "m", "is_scripted": False,
         "title": cid, "turn_count": len(turns) if turn_count is None else turn_count, "call_id": "none",
         "created_at": NOW, "variation": "{}", "input_tokens": None, "output_tokens": None, "cost_usd": None,
+        "latency_ms": None,
     }])
     numbers = numbers or list(range(1, len(turns) + 1))
     ws.append("turns", [{"conversation_id": cid, "turn_number": n, "role": r, "content": c}

@@ -30,12 +30,14 @@ def _same(got: pl.DataFrame, want: pl.DataFrame) -> None:
 
 def test_a_generated_conversation_carries_its_calls_tokens_and_cost(demo_ws) -> None:
     joined = demo_ws.sql("""SELECT c.input_tokens AS ci, l.input_tokens AS li, c.output_tokens AS co,
-                                   l.output_tokens AS lo, c.cost_usd AS cc, l.cost_usd AS lc
+                                   l.output_tokens AS lo, c.cost_usd AS cc, l.cost_usd AS lc,
+                                   c.latency_ms AS cl, l.latency_ms AS ll
                             FROM conversations c JOIN llm_calls l USING (call_id)""")
     assert joined.height == demo_ws.scalar("SELECT count(*) FROM conversations") > 0
     assert joined["ci"].null_count() == 0 and joined["ci"].equals(joined["li"], check_names=False)
     assert joined["co"].equals(joined["lo"], check_names=False)
     assert joined["cc"].equals(joined["lc"], check_names=False)
+    assert joined["cl"].equals(joined["ll"], check_names=False)
     assert int(joined["ci"].sum()) > 0
     _same(_by_arc(demo_ws), demo_ws.sql(JOINED))
 
@@ -44,13 +46,13 @@ def test_by_dimension_joins_the_calls_only_for_conversations_written_without_the
     ws = demo_copy
     rows = ws.read("conversations", lambda r: r.sort("conversation_id")).to_dicts()
     # a part as an older BrightRun wrote it: no spend columns at all
-    old = pl.DataFrame(rows[:15]).drop("input_tokens", "output_tokens", "cost_usd").with_columns(
+    old = pl.DataFrame(rows[:15]).drop("input_tokens", "output_tokens", "cost_usd", "latency_ms").with_columns(
         pl.lit(time.time_ns(), dtype=pl.Int64).alias(SEQ))
     folder = ws.store.folder("conversations")
     old.write_parquet(folder / f"part-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet")
     # and rows with the columns but no value (what a compaction of such parts gives)
-    ws.append("conversations", [{**row, "input_tokens": None, "output_tokens": None, "cost_usd": None}
-                                for row in rows[15:30]])
+    ws.append("conversations", [{**row, "input_tokens": None, "output_tokens": None, "cost_usd": None,
+                                 "latency_ms": None} for row in rows[15:30]])
     assert ws.scalar("SELECT count(*) FROM conversations WHERE cost_usd IS NULL") == 30
     _same(_by_arc(ws), ws.sql(JOINED))
     ws.compact(tables=["conversations"])
@@ -149,3 +151,20 @@ def test_the_newest_conversations_are_listed_alike_when_many_share_a_creation_ti
         want = ws.sql(f"SELECT conversation_id FROM conversations {where} ORDER BY created_at DESC, "
                       "conversation_id LIMIT ?", [*([persona] if where else []), f.limit])["conversation_id"]
         assert list_conversations(ws, f)["conversation_id"].to_list() == want.to_list()
+
+
+def test_prompt_versions_read_the_calls_kept_on_conversations_as_the_join_would(demo_copy) -> None:
+    from brightrun.prompts import registry
+
+    ws = demo_copy
+    kept = registry._versions(ws, None)
+    joined = ws.sql(f"SELECT m.* FROM ({registry.METRICS_SQL.format(calls=registry.CALLS_JOINED)}) m")
+    columns = ["template_key", "version", "conversations", "tokens", "cost_usd", "mean_latency_ms", "mean_quality"]
+    a, b = kept.select(columns).sort("template_key", "version"), joined.select(columns).sort("template_key", "version")
+    assert a.select(columns[:5]).equals(b.select(columns[:5])) and int(a["tokens"].sum()) > 0
+    assert ((a["mean_latency_ms"] - b["mean_latency_ms"]).abs().max() or 0) < 1e-6
+    # one conversation written without its call's figures: the join is used for every version
+    row = ws.read("conversations", lambda r: r.head(1)).to_dicts()[0]
+    ws.append("conversations", [{**row, "latency_ms": None}])
+    again = registry._versions(ws, None).select(columns).sort("template_key", "version")
+    assert again.select(columns[:5]).equals(b.select(columns[:5]))

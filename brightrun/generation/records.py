@@ -67,8 +67,9 @@ class RunRecords:
                             attempt: int, variation: str = "{}") -> None:
         conversation_id = f"conv-{item.item_id}"
         now = utcnow()
-        # The producing call's tokens and cost go on the conversation too (record_call has just buffered its
-        # row), so per-dimension spend needs no join of every conversation to llm_calls (overview.by_dimension).
+        # The producing call's tokens, cost and latency go on the conversation too (record_call has just
+        # buffered its row), so spend per dimension or template version needs no join of every conversation to
+        # llm_calls (overview.by_dimension, prompts.registry.versions).
         call = next((c for c in reversed(self.buffer.calls) if c["call_id"] == call_id), None)
         self.buffer.turns += [
             {"conversation_id": conversation_id, "turn_number": n, "role": t.role, "content": t.content}
@@ -85,7 +86,7 @@ class RunRecords:
             "variation": variation,
             "input_tokens": call["input_tokens"] if call else None,
             "output_tokens": call["output_tokens"] if call else None,
-            "cost_usd": call["cost_usd"] if call else None,
+            "cost_usd": call["cost_usd"] if call else None, "latency_ms": call["latency_ms"] if call else None,
         })
         self.buffer.items.append({**dict(item), "status": "completed", "attempts": attempt,
                                   "conversation_id": conversation_id, "updated_at": now})

@@ -121,6 +121,7 @@ class Conversation(_Record):
                                      "before conversations carried them; llm_calls has them by call_id)")
     output_tokens: int | None = Field(default=None, description="the producing call's output tokens")
     cost_usd: float | None = Field(default=None, description="what the producing call cost (0 for a cache hit)")
+    latency_ms: float | None = Field(default=None, description="the producing call's latency")
 
 
 class TurnRecord(_Record):

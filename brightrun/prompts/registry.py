@@ -17,17 +17,26 @@ from brightrun.workspace import Workspace, utcnow
 LABEL = id_pattern(40, first="a-z")
 SUGGESTED_LABELS = ["production", "candidate", "baseline", "archived"]
 
-METRICS_SQL = """
-WITH conv AS (
-    SELECT template_key, template_version AS version, count(*) AS conversations,
-           avg(quality_score) AS mean_quality, avg(arc_adherence) AS mean_arc_adherence,
-           avg(is_scripted::INT) AS scripted_share
-    FROM conversations GROUP BY 1, 2),
-calls AS (
+# Each conversation's producing call: its tokens, cost and latency, kept on the conversation (CALLS_KEPT), or,
+# where any conversation was written before they were, joined from llm_calls by call_id (CALLS_JOINED; at a
+# million conversations, a join of a million rows to a million).
+CALLS_KEPT = """
+    SELECT template_key, template_version AS version,
+           sum(input_tokens + output_tokens)::BIGINT AS tokens, sum(cost_usd) AS cost_usd,
+           avg(latency_ms) AS mean_latency_ms
+    FROM _t_conversations GROUP BY 1, 2"""
+CALLS_JOINED = """
     SELECT c.template_key, c.template_version AS version,
            sum(l.input_tokens + l.output_tokens)::BIGINT AS tokens, sum(l.cost_usd) AS cost_usd,
            avg(l.latency_ms) AS mean_latency_ms
-    FROM conversations c JOIN llm_calls l ON l.call_id = c.call_id GROUP BY 1, 2),
+    FROM _t_conversations c JOIN llm_calls l ON l.call_id = c.call_id GROUP BY 1, 2"""
+METRICS_SQL = """
+WITH conv AS (
+    SELECT c.template_key, c.template_version AS version, count(*) AS conversations,
+           avg(q.quality_score) AS mean_quality, avg(q.arc_adherence) AS mean_arc_adherence,
+           avg(c.is_scripted::INT) AS scripted_share
+    FROM _t_conversations c LEFT JOIN _t_conversation_quality q USING (conversation_id) GROUP BY 1, 2),
+calls AS ({calls}),
 items AS (
     SELECT template_key, template_version AS version, count(*) AS items,
            count_if(status = 'failed')::BIGINT AS failed_items
@@ -89,8 +98,10 @@ def versions(ws: Workspace, template_key: str | None = None) -> pl.DataFrame:
 
 def _versions(ws: Workspace, template_key: str | None) -> pl.DataFrame:
     where, params = ("WHERE m.template_key = ?", [template_key]) if template_key else ("", [])
+    legacy = ws.sql("SELECT count(*) AS n FROM _t_conversations WHERE latency_ms IS NULL").item()
+    metrics = METRICS_SQL.format(calls=CALLS_JOINED if legacy else CALLS_KEPT)
     return ws.sql(f"""
-        SELECT m.*, l.labels FROM ({METRICS_SQL}) m
+        SELECT m.*, l.labels FROM ({metrics}) m
         LEFT JOIN (SELECT template_key, version, string_agg(label, ', ' ORDER BY label) AS labels
                    FROM template_labels_current WHERE version IS NOT NULL GROUP BY 1, 2) l
                USING (template_key, version)

@@ -63,7 +63,7 @@ def labels(ws: Workspace, group: str) -> dict[str, str]:
         return dimension_labels(ws, group)
     if group == "template version":
         names = dimension_labels(ws, "template")
-        rows = ws.sql("SELECT DISTINCT template_key, template_version FROM conversations").iter_rows()
+        rows = ws.sql("SELECT DISTINCT template_key, template_version FROM _t_conversations").iter_rows()
         return {f"{t} @ {v}": f"{names.get(t, t)} @ {v}" for t, v in rows}
     return {}
 
