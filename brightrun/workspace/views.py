@@ -72,7 +72,7 @@ DERIVED_VIEWS = {
 VIEW_DOCS = {
     "conversations": "one row per conversation: scaffold keys, template version, variation (JSON draw), provider, "
                      "model, enrichment_status, quality_score, arc_adherence, pair_count; the producing call's "
-                     "input_tokens, output_tokens and cost_usd (NULL where written before they were kept)",
+                     "input_tokens, output_tokens, cost_usd and latency_ms (NULL where written before they were kept)",
     "turns": "one row per turn: conversation_id, turn_number, role (user/assistant), content",
     "training_pairs": "one row per advisor turn, in the enriched structure (history, input, target)",
     "batch_jobs": "one row per generation job with its status, counts, tokens and cost",
