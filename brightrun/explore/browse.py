@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import orjson
 import polars as pl
@@ -108,14 +109,25 @@ def list_conversations(ws: Workspace, f: ConversationFilter) -> pl.DataFrame:
 class ConversationDetail:
     conversation: dict
     turns: list[dict]
-    call: dict | None
-    request: dict | None
     persona: str
     arc: str
     topic: str
     template: str
     pairs: int
     enrichment_error: str | None
+    ws: Workspace = field(repr=False, compare=False)
+
+    # The producing call is looked up when first asked for (the Conversations page's "call behind it"): finding
+    # one call among a million scans the ledger's ids, and Review, which opens a conversation on every load,
+    # never shows it.
+    @cached_property
+    def call(self) -> dict | None:
+        calls = self.ws.sql("SELECT * FROM llm_calls WHERE call_id = ?", [self.conversation["call_id"]])
+        return calls.row(0, named=True) if calls.height else None
+
+    @cached_property
+    def request(self) -> dict | None:
+        return orjson.loads(self.call["request"]) if self.call else None
 
 
 def conversation_detail(ws: Workspace, conversation_id: str) -> ConversationDetail:
@@ -125,20 +137,20 @@ def conversation_detail(ws: Workspace, conversation_id: str) -> ConversationDeta
     conversation = frame.row(0, named=True)
     turns = ws.sql("SELECT turn_number, role, content FROM turns WHERE conversation_id = ? ORDER BY turn_number",
                    [conversation_id]).to_dicts()
-    calls = ws.sql("SELECT * FROM llm_calls WHERE call_id = ?", [conversation["call_id"]])
-    call = calls.row(0, named=True) if calls.height else None
     error = ws.sql("SELECT reason, fix FROM enrichment_errors WHERE conversation_id = ?", [conversation_id])
+    pairs = conversation.get("pair_count")  # kept with its quality; counted where written before it was
+    if pairs is None:
+        pairs = ws.scalar("SELECT count(*) FROM training_pairs WHERE conversation_id = ?", [conversation_id])
     s = ws.scaffolding
 
     def name(collection: dict, key: str) -> str:
         return collection[key].name if key in collection else f"{key} (no longer in the scaffolding)"
 
     return ConversationDetail(
-        conversation=conversation, turns=turns, call=call,
-        request=orjson.loads(call["request"]) if call else None,
+        conversation=conversation, turns=turns, ws=ws,
         persona=name(s.personas, conversation["persona_key"]), arc=name(s.arcs, conversation["arc_key"]),
         topic=name(s.topics, conversation["topic_key"]), template=name(s.templates, conversation["template_key"]),
-        pairs=int(ws.scalar("SELECT count(*) FROM training_pairs WHERE conversation_id = ?", [conversation_id])),
+        pairs=int(pairs),
         enrichment_error=(f"{error['reason'][0]}. Fix: {error['fix'][0]}" if error.height and
                           conversation["enrichment_status"] == "failed" else None),
     )
