@@ -87,10 +87,20 @@ def _source(metric: Metric) -> str:
     return "training_pairs" if metric.level == "pair" else SCORED
 
 
+SCORE_TABLES = ["conversations", "conversation_status", "conversation_quality", "training_pairs"]
+"""What the scores and records are read from: each result is kept per data version of these (`Workspace.memo`),
+so the Quality page's reruns (a drill-down, a score range) reuse the grouping over every conversation."""
+
+
 def group_scores(ws: Workspace, group: str, metric: str) -> pl.DataFrame:
     """Per group value: n, mean with a 95% interval (normal approximation), the 10th, 50th and 90th
     percentiles, min and max. Rows without a score (not yet enriched) are left out; `key` is the raw
     value, `label` its display name. Sorted by mean, weakest first."""
+    _check(group, metric)
+    return ws.memo(("group_scores", group, metric), lambda: _group_scores(ws, group, metric), tables=SCORE_TABLES)
+
+
+def _group_scores(ws: Workspace, group: str, metric: str) -> pl.DataFrame:
     expr, m = _check(group, metric)
     frame = ws.sql(f"""
         SELECT {expr} AS key, count({metric}) AS n, avg({metric}) AS mean, stddev_samp({metric}) AS sd,
@@ -123,6 +133,13 @@ def records(ws: Workspace, group: str | None, key: str | None, metric: str = "qu
             score_range: tuple[float, float] | None = None, limit: int = 500) -> pl.DataFrame:
     """The conversations behind a chart: those in one group value (or all), optionally with the metric
     in a range, weakest first on the metric. Pair metrics use the conversation's mean of that metric."""
+    _check(group or "persona", metric)
+    key_ = ("records", group, key, metric, None if score_range is None else tuple(score_range), limit)
+    return ws.memo(key_, lambda: _records(ws, group, key, metric, score_range, limit), tables=SCORE_TABLES)
+
+
+def _records(ws: Workspace, group: str | None, key: str | None, metric: str,
+             score_range: tuple[float, float] | None, limit: int) -> pl.DataFrame:
     _, m = _check(group or "persona", metric)
     where, params = ["s.status = 'completed'"], []
     if group is not None and key is not None:
