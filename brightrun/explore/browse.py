@@ -53,8 +53,8 @@ def filter_options(ws: Workspace) -> dict[str, dict[str, str]]:
 
 def _where(f: ConversationFilter) -> tuple[str, list]:
     clauses, params = [], []
-    for field, column in _COLUMNS.items():
-        values = getattr(f, field)
+    for name, column in _COLUMNS.items():
+        values = getattr(f, name)
         if values:
             clauses.append(f"c.{column} IN (SELECT unnest(?))")
             params.append(values)
