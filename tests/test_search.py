@@ -1,4 +1,4 @@
-"""Text search takes `%` and `_` literally (DuckDB's ILIKE honours backslash escapes only with ESCAPE)."""
+"""Text search takes every character literally (`%`, `_` and regular-expression operators alike), ignoring case."""
 
 from __future__ import annotations
 
@@ -39,3 +39,22 @@ def test_app_log_search_takes_the_text_literally(demo_ws: Workspace) -> None:
                            | pl.col("response").str.contains("%", literal=True))
     found = list_calls(demo_ws, text="%", limit=100_000)
     assert found.height == literal.height < calls.height
+
+
+def test_the_pattern_matches_exactly_a_case_insensitive_substring() -> None:
+    """Every character of the text is literal, whatever it is to a regular expression or to LIKE."""
+    import duckdb
+
+    from brightrun.workspace import contains, contains_pattern
+
+    texts = ["Costs 5% (maybe)", "a_b", "a.b", "axb", "C:\\path\\E", "[x]*+?{2}|^$", "Ünïcode ÉTÉ", "\\Qraw\\E",
+             "tab\there", "emoji 🙂 ok", "", "line\nbreak", "50%_off"]
+    needles = ["5%", "(MAYBE)", "_", ".", "\\E", "\\", "[x]*", "{2}|^$", "été", "ünï", "\\Q", "\t", "🙂",
+               "%_", "\n", "a.b", "A_B"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT unnest(?::VARCHAR[]) AS x", [texts])
+    for needle in needles:
+        got = {r[0] for r in con.execute(f"SELECT x FROM t WHERE {contains('x')}",
+                                         [contains_pattern(needle)]).fetchall()}
+        want = {t for t in texts if needle.casefold() in t.casefold()}
+        assert got == want, needle

@@ -10,7 +10,7 @@ import polars as pl
 
 from brightrun.applogs.pii import redact, redact_series
 from brightrun.errors import BrightRunError
-from brightrun.workspace import CONTAINS, Workspace, contains_pattern
+from brightrun.workspace import Workspace, contains, contains_pattern
 
 FeedbackFilter = Literal["any", "with feedback", "positive", "negative", "none"]
 
@@ -69,7 +69,7 @@ def list_calls(ws: Workspace, *, action_types: list[str] | None = None, categori
         where.append(f"c.category IN ({', '.join('?' * len(categories))})")
         params += categories
     if text.strip():
-        where.append(f"(c.request {CONTAINS} OR c.response {CONTAINS})")
+        where.append(f"({contains('c.request')} OR {contains('c.response')})")
         params += [contains_pattern(text.strip())] * 2
     frame = ws.sql(f"""
         SELECT c.call_id, c.created_at, c.action_type, c.category, c.user_id, c.session_id, c.model,

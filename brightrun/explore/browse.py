@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from brightrun.errors import BrightRunError
-from brightrun.workspace import CONTAINS, Workspace, contains_pattern
+from brightrun.workspace import Workspace, contains, contains_pattern
 
 ENRICHMENT_STATUSES = ["not_started", "enrichment_in_progress", "completed", "failed"]
 
@@ -59,8 +59,8 @@ def _where(f: ConversationFilter) -> tuple[str, list]:
             clauses.append(f"c.{column} IN (SELECT unnest(?))")
             params.append(values)
     if f.text.strip():
-        clauses.append(f"(c.title {CONTAINS} OR EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = "
-                       f"c.conversation_id AND t.content {CONTAINS}))")
+        clauses.append(f"({contains('c.title')} OR EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = "
+                       f"c.conversation_id AND {contains('t.content')}))")
         params += [contains_pattern(f.text.strip())] * 2
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 

@@ -4,13 +4,13 @@ May import: errors, models, scaffolding.
 """
 
 from brightrun.workspace.workspace import (
-    CONTAINS,
     ENV_VAR,
     Workspace,
+    contains,
     contains_pattern,
     open_workspace,
     resolve_path,
     utcnow,
 )
 
-__all__ = ["CONTAINS", "ENV_VAR", "Workspace", "contains_pattern", "open_workspace", "resolve_path", "utcnow"]
+__all__ = ["ENV_VAR", "Workspace", "contains", "contains_pattern", "open_workspace", "resolve_path", "utcnow"]

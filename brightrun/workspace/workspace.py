@@ -34,14 +34,17 @@ def resolve_path(path: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_PATH
 
 
-CONTAINS = "ILIKE ? ESCAPE '\\'"
-"""The SQL that tests a column for `contains_pattern(text)`: `f"title {CONTAINS}"`."""
+def contains(column: str) -> str:
+    """The SQL that tests `column` for `contains_pattern(text)` (one `?`): `contains("title")`. A
+    case-insensitive regular expression rather than ILIKE: DuckDB's RE2 finds a word in a conversation's
+    turns about twice as fast (100,000 conversations: 279 against 589 ms)."""
+    return f"regexp_matches({column}, ?)"
 
 
 def contains_pattern(text: str) -> str:
-    """The ILIKE pattern that finds `text` anywhere, taken literally: `%` and `_` are searched for, not
-    wildcards (with CONTAINS, whose ESCAPE clause makes DuckDB honour the backslashes)."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    """The pattern that finds `text` anywhere, ignoring case, taken literally: every character but a letter
+    or digit is written as its code point (`\\x{25}` for `%`), so no character of `text` is an operator."""
+    return "(?i)" + "".join(c if c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
 
 
 def utcnow() -> datetime:
