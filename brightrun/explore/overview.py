@@ -136,7 +136,14 @@ def recent_jobs(ws: Workspace, limit: int = 10) -> pl.DataFrame:
 
 
 def job_enrichment(ws: Workspace, job_id: str) -> dict[str, int]:
-    """How far a job's conversations are enriched: conversations, completed, failed."""
+    """How far a job's conversations are enriched: conversations, completed, failed. Counted once per data
+    version of the two tables (`Workspace.memo`): the Generate page shows it on every load and, while a job
+    runs, every second, and for a job of a million conversations the count takes about 240 ms."""
+    return dict(ws.memo(("job_enrichment", job_id), lambda: tuple(_job_enrichment(ws, job_id).items()),
+                        tables=["conversations", "conversation_status"]))
+
+
+def _job_enrichment(ws: Workspace, job_id: str) -> dict[str, int]:
     row = ws.sql(f"""
         SELECT count(*), coalesce(count_if(s.status = 'completed'), 0)::BIGINT,
                coalesce(count_if(s.status = 'failed'), 0)::BIGINT
