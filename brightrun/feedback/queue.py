@@ -24,7 +24,10 @@ class ReviewFilter(BaseModel):
     reviewed: Literal["any", "yes", "partly", "no"] = "any"
     """'yes': every advisor turn judged; 'partly': some; 'no': none (by `by`, or by anyone if `by` is None)."""
     by: str | None = None
-    limit: int = 2000
+    limit: int = 500
+    """The queue's length: the not fully reviewed first, so a reviewer works down it and the next load brings
+    the next ones. The Review page draws every queued conversation as a row and as an option to open; at a
+    million conversations its first run took 1,676 ms with 2,000 and 1,321 ms with 500 (docs/benchmarks.md)."""
 
 
 def _where(f: ReviewFilter) -> tuple[str, list]:
