@@ -296,3 +296,29 @@ def test_unit_means_over_cells_equal_the_row_level_fit() -> None:
                    table.select("v", "n", "mean").iter_rows())
         assert ("topic" in controls) == any("'topic' left out" in note for note in notes)
         assert ("tier" in controls) == any("'tier' has a single value" in note for note in notes)
+
+
+@pytest.mark.parametrize("outcome", list(eff.OUTCOMES))
+def test_the_report_from_cells_summed_in_sql_is_the_report_from_every_pair(reviewed: Workspace, outcome: str) -> None:
+    """A workspace's report reads cells (prompt_feature_cells); the same report from every pair's row."""
+    cells = eff._effectiveness(reviewed, outcome, None, "spearman", 0.05, None)
+    rows = eff.effectiveness(None, outcome, frame=eff.prompt_features(reviewed))
+    assert eff.prompt_feature_cells(reviewed, outcome).height < rows.pairs
+    assert (cells.message, cells.pairs, cells.n, cells.notes, cells.dropped) == \
+        (rows.message, rows.pairs, rows.n, rows.notes, rows.dropped)
+    assert cells.scripted_share == pytest.approx(rows.scripted_share, abs=1e-12)
+    a, b = cells.versions, rows.versions
+    assert a.columns == b.columns and a.height == b.height > 0
+    for column in a.columns:
+        if a[column].dtype.is_float():
+            assert (a[column] - b[column]).abs().max() < 1e-9, column
+        else:
+            assert a[column].to_list() == b[column].to_list(), column
+    assert len(cells.correlations) == len(rows.correlations)
+    for c, r in zip(cells.correlations, rows.correlations, strict=True):
+        assert (c.feature, c.n) == (r.feature, r.n)
+        assert c.estimate == pytest.approx(r.estimate, abs=1e-9) and c.p_value == pytest.approx(r.p_value, abs=1e-9)
+    assert (cells.regression is None) == (rows.regression is None)
+    if cells.regression is not None:
+        assert cells.coefficients().drop("term").to_numpy() == pytest.approx(
+            rows.coefficients().drop("term").to_numpy(), abs=1e-9, nan_ok=True)

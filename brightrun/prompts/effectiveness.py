@@ -114,16 +114,34 @@ def prompt_features(ws: Workspace, *, ids: bool = True) -> pl.DataFrame:
     the two id columns and the sort by id were half of the read."""
     pairs = ws.sql(PAIRS_SQL.format(ids="p.pair_id, p.conversation_id," if ids else "",
                                     order="ORDER BY p.pair_id" if ids else ""))
+    frame = pairs.join(_version_features(ws), on=["template_key", "template_version"], how="left")
+    outcome_columns = ["rating", "thumbs", "edited", "judgements", "quality", "response_words", "is_scripted"]
+    return frame.select(*(["pair_id", "conversation_id"] if ids else []), "persona", "topic", "template_key",
+                        "template_version", "tier", "focus", *FEATURES, *[f"{k}_terms" for k in FOCUS_LEVELS], *outcome_columns)
+
+
+def _version_features(ws: Workspace) -> pl.DataFrame:
+    """One row per template version: its rank among its template's versions and its prompt text features."""
     versions = ws.sql(VERSIONS_SQL)
     text = [prompt_text_features(r["system_prompt"], r["body"]) for r in versions.to_dicts()]
     schema = {"prompt_words": pl.Int64, "prompt_questions": pl.Int64, "focus": pl.String,
               **{f"focus_{k}": pl.Int64 for k in FOCUS_LEVELS}, **{f"{k}_terms": pl.Int64 for k in FOCUS_LEVELS}}
-    features = pl.concat([versions.select("template_key", "template_version", "version_rank"),
-                          pl.DataFrame(text, schema=schema)], how="horizontal")
-    frame = pairs.join(features, on=["template_key", "template_version"], how="left")
-    outcome_columns = ["rating", "thumbs", "edited", "judgements", "quality", "response_words", "is_scripted"]
-    return frame.select(*(["pair_id", "conversation_id"] if ids else []), "persona", "topic", "template_key",
-                        "template_version", "tier", "focus", *FEATURES, *[f"{k}_terms" for k in FOCUS_LEVELS], *outcome_columns)
+    return pl.concat([versions.select("template_key", "template_version", "version_rank"),
+                      pl.DataFrame(text, schema=schema)], how="horizontal")
+
+
+def prompt_feature_cells(ws: Workspace, outcome: str) -> pl.DataFrame:
+    """`prompt_features(ws)` summed up for one outcome, in SQL: one row per (persona, topic, template version,
+    scripted or not) with how many pairs have the outcome (`_n`), its sum (in the outcome's column), smallest and
+    largest (`_min`, `_max`), and the version's prompt features. What `effectiveness` reads from a workspace: at 5M
+    pairs, thousands of rows instead of every pair (most of the Prompts page's first load)."""
+    if outcome not in OUTCOMES:
+        raise BrightRunError(f"unknown outcome {outcome!r}. Fix: use one of {', '.join(OUTCOMES)}.")
+    cells = ws.sql(f"""
+        SELECT persona, topic, template_key, template_version, tier, edge_case, is_scripted,
+               count({outcome}) AS _n, sum({outcome}) AS {outcome}, min({outcome}) AS _min, max({outcome}) AS _max
+        FROM ({PAIRS_SQL.format(ids="", order="")}) WHERE {outcome} IS NOT NULL GROUP BY ALL""")
+    return cells.join(_version_features(ws), on=["template_key", "template_version"], how="left")
 
 
 @dataclass(frozen=True)
@@ -224,15 +242,21 @@ def _regression(versions: pl.DataFrame, used: list[str], alpha: float, notes: li
         return None
 
 
-def _version_table(rows: pl.DataFrame, outcome: str, features: list[str], notes: list[str]) -> pl.DataFrame:
-    """One row per template version: pairs, raw and adjusted mean outcome, scripted share, feature means."""
+def _version_table(rows: pl.DataFrame, outcome: str, features: list[str], notes: list[str],
+                   count: str | None = None) -> pl.DataFrame:
+    """One row per template version: pairs, raw and adjusted mean outcome, scripted share, feature means.
+    With `count`, the rows are cells of `prompt_feature_cells` (the features are the version's own, so each
+    cell holds them as they are)."""
     keyed = rows.with_columns(pl.concat_str("template_key", "template_version", separator=" @ ").alias("version"))
-    means, control_notes = unit_means(keyed, outcome, "version")
+    means, control_notes = unit_means(keyed, outcome, "version", count=count)
     notes += [f"adjusted means: {n}" for n in control_notes]
+    scripted = pl.col("is_scripted").cast(pl.Float64)
+    weight = pl.lit(1, pl.Int64) if count is None else pl.col(count)
     per_version = keyed.group_by("version").agg(
         pl.col("template_key").first(), pl.col("template_version").first(),
-        pl.col("is_scripted").cast(pl.Float64).mean().alias("scripted_share"),
-        *(pl.col(f).cast(pl.Float64).mean() for f in features))
+        ((scripted * weight).sum() / weight.filter(scripted.is_not_null()).sum()).alias("scripted_share"),
+        *((pl.col(f).cast(pl.Float64).mean() if count is None else pl.col(f).cast(pl.Float64).first())
+          for f in features))
     return (per_version.join(means, on="version").rename({"n": "pairs"})
             .select("template_key", "template_version", "pairs", "mean", "adjusted", "scripted_share", *features)
             .sort("template_key", "template_version"))
@@ -262,8 +286,11 @@ def _effectiveness(ws: Workspace | None, outcome: str, features: Sequence[str] |
         raise BrightRunError(f"unknown outcome {outcome!r}. Fix: use one of {', '.join(OUTCOMES)}.")
     if method not in ("spearman", "kendall"):
         raise BrightRunError(f"unknown correlation method {method!r}. Fix: use 'spearman' or 'kendall'.")
-    data = prompt_features(ws, ids=False) if frame is None else frame
     features = list(FEATURES if features is None else features)
+    # From a workspace, with the prompts' own features only (constant within a version): cells summed in SQL.
+    count = "_n" if frame is None and set(features) <= set(FEATURES) else None
+    data = frame if frame is not None else (prompt_feature_cells(ws, outcome) if count
+                                            else prompt_features(ws, ids=False))
     bad = [f for f in features if f not in data.columns or f == outcome or not data[f].dtype.is_numeric()]
     if bad or not features:
         numeric = [c for c in data.columns if data[c].dtype.is_numeric() and c != outcome]
@@ -274,21 +301,27 @@ def _effectiveness(ws: Workspace | None, outcome: str, features: Sequence[str] |
     if "is_scripted" not in rows.columns:
         rows = rows.with_columns(pl.lit(None, pl.Boolean).alias("is_scripted"))
     notes: list[str] = []
-    versions = _version_table(rows, outcome, features, notes) if rows.height else pl.DataFrame()
-    scripted = rows["is_scripted"].cast(pl.Float64).mean() if rows.height else None
+    versions = _version_table(rows, outcome, features, notes, count) if rows.height else pl.DataFrame()
+    pairs = int(rows[count].sum()) if count else rows.height
+    scripted = rows["is_scripted"].cast(pl.Float64).mean() if rows.height and not count else None
+    if rows.height and count:
+        known = rows.filter(pl.col("is_scripted").is_not_null())
+        scripted = float((known["is_scripted"].cast(pl.Float64) * known[count]).sum() / known[count].sum()) \
+            if known.height else None
     report = {"outcome": outcome, "outcome_label": description, "method": method, "unit": "template version",
-              "n": versions.height, "pairs": rows.height, "features": features, "versions": versions,
+              "n": versions.height, "pairs": pairs, "features": features, "versions": versions,
               "scripted_share": scripted, "notes": notes}
     where = "review more pairs on the Review page" if outcome in ("rating", "thumbs", "edited") else \
         "generate and enrich more conversations"
-    if rows.height < MIN_ROWS:
+    if pairs < MIN_ROWS:
         return EffectivenessReport(**report, message=(
-            f"Too little data: {rows.height} training pair(s) have a {description}; at least {MIN_ROWS} are "
+            f"Too little data: {pairs} training pair(s) have a {description}; at least {MIN_ROWS} are "
             f"needed. Fix: {where}."))
-    if rows[outcome].n_unique() < 2:
+    lowest = rows["_min"].min() if count else rows[outcome][0]
+    if (rows["_max"].max() == lowest) if count else rows[outcome].n_unique() < 2:
         return EffectivenessReport(**report, message=(
-            f"No variation: every one of the {rows.height} pairs has the same {description} "
-            f"({rows[outcome][0]}), so nothing can go with it. Collect more varied outcomes."))
+            f"No variation: every one of the {pairs} pairs has the same {description} "
+            f"({lowest}), so nothing can go with it. Collect more varied outcomes."))
     if versions.height < MIN_VERSIONS:
         return EffectivenessReport(**report, message=(
             f"No inference possible yet: prompt features vary only between template versions, and "

@@ -205,8 +205,8 @@ def regress(frame: pl.DataFrame, outcome: str, features: Sequence[str], *,
                       fit_name, adjustment.method, notes)
 
 
-def unit_means(frame: pl.DataFrame, outcome: str, unit: str, *,
-               controls: Sequence[str] = ("persona", "topic")) -> tuple[pl.DataFrame, list[str]]:
+def unit_means(frame: pl.DataFrame, outcome: str, unit: str, *, controls: Sequence[str] = ("persona", "topic"),
+               count: str | None = None) -> tuple[pl.DataFrame, list[str]]:
     """One row per unit (e.g. template version): `n` rows with the outcome, the raw `mean` and the
     `adjusted` mean, i.e. the unit's mean at the average mix of the categorical controls.
 
@@ -214,7 +214,8 @@ def unit_means(frame: pl.DataFrame, outcome: str, unit: str, *,
     y = b_unit + c_persona + c_topic + e); adjusted_u = b_u + the mean of the control part over all rows.
     A unit's rows are averaged into one value, so the units, not the rows, are what later tests count.
     Controls with a single value, or that would make the units unidentifiable (a control level seen in
-    one unit only, say), are left out and named in the returned notes."""
+    one unit only, say), are left out and named in the returned notes. With `count`, each row of `frame`
+    stands for `count` rows already summed: `outcome` holds their sum (what a SQL GROUP BY hands over)."""
     missing = [c for c in [outcome, unit, *controls] if c not in frame.columns]
     if missing:
         raise StatsError(f"unit_means: column(s) {missing} not in the frame ({frame.columns}).")
@@ -227,8 +228,8 @@ def unit_means(frame: pl.DataFrame, outcome: str, unit: str, *,
     # rows). A few hundred cells instead of millions of rows: at 5M training pairs the dense row-level design
     # took most of the Prompts page's 31 s first load.
     cells = data.with_columns(pl.col(c).cast(pl.String).fill_null("(none)") for c in controls).group_by(
-        [unit, *controls]).agg(pl.len().alias("_n"), pl.col(outcome).cast(pl.Float64).sum().alias("_sum")
-                               ).sort([unit, *controls])
+        [unit, *controls]).agg(pl.len().alias("_n") if count is None else pl.col(count).sum().alias("_n"),
+                               pl.col(outcome).cast(pl.Float64).sum().alias("_sum")).sort([unit, *controls])
     weight = cells["_n"].cast(pl.Float64).to_numpy()
     y = (cells["_sum"] / cells["_n"]).to_numpy()
     units = cells.select(unit).to_dummies()
