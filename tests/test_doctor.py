@@ -172,7 +172,8 @@ def test_a_refused_connection_is_explained_and_exits_1(monkeypatch, closed_port:
     assert f"nothing is listening at http://127.0.0.1:{closed_port} (connection refused)" in text
     assert "Fix: check the base URL, that the server is running" in text
     assert "no probe sent: listing models failed (connection error)" in text
-    assert "[anthropic: APIConnectionError: Connection error]" in text  # the provider's words, not markup
+    # the provider's words, not markup: anthropic 2.16 says "Connection error", 2.17 names the refused connect call
+    assert "[anthropic: APIConnectionError: Connection" in text and "]. Fix:" in text
     assert KEY not in result.output
 
 
