@@ -355,9 +355,22 @@ def choose(page: Any, label: str, option: str | None = None, timeout: float = 30
     if option is not None and box.input_value() == option:
         return  # already chosen (a selectbox shows its value): no rerun would come
 
+    def open_list() -> None:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+        # The list now and then does not open on the first click (seen once in CI: 30 s with no list after a
+        # click on a multiselect right after a form's st.rerun()): a click that opened nothing is tried again.
+        for attempt in range(3):
+            box.click(timeout=timeout)
+            try:
+                listbox.first.wait_for(state="visible", timeout=min(timeout, 8_000))
+                return
+            except PlaywrightTimeoutError:
+                if attempt == 2:
+                    raise
+
     def pick() -> None:
-        box.click(timeout=timeout)
-        listbox.first.wait_for(state="visible", timeout=timeout)
+        open_list()
         item = listbox.get_by_role("option").first if option is None else \
             listbox.get_by_role("option", name=option, exact=True)
         item.click(timeout=timeout)
