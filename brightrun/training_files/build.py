@@ -12,7 +12,8 @@ pairs, in order. Both are made in one pass from the same bytes: the training pai
 are read with one query, shaped into the nested record by polars expressions and serialized once with
 `write_ndjson`; each line goes to the JSONL and, unchanged, into its conversation in the JSON. So they
 cannot disagree, and a million training pairs are written at the speed of the serializer, in bounded
-memory. Both files and a manifest.json are written into a temporary folder, synced, and renamed to
+memory. Both files, the index of the JSONL's lines an export reads (pairs.parquet, pairs_index.py) and a
+manifest.json are written into a temporary folder, synced, and renamed to
 `<workspace>/training_files/<name>/v<N>/` in one step, so a reader sees both or neither. A version's
 bytes depend only on what its version row stores and on the enriched records: rebuilding a past version
 gives the same bytes, or a TrainingFileError saying what changed.
@@ -41,6 +42,8 @@ from brightrun.training_files.core import (
     get_version,
     records_changed,
 )
+from brightrun.training_files.pairs_index import NAME as INDEX_NAME
+from brightrun.training_files.pairs_index import IndexWriter
 from brightrun.training_files.writing import _JsonPieces, _Writer
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import StreamFile, fsync_dir
@@ -94,11 +97,13 @@ def header(ws: Workspace, v: Version, pairs: int) -> dict:
 # -- writing -----------------------------------------------------------------------------------------
 
 
-def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> tuple[str, str, str, int]:
-    """training.json and training.jsonl of `v` into `folder`, synced; (the sha256 of the JSON's own bytes
-    (_JsonPieces.frame), the JSONL's sha256, the records hash of the rows written, pairs)."""
+def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> tuple[str, str, str, int, str]:
+    """training.json, training.jsonl and the index of its lines (pairs_index) of `v` into `folder`, synced;
+    (the sha256 of the JSON's own bytes (_JsonPieces.frame), the JSONL's sha256, the records hash of the rows
+    written, pairs, the index's sha256)."""
     json_out = StreamFile(folder / "training.json", hashed=False)
     jsonl_out = StreamFile(folder / "training.jsonl")
+    index_out = IndexWriter(folder / INDEX_NAME)
     writer, done = _Writer(), False
     try:
         # the writer works on one chunk, one more may wait in its queue: three chunks are alive at once
@@ -109,13 +114,15 @@ def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> t
         for part in member_chunks(ws, v.member_ids, v.splits, v.name, lines, workers, CHUNK):
             writer.put([(jsonl_out, [part.jsonl]), (json_out, json_pieces(part))])
             records.add(part.rows, part.named)
+            index_out.add(part.index)
             pairs += sum(part.counts)
         tail = b"\n],\"training_file\":" + orjson.dumps(header(ws, v, pairs), option=orjson.OPT_SORT_KEYS) + b"}\n"
         writer.put([(json_out, [json_pieces.own(tail)])])
         writer.close()
         done = True
         json_out.finish()
-        return json_pieces.frame.hexdigest(), jsonl_out.finish(), records.hexdigest(), pairs
+        index_sha = index_out.finish()
+        return json_pieces.frame.hexdigest(), jsonl_out.finish(), records.hexdigest(), pairs, index_sha
     finally:
         if not done:
             try:
@@ -124,6 +131,7 @@ def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> t
                 pass
             json_out.close()
             jsonl_out.close()
+            index_out.close()
 
 
 def build_version(ws: Workspace, name: str, version: int | None = None, *, workers: int = 1) -> Built:
@@ -140,7 +148,7 @@ def build_version(ws: Workspace, name: str, version: int | None = None, *, worke
         tmp.mkdir()
         try:
             try:
-                json_sha, jsonl_sha, made, pairs = _write_files(ws, v, tmp, workers)
+                json_sha, jsonl_sha, made, pairs, index_sha = _write_files(ws, v, tmp, workers)
             except TrainingFileError as exc:
                 if "no training pairs" not in str(exc):
                     raise
@@ -160,7 +168,8 @@ def build_version(ws: Workspace, name: str, version: int | None = None, *, worke
                 "members": [{"conversation_id": c, "split": s} for c, s in zip(v.member_ids, v.splits, strict=True)],
                 "split_ratios": list(v.split_ratios), "split_salt": v.split_salt, "content_hash": digest,
                 "records_hash": v.records_hash, "training_json_frame_sha256": json_sha,
-                "training_jsonl_sha256": jsonl_sha, "scaffolding_fingerprint": v.scaffolding_fingerprint,
+                "training_jsonl_sha256": jsonl_sha, "pairs_index_sha256": index_sha,
+                "scaffolding_fingerprint": v.scaffolding_fingerprint,
                 "template_versions": v.template_versions, "enrichment_version": v.enrichment_version,
                 "training_pairs": pairs,
             }

@@ -4,8 +4,9 @@ Each chunk holds, per conversation, its JSON head (the conversation without its 
 many training pairs it has, and all their training pairs as JSONL, read with one query and shaped by
 polars expressions (build.py writes both files from these bytes). Each chunk also carries what the
 records hash (RecordsHash) is made of, from the same rows, so a build checks the records it wrote; core.py
-makes the same hash from a narrow read when a version is made (records_hash). Imports no other module of
-training_files, so core, build and writing can all import it.
+makes the same hash from a narrow read when a version is made (records_hash), and the rows of the index of
+the JSONL's lines (pairs_index). Imports no other module of training_files but pairs_index (which imports
+none), so core, build and writing can all import it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import polars as pl
 from brightrun.enrichment import emotions
 from brightrun.errors import TrainingFileError
 from brightrun.quality import scoring
+from brightrun.training_files.pairs_index import index_rows
 from brightrun.workspace import Workspace
 from brightrun.workspace.tables import SEQ
 
@@ -167,6 +169,8 @@ class Chunk:
     """The chunk's part of the records hash: a line per training pair read (records_lines)."""
     named: frozenset[tuple[str, str]] = frozenset()
     """The (key column, key) of every persona, arc and topic its training pairs name (named_keys)."""
+    index: pl.DataFrame | None = None
+    """The rows of the index of the JSONL's lines for the chunk's training pairs (pairs_index.index_rows)."""
 
 
 def _read_pairs(ws: Workspace, ids: list[str], splits: list[str]) -> pl.DataFrame:
@@ -204,7 +208,7 @@ def iter_chunks(ws: Workspace, ids: list[str], splits: list[str], chunk: int = C
         jsonl = buffers.ndjson(shaped.select("pair").unnest("pair"))
         heads = _ndjson(shaped.unique("ord", keep="first", maintain_order=True)
                         .select("conversation_id", "conversation_metadata", "split")).split(b"\n")[:-1]
-        yield Chunk(part, part_splits, heads, counts, jsonl, rows, named)
+        yield Chunk(part, part_splits, heads, counts, jsonl, rows, named, index_rows(frame))
 
 
 def jsonl_sha256(ws: Workspace, ids: list[str], splits: list[str], name: str = "") -> str:

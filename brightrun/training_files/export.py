@@ -33,7 +33,8 @@ from brightrun.training_files.core import (
     get_version,
     records_changed,
 )
-from brightrun.training_files.pairs_file import member_pairs
+from brightrun.training_files.pairs_file import indexed_pairs, member_pairs
+from brightrun.training_files.pairs_index import read_index
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import write_json
 
@@ -88,9 +89,21 @@ def version_file(ws: Workspace, v: Version) -> tuple[Path, str, str]:
 def _conversations(path: Path, v: Version, jsonl_sha: str) -> Iterator[list[dict]]:
     """The training pairs of each member conversation, read from the version's built training.jsonl (one
     pair a line, members in order; of each conversation's pairs only the last is parsed whole, see
-    pairs_file); the file's bytes must hash to `jsonl_sha`, the sha256 its build recorded."""
+    pairs_file; with the index of its lines the build wrote, pairs_index, only the last is parsed at all); the
+    file's bytes must hash to `jsonl_sha`, the sha256 its build recorded."""
     digest = hashlib.sha256()
-    yield from member_pairs(path, digest)
+    try:
+        manifest = orjson.loads((path.parent / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        manifest = {}
+    index = read_index(path.parent, manifest) if manifest.get("training_jsonl_sha256") == jsonl_sha else None
+    if index is None:
+        pairs = member_pairs(path, digest)
+    else:
+        columns = {column: index[column].to_list() for column in index.columns}
+        del index  # the lists hold what the records need; the frame's own buffers are not kept
+        pairs = indexed_pairs(path, columns, digest)
+    yield from pairs
     if digest.hexdigest() != jsonl_sha:
         raise TrainingFileError(f"{path} is not the training.jsonl of {v.name!r} version {v.version} (its bytes "
                                 f"changed on disk). Fix: build it again with `brightrun training-file build "

@@ -13,6 +13,10 @@ writes the score from a float column; polars reads it as a float, as orjson does
 
 The bytes are hashed as they are read: when the file does not hash to the version's records hash, nothing
 read from it may be trusted and TrainingFileError is raised at the end.
+
+A build since 2026-12-04 also writes an index of its lines (pairs_index): then `indexed_pairs` takes those few
+fields from the index's columns and finds each conversation's last line with a byte search, so nothing but
+the last lines is parsed at all.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import polars as pl
+
+from brightrun.errors import TrainingFileError
 
 BLOCK = 8 << 20
 """Bytes read at a time into one buffer, reused (cut at the last whole line; a longer line grows it): the
@@ -115,3 +121,53 @@ def member_pairs(path: Path, digest: hashlib._Hash) -> Iterator[list[dict]]:
         lines = [bytes(line) for line in lines]  # a conversation going on: its lines outlive the buffer
     if pairs:
         yield _whole_last(pairs, lines)
+
+
+def indexed_pairs(path: Path, index: dict[str, list], digest: hashlib._Hash) -> Iterator[list[dict]]:
+    """member_pairs, with the few fields of every pair taken from the build's index of the file's lines
+    (`index`: pairs_index.read_index's columns as lists, one row per line in order) instead of parsed from the
+    lines. Each whole parsed line must be the pair the index names, and the file must have as many lines as
+    the index has rows."""
+    cids, ids, turns = index["conversation_id"], index["id"], index["turn_number"]
+    answers, splits, scores = index["target_response"], index["split"], index["quality_score"]
+    rows, k = len(cids), 0
+    pairs: list[dict] = []
+    lines: list[memoryview | bytes] = []
+    for data in _blocks(path, digest):
+        buf, size, pos = data.obj, data.nbytes, 0  # a block is a view of its buffer from offset 0
+        find = buf.find
+        while pos < size:
+            end = find(b"\n", pos, size)
+            end = size if end < 0 else end
+            if k == rows:
+                raise _index_mismatch(path, f"the file has more lines than its index's {rows:,}")
+            if pairs and cids[k] != pairs[-1]["conversation_id"]:
+                yield _checked_last(pairs, lines, path)
+                pairs, lines = [], []
+            pairs.append({"conversation_id": cids[k], "id": ids[k], "turn_number": turns[k],
+                          "target_response": answers[k], "split": splits[k],
+                          "training_metadata": {"quality_score": scores[k]}})
+            lines.append(data[pos:end])
+            pos, k = end + 1, k + 1
+        lines = [bytes(line) for line in lines]  # a conversation going on: its lines outlive the buffer
+    if k != rows:
+        raise _index_mismatch(path, f"the file has {k:,} lines, its index {rows:,}")
+    if pairs:
+        yield _checked_last(pairs, lines, path)
+
+
+def _checked_last(pairs: list[dict], lines: list, path: Path) -> list[dict]:
+    """_whole_last, refusing a parsed line that is not the pair its index row names."""
+    last = max(range(len(pairs)), key=lambda k: (pairs[k]["turn_number"], k))
+    named = pairs[last]
+    whole = orjson.loads(lines[last])
+    if not isinstance(whole, dict) or (whole.get("id"), whole.get("conversation_id"), whole.get("turn_number")) != (
+            named["id"], named["conversation_id"], named["turn_number"]):
+        raise _index_mismatch(path, f"the line its index gives to pair {named['id']!r} holds another")
+    pairs[last] = whole
+    return pairs
+
+
+def _index_mismatch(path: Path, what: str) -> TrainingFileError:
+    return TrainingFileError(f"{path} does not agree with its index ({what}). Fix: build the version again with "
+                             "`brightrun training-file build NAME --version N` and export again.")
