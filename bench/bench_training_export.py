@@ -107,6 +107,7 @@ from brightrun.training_files import build as tf_build  # noqa: E402
 from brightrun.training_files import chunks as tf_chunks  # noqa: E402
 from brightrun.training_files import core as tf_core  # noqa: E402
 from brightrun.training_files import export as tf_export  # noqa: E402
+from brightrun.training_files import pairs_index as tf_pairs_index  # noqa: E402
 from brightrun.training_files import signatures as tf_signatures  # noqa: E402
 from brightrun.training_files import splits as tf_splits  # noqa: E402
 from brightrun.training_files.export import export_version  # noqa: E402
@@ -299,6 +300,8 @@ def probe_build(ws: Workspace) -> Probe:
     probe.wrap(tf_build._JsonPieces, "__call__", "  _JsonPieces (the JSON's commas and heads)")
     probe.wrap(tf_build._Writer, "put", "  _Writer.put (waits while the writer is a chunk behind)")
     probe.wrap(StreamFile, "finish", "  StreamFile.finish (tail, fsync)")
+    probe.wrap(tf_pairs_index.IndexWriter, "add", "  IndexWriter.add (pairs.parquet, a row group per chunk; in the writer thread)")
+    probe.wrap(tf_pairs_index.IndexWriter, "finish", "  IndexWriter.finish (close, fsync, sha256)")
     return probe
 
 
@@ -314,7 +317,7 @@ def probe_export(ws: Workspace, keep: dict[str, Any]) -> Probe:
     probe.replace(tf_export, "records_of", keeping)
     probe.wrap(tf_export, "records_of", "records_of (total)", peak=True)
     probe.wrap(tf_export, "version_file", "  version_file (the version's build, made when missing)", peak=True)
-    probe.wrap(tf_export, "_conversations", "  _conversations (read training.jsonl, parse: polars + each last pair, sha256)",
+    probe.wrap(tf_export, "_conversations", "  _conversations (read training.jsonl: fields from pairs.parquet, each last pair parsed, sha256)",
                generator=True)
     probe.wrap(tf_export, "sft_records_from_enriched", "  sft_records_from_enriched")
     spec = FORMATS[FORMAT]

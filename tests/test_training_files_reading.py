@@ -10,6 +10,7 @@ from itertools import groupby
 
 import orjson
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 import brightrun.training_files as tf
@@ -50,7 +51,9 @@ def _without_index(built) -> None:
 @pytest.mark.parametrize("indexed", [True, False])
 @pytest.mark.parametrize("block", [pairs_file.BLOCK, 4096, 100])
 def test_records_equal_those_of_a_whole_parse_of_every_line(demo_copy, monkeypatch, block, indexed):
+    monkeypatch.setattr("brightrun.training_files.build.CHUNK", 7)  # the index in row groups of 7 conversations
     built = _version(demo_copy)
+    assert pq.ParquetFile(built.jsonl_path.parent / pairs_index.NAME).num_row_groups == 6  # 40 conversations
     expected = _whole_parse(built.jsonl_path)
     if not indexed:
         _without_index(built)

@@ -112,9 +112,8 @@ def _write_files(ws: Workspace, v: Version, folder: Path, workers: int = 1) -> t
         writer.put([(json_out, [json_pieces.own(b'{"consultant_profile":' + profile + b',"conversations":[')])])
         pairs, records = 0, RecordsHash(ws)
         for part in member_chunks(ws, v.member_ids, v.splits, v.name, lines, workers, CHUNK):
-            writer.put([(jsonl_out, [part.jsonl]), (json_out, json_pieces(part))])
+            writer.put([(jsonl_out, [part.jsonl]), (json_out, json_pieces(part)), (index_out, [part.index])])
             records.add(part.rows, part.named)
-            index_out.add(part.index)
             pairs += sum(part.counts)
         tail = b"\n],\"training_file\":" + orjson.dumps(header(ws, v, pairs), option=orjson.OPT_SORT_KEYS) + b"}\n"
         writer.put([(json_out, [json_pieces.own(tail)])])

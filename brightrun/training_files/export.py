@@ -24,6 +24,7 @@ from brightrun.exports.records import (
     sft_records_from_enriched,
 )
 from brightrun.exports.tokens import TokenCounter, counter_for, counts_label
+from brightrun.training_files import pairs_index
 from brightrun.training_files.build import build_version
 from brightrun.training_files.chunks import records_match
 from brightrun.training_files.core import (
@@ -34,7 +35,6 @@ from brightrun.training_files.core import (
     records_changed,
 )
 from brightrun.training_files.pairs_file import indexed_pairs, member_pairs
-from brightrun.training_files.pairs_index import read_index
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import write_json
 
@@ -96,14 +96,9 @@ def _conversations(path: Path, v: Version, jsonl_sha: str) -> Iterator[list[dict
         manifest = orjson.loads((path.parent / "manifest.json").read_bytes())
     except (OSError, orjson.JSONDecodeError):
         manifest = {}
-    index = read_index(path.parent, manifest) if manifest.get("training_jsonl_sha256") == jsonl_sha else None
-    if index is None:
-        pairs = member_pairs(path, digest)
-    else:
-        columns = {column: index[column].to_list() for column in index.columns}
-        del index  # the lists hold what the records need; the frame's own buffers are not kept
-        pairs = indexed_pairs(path, columns, digest)
-    yield from pairs
+    index = pairs_index.verified(path.parent, manifest) if manifest.get("training_jsonl_sha256") == jsonl_sha \
+        else None
+    yield from member_pairs(path, digest) if index is None else indexed_pairs(path, pairs_index.batches(index), digest)
     if digest.hexdigest() != jsonl_sha:
         raise TrainingFileError(f"{path} is not the training.jsonl of {v.name!r} version {v.version} (its bytes "
                                 f"changed on disk). Fix: build it again with `brightrun training-file build "

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -123,14 +123,14 @@ def member_pairs(path: Path, digest: hashlib._Hash) -> Iterator[list[dict]]:
         yield _whole_last(pairs, lines)
 
 
-def indexed_pairs(path: Path, index: dict[str, list], digest: hashlib._Hash) -> Iterator[list[dict]]:
+def indexed_pairs(path: Path, index: Iterable[dict[str, list]], digest: hashlib._Hash) -> Iterator[list[dict]]:
     """member_pairs, with the few fields of every pair taken from the build's index of the file's lines
-    (`index`: pairs_index.read_index's columns as lists, one row per line in order) instead of parsed from the
-    lines. Each whole parsed line must be the pair the index names, and the file must have as many lines as
-    the index has rows."""
-    cids, ids, turns = index["conversation_id"], index["id"], index["turn_number"]
-    answers, splits, scores = index["target_response"], index["split"], index["quality_score"]
-    rows, k = len(cids), 0
+    (`index`: pairs_index.batches, the index's rows in order, a batch of column lists at a time) instead of
+    parsed from the lines. Each whole parsed line must be the pair the index names, and the file must have as
+    many lines as the index has rows."""
+    batches = iter(index)
+    cids: list = []
+    at = size_of_batch = k = 0
     pairs: list[dict] = []
     lines: list[memoryview | bytes] = []
     for data in _blocks(path, digest):
@@ -139,19 +139,25 @@ def indexed_pairs(path: Path, index: dict[str, list], digest: hashlib._Hash) -> 
         while pos < size:
             end = find(b"\n", pos, size)
             end = size if end < 0 else end
-            if k == rows:
-                raise _index_mismatch(path, f"the file has more lines than its index's {rows:,}")
-            if pairs and cids[k] != pairs[-1]["conversation_id"]:
+            while at == size_of_batch:
+                batch = next(batches, None)
+                if batch is None:
+                    raise _index_mismatch(path, f"the file has more lines than its index's {k:,} rows")
+                cids, ids, turns = batch["conversation_id"], batch["id"], batch["turn_number"]
+                answers, splits, scores = batch["target_response"], batch["split"], batch["quality_score"]
+                at, size_of_batch = 0, len(cids)
+            if pairs and cids[at] != pairs[-1]["conversation_id"]:
                 yield _checked_last(pairs, lines, path)
                 pairs, lines = [], []
-            pairs.append({"conversation_id": cids[k], "id": ids[k], "turn_number": turns[k],
-                          "target_response": answers[k], "split": splits[k],
-                          "training_metadata": {"quality_score": scores[k]}})
+            pairs.append({"conversation_id": cids[at], "id": ids[at], "turn_number": turns[at],
+                          "target_response": answers[at], "split": splits[at],
+                          "training_metadata": {"quality_score": scores[at]}})
             lines.append(data[pos:end])
-            pos, k = end + 1, k + 1
+            pos, at, k = end + 1, at + 1, k + 1
         lines = [bytes(line) for line in lines]  # a conversation going on: its lines outlive the buffer
-    if k != rows:
-        raise _index_mismatch(path, f"the file has {k:,} lines, its index {rows:,}")
+    rest = size_of_batch - at + sum(len(batch["id"]) for batch in batches)
+    if rest:
+        raise _index_mismatch(path, f"the file has {k:,} lines, its index {k + rest:,} rows")
     if pairs:
         yield _checked_last(pairs, lines, path)
 

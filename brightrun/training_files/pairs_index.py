@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 NAME = "pairs.parquet"
+COMPRESSION = "snappy"
+"""The cheapest of Parquet's codecs to write (a million pairs: 0.7 s and 54 MiB, against zstd's 1.0 s and 22 MiB
+and 0.73 s and 464 MiB uncompressed, one core)."""
 COLUMNS = {"conversation_id": pl.String, "id": pl.String, "turn_number": pl.Int64, "target_response": pl.String,
            "split": pl.String, "quality_score": pl.Float64}
 
@@ -41,11 +45,16 @@ class IndexWriter:
         self.path = path
         self.schema = pl.DataFrame(schema=COLUMNS).to_arrow().schema
         self.handle = open(path, "wb")  # noqa: SIM115 - closed by finish or close
-        self.writer = pq.ParquetWriter(self.handle, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.handle, self.schema, compression=COMPRESSION)
 
     def add(self, rows: pl.DataFrame) -> None:
         if rows.height:
             self.writer.write_table(pa.Table.from_batches(rows.to_arrow().to_batches(), self.schema))
+
+    def write(self, pieces: list[pl.DataFrame]) -> None:
+        """`add` each of `pieces` (the build's writer thread calls this, as it does StreamFile.write)."""
+        for rows in pieces:
+            self.add(rows)
 
     def finish(self) -> str:
         """Close the file, synced; its sha256 (the caller syncs the folder it is in)."""
@@ -71,15 +80,24 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_index(folder: Path, manifest: dict) -> pl.DataFrame | None:
-    """The index of the build in `folder` whose manifest is `manifest`, or None when the build has none or its
-    bytes are not the ones the build recorded (the export then reads the JSONL alone)."""
+def verified(folder: Path, manifest: dict) -> Path | None:
+    """The index of the build in `folder` whose manifest is `manifest`, or None when the build has none, or its
+    bytes are not the ones the build recorded, or its columns are not the index's (the export then reads the
+    JSONL alone)."""
     sha = manifest.get("pairs_index_sha256")
     path = folder / NAME
     if not sha or not path.exists() or file_sha256(path) != sha:
         return None
     try:
-        frame = pl.read_parquet(path)
+        schema = dict(pl.read_parquet_schema(path))
     except (OSError, pl.exceptions.PolarsError):
         return None
-    return frame if dict(frame.schema) == COLUMNS else None
+    return path if schema == COLUMNS else None
+
+
+def batches(path: Path) -> Iterator[dict[str, list]]:
+    """The index's rows, a row group (a build chunk) at a time, as {column: values}: never all in memory."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.num_row_groups):
+        frame = pl.from_arrow(parquet.read_row_group(group))
+        yield {column: frame[column].to_list() for column in COLUMNS}

@@ -8,6 +8,7 @@ import queue
 import threading
 
 from brightrun.training_files.chunks import Buffers, Chunk
+from brightrun.training_files.pairs_index import IndexWriter
 from brightrun.workspace.files import StreamFile
 
 
@@ -34,7 +35,7 @@ class _Writer:
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     self.error = exc
 
-    def put(self, item: list[tuple[StreamFile, list]]) -> None:
+    def put(self, item: list[tuple[StreamFile | IndexWriter, list]]) -> None:
         if self.error is not None:
             raise self.error
         self.queue.put(item)
