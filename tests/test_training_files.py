@@ -907,9 +907,9 @@ def test_an_add_checks_each_candidate_pair_once_and_groups_as_a_full_recomputati
     checked: list[tuple[int, int]] = []
     real = signatures._link_exact
 
-    def spy(left, right, sets, threshold, comps):
+    def spy(left, right, sets, threshold, comps, involved=None):
         checked.extend(zip(left.tolist(), right.tolist(), strict=True))
-        return real(left, right, sets, threshold, comps)
+        return real(left, right, sets, threshold, comps, involved)
     monkeypatch.setattr(signatures, "_link_exact", spy)
     for small, bitmaps in ((64, 1 << 30), (0, 1 << 30), (64, 0), (0, 0)):  # pairs by a join or in blocks; exact
         monkeypatch.setattr(signatures, "SMALL_BUCKET", small)               # counts on bitmaps or looked up

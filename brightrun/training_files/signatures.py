@@ -88,19 +88,30 @@ def _near_links(sig: np.ndarray, n_old: int, threshold: float, comps: duplicates
         return
     n = len(sig)
     left, right = pairs // n, pairs % n
-    sets = sets_of(_distinct(np.concatenate((left, right))).tolist())
-    _link_exact(left, right, sets, threshold, comps)
+    involved = _members(left, right, n)
+    sets = sets_of(involved.tolist())
+    _link_exact(left, right, sets, threshold, comps, involved)
+
+
+def _members(left: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
+    """The distinct members (< n) of the pairs (left[k], right[k]), ascending: marked in a table of n flags
+    (sorting the tens of millions of values took about a second each time)."""
+    seen = np.zeros(n, dtype=bool)
+    seen[left] = True
+    seen[right] = True
+    return np.flatnonzero(seen)
 
 
 def _link_exact(left: np.ndarray, right: np.ndarray, sets: Mapping[int, np.ndarray], threshold: float,
-                comps: duplicates._Components) -> int:
+                comps: duplicates._Components, involved: np.ndarray | None = None) -> int:
     """Join each pair (left[k], right[k]) whose exact Jaccard similarity (`jaccard`'s figure) reaches the
     threshold. The shingle values are renumbered densely first. When they are few (a bitmap of them is no
     longer than the average set, as in templated texts), the pairs are counted on bitmaps, a block of pairs at
     a time; otherwise they are taken by their left member, ascending, and one member's pairs are counted
     together (its values marked in a table, each right member's looked up there). Either way a pair whose two
     members are in one group already when its turn comes is skipped. Returns the pairs checked."""
-    involved = _distinct(np.concatenate((left, right)))
+    if involved is None:
+        involved = _members(left, right, int(max(left.max(), right.max())) + 1)
     where = np.full(int(involved[-1]) + 1, -1, np.int64)
     where[involved] = np.arange(len(involved))
     parts = [sets[i] for i in involved.tolist()]
@@ -188,7 +199,8 @@ _LANES = np.uint64(0x0101010101010101)
 
 
 def _row_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Equal values per row of two (pairs x num_perm) uint8 arrays. With num_perm a multiple of 8, the flags are
+    """Equal values per row of two (pairs x num_perm) arrays (any one dtype; a bool's sum over a row would
+    widen every flag to int64 first). With num_perm a multiple of 8, the flags are
     summed 8 at a time as the bytes of uint64 words (each byte at most num_perm / 8, so no carry), then the bytes
     of the sum added by a multiplication."""
     if a.shape[1] % 8:
@@ -279,7 +291,7 @@ def _whole_passed(pairs: np.ndarray, sig: np.ndarray, floor: float) -> np.ndarra
     keep = np.zeros(len(pairs), dtype=bool)
     for k in range(0, len(pairs), 65_536):
         left, right = pairs[k:k + 65_536] // n, pairs[k:k + 65_536] % n
-        keep[k:k + 65_536] = (sig[left] == sig[right]).sum(axis=1) / num_perm >= floor
+        keep[k:k + 65_536] = _row_counts(sig[left], sig[right]) / num_perm >= floor
     return pairs[keep]
 
 
