@@ -155,3 +155,54 @@ def test_the_collector_is_paused_inside_and_left_off_when_it_was_off():
     with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+def _reader_threads() -> list:
+    import threading
+    return [t for t in threading.enumerate() if t.name == "training-jsonl-reader"]
+
+
+def test_the_read_ahead_falls_back_to_the_page_cache_and_stops_with_its_reader(demo_copy, monkeypatch, tmp_path):
+    import errno
+    import fcntl
+    import os
+
+    built = _version(demo_copy, 12)
+    data = built.jsonl_path.read_bytes()
+    whole = hashlib.sha256(data).hexdigest()
+    monkeypatch.setattr(pairs_file._ReadAhead, "RAW", 4096)  # many raw blocks, lines across them
+
+    def read_all() -> tuple[bytes, str]:
+        digest = hashlib.sha256()
+        got = b"".join(bytes(block) for block in pairs_file._blocks(built.jsonl_path, digest))
+        return got, digest.hexdigest()
+    assert read_all() == (data, whole)
+    # O_DIRECT refused when reading (some filesystems open with it and refuse the reads): through the cache
+    real_readv, refused = os.readv, []
+
+    def readv(fd, buffers):
+        if not refused and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_readv(fd, buffers)
+    monkeypatch.setattr(pairs_file.os, "readv", readv)
+    assert read_all() == (data, whole)
+    direct = pairs_file._open(built.jsonl_path)
+    os.close(direct[0])
+    assert bool(refused) == direct[1]  # (a filesystem that refuses O_DIRECT at open, such as tmpfs, never reads so)
+    monkeypatch.setattr(pairs_file.os, "readv", real_readv)
+    # a filesystem without O_DIRECT
+    monkeypatch.setattr(pairs_file, "_open", lambda path: (os.open(path, os.O_RDONLY), False))
+    assert read_all() == (data, whole)
+    # a reader that stops early leaves no thread behind; a read error reaches the reader
+    blocks = pairs_file._blocks(built.jsonl_path, hashlib.sha256())
+    next(blocks)
+    blocks.close()
+    assert not _reader_threads()
+
+    def broken(fd, buffers):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(pairs_file.os, "readv", broken)
+    with pytest.raises(OSError, match="Input/output"):
+        read_all()
+    assert not _reader_threads()
