@@ -162,3 +162,55 @@ def test_sft_exports_check_leakage_with_the_training_files_groups_not_a_new_clus
     assert [(w.record_id, Path(w.file).name) for w in found] == [(held, "test.jsonl")]
     assert train in found[0].message and found[0].line >= 1 and "Fix" not in found[0].message
     assert leaky.validation.counts["leakage_near_duplicate"] == 1
+
+
+def test_counting_ahead_in_two_processes_gives_the_same_export(demo_copy, tmp_path, monkeypatch):
+    """With several cores every distinct text is counted in worker processes before the writer: the files, the
+    token statistics and the costs are those of counting as asked; with one core nothing is counted ahead."""
+    from brightrun.exports import token_pool
+    from brightrun.training_files import export as tf_export
+
+    ws = demo_copy
+    tf.create_training_file(ws, "ahead")
+    tf.add_conversations(ws, "ahead", _members(ws, 30))
+    ahead: list[int] = []
+    real = token_pool.count_ahead
+
+    def spy(*args, **kwargs):
+        ahead.append(real(*args, **kwargs))
+        return ahead[-1]
+    monkeypatch.setattr(tf_export, "count_ahead", spy)
+    monkeypatch.setattr(token_pool, "default_workers", lambda: 1)
+    plain = tf_export.export_version(ws, "ahead", "openai_sft", tmp_path / "plain", force_reason="test")
+    assert ahead == [0]
+    monkeypatch.setattr(token_pool, "default_workers", lambda: 2)
+    monkeypatch.setattr(token_pool, "AHEAD_TEXTS", 1)
+    counted, real_map = [], token_pool.map_ordered
+    monkeypatch.setattr(token_pool, "map_ordered", lambda *a, **k: counted.append(a[2]) or real_map(*a, **k))
+    two = tf_export.export_version(ws, "ahead", "openai_sft", tmp_path / "two", force_reason="test")
+    assert ahead[1] > 300 and counted == [2]  # every distinct text of 30 conversations, in two processes
+    assert two.validation.stats == plain.validation.stats and two.validation.ok
+    assert [(c.model, c.billing_tokens, c.cost_usd) for c in two.costs] == [
+        (c.model, c.billing_tokens, c.cost_usd) for c in plain.costs]
+    for split in ("train", "validation", "test"):
+        assert (tmp_path / "two" / "data" / f"{split}.jsonl").read_bytes() == \
+            (tmp_path / "plain" / "data" / f"{split}.jsonl").read_bytes()
+
+
+def test_count_ahead_fills_the_shared_counts_with_the_counters_own_figures():
+    from brightrun.exports import token_pool
+
+    counter = counter_for("gpt-4o-mini-2024-07-18")
+    once = counter.once()
+    records = [{"id": f"r{k}", "split": "train", "messages": [
+        {"role": "user", "content": f"question {k} {TEXT}"}, {"role": "assistant", "content": f"answer {k}"}]}
+        for k in range(40)]
+    token_pool.AHEAD_TEXTS, saved = 1, token_pool.AHEAD_TEXTS
+    try:
+        assert token_pool.count_ahead(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2) == 82
+    finally:
+        token_pool.AHEAD_TEXTS = saved
+    texts = ["user", "assistant"] + [m["content"] for r in records for m in r["messages"]]
+    assert {(hash(t), len(t)): counter(t) for t in texts} == once.known
+    assert token_pool.count_ahead(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2) == 0  # all known
+    assert token_pool.count_ahead(records, "sft", counter, "gpt-4o-mini-2024-07-18", workers=2) == 0  # no cache

@@ -45,7 +45,7 @@ import struct
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,8 @@ class TokenCounter:
     name: str
     exact: bool
     count: Callable[[str], int]
+    known: dict[tuple[int, int], int] | None = field(default=None, compare=False, repr=False)
+    """once()'s counts, by (hash, length) of the text: what token_pool.count_ahead fills in ahead."""
 
     def __call__(self, text: str) -> int:
         return self.count(text)
@@ -111,7 +113,7 @@ class TokenCounter:
             if n is None:
                 n = seen[key] = count(text)
             return n
-        return TokenCounter(self.name, self.exact, counted)
+        return TokenCounter(self.name, self.exact, counted, seen)
 
 
 ESTIMATE = TokenCounter(ESTIMATE_METHOD, False, estimate_tokens)

@@ -23,6 +23,7 @@ from brightrun.exports.records import (
     preference_records_from_dataset,
     sft_records_from_enriched,
 )
+from brightrun.exports.token_pool import count_ahead
 from brightrun.exports.tokens import TokenCounter, counter_for, counts_label
 from brightrun.training_files import pairs_index
 from brightrun.training_files.build import build_version
@@ -179,6 +180,11 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
             use = counter_for(model)
             return counters.setdefault(use.name, use.once())
         targets = list(models) if models is not None else prices.models_for(fmt)
+        ahead: dict[str, int] = {}
+        for model in targets or [None]:  # with several cores, every text counted in that many processes first
+            use = counter_of(model)
+            if use.name not in ahead:
+                ahead[use.name] = count_ahead(records, spec.kind, use, model)
         with rows_in_hand():  # the validator checks the rows the writer wrote, without reading the files back
             files = spec.writer(records, out)
             costs = estimate_all(records, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
