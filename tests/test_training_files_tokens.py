@@ -167,8 +167,8 @@ def test_sft_exports_check_leakage_with_the_training_files_groups_not_a_new_clus
 def test_counting_ahead_in_two_processes_gives_the_same_export(demo_copy, tmp_path, monkeypatch):
     """With several cores every distinct text is counted in worker processes before the writer: the files, the
     token statistics and the costs are those of counting as asked; with one core nothing is counted ahead."""
-    from brightrun.exports import token_pool
     from brightrun.training_files import export as tf_export
+    from brightrun.training_files import token_pool
 
     ws = demo_copy
     tf.create_training_file(ws, "ahead")
@@ -198,7 +198,7 @@ def test_counting_ahead_in_two_processes_gives_the_same_export(demo_copy, tmp_pa
 
 
 def test_count_ahead_fills_the_shared_counts_with_the_counters_own_figures():
-    from brightrun.exports import token_pool
+    from brightrun.training_files import token_pool
 
     counter = counter_for("gpt-4o-mini-2024-07-18")
     once = counter.once()

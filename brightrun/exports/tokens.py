@@ -91,7 +91,7 @@ class TokenCounter:
     exact: bool
     count: Callable[[str], int]
     known: dict[tuple[int, int], int] | None = field(default=None, compare=False, repr=False)
-    """once()'s counts, by (hash, length) of the text: what token_pool.count_ahead fills in ahead."""
+    """once()'s counts, by (hash, length) of the text: what brightrun.training_files.token_pool.count_ahead fills in ahead."""
 
     def __call__(self, text: str) -> int:
         return self.count(text)

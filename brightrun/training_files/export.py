@@ -23,7 +23,6 @@ from brightrun.exports.records import (
     preference_records_from_dataset,
     sft_records_from_enriched,
 )
-from brightrun.exports.token_pool import count_ahead
 from brightrun.exports.tokens import TokenCounter, counter_for, counts_label
 from brightrun.training_files import pairs_index
 from brightrun.training_files.build import build_version
@@ -36,6 +35,7 @@ from brightrun.training_files.core import (
     records_changed,
 )
 from brightrun.training_files.pairs_file import indexed_pairs, member_pairs
+from brightrun.training_files.token_pool import count_ahead
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import write_json
 
