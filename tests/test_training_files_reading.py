@@ -19,6 +19,7 @@ from brightrun.exports.files import collector_paused
 from brightrun.exports.records import sft_records_from_enriched
 from brightrun.training_files import pairs_file, pairs_index
 from brightrun.training_files.export import records_of
+from brightrun.workspace.files import file_sha256
 
 
 def _version(ws, n: int = 40):
@@ -97,7 +98,7 @@ def _rewrite_index(built, change) -> None:
     path = built.jsonl_path.parent / pairs_index.NAME
     change(pl.read_parquet(path)).write_parquet(path)
     manifest = orjson.loads(built.manifest_path.read_bytes())
-    manifest["pairs_index_sha256"] = pairs_index.file_sha256(path)
+    manifest["pairs_index_sha256"] = file_sha256(path)
     built.manifest_path.write_bytes(orjson.dumps(manifest))
 
 

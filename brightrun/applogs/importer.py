@@ -48,7 +48,7 @@ from brightrun.applogs.rows import call_ids, validate_chunk
 from brightrun.errors import BrightRunError
 from brightrun.providers.pricing import price_table
 from brightrun.workspace import Workspace, utcnow
-from brightrun.workspace.files import atomic_write_bytes, read_json, write_json
+from brightrun.workspace.files import atomic_write_bytes, file_sha256, read_json, write_json
 from brightrun.workspace.tables import TABLES
 
 KEPT_ERRORS = 1_000
@@ -109,14 +109,6 @@ class ImportResult:
         data["errors"] = [asdict(e) for e in self.errors[:errors]]
         data["nothing_new"] = self.nothing_new
         return data
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(8 * 1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def inspect_log(path: str | Path) -> tuple[str, list[str], ColumnMapping | None]:

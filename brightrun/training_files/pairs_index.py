@@ -14,7 +14,6 @@ says. Versions built before the index (no `pairs_index_sha256` in their manifest
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from brightrun.workspace.files import file_sha256
 
 NAME = "pairs.parquet"
 COMPRESSION = "snappy"
@@ -70,14 +71,6 @@ class IndexWriter:
             self.writer.close()
         finally:
             self.handle.close()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verified(folder: Path, manifest: dict) -> Path | None:
