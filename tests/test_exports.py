@@ -633,6 +633,22 @@ def test_duplicates_ignore_case_and_whitespace_but_not_where_messages_begin(tmp_
     assert ("leakage_exact", "validation.jsonl", 3) in found
 
 
+def test_the_duplicate_key_folds_every_whitespace_as_split_does() -> None:
+    """The shortcut for texts already split and joined (printable, single spaces) gives what the full fold
+    gives, for every kind of whitespace str.split knows and at the ends."""
+    from brightrun.exports.checks import _folded, _message_key, _norm_one
+
+    spaces = [" ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2003", "\u2028",
+              "\u3000"]
+    texts = ["Plain Text", "ÉCOLE İstanbul ß", ""] + [f"{a}One{b}TWO{c}" for a in ("", " ", "\n") for b in spaces
+                                                      for c in ("", " ", "\u2029")]
+    for text in texts:
+        assert _folded(text) == " ".join(text.lower().split()), repr(text)
+    import hashlib
+    for m in [{"role": "user", "content": "A  b"}, {"role": None, "content": 5}, {"role": 3, "content": None}]:
+        assert _message_key(m, {}) == hashlib.blake2b(_norm_one(m).encode(), digest_size=16).digest()
+
+
 def test_shared_warnings_duplicates_leakage_and_token_limits(tmp_path: Path) -> None:
     records = sft_set()
     records[2]["messages"] = records[1]["messages"]                       # duplicate within train

@@ -165,7 +165,7 @@ def test_sft_exports_check_leakage_with_the_training_files_groups_not_a_new_clus
 
 
 def test_counting_ahead_in_two_processes_gives_the_same_export(demo_copy, tmp_path, monkeypatch):
-    """With several cores every distinct text is counted in worker processes before the writer: the files, the
+    """With two cores every distinct text is counted in a worker process while the writer writes: the files, the
     token statistics and the costs are those of counting as asked; with one core nothing is counted ahead."""
     from brightrun.training_files import export as tf_export
     from brightrun.training_files import token_pool
@@ -174,12 +174,13 @@ def test_counting_ahead_in_two_processes_gives_the_same_export(demo_copy, tmp_pa
     tf.create_training_file(ws, "ahead")
     tf.add_conversations(ws, "ahead", _members(ws, 30))
     ahead: list[int] = []
-    real = token_pool.count_ahead
+    real = token_pool.start_counting
 
     def spy(*args, **kwargs):
-        ahead.append(real(*args, **kwargs))
-        return ahead[-1]
-    monkeypatch.setattr(tf_export, "count_ahead", spy)
+        started = real(*args, **kwargs)
+        ahead.append(started.texts)
+        return started
+    monkeypatch.setattr(tf_export, "start_counting", spy)
     monkeypatch.setattr(token_pool, "default_workers", lambda: 1)
     plain = tf_export.export_version(ws, "ahead", "openai_sft", tmp_path / "plain", force_reason="test")
     assert ahead == [0]
@@ -188,7 +189,7 @@ def test_counting_ahead_in_two_processes_gives_the_same_export(demo_copy, tmp_pa
     counted, real_map = [], token_pool.map_ordered
     monkeypatch.setattr(token_pool, "map_ordered", lambda *a, **k: counted.append(a[2]) or real_map(*a, **k))
     two = tf_export.export_version(ws, "ahead", "openai_sft", tmp_path / "two", force_reason="test")
-    assert ahead[1] > 300 and counted == [2]  # every distinct text of 30 conversations, in two processes
+    assert ahead[1] > 300 and counted == [1]  # every distinct text of 30 conversations, in a process beside
     assert two.validation.stats == plain.validation.stats and two.validation.ok
     assert [(c.model, c.billing_tokens, c.cost_usd) for c in two.costs] == [
         (c.model, c.billing_tokens, c.cost_usd) for c in plain.costs]
@@ -214,3 +215,49 @@ def test_count_ahead_fills_the_shared_counts_with_the_counters_own_figures():
     assert {(hash(t), len(t)): counter(t) for t in texts} == once.known
     assert token_pool.count_ahead(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2) == 0  # all known
     assert token_pool.count_ahead(records, "sft", counter, "gpt-4o-mini-2024-07-18", workers=2) == 0  # no cache
+
+
+def test_counting_in_the_background_hands_its_failure_to_the_waiter(monkeypatch):
+    """The counts arrive only at wait(), which re-raises what went wrong in the worker processes (nothing is
+    filled in then), so an export never validates with half its counts silently made another way."""
+    from brightrun.training_files import token_pool
+
+    once = counter_for("gpt-4o-mini-2024-07-18").once()
+    records = [{"id": f"r{k}", "split": "train", "messages": [
+        {"role": "user", "content": f"question {k} {TEXT}"}, {"role": "assistant", "content": f"answer {k}"}]}
+        for k in range(40)]
+    monkeypatch.setattr(token_pool, "AHEAD_TEXTS", 1)
+    started = token_pool.start_counting(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2)
+    assert started.texts == 82 and not once.known  # nothing is filled in before wait()
+    assert started.wait() == 82 and len(once.known) == 82
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("worker died")
+        yield
+    monkeypatch.setattr(token_pool, "map_ordered", broken)
+    fresh = counter_for("gpt-4o-mini-2024-07-18").once()
+    failing = token_pool.start_counting(records, "sft", fresh, "gpt-4o-mini-2024-07-18", workers=2)
+    with pytest.raises(RuntimeError, match="worker died"):
+        failing.wait()
+    assert not fresh.known
+
+
+def test_the_validator_and_the_estimate_wait_for_counts_made_elsewhere_before_counting(tmp_path):
+    """settle() runs what is pending once, before the first count: the validator after its shape checks and
+    digests, the estimate before its sums (a count made before it would be made twice)."""
+    from brightrun.exports import estimate_all
+    from brightrun.exports.openai_ft import validate_openai_sft, write_openai_sft
+
+    records = [{"id": f"r{k}", "split": "train" if k < 12 else "validation", "messages": [
+        {"role": "user", "content": f"question {k} {TEXT}"}, {"role": "assistant", "content": f"answer {k}"}]}
+        for k in range(14)]
+    paths = write_openai_sft(records, tmp_path / "out")
+    once = counter_for("gpt-4o-mini-2024-07-18").once()
+    seen: list[tuple[str, int]] = []
+    once.pending.append(lambda: seen.append(("validator", len(once.known))))
+    result = validate_openai_sft(paths, counter=once)
+    assert result.ok and seen == [("validator", 0)] and not once.pending
+    counted = len(once.known)
+    once.pending.append(lambda: seen.append(("estimate", len(once.known))))
+    (cost,) = estimate_all(records, ["gpt-4o-mini-2024-07-18"], counter=once)
+    assert seen[-1] == ("estimate", counted) and cost.billing_tokens > 0

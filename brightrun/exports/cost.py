@@ -167,6 +167,7 @@ def estimate_for_records(records: Iterable[dict], model: str, *, kind: Kind = "s
                          prices: TrainingPrices | None = None, split: str = "train") -> CostEstimate:
     """The estimate for canonical records: the tokens of each record of the training split."""
     counter = counter or counter_for(model)
+    counter.settle()
     tokens = [billing_tokens(r, kind, counter) for r in records if r["split"] == split]
     return estimate_cost(tokens, model, epochs=epochs, prices=prices, token_method=counter.name,
                          exact_tokens=counter.exact)
@@ -189,6 +190,7 @@ def estimate_all(records: Iterable[dict], models: Iterable[str] | None = None, *
     for model in prices.models if models is None else models:
         use = counter or (counter_of or counter_for)(model)
         if use.name not in counted:
+            use.settle()
             counted[use.name] = [billing_tokens(r, kind, use) for r in train]
         out.append(estimate_cost(counted[use.name], model, prices=prices, token_method=use.name,
                                  exact_tokens=use.exact))

@@ -91,10 +91,20 @@ class TokenCounter:
     exact: bool
     count: Callable[[str], int]
     known: dict[tuple[int, int], int] | None = field(default=None, compare=False, repr=False)
-    """once()'s counts, by (hash, length) of the text: what brightrun.training_files.token_pool.count_ahead fills in ahead."""
+    """once()'s counts, by (hash, length) of the text: what brightrun.training_files.token_pool fills in ahead."""
+    pending: list[Callable[[], object]] | None = field(default=None, compare=False, repr=False)
+    """once()'s counts being made elsewhere (worker processes, brightrun.training_files.token_pool): each a
+    function that waits for them and fills `known`. settle() calls them."""
 
     def __call__(self, text: str) -> int:
         return self.count(text)
+
+    def settle(self) -> None:
+        """Wait for the counts being made elsewhere (`pending`), so that the lookups after it find them; the
+        validators and the cost estimate call it before counting. Without it the counts are still right
+        (a text not known yet is counted here), only made twice."""
+        while self.pending:
+            self.pending.pop(0)()
 
     @property
     def label(self) -> str:
@@ -113,7 +123,7 @@ class TokenCounter:
             if n is None:
                 n = seen[key] = count(text)
             return n
-        return TokenCounter(self.name, self.exact, counted, seen)
+        return TokenCounter(self.name, self.exact, counted, seen, [])
 
 
 ESTIMATE = TokenCounter(ESTIMATE_METHOD, False, estimate_tokens)

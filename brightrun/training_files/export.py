@@ -35,7 +35,7 @@ from brightrun.training_files.core import (
     records_changed,
 )
 from brightrun.training_files.pairs_file import indexed_pairs, member_pairs
-from brightrun.training_files.token_pool import count_ahead
+from brightrun.training_files.token_pool import Counting, start_counting
 from brightrun.workspace import Workspace, utcnow
 from brightrun.workspace.files import write_json
 
@@ -180,18 +180,23 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
             use = counter_for(model)
             return counters.setdefault(use.name, use.once())
         targets = list(models) if models is not None else prices.models_for(fmt)
-        ahead: dict[str, int] = {}
-        for model in targets or [None]:  # with several cores, every text counted in that many processes first
+        ahead: dict[str, Counting] = {}
+        for model in targets or [None]:  # with several cores, every text counted in that many processes
             use = counter_of(model)
             if use.name not in ahead:
-                ahead[use.name] = count_ahead(records, spec.kind, use, model)
+                ahead[use.name] = start_counting(records, spec.kind, use, model)
         with rows_in_hand():  # the validator checks the rows the writer wrote, without reading the files back
-            files = spec.writer(records, out)
-            costs = estimate_all(records, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
-            del records  # the counts of the texts are shared by the estimate and the validator
+            files = spec.writer(records, out)  # (while the processes count: the writer counts no tokens)
+            billed = _billed(records)
+            del records  # (their metadata is most of their memory)
             # SFT records are member conversations: their near duplicates are the training file's own groups
             validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
-                                        near_duplicates=spec.kind != "sft")
+                                        near_duplicates=spec.kind != "sft")  # waits for the counts (settle)
+            # the counts of the texts are shared by the validator and the estimate
+            costs = estimate_all(billed, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
+            del billed
+            for counting in ahead.values():  # (each waited for already: settle)
+                counting.wait()
         if spec.kind == "sft":
             validation = _with_cluster_leaks(validation, ws, v, out)
     write_json(out / "brightrun_export.json", {
@@ -202,6 +207,16 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
         "costs": [{"model": c.model, "token_counts": c.token_counts, "charged_tokens": c.charged_tokens,
                    "cost_usd": c.cost_usd} for c in costs]})
     return Exported(name, v.version, fmt, out, files, validation, costs, force_reason)
+
+
+_BILLED = ("messages", "prompt", "chosen", "rejected", "completion")
+"""What the cost estimate reads of a record besides its split (records.sequences)."""
+
+
+def _billed(records: list[dict]) -> list[dict]:
+    """The training split's records with only what the cost estimate counts (estimate_all bills the training
+    split): kept through the validation instead of the whole records."""
+    return [{"split": "train"} | {key: r[key] for key in _BILLED if key in r} for r in records if r["split"] == "train"]
 
 
 def _with_cluster_leaks(validation: ValidationResult, ws: Workspace, v: Version, out: Path) -> ValidationResult:

@@ -120,13 +120,13 @@ def pool_kept(workers: int, preload: list[str]) -> Iterator[None]:
 
 
 def map_ordered(fn: Callable[..., R], chunks: Iterable[T], workers: int, *,
-                shared: tuple[Any, ...] = ()) -> Iterator[tuple[T, R]]:
+                shared: tuple[Any, ...] = (), beside: bool = False) -> Iterator[tuple[T, R]]:
     """(chunk, fn(chunk, *shared)) for each chunk, in order. `fn` must be a module-level function of an
-    importable module (not the main script) and its arguments and result picklable; with workers > 1 it runs
-    in a forkserver pool of that many processes
-    (the one pool_kept holds, else a new one), with at most workers + 1 chunks submitted ahead of the one
-    being returned."""
-    if workers <= 1:
+    importable module (not the main script) and its arguments and result picklable; with workers > 1 (or
+    `beside`: work that runs beside the caller's own, even one worker is a process) it runs in a forkserver
+    pool of that many processes (the one pool_kept holds, else a new one), with at most workers + 1 chunks
+    submitted ahead of the one being returned."""
+    if workers <= 1 and not (beside and workers == 1):
         for chunk in chunks:
             yield chunk, fn(chunk, *shared)
         return
