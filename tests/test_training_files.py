@@ -865,6 +865,11 @@ def test_adds_of_templated_texts_group_as_a_full_recomputation(monkeypatch):
     assert len(sizes) > 300 and sizes[-1] > 10, sizes[-5:]
     one, two = (signatures._candidates(sig, 450, 0.6, workers) for workers in (1, 2))
     assert one.size > 1000 and np.array_equal(one, two)
+    n = len(sig)  # the highest estimates first (likeliest links joined first), ties ascending, each pair once
+    equal = (sig[one // n] == sig[one % n]).sum(axis=1)
+    assert np.all(np.diff(equal) <= 0) and len(np.unique(equal)) > 5 and len(np.unique(one)) == one.size
+    ties = np.diff(one)[np.diff(equal) == 0]
+    assert np.all(ties > 0)
 
 
 def test_the_fast_jaccard_gives_the_figure_of_duplicates_jaccard():

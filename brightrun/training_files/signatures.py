@@ -82,7 +82,7 @@ def _near_links(sig: np.ndarray, n_old: int, threshold: float, comps: duplicates
     """Join every near-duplicate pair with at least one new member (index >= n_old): LSH buckets as
     `duplicates.near_duplicate_clusters` forms them, its estimate filter, then the exact Jaccard check, made
     once per pair however many bands the pair shares, and skipped when the two are already in one group
-    when their turn comes (pairs taken by their first member, ascending)."""
+    when their turn comes (pairs taken in _candidates' order: the highest estimates first)."""
     pairs = _candidates(sig, n_old, threshold, _workers(workers, len(sig)))
     if not pairs.size:
         return
@@ -107,7 +107,7 @@ def _link_exact(left: np.ndarray, right: np.ndarray, sets: Mapping[int, np.ndarr
     """Join each pair (left[k], right[k]) whose exact Jaccard similarity (`jaccard`'s figure) reaches the
     threshold. The shingle values are renumbered densely first. When they are few (a bitmap of them is no
     longer than the average set, as in templated texts), the pairs are counted on bitmaps, a block of pairs at
-    a time; otherwise they are taken by their left member, ascending, and one member's pairs are counted
+    a time, in the order given; otherwise they are taken by their left member, ascending, and one member's pairs are counted
     together (its values marked in a table, each right member's looked up there). Either way a pair whose two
     members are in one group already when its turn comes is skipped. Returns the pairs checked."""
     if involved is None:
@@ -223,7 +223,9 @@ def _workers(workers: int | None, members: int) -> int:
 def _candidates(sig: np.ndarray, n_old: int, threshold: float, workers: int = 1) -> np.ndarray:
     """The pairs (i, j) sharing an LSH band bucket, i new (>= n_old), j old or a later new member, whose
     MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
-    ascending. The estimates are first counted over the values' low bytes (equal values have equal low
+    the highest estimates first (ties ascending): checked in that order, the likeliest links join the groups
+    first and more of the later pairs are skipped as already joined (1.6M exact checks instead of 3.7M of
+    7.9M candidates on the benchmark's templated texts). The estimates are first counted over the values' low bytes (equal values have equal low
     bytes, so that count is never below the true one and drops no pair), and the pairs that pass are
     counted again over the whole values. A large bucket is counted as blocks of its new members against all
     its members, permutation by permutation. With `workers` > 1, processes take the bands in turn, then
@@ -245,7 +247,9 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float, workers: int = 1)
     del passed
     parts = np.array_split(pairs, workers) if workers > 1 else [pairs]
     kept = [found for _, found in map_ordered(_whole_passed, parts, workers, shared=(sig, floor))]
-    return np.concatenate(kept)
+    pairs = np.concatenate([found for found, _ in kept])
+    misses = np.concatenate([missed for _, missed in kept])
+    return pairs[np.argsort(misses, kind="stable")]  # (a radix sort of bytes)
 
 
 def _bands_passed(work: tuple[list[int], np.ndarray], rows_low: np.ndarray, n_old: int, need: int,
@@ -285,14 +289,16 @@ def _bands_passed(work: tuple[list[int], np.ndarray], rows_low: np.ndarray, n_ol
     return np.concatenate(passed) if passed else np.empty(0, np.int64)
 
 
-def _whole_passed(pairs: np.ndarray, sig: np.ndarray, floor: float) -> np.ndarray:
-    """The pairs (as i * len(sig) + j) whose estimate over the whole values reaches `floor`."""
+def _whole_passed(pairs: np.ndarray, sig: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (as i * len(sig) + j) whose estimate over the whole values reaches `floor`, and for each the
+    permutations whose values differ (uint8)."""
     n, num_perm = sig.shape
-    keep = np.zeros(len(pairs), dtype=bool)
+    equal = np.empty(len(pairs), dtype=np.uint8)
     for k in range(0, len(pairs), 65_536):
         left, right = pairs[k:k + 65_536] // n, pairs[k:k + 65_536] % n
-        keep[k:k + 65_536] = _row_counts(sig[left], sig[right]) / num_perm >= floor
-    return pairs[keep]
+        equal[k:k + 65_536] = _row_counts(sig[left], sig[right])
+    keep = equal / num_perm >= floor
+    return pairs[keep], (num_perm - equal[keep]).astype(np.uint8)
 
 
 def _bucket_pairs(block: np.ndarray, group: np.ndarray, n_old: int, need: int, n: int) -> list[np.ndarray]:
