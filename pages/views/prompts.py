@@ -148,14 +148,12 @@ def _new_version_section(ws, template: str) -> None:
                 "new_template": template, "new_control": saved["previous"], "new_variant": saved["version"]})
 
 
-st.title("Prompts")
-
-with ui.guard():
-    ws = ui.workspace()
+def _template_section(ws) -> None:
+    """One template: its versions with their outcomes, a new version, labels, and two versions compared."""
     table = prompts.versions(ws)
     if table.is_empty():
         st.info("No prompt templates yet: the scaffolding's templates appear here (data/scaffolding/templates).")
-        st.stop()
+        return
     names = dict(zip(table["template_key"].to_list(), table["name"].to_list(), strict=False))
     keys = sorted(names)
     template = st.selectbox("Template", keys, format_func=lambda k: f"{names[k]} · {k}", key="pr_template")
@@ -213,4 +211,18 @@ with ui.guard():
             if changed:
                 st.html(d.html(part))
 
-    _effectiveness_section(ws)
+
+st.title("Prompts")
+
+with ui.guard():
+    ws = ui.workspace()
+    # Two tabs, and only the open one is drawn: the effectiveness report's tables cost about 0.3 s of the
+    # first run's drawing in the browser (the page budget, docs/benchmarks.md).
+    template_tab, effect_tab = st.tabs(["Template versions", "Effectiveness (every template)"], key="pr_tab",
+                                       on_change="rerun")
+    with template_tab:
+        if template_tab.open:
+            _template_section(ws)
+    with effect_tab:
+        if effect_tab.open:
+            _effectiveness_section(ws)

@@ -64,3 +64,21 @@ def test_edit_save_and_start_an_experiment(browser, app: AppServer) -> None:
             re.compile(rf"^{new} · .*current"))
     finally:
         page.close()
+
+
+def test_the_effectiveness_report_is_on_its_own_tab(browser, app: AppServer) -> None:
+    """The page opens on the template's versions; the effectiveness report (every template) is drawn when its tab
+    is chosen, and the template's editor is then not drawn."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    try:
+        open_deep_link(page, app.url + "/prompts", "Prompts")
+        expect(page.get_by_role("textbox", name="Body", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="Effectiveness")).to_have_count(0)
+        rerun_after(page, page.get_by_role("tab", name="Effectiveness (every template)").click)
+        wait_idle(page)
+        expect(page.get_by_role("heading", name="Effectiveness")).to_be_visible()
+        expect(page.get_by_text("Associational.", exact=False).first).to_be_visible()
+        expect(page.get_by_role("textbox", name="Body", exact=True)).to_have_count(0)
+    finally:
+        page.close()
