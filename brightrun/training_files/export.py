@@ -181,7 +181,7 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
             return counters.setdefault(use.name, use.once())
         targets = list(models) if models is not None else prices.models_for(fmt)
         ahead: dict[str, Counting] = {}
-        for model in targets or [None]:  # with several cores, every text counted in that many processes
+        for model in targets or [None]:  # with several cores, every text counted in another process meanwhile
             use = counter_of(model)
             if use.name not in ahead:
                 ahead[use.name] = start_counting(records, spec.kind, use, model)

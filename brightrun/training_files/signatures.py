@@ -107,8 +107,8 @@ def _link_exact(left: np.ndarray, right: np.ndarray, sets: Mapping[int, np.ndarr
     """Join each pair (left[k], right[k]) whose exact Jaccard similarity (`jaccard`'s figure) reaches the
     threshold. The shingle values are renumbered densely first. When they are few (a bitmap of them is no
     longer than the average set, as in templated texts), the pairs are counted on bitmaps, a block of pairs at
-    a time, in the order given; otherwise they are taken by their left member, ascending, and one member's pairs are counted
-    together (its values marked in a table, each right member's looked up there). Either way a pair whose two
+    a time, in the order given; otherwise they are taken by their left member, ascending, and one member's pairs
+    are counted together (its values marked in a table, each right member's looked up there). Either way a pair whose two
     members are in one group already when its turn comes is skipped. Returns the pairs checked."""
     if involved is None:
         involved = _members(left, right, int(max(left.max(), right.max())) + 1)
@@ -225,11 +225,11 @@ def _candidates(sig: np.ndarray, n_old: int, threshold: float, workers: int = 1)
     MinHash estimate reaches the threshold less duplicates.ESTIMATE_MARGIN: each once, as i * len(sig) + j,
     the highest estimates first (ties ascending): checked in that order, the likeliest links join the groups
     first and more of the later pairs are skipped as already joined (1.6M exact checks instead of 3.7M of
-    7.9M candidates on the benchmark's templated texts). The estimates are first counted over the values' low bytes (equal values have equal low
-    bytes, so that count is never below the true one and drops no pair), and the pairs that pass are
-    counted again over the whole values. A large bucket is counted as blocks of its new members against all
-    its members, permutation by permutation. With `workers` > 1, processes take the bands in turn, then
-    parts of the pairs to count again (workspace.pool): the same pairs."""
+    7.9M candidates on the benchmark's templated texts). The estimates are first counted over the values' low
+    bytes (equal values have equal low bytes, so that count is never below the true one and drops no pair), and
+    the pairs that pass are counted again over the whole values. A large bucket is counted as blocks of its new
+    members against all its members, permutation by permutation. With `workers` > 1, processes take the bands
+    in turn, then parts of the pairs to count again (workspace.pool): the same pairs, in the same order."""
     num_perm = sig.shape[1]
     bands, rows = duplicates.lsh_params(max(0.05, threshold - duplicates.LSH_SLACK), num_perm)
     floor = threshold - duplicates.ESTIMATE_MARGIN

@@ -3,11 +3,12 @@ validator and the cost estimate look their counts up.
 
 Exact token counts (tiktoken) are most of an export's CPU after the reading: a million training pairs make
 about two million distinct texts, about 16 us each. The export counts each text once for everyone
-(TokenCounter.once); with more than one core, `start_counting` sends them to that many processes (tiktoken
-holds Python's lock between texts, so threads gain little) and returns at once, so the export writes its files
-and the validator checks the records' shape and digests them meanwhile; the validator and the cost estimate
-call the counter's settle() before their first count, which waits (`Counting.wait()`) and puts every count where
-the lookups find it. With one core it does nothing: the counts are made as they are asked for, as before.
+(TokenCounter.once); with more than one core, `start_counting` sends them to worker processes, one fewer than
+the cores (tiktoken holds Python's lock between texts, so threads gain little), and returns at once, so the
+export writes its files and the validator checks the records' shape and digests them meanwhile; the validator
+and the cost estimate call the counter's settle() before their first count, which waits (`Counting.wait()`) and
+puts every count where the lookups find it. With one core it does nothing: the counts are made as they are
+asked for, as before.
 """
 
 from __future__ import annotations
