@@ -182,6 +182,10 @@ def test_prompts_page_shows_the_effectiveness_section(reviewed_path: Path, monke
     at = AppTest.from_file(str(root / "app.py"), default_timeout=120).run()
     at.switch_page("pages/views/prompts.py").run()
     assert not at.exception, at.exception
+    assert not any("Effectiveness" in h.value for h in at.subheader)  # on its own tab, drawn when chosen
+    at.session_state["pr_tab"] = "Effectiveness (every template)"
+    at.run()
+    assert not at.exception, at.exception
     assert any("Effectiveness" in h.value for h in at.subheader)
     assert any("Associational" in i.value and ASSOCIATIONAL_LABEL in i.value for i in at.info)
     at.session_state["pr_eff_per_version"] = True  # its table is drawn when the expander opens
