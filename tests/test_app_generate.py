@@ -139,3 +139,18 @@ def test_a_local_server_job_from_the_page_falls_back_and_says_so(page, demo_copy
         status, done, note = state.row(0)
         assert (status, done) == ("completed", 8) and "fell back to json_object" in note
         assert server.system_dropped == 0 and server.chat_bodies[0]["messages"][0]["role"] == "user"
+
+
+def test_the_job_history_is_drawn_when_opened(page, demo_copy: Workspace) -> None:
+    """The page budget: the history table (a page's first table loads the browser's data grid) is drawn when
+    its expander is opened, and then lists the newest jobs with their state and cost."""
+    at = page()
+    assert not [d for d in at.dataframe if "job_id" in d.value.columns]
+    (history,) = [e for e in at.expander if e.label.startswith("Job history")]
+    newest = demo_copy.sql("SELECT job_id FROM batch_jobs ORDER BY created_at DESC")["job_id"].to_list()
+    assert f"the {len(newest)} newest job(s)" in history.label
+    at.session_state["g_history_open"] = True
+    at.run()
+    assert not at.exception, at.exception
+    (table,) = [d.value for d in at.dataframe if "job_id" in d.value.columns]
+    assert list(table["job_id"]) == newest and {"state", "cost_usd"} <= set(table.columns)
