@@ -198,7 +198,7 @@ def test_counting_ahead_in_two_processes_gives_the_same_export(demo_copy, tmp_pa
             (tmp_path / "plain" / "data" / f"{split}.jsonl").read_bytes()
 
 
-def test_count_ahead_fills_the_shared_counts_with_the_counters_own_figures():
+def test_counting_ahead_fills_the_shared_counts_with_the_counters_own_figures():
     from brightrun.training_files import token_pool
 
     counter = counter_for("gpt-4o-mini-2024-07-18")
@@ -208,13 +208,13 @@ def test_count_ahead_fills_the_shared_counts_with_the_counters_own_figures():
         for k in range(40)]
     token_pool.AHEAD_TEXTS, saved = 1, token_pool.AHEAD_TEXTS
     try:
-        assert token_pool.count_ahead(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2) == 82
+        assert token_pool.start_counting(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2).wait() == 82
     finally:
         token_pool.AHEAD_TEXTS = saved
     texts = ["user", "assistant"] + [m["content"] for r in records for m in r["messages"]]
     assert {(hash(t), len(t)): counter(t) for t in texts} == once.known
-    assert token_pool.count_ahead(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2) == 0  # all known
-    assert token_pool.count_ahead(records, "sft", counter, "gpt-4o-mini-2024-07-18", workers=2) == 0  # no cache
+    assert token_pool.start_counting(records, "sft", once, "gpt-4o-mini-2024-07-18", workers=2).wait() == 0  # all known
+    assert token_pool.start_counting(records, "sft", counter, "gpt-4o-mini-2024-07-18", workers=2).wait() == 0  # no cache
 
 
 def test_counting_in_the_background_hands_its_failure_to_the_waiter(monkeypatch):

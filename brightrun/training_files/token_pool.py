@@ -99,9 +99,3 @@ def start_counting(records: Iterable[dict], kind: Kind, counter: TokenCounter, m
         counter.pending.append(counting.wait)
     return counting
 
-
-def count_ahead(records: Iterable[dict], kind: Kind, counter: TokenCounter, model: str | None,
-                workers: int | None = None) -> int:
-    """start_counting, waited for: fills `counter` with the counts; returns how many texts were counted ahead
-    (0: none, as with one core or few texts)."""
-    return start_counting(records, kind, counter, model, workers).wait()
