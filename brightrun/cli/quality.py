@@ -60,9 +60,16 @@ def report(
         if stale:
             console.print(f"[yellow]Out of date:[/] {stale}.")
     else:
-        with console.status("computing the quality report") as status:
-            result = build_quality_report(ws, progress=lambda msg: status.update(msg), workers=workers,
-                                          engine=engine)
+        with progress_bar() as progress:
+            task = progress.add_task("computing the quality report", total=None, extra="")
+
+            def step(message: str) -> None:
+                progress.update(task, description=message, completed=0, total=None)
+
+            def counted(what: str, done: int, total: int) -> None:
+                progress.update(task, description=what, completed=done, total=total)
+
+            result = build_quality_report(ws, progress=step, counts=counted, workers=workers, engine=engine)
         path = save_quality_report(ws, result)
         console.print(f"Saved {path}")
     if json_out:

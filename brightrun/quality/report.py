@@ -12,19 +12,17 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from brightrun.errors import WorkspaceError
+from brightrun.quality import signature_store
 from brightrun.quality.diversity import cell_diversity
-from brightrun.quality.duplicates import (
-    Features,
-    all_features,
-    clusters_of,
-    conversation_texts,
-    exact_groups,
-    pair_texts,
-)
+from brightrun.quality.duplicates import FEATURE_CHUNK, Features
+from brightrun.quality.findings import Scratch, features_of
 from brightrun.workspace import Workspace
 from brightrun.workspace.files import read_json, write_json
-from brightrun.workspace.pool import check_workers, pool_kept
+from brightrun.workspace.pool import check_workers, map_ordered, pool_kept, workers_for
 from brightrun.workspace.workspace import utcnow
+
+Counts = Callable[[str, int, int], None]
+"""Progress of a long step: (what, done, total)."""
 
 REPORT_NAME = "quality.json"
 LOW_DIVERSITY = 0.5
@@ -88,44 +86,55 @@ class QualityReport(BaseModel):
         return [c for c in self.diversity if c.low]
 
 
-def _findings(ids: list[str], features: Features, workers: int) -> DuplicateFindings:
-    exact = [DuplicateGroup(ids=list(g), similarity=1.0) for g in exact_groups(ids, features.keys)]
-    in_exact = {i for g in exact for i in g.ids}
-    near = []
-    for cluster in clusters_of(ids, features, workers=workers):
-        # A cluster made only of exact duplicates is already listed as exact.
-        if not set(cluster.ids) <= in_exact:
-            near.append(DuplicateGroup(ids=list(cluster.ids), similarity=cluster.similarity))
-    return DuplicateFindings(exact=exact, near=near)
+def _findings(scratch: Scratch, workers: int, what: str, counts: Counts) -> DuplicateFindings:
+    exact, clusters = scratch.findings(workers, lambda done, total: counts(f"linking {what} (LSH bands)", done, total))
+    return DuplicateFindings(exact=[DuplicateGroup(ids=list(g), similarity=1.0) for g in exact],
+                             near=[DuplicateGroup(ids=list(c.ids), similarity=c.similarity) for c in clusters])
 
 
-def _local_features(ws: Workspace, which: str, workers: int) -> tuple[list[str], Features]:
-    texts = conversation_texts(ws) if which == "conversations" else pair_texts(ws)
-    return list(texts), all_features(list(texts.values()), workers=workers)
+def _conversation_features(ws: Workspace, scratch: Scratch, workers: int, counts: Counts) -> None:
+    """Each conversation's features: those kept by enrichment (the signature store) while its turns are unchanged;
+    the others computed from its text by the workers, and kept."""
+    turns = signature_store.fingerprint_frame(ws)
+    total = turns.height
+    kept, missing = signature_store.current(ws, turns, FEATURE_CHUNK)
+    for signed in kept:
+        scratch.add(signed.ids, Features(signed.keys, signed.signatures, signed.sets or []))
+        counts("reading conversation signatures", scratch.texts, total)
+    made = dict(zip(turns["conversation_id"].to_list(), turns["turns_hash"].to_list(), strict=True)) if missing else {}
+    del turns
+    chunks = signature_store.texts_by_range(ws, missing, FEATURE_CHUNK)
+    for (ids, _), f in map_ordered(features_of, chunks, workers_for(workers, -(-len(missing) // FEATURE_CHUNK))):
+        signature_store.write(ws, signature_store.Signed(ids, f.keys, f.signatures, f.sets), made)
+        scratch.add(ids, f)
+        counts("signing conversations", scratch.texts, total)
+
+
+def _pair_features(ws: Workspace, scratch: Scratch, workers: int, counts: Counts, total: int) -> None:
+    """Each training pair's target response's features, computed by the workers as the table streams past."""
+    batches = ws.stream("training_pairs", ["pair_id", "target_response"], FEATURE_CHUNK)
+    chunks = ((b.column(0).to_pylist(), [t or "" for t in b.column(1).to_pylist()]) for b in batches)
+    for (ids, _), f in map_ordered(features_of, chunks, workers_for(workers, -(-total // FEATURE_CHUNK))):
+        scratch.add(ids, f)
+        counts("signing training pairs", scratch.texts, total)
 
 
 def build_quality_report(ws: Workspace, progress: Callable[[str], None] | None = None, *, workers: int | None = 1,
-                         engine: str = "local") -> QualityReport:
+                         engine: str = "local", counts: Counts | None = None) -> QualityReport:
     """Compute duplicates across conversations and training pairs, diversity per scaffold cell and a
     score summary. Takes seconds on the demo and minutes at 100,000 conversations (docs/benchmarks.md).
     `workers` processes share the MinHash features and the checks of candidate pairs (None: one per core);
     engine="ray" computes the features with Ray Data over the published Delta tables (docs/scale.md). The
-    report is the same either way."""
+    report is the same either way. `progress(step)` names each step as it starts; `counts(what, done, total)`
+    reports the long ones as they go. Memory holds about 200 bytes per text plus 128 per distinct text (the
+    rest waits in a scratch folder in the temporary directory, `brightrun.quality.findings`)."""
     workers = check_workers(workers)
-    if engine == "ray":
-        from brightrun.quality.on_ray import ray_features
-
-        def features_of(which: str) -> tuple[list[str], Features]:
-            return ray_features(ws, which)
-    else:
-        def features_of(which: str) -> tuple[list[str], Features]:
-            return _local_features(ws, which, workers)
-    with pool_kept(workers, ["brightrun.quality.duplicates"]):
-        return _build(ws, progress or (lambda _msg: None), workers, features_of)
+    say, count = progress or (lambda _msg: None), counts or (lambda _what, _done, _total: None)
+    with pool_kept(workers, ["brightrun.quality.duplicates", "brightrun.quality.findings"]):
+        return _build(ws, say, count, workers, engine)
 
 
-def _build(ws: Workspace, say: Callable[[str], None], workers: int,
-           features_of: Callable[[str], tuple[list[str], Features]]) -> QualityReport:
+def _build(ws: Workspace, say: Callable[[str], None], counts: Counts, workers: int, engine: str) -> QualityReport:
     started = time.perf_counter()
     say("summarizing scores")  # rounded: DuckDB's parallel sums differ from run to run in the last bits
     row = ws.sql("""
@@ -138,10 +147,19 @@ def _build(ws: Workspace, say: Callable[[str], None], workers: int,
                count_if(quality_score < 6)::BIGINT AS below_6
         FROM conversations""").row(0, named=True)
     pairs = int(ws.scalar("SELECT count(*) FROM training_pairs"))
-    say("finding duplicate conversations")
-    conv = _findings(*features_of("conversations"), workers)
-    say("finding duplicate training pairs")
-    pair = _findings(*features_of("training_pairs"), workers)
+    found = {}
+    for which, what in (("conversations", "conversations"), ("training_pairs", "training pairs")):
+        say(f"finding duplicate {what}")
+        with Scratch() as scratch:
+            if engine == "ray":
+                from brightrun.quality.on_ray import ray_features
+
+                scratch.add(*ray_features(ws, which))
+            elif which == "conversations":
+                _conversation_features(ws, scratch, workers, counts)
+            else:
+                _pair_features(ws, scratch, workers, counts, pairs)
+            found[which] = _findings(scratch, workers, what, counts)
     say("measuring diversity per scaffold cell")
     diversity = [
         CellDiversity(**r, low=r["conversations"] >= MIN_CELL
@@ -151,8 +169,8 @@ def _build(ws: Workspace, say: Callable[[str], None], workers: int,
     conversations = row.pop("conversations")
     return QualityReport(
         computed_at=utcnow(), seconds=round(time.perf_counter() - started, 2), conversations=conversations,
-        training_pairs=pairs, scores=ScoreSummary(**row), conversation_duplicates=conv, pair_duplicates=pair,
-        diversity=diversity)
+        training_pairs=pairs, scores=ScoreSummary(**row), conversation_duplicates=found["conversations"],
+        pair_duplicates=found["training_pairs"], diversity=diversity)
 
 
 def report_path(ws: Workspace) -> Path:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from brightrun.quality import duplicates
 from brightrun.workspace.files import atomic_write_bytes
@@ -81,6 +82,67 @@ def fingerprints(ws: Workspace, ids: Sequence[str] | None = None) -> dict[str, i
     frame = ws.sql(query + " GROUP BY 1") if ids is None else ws.sql(
         query + " WHERE conversation_id IN (SELECT unnest(?)) GROUP BY 1", [list(ids)])
     return dict(zip(frame["conversation_id"].to_list(), frame["turns_hash"].to_list(), strict=True))
+
+
+def fingerprint_frame(ws: Workspace) -> pl.DataFrame:
+    """(conversation_id, turns_hash) of every conversation with turns: `fingerprints` as a frame."""
+    return ws.sql("SELECT conversation_id, bit_xor(hash(turn_number, content)) AS turns_hash FROM turns GROUP BY 1")
+
+
+def current(ws: Workspace, turns: pl.DataFrame, rows: int) -> tuple[Iterator[Signed], list[str]]:
+    """The kept features, with their sets, of the conversations of `turns` (`fingerprint_frame`) whose latest
+    entry was made from their current turns, about `rows` at a time (memory holds one batch); and the ids, sorted,
+    of those with no such entry. The parts are opened at once, so a compaction meanwhile cannot take them away."""
+    with ws.lock("conversation-signatures"):
+        handles = [path.open("rb") for path in _parts(folder(ws))]
+    try:
+        index = pl.concat([pl.DataFrame(schema={"_row": pl.UInt32, "conversation_id": pl.String,
+                                                "turns_hash": pl.UInt64, "_part": pl.Int32})] + [
+            pl.read_parquet(h, columns=["conversation_id", "turns_hash"]).with_row_index("_row")
+            .with_columns(pl.lit(k, pl.Int32).alias("_part")) for k, h in enumerate(handles)], how="vertical_relaxed")
+        valid = (index.unique("conversation_id", keep="last", maintain_order=True)
+                 .join(turns.select("conversation_id", pl.col("turns_hash").cast(pl.UInt64)),
+                       on=["conversation_id", "turns_hash"]))
+        missing = turns.join(valid, on="conversation_id", how="anti")["conversation_id"].sort().to_list()
+    except BaseException:
+        for h in handles:
+            h.close()
+        raise
+    return _batches(handles, valid.select("_part", "_row"), rows), missing
+
+
+def _batches(handles: list, chosen: pl.DataFrame, rows: int) -> Iterator[Signed]:
+    columns = ["conversation_id", "text_key", "signature", "shingles"]
+    try:
+        for k, handle in enumerate(handles):
+            wanted = np.sort(chosen.filter(pl.col("_part") == k)["_row"].to_numpy().astype(np.int64))
+            offset = 0
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=rows, columns=columns):
+                lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
+                offset += batch.num_rows
+                if lo == hi:
+                    continue
+                picked = batch.take(wanted[lo:hi] - (offset - batch.num_rows))
+                sig = np.frombuffer(b"".join(picked.column("signature").to_pylist()), dtype=np.uint32)
+                yield Signed(picked.column("conversation_id").to_pylist(), picked.column("text_key").to_pylist(),
+                             sig.reshape(-1, duplicates.NUM_PERM),
+                             [np.frombuffer(b, dtype=np.uint32) for b in picked.column("shingles").to_pylist()])
+    finally:
+        for h in handles:
+            h.close()
+
+
+def texts_by_range(ws: Workspace, ids: list[str], rows: int) -> Iterator[tuple[list[str], list[str]]]:
+    """(ids, texts) of the conversations `ids` (sorted), about `rows` at a time: each read as a range of ids,
+    which the turns' files, sorted by conversation, answer from a few row groups."""
+    for k in range(0, len(ids), rows):
+        chunk = ids[k:k + rows]
+        wanted = pl.Series(chunk, dtype=pl.String).implode()
+        frame = ws.read("turns", lambda r, lo=chunk[0], hi=chunk[-1], wanted=wanted: r.filter(
+            pl.col("conversation_id").is_between(pl.lit(lo), pl.lit(hi)) & pl.col("conversation_id").is_in(wanted))
+            .select("conversation_id", "turn_number", "content"))
+        texts = texts_of_turns(frame)
+        yield list(texts), list(texts.values())
 
 
 def write(ws: Workspace, signed: Signed, turns: Mapping[str, int] | None = None) -> None:

@@ -8,13 +8,14 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from brightrun.errors import BrightRunError, WorkspaceError
 from brightrun.scaffolding import Scaffolding, default_library, load_scaffolding
@@ -310,6 +311,23 @@ class Workspace:
                     raise WorkspaceError(f"the workspace changed while reading ({exc}). Fix: retry.") from exc
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def stream(self, table: str, columns: list[str], rows: int = 20_000) -> Iterator[pa.RecordBatch]:
+        """`columns` of a table's current rows (its view's rows), in record batches of about `rows` rows, read
+        from the files current when the stream starts by a DuckDB connection of its own: one pass over a table
+        too large to hold at once (the quality report's texts)."""
+        schema = self.store.spec(table).schema
+        unknown = [c for c in columns if c not in schema]
+        if unknown:
+            raise WorkspaceError(f"table {table!r} has no column {unknown[0]!r}. Fix: use one of {', '.join(schema)}.")
+        con = duckdb.connect()
+        try:
+            query = f"SELECT {', '.join(columns)} FROM ({self.store.select_sql(table, self.store.files(table))})"
+            yield from con.sql(query).to_arrow_reader(rows)
+        except duckdb.IOException as exc:  # a file compacted away by another process during the pass
+            raise WorkspaceError(f"the workspace changed while reading {table!r} ({exc}). Fix: run again.") from exc
+        finally:
+            con.close()
 
     def scalar(self, query: str, params: list | dict | None = None) -> Any:
         frame = self.sql(query, params)
