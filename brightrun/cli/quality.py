@@ -39,7 +39,7 @@ def report(
     json_out: JsonOpt = False,
 ) -> None:
     """Compute duplicates (exact and near, conversations and training pairs), diversity per scaffold cell
-    and a score summary; save it for the app (reports/quality.json) and print it."""
+    and a score summary; save it for the app (reports/quality.json and the groups beside it) and print it."""
     from brightrun.quality.report import (
         build_quality_report,
         latest_quality_report,
@@ -53,7 +53,9 @@ def report(
     check_engine(engine)
     ws = open_workspace(workspace)
     if cached:
-        result = latest_quality_report(ws)
+        from brightrun.quality.report_store import latest_summary
+
+        result = latest_quality_report(ws) if json_out else latest_summary(ws)  # the summary is all the text needs
         if result is None:
             raise BrightRunError("no quality report saved yet. Fix: run `brightrun quality report` without --cached.")
         stale = staleness(ws, result)

@@ -1,89 +1,39 @@
 """The quality report: the costly signals (duplicate clusters, diversity per cell) computed once and kept
-in the workspace (`reports/quality.json`), plus a summary of the scores. `brightrun quality report`
-and the Quality page's "Recompute" write it; the page reads it and says when it is out of date."""
+in the workspace (a summary in `reports/quality.json`, the groups' members beside it: `report_store`), plus a
+summary of the scores. `brightrun quality report` and the Quality page's "Recompute" write it; the page reads it
+and says when it is out of date."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
-
-from brightrun.errors import WorkspaceError
-from brightrun.quality import signature_store
+from brightrun.quality import report_store, signature_store
 from brightrun.quality.diversity import cell_diversity
 from brightrun.quality.duplicates import FEATURE_CHUNK, Features
 from brightrun.quality.findings import Scratch, features_of
+from brightrun.quality.report_store import (
+    CellDiversity,
+    DuplicateFindings,
+    DuplicateGroup,
+    QualityReport,
+    QualitySummary,
+    ScoreSummary,
+    summary_of,
+)
 from brightrun.workspace import Workspace
-from brightrun.workspace.files import read_json, write_json
 from brightrun.workspace.pool import check_workers, map_ordered, pool_kept, workers_for
 from brightrun.workspace.workspace import utcnow
 
 Counts = Callable[[str, int, int], None]
 """Progress of a long step: (what, done, total)."""
 
-REPORT_NAME = "quality.json"
 LOW_DIVERSITY = 0.5
 MIN_CELL = 3
 """Cells of at least MIN_CELL conversations whose distinct-bigram share is below LOW_DIVERSITY, or
 whose openings repeat in over half the conversations, are flagged as collapsing into stock text
 (two conversations sharing an opening is chance, not collapse)."""
-
-
-class DuplicateGroup(BaseModel):
-    ids: list[str]
-    similarity: float
-    """1.0 for exact duplicates; for near duplicates the lowest estimated Jaccard similarity to the first."""
-
-
-class DuplicateFindings(BaseModel):
-    exact: list[DuplicateGroup]
-    near: list[DuplicateGroup]
-
-    def redundant(self) -> set[str]:
-        """Every member but the first of each group: what a dataset should drop to be free of duplicates."""
-        return {i for g in [*self.exact, *self.near] for i in g.ids[1:]}
-
-
-class CellDiversity(BaseModel):
-    persona_key: str
-    arc_key: str
-    topic_key: str
-    conversations: int
-    distinct_2: float | None
-    repeated_openings: float | None
-    low: bool
-    variation_draws: int | None = None
-    """Distinct declared-variation draws among the cell's conversations (None: a report from before)."""
-    variation_values: str | None = None
-    """Distinct options used per variation dimension, e.g. "client_mood 3, opening 4"."""
-
-
-class ScoreSummary(BaseModel):
-    enriched: int
-    mean_quality: float | None
-    p10_quality: float | None
-    median_quality: float | None
-    mean_arc_adherence: float | None
-    below_6: int
-    """Enriched conversations with a quality score under 6."""
-
-
-class QualityReport(BaseModel):
-    computed_at: datetime
-    seconds: float
-    conversations: int
-    training_pairs: int
-    scores: ScoreSummary
-    conversation_duplicates: DuplicateFindings
-    pair_duplicates: DuplicateFindings
-    diversity: list[CellDiversity]
-
-    @property
-    def low_diversity(self) -> list[CellDiversity]:
-        return [c for c in self.diversity if c.low]
 
 
 def _findings(scratch: Scratch, workers: int, what: str, counts: Counts) -> DuplicateFindings:
@@ -173,29 +123,18 @@ def _build(ws: Workspace, say: Callable[[str], None], counts: Counts, workers: i
         pair_duplicates=found["training_pairs"], diversity=diversity)
 
 
-def report_path(ws: Workspace) -> Path:
-    return ws.root / "reports" / REPORT_NAME
-
-
 def save_quality_report(ws: Workspace, report: QualityReport) -> Path:
-    path = report_path(ws)
-    write_json(path, report.model_dump(mode="json"))
-    return path
+    """Keep the report: its summary in reports/quality.json, its groups beside it (`report_store`)."""
+    return report_store.save(ws, report)
 
 
 def latest_quality_report(ws: Workspace) -> QualityReport | None:
-    """The last saved report, or None if none was computed yet."""
-    path = report_path(ws)
-    if not path.exists():
-        return None
-    try:
-        return QualityReport.model_validate(read_json(path))
-    except (ValueError, ValidationError) as exc:
-        raise WorkspaceError(f"the quality report {path} cannot be read ({str(exc).splitlines()[0]}). "
-                             "Fix: run `brightrun quality report` to compute it again.") from exc
+    """The last saved report, whole (every group's members), or None if none was computed yet. The Quality page
+    reads `report_store.latest_summary` and the groups it lists instead."""
+    return report_store.latest_report(ws)
 
 
-def staleness(ws: Workspace, report: QualityReport) -> str | None:
+def staleness(ws: Workspace, report: QualityReport | QualitySummary) -> str | None:
     """Why the report no longer describes the workspace, or None if it still does."""
     now = int(ws.scalar("SELECT count(*) FROM conversations"))
     pairs = int(ws.scalar("SELECT count(*) FROM training_pairs"))
@@ -205,7 +144,9 @@ def staleness(ws: Workspace, report: QualityReport) -> str | None:
     return None
 
 
-def summarize(report: QualityReport) -> str:
+def summarize(report: QualityReport | QualitySummary) -> str:
+    if isinstance(report, QualityReport):
+        report = summary_of(report)
     s = report.scores
     lines = [
         f"{report.conversations:,} conversations ({s.enriched:,} enriched), {report.training_pairs:,} training pairs",
@@ -213,9 +154,10 @@ def summarize(report: QualityReport) -> str:
         f"{s.below_6:,} conversation(s) under 6",
         f"arc adherence: mean {_f(s.mean_arc_adherence, 3)}",
     ]
-    for name, found in (("conversations", report.conversation_duplicates), ("training pairs", report.pair_duplicates)):
-        lines.append(f"duplicate {name}: {len(found.exact)} exact group(s), {len(found.near)} near-duplicate "
-                     f"cluster(s), {len(found.redundant()):,} redundant record(s)")
+    for name, scope in (("conversations", "conversations"), ("training pairs", "training_pairs")):
+        found = report.duplicates[scope]
+        lines.append(f"duplicate {name}: {found.exact} exact group(s), {found.near} near-duplicate "
+                     f"cluster(s), {found.redundant:,} redundant record(s)")
     low = report.low_diversity
     lines.append(f"diversity: {len(low)} of {len(report.diversity)} scaffold cell(s) look collapsed"
                  + (f" (e.g. {low[0].persona_key} / {low[0].arc_key} / {low[0].topic_key})" if low else ""))

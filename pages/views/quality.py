@@ -6,7 +6,7 @@ import streamlit as st
 
 from brightrun import ui
 from brightrun.explore import totals
-from brightrun.quality import explore
+from brightrun.quality import explore, report_store
 from brightrun.quality import report as quality_report
 from brightrun.ui import quality as ui_quality
 from brightrun.ui.common import coverage_heatmap, key_first
@@ -14,6 +14,7 @@ from brightrun.ui.links import record_actions
 
 st.title("Quality")
 ROLE_LABEL = {"user": "Client", "assistant": "Advisor"}
+LISTED = 1000  # clusters in the list, and records of one cluster offered side by side
 
 with ui.guard():
     ws = ui.workspace()
@@ -21,7 +22,7 @@ with ui.guard():
         st.info("No enriched conversations yet. Build the demo with `brightrun demo`, or generate conversations "
                 "and run `brightrun enrich`.")
         st.stop()
-    report = quality_report.latest_quality_report(ws)
+    report = report_store.latest_summary(ws)  # the summary: the groups are read as they are listed
 
     scores_tab, coverage_tab, dup_tab, diversity_tab, arc_tab, contracts_tab, judge_tab = st.tabs(
         ["Scores", "Approved coverage", "Duplicates", "Diversity", "Arc adherence", "Contracts", "LLM judge"],
@@ -138,7 +139,7 @@ with ui.guard():
             min_adherence = c.slider("Minimum arc adherence", 0.0, 1.0, 0.0, 0.05, key="cov_adherence")
             exclude = set()
             if report is not None:
-                exclude = report.conversation_duplicates.redundant()
+                exclude = report_store.redundant(ws, report, "conversations")
             rows, columns = views[choice]
             matrix = explore.approved_coverage(ws, rows, columns, min_quality=min_quality, min_adherence=min_adherence,
                                                exclude=exclude)
@@ -177,19 +178,24 @@ with ui.guard():
                 scope = a.segmented_control("Records", ["conversations", "training pairs"], default="conversations",
                                             key="dup_scope", required=True)
                 kind = b.segmented_control("Kind", ["near", "exact"], default="near", key="dup_kind", required=True)
-                findings = report.conversation_duplicates if scope == "conversations" else report.pair_duplicates
-                groups = findings.near if kind == "near" else findings.exact
-                min_size = st.number_input("Minimum cluster size", 2, 1000, 2, key="dup_min_size")
-                groups = [g for g in groups if len(g.ids) >= min_size]
-                st.caption(f"{len(groups):,} {kind} cluster(s) of {scope}; {len(findings.redundant()):,} redundant "
-                           f"record(s) in all.")
-                if groups:
-                    labels = [f"{len(g.ids)} records · similarity {g.similarity:.2f} · {g.ids[0]}" for g in groups]
-                    index = st.selectbox("Cluster", range(len(groups)), format_func=labels.__getitem__, key="dup_cluster")
-                    chosen = groups[index]
+                stored = "conversations" if scope == "conversations" else "training_pairs"
+                min_size = st.number_input("Minimum cluster size", 2, 10_000_000, 2, key="dup_min_size")
+                listed, total = report_store.groups(ws, report, stored, kind, min_size=min_size, limit=LISTED)
+                st.caption(f"{total:,} {kind} cluster(s) of {scope}; {report.duplicates[stored].redundant:,} "
+                           f"redundant record(s) in all." + (f" The {LISTED:,} largest are listed." if total > LISTED
+                                                              else ""))
+                if listed.height:
+                    labels = [f"{size:,} records · similarity {sim:.2f} · {first}" for size, sim, first in
+                              listed.select("size", "similarity", "first_id").iter_rows()]
+                    index = st.selectbox("Cluster", range(listed.height), format_func=labels.__getitem__,
+                                         key="dup_cluster")
+                    group = int(listed["group"][index])
+                    ids = report_store.members(ws, report, stored, kind, group, limit=LISTED)
+                    if int(listed["size"][index]) > LISTED:
+                        st.caption(f"Its first {LISTED:,} records are offered below.")
                     left, right = st.columns(2)
-                    first = left.selectbox("Left", chosen.ids, index=0, key=f"dup_left_{index}")
-                    second = right.selectbox("Right", chosen.ids, index=1, key=f"dup_right_{index}")
+                    first = left.selectbox("Left", ids, index=0, key=f"dup_left_{index}")
+                    second = right.selectbox("Right", ids, index=1, key=f"dup_right_{index}")
                     left.text_area("left text", explore.record_text(ws, scope, first), height=420, disabled=True,
                                    label_visibility="collapsed", key=f"dup_left_text_{first}")
                     right.text_area("right text", explore.record_text(ws, scope, second), height=420, disabled=True,
