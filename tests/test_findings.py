@@ -154,3 +154,20 @@ def test_cell_diversity_read_in_chunks_gives_the_figures_of_every_text_at_once(d
     got = {(r["persona_key"], r["arc_key"], r["topic_key"]): (r["conversations"], r["distinct_2"], r["repeated_openings"])
            for r in diversity.cell_diversity(demo_ws).to_dicts()}
     assert got == expected and any(v[1] is not None for v in got.values())
+
+
+def test_memory_benchmark_prints_each_step_and_fails_over_its_budget(demo_copy: Workspace) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "bench" / "bench_quality_memory.py"
+    run = subprocess.run([sys.executable, str(script), "--workspace", str(demo_copy.root), "--workers", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for step in ("finding duplicate conversations", "signing training pairs", "linking training pairs (LSH bands) 25/25",
+                 "measuring diversity", "saved", "summed peak of the process tree"):
+        assert step in run.stdout
+    over = subprocess.run([sys.executable, str(script), "--workspace", str(demo_copy.root), "--workers", "1",
+                           "--budget-mib", "1"], capture_output=True, text=True, timeout=300)
+    assert over.returncode == 1 and "budget 1)" in over.stdout
