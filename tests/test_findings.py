@@ -75,6 +75,15 @@ def test_scratch_gives_the_groups_of_the_in_memory_search(chunk: int, workers: i
     assert any(c.ids == ("pa", "pa-copy", "pb", "pb-copy") for c in got_clusters)
 
 
+def test_huge_buckets_read_a_block_at_a_time_give_the_same_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    from brightrun.quality import findings
+
+    texts = corpus()
+    expected = streamed(texts, 1000, 1)
+    monkeypatch.setattr(findings, "_BLOCK", 3)  # every bucket over 3 members is "huge"; one process sees the patch
+    assert streamed(texts, 1000, 1) == expected
+
+
 def test_scratch_with_nothing_or_one_text_finds_nothing() -> None:
     with Scratch() as scratch:
         assert scratch.findings() == ([], [])

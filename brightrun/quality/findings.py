@@ -71,12 +71,12 @@ class Scratch:
         self._ids: list[pa.Array] = []
         self._rep_of: list[np.ndarray] = []
         self._first: dict[str, int] = {}
-        self._low: list[np.ndarray] = []
         self._ends: list[np.ndarray] = []
         self._set_total = 0
         self.distinct = 0
         self._sig = open(self.folder / "sig.u32", "wb")  # noqa: SIM115 - closed by close()
         self._sets = open(self.folder / "sets.u32", "wb")  # noqa: SIM115
+        self._low = open(self.folder / "low.u8", "wb")  # noqa: SIM115
         self._band = [open(self.folder / f"band{b}.u32", "wb") for b in range(self.bands)]  # noqa: SIM115
 
     def __enter__(self) -> Scratch:
@@ -86,7 +86,7 @@ class Scratch:
         self.close()
 
     def close(self) -> None:
-        for f in (self._sig, self._sets, *self._band):
+        for f in (self._sig, self._sets, self._low, *self._band):
             f.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -112,7 +112,7 @@ class Scratch:
         self._sig.write(sig.tobytes())
         for band, out in enumerate(self._band):
             out.write(np.ascontiguousarray(sig[:, band * self.rows:(band + 1) * self.rows]).tobytes())
-        self._low.append(sig.astype(np.uint8))
+        self._low.write(sig.astype(np.uint8).tobytes())
         sets = [features.sets[k] for k in new]
         self._sets.write(np.concatenate(sets).astype(np.uint32).tobytes() if sets else b"")
         self._ends.append(self._set_total + np.cumsum([len(s) for s in sets], dtype=np.int64))
@@ -123,16 +123,13 @@ class Scratch:
         """(exact groups, near-duplicate clusters) of every text added: the exact groups as `exact_groups`
         gives them; the clusters as `clusters_of` gives them, less those of one distinct text (an exact group
         already). `say(bands done, bands)` reports the linking's progress."""
-        for f in (self._sig, self._sets, *self._band):
+        for f in (self._sig, self._sets, self._low, *self._band):
             f.flush()
         self._first = {}  # (not needed any more)
         rep_of = np.concatenate(self._rep_of) if self._rep_of else np.empty(0, np.int64)
         ids = pa.concat_arrays(self._ids) if self._ids else pa.array([], pa.string())
         ends = np.concatenate(self._ends) if self._ends else np.empty(0, np.int64)
         np.save(self.folder / "ends.npy", ends)
-        if self._low:
-            np.save(self.folder / "low.npy", np.concatenate(self._low))
-        self._low = []
         exact = _groups(ids, rep_of, np.arange(self.distinct))
         comps = _Components(self.distinct)
         if self.distinct > 1:
@@ -187,6 +184,20 @@ def _row_counts(rows: np.ndarray, row: np.ndarray) -> np.ndarray:
         return np.count_nonzero(rows == row, axis=1)
     packed = np.add.reduce((rows == row).view(np.uint64), axis=1)
     return (packed * _LANES) >> np.uint64(56)
+
+
+_BLOCK = 1 << 16
+"""Rows compared at once: bounds the transient arrays of a huge bucket (a million templated texts) to a few MB."""
+
+
+def _counts(low: np.ndarray, rows_low: np.ndarray | None, members: np.ndarray, at: int | np.ndarray,
+            row: np.ndarray) -> np.ndarray:
+    """_row_counts of the low bytes of `members` (representatives) against `row`: from `rows_low` (the bucket's
+    rows; `at` their positions in it, or the first of a run to its end) when the bucket was read at once, else
+    from `low` a block at a time."""
+    if rows_low is not None:
+        return _row_counts(rows_low[at:] if isinstance(at, int) else rows_low[at], row)
+    return np.concatenate([_row_counts(low[members[k:k + _BLOCK]], row) for k in range(0, len(members), _BLOCK)])
 
 
 def _set(reader: _Reader, ends: np.ndarray, rep: int) -> np.ndarray:
@@ -250,7 +261,8 @@ class _Linking:
     def __init__(self, folder: str, n: int, rows: int, threshold: float, num_perm: int, comps: _Components) -> None:
         self.where, self.n, self.rows, self.threshold, self.num_perm = Path(folder), n, rows, threshold, num_perm
         self.comps = comps
-        self.low = np.load(self.where / "low.npy", mmap_mode="r")
+        self.low = (np.memmap(self.where / "low.u8", dtype=np.uint8, mode="r", shape=(n, num_perm)) if n
+                    else np.empty((0, num_perm), np.uint8))
         self.ends = np.load(self.where / "ends.npy")
         self.sig, self.sets = _Reader(self.where / "sig.u32"), _Reader(self.where / "sets.u32")
         self.links: list[tuple[int, int]] = []
@@ -270,31 +282,38 @@ class _Linking:
         label = self.comps.label
         block = np.fromfile(self.where / f"band{band}.u32", dtype=np.uint32).reshape(self.n, self.rows)
         for bucket in _buckets(block):
-            rows_low = np.ascontiguousarray(low[bucket])  # the bucket's low bytes, read once (ids ascending)
+            # the bucket's low bytes, read once (ids ascending); a huge bucket's are read a block at a time
+            rows_low = np.ascontiguousarray(low[bucket]) if len(bucket) <= _BLOCK else None
             for pos in range(len(bucket) - 1):
                 labels = label[bucket[pos:]]
                 apart = labels[1:] != labels[0]
                 if apart.all():
-                    rest, counts = bucket[pos + 1:], _row_counts(rows_low[pos + 1:], rows_low[pos])
+                    rest = bucket[pos + 1:]
+                    counts = _counts(low, rows_low, rest, pos + 1, np.asarray(low[bucket[pos]]))
                 else:
                     if not apart.any():
                         break  # the rest of the bucket is one cluster already
                     at = np.flatnonzero(apart) + pos + 1
-                    rest, counts = bucket[at], _row_counts(rows_low[at], rows_low[pos])
+                    rest = bucket[at]
+                    counts = _counts(low, rows_low, rest, at, np.asarray(low[bucket[pos]]))
                 i = int(bucket[pos])
                 rest = rest[counts / num_perm >= floor]
                 if not len(rest):
                     continue
-                mine = sig.values(i * num_perm, num_perm)
-                whole = np.stack([sig.values(j * num_perm, num_perm) for j in rest.tolist()])
-                rest = rest[_row_counts(whole, mine) / num_perm >= floor]
-                if not len(rest):
-                    continue
-                own = _set(self.sets, self.ends, i)
-                for j in rest.tolist():
-                    if label[j] != label[i] and jaccard(own, _set(self.sets, self.ends, j)) >= threshold:
-                        self.comps.union(i, j)
-                        self.links.append((i, j))
+                mine, own = sig.values(i * num_perm, num_perm), None
+                for k in range(0, len(rest), _BLOCK):  # a block at a time: skipping those joined meanwhile
+                    part = rest[k:k + _BLOCK]
+                    part = part[label[part] != label[i]]
+                    if not len(part):
+                        continue
+                    whole = np.stack([sig.values(j * num_perm, num_perm) for j in part.tolist()])
+                    part = part[_row_counts(whole, mine) / num_perm >= floor]
+                    if len(part) and own is None:
+                        own = _set(self.sets, self.ends, i)
+                    for j in part.tolist():
+                        if label[j] != label[i] and jaccard(own, _set(self.sets, self.ends, j)) >= threshold:
+                            self.comps.union(i, j)
+                            self.links.append((i, j))
 
 
 def features_of(chunk: tuple[list[str], list[str]]) -> Features:
