@@ -2,19 +2,21 @@
 
 `duplicates.clusters_of` keeps every text's MinHash signature (512 bytes) and shingle set (about 4 bytes a
 word) in memory. At a million conversations (five million training pairs) those and the texts came to over
-11 GiB. Here a report holds, per text, its id and the index of its text's first copy, and per distinct
-text the low bytes of its signature (128 bytes); the rest goes to a scratch folder:
+11 GiB. Here the parent holds, per text, its id and the index of its text's first copy (and, while features
+arrive, each distinct text's key); the rest goes to a scratch folder, and a linking worker maps the low bytes of
+the signatures (128 bytes per distinct text):
 
 - Features arrive a chunk at a time (`Scratch.add`): texts with equal exact keys (equal normalized texts,
   hence equal shingle sets and signatures) are kept once, as their first copy, the *representative*.
-- Each representative's whole signature and shingle set are appended to files in the folder, and each LSH
-  band's columns to a file of that band.
+- Each representative's whole signature, its low bytes and its shingle set are appended to files in the
+  folder, and each LSH band's columns to a file of that band.
 - Linking (`Scratch.link`) runs over the representatives, one band at a time, as `clusters_of` does: the
   buckets of equal band values; in a bucket each member against the later members not yet in its cluster.
   A pair is estimated on the low bytes first (equal values have equal low bytes, so that count is never
   below the whole-value count and drops no pair), then on the whole values (read from the folder), and
   joined when the exact Jaccard similarity of the two shingle sets (read from the folder) reaches the
   threshold. `workers` processes take the bands in turn and return the links that joined their clusters.
+  A bucket of over 65,536 members (a million templated texts) is compared a block of rows at a time.
 
 The groups are those of `exact_groups` and `clusters_of` over every text: a copy has its representative's
 links, so expanding each representative's component by its copies gives the same components, and the

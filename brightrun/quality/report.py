@@ -77,8 +77,8 @@ def build_quality_report(ws: Workspace, progress: Callable[[str], None] | None =
     `workers` processes share the MinHash features and the checks of candidate pairs (None: one per core);
     engine="ray" computes the features with Ray Data over the published Delta tables (docs/scale.md). The
     report is the same either way. `progress(step)` names each step as it starts; `counts(what, done, total)`
-    reports the long ones as they go. Memory holds about 200 bytes per text plus 128 per distinct text (the
-    rest waits in a scratch folder in the temporary directory, `brightrun.quality.findings`)."""
+    reports the long ones as they go. Memory holds about 100-200 bytes per text, and each linking worker 128 per
+    distinct text (the rest waits in a scratch folder in the temporary directory, `brightrun.quality.findings`)."""
     workers = check_workers(workers)
     say, count = progress or (lambda _msg: None), counts or (lambda _what, _done, _total: None)
     with pool_kept(workers, ["brightrun.quality.duplicates", "brightrun.quality.findings"]):
