@@ -235,3 +235,32 @@ def test_quality_page_on_an_empty_workspace_says_how_to_start(tmp_path: Path, mo
     at = open_page(tmp_path / "empty", monkeypatch)
     assert any("brightrun demo" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+def test_duplicates_list_the_largest_clusters_and_offer_a_huge_one_in_part(demo_copy: Workspace,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report with more clusters than the page lists, one of them larger than it offers side by side: the page
+    reads what it shows from the groups file, says what it left out, and still shows two texts."""
+    from brightrun.quality.report import (
+        DuplicateFindings,
+        DuplicateGroup,
+        build_quality_report,
+        save_quality_report,
+    )
+
+    ids = demo_copy.sql("SELECT conversation_id FROM conversations ORDER BY 1")["conversation_id"].to_list()
+    huge = DuplicateGroup(ids=[ids[k] if k < len(ids) else f"gone-{k:05d}" for k in range(1500)],
+                          similarity=0.7)
+    small = [DuplicateGroup(ids=[ids[k % len(ids)], ids[(k + 1) % len(ids)]], similarity=0.8) for k in range(1001)]
+    report = build_quality_report(demo_copy).model_copy(
+        update={"conversation_duplicates": DuplicateFindings(exact=[], near=[*small, huge])})
+    save_quality_report(demo_copy, report)
+    at = open_page(demo_copy.root, monkeypatch, "Duplicates")
+    captions = " ".join(c.value for c in at.caption)
+    assert "1,002 near cluster(s) of conversations" in captions and "The 1,000 largest are listed." in captions
+    assert len(at.selectbox(key="dup_cluster").options) == 1000
+    assert at.selectbox(key="dup_cluster").options[0].startswith("1,500 records")
+    assert "Its first 1,000 records are offered below." in " ".join(c.value for c in at.caption)
+    assert len(at.selectbox(key="dup_left_0").options) == 1000
+    assert at.selectbox(key="dup_left_0").value == ids[0] and at.selectbox(key="dup_right_0").value == ids[1]
+    assert len(at.text_area) == 2 and all(a.value for a in at.text_area)
