@@ -954,3 +954,19 @@ def test_signing_normalizes_once_and_matches_datasketch_and_exact_key_byte_for_b
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(alone, sets, strict=True))
     features = duplicates.text_features(texts)
     assert features.keys == keys and np.array_equal(features.signatures, sig)
+
+
+def test_export_names_each_step_with_its_counts(demo_copy, tmp_path):
+    from brightrun.training_files.export import export_version
+
+    ws = demo_copy
+    tf.create_training_file(ws, "f")
+    tf.add_conversations(ws, "f", _ids(ws, 30))
+    steps: list[str] = []
+    done = export_version(ws, "f", "openai_sft", tmp_path / "out", force_reason="test", progress=steps.append)
+    records = sum(1 for f in done.files if f.suffix == ".jsonl" for line in f.read_bytes().splitlines() if line)
+    assert len([f for f in done.files if f.suffix == ".jsonl"]) > 1  # a split besides train: counted too
+    assert [s.split(" ")[0] for s in steps] == ["reading", "writing", "validating", "estimating", "checking"]
+    assert steps[0] == "reading the records of f v2 (30 conversation(s))"
+    assert steps[1].startswith(f"writing {records:,} openai_sft record(s) to ")
+    assert steps[2].startswith(f"validating {records:,} record(s)")

@@ -57,8 +57,10 @@ def add(
                                     "enrichment_status": enrichment_status, "min_quality": min_quality}.items() if v}
     if not ids and not conditions:
         raise typer.BadParameter("give conversation ids (--id, --ids-file) or a filter (--persona, --arc, ...)")
-    v, match = add_matching(open_workspace(workspace), name, ids or None, saved_filter=conditions or None,
-                            workers=workers)
+    with console.status(f"adding to {name}: checking the conversations, finding their near duplicates among the "
+                        "members, splitting"):
+        v, match = add_matching(open_workspace(workspace), name, ids or None, saved_filter=conditions or None,
+                                workers=workers)
     if match is not None:
         console.print(f"Filter: added {match.label()}.")
         for cid, (_, why) in list(match.left_out.items())[:20]:
@@ -119,7 +121,8 @@ def build(name: NameArg, workspace: WorkspaceOpt = None, version: VersionOpt = N
     from brightrun.workspace.pool import check_workers
 
     workers = check_workers(workers)
-    built = build_version(open_workspace(workspace), name, version, workers=workers)
+    with console.status(f"building {name}: writing the training JSON and JSONL"):
+        built = build_version(open_workspace(workspace), name, version, workers=workers)
     console.print(f"Wrote {built.json_path} and {built.jsonl_path} (content {built.content_hash[:12]}).")
 
 
@@ -144,8 +147,9 @@ def export(
     ratings) whose both answers belong to member conversations of one split."""
     from brightrun.training_files.export import export_version, no_cost_note, token_counts
 
-    done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force,
-                         models=price or None)
+    with console.status(f"exporting {name} as {fmt}") as status:
+        done = export_version(open_workspace(workspace), name, fmt, folder, version=version, force_reason=force,
+                             models=price or None, progress=status.update)
     if json_out:
         sys.stdout.write(orjson.dumps({"files": [str(p) for p in done.files], "valid": done.validation.ok,
                                        "errors": [e.model_dump() for e in done.validation.errors[:50]],

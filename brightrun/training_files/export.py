@@ -9,7 +9,7 @@ forced export records why."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +148,13 @@ def preference_records_of(ws: Workspace, name: str, version: int | None = None) 
 
 
 def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: int | None = None,
-                   force_reason: str | None = None, models: Sequence[str] | None = None) -> Exported:
+                   force_reason: str | None = None, models: Sequence[str] | None = None,
+                   progress: Callable[[str], None] | None = None) -> Exported:
     """Write a version in `fmt` to `out`, validate it by its consumer's rules and estimate the cost for
     `models` (default: the targets priced by default for `fmt`, training_prices.yaml's `by_default`).
-    Refused when the last data-contract run failed (or none ran), unless `force_reason` says why."""
+    Refused when the last data-contract run failed (or none ran), unless `force_reason` says why.
+    `progress(step)` names each step as it starts, with its record count."""
+    say = progress or (lambda _step: None)
     out = Path(out)
     spec = FORMATS.get(fmt)
     if spec is None:
@@ -166,6 +169,7 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
     v = get_version(ws, name, version)
     _require_members(v)
     with collector_paused():  # the version's records are alive until the validator is done
+        say(f"reading the records of {name} v{v.version} ({len(v.member_ids):,} conversation(s))")
         _, content, _ = version_file(ws, v)  # refuses like `build` when the version cannot be made
         if spec.kind == "sft":
             records = records_of(ws, name, v.version)
@@ -186,18 +190,23 @@ def export_version(ws: Workspace, name: str, fmt: str, out: Path, *, version: in
             if use.name not in ahead:
                 ahead[use.name] = start_counting(records, spec.kind, use, model)
         with rows_in_hand():  # the validator checks the rows the writer wrote, without reading the files back
+            written = len(records)
+            say(f"writing {written:,} {fmt} record(s) to {out}")
             files = spec.writer(records, out)  # (while the processes count: the writer counts no tokens)
             billed = _billed(records)
             del records  # (their metadata is most of their memory)
             # SFT records are member conversations: their near duplicates are the training file's own groups
+            say(f"validating {written:,} record(s) by the consumer's rules, with exact token counts")
             validation = spec.validator(out, counter=counter_of(targets[0] if targets else None),
                                         near_duplicates=spec.kind != "sft")  # waits for the counts (settle)
             # the counts of the texts are shared by the validator and the estimate
+            say(f"estimating the cost for {len(targets)} model(s)")
             costs = estimate_all(billed, targets, kind=spec.kind, prices=prices, counter_of=counter_of)
             del billed
             for counting in ahead.values():  # (each waited for already: settle)
                 counting.wait()
         if spec.kind == "sft":
+            say("checking the splits for near-duplicate leaks")
             validation = _with_cluster_leaks(validation, ws, v, out)
     write_json(out / "brightrun_export.json", {
         "training_file": name, "version": v.version, "content_hash": content, "format": fmt,
