@@ -178,8 +178,9 @@ class Scratch:
 _LANES = np.uint64(0x0101010101010101)
 
 
-def _row_counts(rows: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """How many values of each of `rows` equal `row`'s, position by position (num_perm a multiple of 8): the flags
+def row_counts(rows: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """How many values of each of `rows` equal `row`'s, position by position (`row` one row, or as many rows as
+    `rows`, compared pair by pair; the training files' candidate search counts pairs so). With num_perm a multiple of 8 the flags
     summed 8 at a time as the bytes of uint64 words (each byte at most num_perm / 8), then the bytes added by a
     multiplication; several times faster than counting a boolean array's rows."""
     if rows.shape[1] % 8:
@@ -194,12 +195,12 @@ _BLOCK = 1 << 16
 
 def _counts(low: np.ndarray, rows_low: np.ndarray | None, members: np.ndarray, at: int | np.ndarray,
             row: np.ndarray) -> np.ndarray:
-    """_row_counts of the low bytes of `members` (representatives) against `row`: from `rows_low` (the bucket's
+    """row_counts of the low bytes of `members` (representatives) against `row`: from `rows_low` (the bucket's
     rows; `at` their positions in it, or the first of a run to its end) when the bucket was read at once, else
     from `low` a block at a time."""
     if rows_low is not None:
-        return _row_counts(rows_low[at:] if isinstance(at, int) else rows_low[at], row)
-    return np.concatenate([_row_counts(low[members[k:k + _BLOCK]], row) for k in range(0, len(members), _BLOCK)])
+        return row_counts(rows_low[at:] if isinstance(at, int) else rows_low[at], row)
+    return np.concatenate([row_counts(low[members[k:k + _BLOCK]], row) for k in range(0, len(members), _BLOCK)])
 
 
 def _set(reader: _Reader, ends: np.ndarray, rep: int) -> np.ndarray:
@@ -309,7 +310,7 @@ class _Linking:
                     if not len(part):
                         continue
                     whole = np.stack([sig.values(j * num_perm, num_perm) for j in part.tolist()])
-                    part = part[_row_counts(whole, mine) / num_perm >= floor]
+                    part = part[row_counts(whole, mine) / num_perm >= floor]
                     if len(part) and own is None:
                         own = _set(self.sets, self.ends, i)
                     for j in part.tolist():

@@ -75,18 +75,20 @@ def texts_of_turns(turns: pl.DataFrame) -> dict[str, str]:
     return dict(zip(frame["conversation_id"].to_list(), frame["content"].to_list(), strict=True))
 
 
+_FINGERPRINTS = "SELECT conversation_id, bit_xor(hash(turn_number, content)) AS turns_hash FROM turns"
+
+
 def fingerprints(ws: Workspace, ids: Sequence[str] | None = None) -> dict[str, int]:
     """{conversation_id: the fingerprint of its turns} of `ids` (every conversation's when None: one scan of
     the turns table, cheaper than filtering it by many ids)."""
-    query = "SELECT conversation_id, bit_xor(hash(turn_number, content)) AS turns_hash FROM turns"
-    frame = ws.sql(query + " GROUP BY 1") if ids is None else ws.sql(
-        query + " WHERE conversation_id IN (SELECT unnest(?)) GROUP BY 1", [list(ids)])
+    frame = fingerprint_frame(ws) if ids is None else ws.sql(
+        _FINGERPRINTS + " WHERE conversation_id IN (SELECT unnest(?)) GROUP BY 1", [list(ids)])
     return dict(zip(frame["conversation_id"].to_list(), frame["turns_hash"].to_list(), strict=True))
 
 
 def fingerprint_frame(ws: Workspace) -> pl.DataFrame:
     """(conversation_id, turns_hash) of every conversation with turns: `fingerprints` as a frame."""
-    return ws.sql("SELECT conversation_id, bit_xor(hash(turn_number, content)) AS turns_hash FROM turns GROUP BY 1")
+    return ws.sql(_FINGERPRINTS + " GROUP BY 1")
 
 
 def current(ws: Workspace, turns: pl.DataFrame, rows: int) -> tuple[Iterator[Signed], list[str]]:

@@ -20,6 +20,7 @@ import pandas as pd
 import polars as pl
 
 from brightrun.quality import duplicates
+from brightrun.quality.findings import row_counts
 from brightrun.workspace.pool import check_workers, default_workers, map_ordered, workers_for
 
 
@@ -195,20 +196,6 @@ def _equal_counts(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
     return np.add.reduce((a == b).view(np.uint8), axis=axis, dtype=np.uint8)
 
 
-_LANES = np.uint64(0x0101010101010101)
-
-
-def _row_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Equal values per row of two (pairs x num_perm) arrays (any one dtype; a bool's sum over a row would
-    widen every flag to int64 first). With num_perm a multiple of 8, the flags are
-    summed 8 at a time as the bytes of uint64 words (each byte at most num_perm / 8, so no carry), then the bytes
-    of the sum added by a multiplication."""
-    if a.shape[1] % 8:
-        return (a == b).sum(axis=1)
-    packed = np.add.reduce((a == b).view(np.uint64), axis=1)
-    return (packed * _LANES) >> np.uint64(56)
-
-
 PARALLEL_MEMBERS = 50_000
 """Members from which the candidate search uses several processes by default (below, starting them costs
 more than it saves)."""
@@ -279,7 +266,7 @@ def _bands_passed(work: tuple[list[int], np.ndarray], rows_low: np.ndarray, n_ol
             left, right = joined["i"].to_numpy(), joined["j"].to_numpy()
             for k in range(0, len(left), 65_536):
                 part_l, part_r = left[k:k + 65_536], right[k:k + 65_536]
-                close = _row_counts(rows_low[part_l], rows_low[part_r]) >= need
+                close = row_counts(rows_low[part_l], rows_low[part_r]) >= need
                 passed.append(part_l[close] * n + part_r[close])
         members = np.flatnonzero((shared & ~small)[bucket])  # large buckets: new members x the rest, as blocks
         order = members[np.argsort(bucket[members], kind="stable")]
@@ -296,7 +283,7 @@ def _whole_passed(pairs: np.ndarray, sig: np.ndarray, floor: float) -> tuple[np.
     equal = np.empty(len(pairs), dtype=np.uint8)
     for k in range(0, len(pairs), 65_536):
         left, right = pairs[k:k + 65_536] // n, pairs[k:k + 65_536] % n
-        equal[k:k + 65_536] = _row_counts(sig[left], sig[right])
+        equal[k:k + 65_536] = row_counts(sig[left], sig[right])
     keep = equal / num_perm >= floor
     return pairs[keep], (num_perm - equal[keep]).astype(np.uint8)
 
